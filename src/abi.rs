@@ -1,0 +1,279 @@
+//! The only room that touches the ABI: raw imports of the Extism kernel
+//! (`extism:host/env`) and of Navidrome's host functions (`extism:host/user`), the nine
+//! `nd_*` exports, the allocator and the panic handler (navidrome-plugin-abi §2–§5).
+
+use crate::gateway::Level;
+use crate::host::{Fn as HostFn, Host};
+use crate::plugin;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::alloc::{GlobalAlloc, Layout};
+
+#[link(wasm_import_module = "extism:host/env")]
+extern "C" {
+    fn input_length() -> u64;
+    fn input_load_u8(i: u64) -> u8;
+    fn input_load_u64(i: u64) -> u64;
+    #[link_name = "alloc"]
+    fn kernel_alloc(n: u64) -> u64;
+    fn free(h: u64);
+    fn length(h: u64) -> u64;
+    fn load_u8(a: u64) -> u8;
+    fn load_u64(a: u64) -> u64;
+    fn store_u8(a: u64, v: u8);
+    fn store_u64(a: u64, v: u64);
+    fn output_set(h: u64, n: u64);
+    fn error_set(h: u64);
+    fn config_get(key: u64) -> u64;
+    fn log_debug(h: u64);
+    fn log_info(h: u64);
+    fn log_warn(h: u64);
+    fn log_error(h: u64);
+    fn get_log_level() -> i32;
+}
+
+// Every Navidrome host function takes a request handle and returns a response handle
+// (ABI §4.0); only those of the manifest's permissions exist, so only those are imported.
+#[link(wasm_import_module = "extism:host/user")]
+extern "C" {
+    fn websocket_connect(h: u64) -> u64;
+    fn websocket_sendtext(h: u64) -> u64;
+    fn websocket_closeconnection(h: u64) -> u64;
+    fn scheduler_scheduleonetime(h: u64) -> u64;
+    fn scheduler_schedulerecurring(h: u64) -> u64;
+    fn scheduler_cancelschedule(h: u64) -> u64;
+    fn cache_getstring(h: u64) -> u64;
+    fn cache_setstring(h: u64) -> u64;
+    fn cache_remove(h: u64) -> u64;
+}
+
+/// Copies `n` bytes out of kernel memory, 8 per host call (the kernel has no bulk copy,
+/// ABI §3.3); never reads a u64 across the end.
+fn read(n: u64, word: impl Fn(u64) -> u64, byte: impl Fn(u64) -> u8) -> Vec<u8> {
+    let mut v = Vec::with_capacity(n as usize);
+    let mut i = 0;
+    while i + 8 <= n {
+        v.extend_from_slice(&word(i).to_le_bytes());
+        i += 8;
+    }
+    while i < n {
+        v.push(byte(i));
+        i += 1;
+    }
+    v
+}
+
+fn read_block(h: u64) -> Vec<u8> {
+    // SAFETY: `h` is a block handle the kernel returned; reads stay within its length.
+    unsafe { read(length(h), |i| load_u64(h + i), |i| load_u8(h + i)) }
+}
+
+/// A new kernel block holding exactly `b` (the host reads requests and errors by block
+/// length, so it must not be longer); 0 for empty.
+fn write_block(b: &[u8]) -> u64 {
+    // SAFETY: stores stay within the `b.len()` bytes just allocated.
+    unsafe {
+        let h = kernel_alloc(b.len() as u64);
+        if h == 0 {
+            return 0;
+        }
+        let words = b.chunks_exact(8);
+        let tail = words.remainder();
+        let mut at = h;
+        for w in words {
+            store_u64(at, u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]));
+            at += 8;
+        }
+        for &c in tail {
+            store_u8(at, c);
+            at += 1;
+        }
+        h
+    }
+}
+
+struct Kernel;
+
+impl Host for Kernel {
+    fn call(&mut self, f: HostFn, request: &[u8]) -> Vec<u8> {
+        let req = write_block(request);
+        // SAFETY: each import takes a request handle and returns a response handle.
+        unsafe {
+            let resp = match f {
+                HostFn::WsConnect => websocket_connect(req),
+                HostFn::WsSend => websocket_sendtext(req),
+                HostFn::WsClose => websocket_closeconnection(req),
+                HostFn::Once => scheduler_scheduleonetime(req),
+                HostFn::Every => scheduler_schedulerecurring(req),
+                HostFn::Cancel => scheduler_cancelschedule(req),
+                HostFn::CacheGet => cache_getstring(req),
+                HostFn::CacheSet => cache_setstring(req),
+                HostFn::CacheRemove => cache_remove(req),
+            };
+            free(req);
+            let out = read_block(resp);
+            free(resp);
+            out
+        }
+    }
+
+    fn config(&mut self, key: &str) -> Option<String> {
+        let k = write_block(key.as_bytes());
+        // SAFETY: config_get neither frees nor keeps the key; 0 means absent (ABI §3.5).
+        unsafe {
+            let v = config_get(k);
+            free(k);
+            if v == 0 {
+                return None;
+            }
+            let out = read_block(v);
+            free(v);
+            Some(crate::json::utf8(out))
+        }
+    }
+
+    fn log(&mut self, level: Level, msg: &str) {
+        // SAFETY: the log imports take ownership of the block (ABI §3.6).
+        unsafe {
+            if (level as i32) < get_log_level() {
+                return;
+            }
+            let h = write_block(msg.as_bytes());
+            match level {
+                Level::Debug => log_debug(h),
+                Level::Info => log_info(h),
+                Level::Warn => log_warn(h),
+                Level::Error => log_error(h),
+            }
+        }
+    }
+}
+
+/// Reads the input, runs one handler, hands back its output or error (ABI §2.6: an error
+/// set with `error_set` is the failure Navidrome logs).
+fn run(f: impl FnOnce(&mut Kernel, Vec<u8>) -> plugin::Result) -> i32 {
+    // SAFETY: input bytes are read below the input length only.
+    let input = unsafe { read(input_length(), |i| input_load_u64(i), |i| input_load_u8(i)) };
+    match f(&mut Kernel, input) {
+        Ok(None) => 0,
+        Ok(Some(out)) => {
+            // SAFETY: output_set takes ownership of a block of exactly out.len() bytes.
+            unsafe { output_set(write_block(&out), out.len() as u64) };
+            0
+        }
+        Err(e) => {
+            // SAFETY: error_set takes ownership of the block.
+            unsafe { error_set(write_block(e.as_bytes())) };
+            1
+        }
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn nd_scrobbler_is_authorized() -> i32 {
+    run(|h, i| plugin::is_authorized(h, &i))
+}
+
+#[no_mangle]
+pub extern "C" fn nd_scrobbler_playback_report() -> i32 {
+    run(|h, i| plugin::playback_report(h, &i))
+}
+
+/// Navidrome ≥ 0.62 sends playback reports for the same plays; now-playing and scrobble
+/// need no work but must exist and succeed (ABI §5.2).
+#[no_mangle]
+pub extern "C" fn nd_scrobbler_now_playing() -> i32 {
+    0
+}
+
+#[no_mangle]
+pub extern "C" fn nd_scrobbler_scrobble() -> i32 {
+    0
+}
+
+#[no_mangle]
+pub extern "C" fn nd_websocket_on_text_message() -> i32 {
+    run(plugin::on_text)
+}
+
+/// Compression is never requested, so Discord sends no binary frames.
+#[no_mangle]
+pub extern "C" fn nd_websocket_on_binary_message() -> i32 {
+    0
+}
+
+#[no_mangle]
+pub extern "C" fn nd_websocket_on_error() -> i32 {
+    run(|h, i| plugin::on_error(h, &i))
+}
+
+#[no_mangle]
+pub extern "C" fn nd_websocket_on_close() -> i32 {
+    run(|h, i| plugin::on_close(h, &i))
+}
+
+#[no_mangle]
+pub extern "C" fn nd_scheduler_callback() -> i32 {
+    run(|h, i| plugin::on_timer(h, &i))
+}
+
+/// Bump allocator: an instance lives for one call (ABI §2.2), so memory is never given
+/// back; freeing or growing the newest block works in place. Grows memory by pages.
+struct Bump;
+
+static mut NEXT: usize = 0;
+static mut END: usize = 0;
+
+extern "C" {
+    static __heap_base: u8;
+}
+
+unsafe impl GlobalAlloc for Bump {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        if NEXT == 0 {
+            NEXT = core::ptr::addr_of!(__heap_base) as usize;
+            END = core::arch::wasm32::memory_size(0) * 65536;
+        }
+        let start = (NEXT + l.align() - 1) & !(l.align() - 1);
+        let Some(end) = start.checked_add(l.size()) else { return core::ptr::null_mut() };
+        if end > END {
+            let pages = (end - END + 65535) / 65536;
+            if core::arch::wasm32::memory_grow(0, pages) == usize::MAX {
+                return core::ptr::null_mut();
+            }
+            END += pages * 65536;
+        }
+        NEXT = end;
+        start as *mut u8
+    }
+
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        if p as usize + l.size() == NEXT {
+            NEXT = p as usize;
+        }
+    }
+
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        if p as usize + l.size() == NEXT {
+            NEXT = p as usize;
+            let q = self.alloc(Layout::from_size_align_unchecked(new, l.align()));
+            if q.is_null() {
+                NEXT = p as usize + l.size();
+            }
+            return q;
+        }
+        let q = self.alloc(Layout::from_size_align_unchecked(new, l.align()));
+        if !q.is_null() {
+            core::ptr::copy_nonoverlapping(p, q, l.size().min(new));
+        }
+        q
+    }
+}
+
+#[global_allocator]
+static ALLOC: Bump = Bump;
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    core::arch::wasm32::unreachable()
+}

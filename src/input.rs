@@ -1,0 +1,171 @@
+//! The JSON payloads Navidrome passes to our exports (ABI §5). Every field is optional
+//! on the wire (Go omits nothing here, but we default everything anyway); unknown keys
+//! are skipped.
+
+use crate::json::{self, Reader};
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// `nd_scrobbler_playback_report` and `nd_scrobbler_now_playing` (which carries only
+/// `position` in seconds and no state or time).
+#[derive(Default, Debug)]
+pub struct Report {
+    pub username: String,
+    pub state: String,
+    pub position_ms: i64,
+    /// Playback rate × 1000.
+    pub rate_milli: i64,
+    pub player_id: String,
+    /// Unix seconds of the report (0 when absent).
+    pub timestamp: i64,
+    pub track: Track,
+}
+
+#[derive(Default, Debug, Clone)]
+pub struct Track {
+    pub id: String,
+    pub title: String,
+    pub artist: String,
+    pub album: String,
+    /// Whole seconds, truncated as the official plugin does (spec §3.3).
+    pub duration_s: i64,
+}
+
+pub fn report(input: &[u8]) -> Option<Report> {
+    let mut rep = Report { rate_milli: 1000, ..Default::default() };
+    Reader::new(input).object(|k, r| {
+        match k {
+            b"username" => rep.username = r.string()?,
+            b"state" => rep.state = r.string()?,
+            b"positionMs" => rep.position_ms = r.int()?,
+            b"position" => rep.position_ms = r.number(3)?,
+            b"playbackRate" => rep.rate_milli = r.number(3)?,
+            b"playerId" => rep.player_id = r.string()?,
+            b"timestamp" => rep.timestamp = r.int()?,
+            b"track" => rep.track = track(r)?,
+            _ => r.skip()?,
+        }
+        Some(())
+    })?;
+    Some(rep)
+}
+
+fn track(r: &mut Reader) -> Option<Track> {
+    let mut t = Track::default();
+    r.object(|k, r| {
+        match k {
+            b"id" => t.id = r.string()?,
+            b"title" => t.title = r.string()?,
+            b"artist" => t.artist = r.string()?,
+            b"album" => t.album = r.string()?,
+            b"duration" => t.duration_s = r.int()?,
+            _ => r.skip()?,
+        }
+        Some(())
+    })?;
+    Some(t)
+}
+
+/// The string fields of a small payload, by key (`username`, `connectionId`, `error`,
+/// `reason`, `scheduleId`…), plus the one integer some carry (`code`).
+pub fn fields(input: &[u8], keys: &[&str]) -> Option<(Vec<String>, i64)> {
+    let mut vals = alloc::vec![String::new(); keys.len()];
+    let mut code = 0;
+    Reader::new(input).object(|k, r| {
+        if k == b"code" {
+            code = r.int()?;
+        } else if let Some(i) = keys.iter().position(|x| x.as_bytes() == k) {
+            vals[i] = r.string()?;
+        } else {
+            r.skip()?;
+        }
+        Some(())
+    })?;
+    Some((vals, code))
+}
+
+/// `nd_websocket_on_text_message`: the frame is decoded in place inside the input buffer,
+/// so a multi-megabyte READY costs one copy of itself (the input), not two.
+pub fn text_message(mut input: Vec<u8>) -> Option<(String, Vec<u8>)> {
+    let (mut id, mut span) = (String::new(), None);
+    Reader::new(&input).object(|k, r| {
+        match k {
+            b"connectionId" => id = r.string()?,
+            b"message" => {
+                let raw = r.raw_str()?;
+                let start = r.i - raw.len() - 1;
+                span = Some((start, start + raw.len()));
+            }
+            _ => r.skip()?,
+        }
+        Some(())
+    })?;
+    let (start, end) = span?;
+    let n = json::unescape(&mut input[start..end])?;
+    input.copy_within(start..start + n, 0);
+    input.truncate(n);
+    Some((id, input))
+}
+
+/// The close code in a websocket error text (gorilla: `websocket: close 4004: …`);
+/// anything else, such as a dropped connection, counts as 1006 (abnormal closure).
+pub fn close_code(error: &str) -> u16 {
+    error
+        .split_once("close ")
+        .and_then(|(_, rest)| {
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            rest[..digits].parse().ok()
+        })
+        .unwrap_or(1006)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn playback_report_as_navidrome_sends_it() {
+        let input = br#"{"username":"alice","track":{"id":"4Fz","title":"Song","album":"Album","artist":"Artist A","albumArtist":"Artist A","artists":[{"id":"1","name":"Artist A","mbid":"b1"}],"albumArtists":[],"duration":215.37,"trackNumber":3,"discNumber":1,"mbzRecordingId":"0e6f"},"state":"playing","positionMs":45000,"playbackRate":1.5,"playerId":"c6f2","playerName":"NavidromeUI","timestamp":1783771200}"#;
+        let r = report(input).unwrap();
+        assert_eq!((r.username.as_str(), r.state.as_str(), r.player_id.as_str()), ("alice", "playing", "c6f2"));
+        assert_eq!((r.position_ms, r.rate_milli, r.timestamp), (45000, 1500, 1783771200));
+        assert_eq!((r.track.title.as_str(), r.track.artist.as_str(), r.track.album.as_str()), ("Song", "Artist A", "Album"));
+        assert_eq!((r.track.id.as_str(), r.track.duration_s), ("4Fz", 215));
+    }
+
+    #[test]
+    fn now_playing_position_is_seconds() {
+        let r = report(br#"{"username":"a","track":{"title":"x"},"position":12}"#).unwrap();
+        assert_eq!((r.position_ms, r.rate_milli, r.timestamp), (12000, 1000, 0));
+    }
+
+    #[test]
+    fn malformed_reports_are_rejected() {
+        for bad in [&b""[..], b"null", b"{\"username\":1}", b"{\"track\":[]}", b"{\"positionMs\":\"x\"}"] {
+            assert!(report(bad).is_none(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn text_message_is_decoded_in_place() {
+        let input = br#"{"connectionId":"1:alice","message":"{\"op\":10,\"d\":{\"heartbeat_interval\":41250}}"}"#.to_vec();
+        let (id, frame) = text_message(input).unwrap();
+        assert_eq!(id, "1:alice");
+        assert_eq!(frame, br#"{"op":10,"d":{"heartbeat_interval":41250}}"#);
+        assert!(text_message(br#"{"connectionId":"x"}"#.to_vec()).is_none());
+    }
+
+    #[test]
+    fn close_codes_from_gorilla_errors() {
+        assert_eq!(close_code("websocket: close 4004: Authentication failed."), 4004);
+        assert_eq!(close_code("websocket: close 1006 (abnormal closure): unexpected EOF"), 1006);
+        assert_eq!(close_code("read tcp: connection reset by peer"), 1006);
+        assert_eq!(close_code("websocket: close 99999999: x"), 1006);
+    }
+
+    #[test]
+    fn small_payload_fields() {
+        let (v, code) = fields(br#"{"connectionId":"c","code":1000,"reason":"bye"}"#, &["connectionId", "reason"]).unwrap();
+        assert_eq!((v[0].as_str(), v[1].as_str(), code), ("c", "bye", 1000));
+    }
+}

@@ -1,0 +1,426 @@
+//! Minimal JSON: a pull reader that never builds a DOM (RFC 8259 tokens, skipping is
+//! iterative so deep nesting cannot overflow the 32 KiB stack) and a writer that can
+//! emit a value *inside* a JSON string, escaped once or twice in a single pass.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+pub struct Reader<'a> {
+    s: &'a [u8],
+    pub i: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(s: &'a [u8]) -> Self {
+        Reader { s, i: 0 }
+    }
+
+    pub fn peek(&mut self) -> u8 {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.s.get(self.i) {
+            self.i += 1;
+        }
+        self.s.get(self.i).copied().unwrap_or(0)
+    }
+
+    fn eat(&mut self, c: u8) -> bool {
+        let hit = self.peek() == c;
+        self.i += hit as usize;
+        hit
+    }
+
+    /// Eats a `null` literal.
+    pub fn null(&mut self) -> bool {
+        let hit = self.peek() == b'n' && self.s[self.i..].starts_with(b"null");
+        self.i += 4 * hit as usize;
+        hit
+    }
+
+    /// The bytes between the quotes of a string token, escapes left in place.
+    pub fn raw_str(&mut self) -> Option<&'a [u8]> {
+        if !self.eat(b'"') {
+            return None;
+        }
+        let start = self.i;
+        loop {
+            match *self.s.get(self.i)? {
+                b'"' => break,
+                b'\\' => self.i += 2,
+                _ => self.i += 1,
+            }
+        }
+        self.i += 1;
+        self.s.get(start..self.i - 1)
+    }
+
+    pub fn string(&mut self) -> Option<String> {
+        let mut v = self.raw_str()?.to_vec();
+        let n = unescape(&mut v)?;
+        v.truncate(n);
+        Some(utf8(v))
+    }
+
+    /// A number scaled by 10^`frac` and truncated toward zero (`1.5` with frac 3 is 1500);
+    /// saturates instead of overflowing, accepts exponents.
+    pub fn number(&mut self, frac: u32) -> Option<i64> {
+        self.peek();
+        let neg = self.eat(b'-');
+        let (mut v, mut scale, mut digits, mut dot) = (0i64, frac as i32, 0, false);
+        while let Some(&c) = self.s.get(self.i) {
+            match c {
+                b'0'..=b'9' if !dot || scale > 0 => {
+                    v = v.saturating_mul(10).saturating_add((c - b'0') as i64);
+                    scale -= dot as i32;
+                }
+                b'0'..=b'9' => {}
+                b'.' if !dot => dot = true,
+                _ => break,
+            }
+            digits += 1;
+            self.i += 1;
+        }
+        if digits == 0 {
+            return None;
+        }
+        if let Some(b'e' | b'E') = self.s.get(self.i) {
+            self.i += 1;
+            let eneg = self.eat(b'-');
+            self.eat(b'+');
+            let e = self.number(0)?.min(40) as i32;
+            scale += if eneg { -e } else { e };
+        }
+        for _ in 0..scale.max(0) {
+            v = v.saturating_mul(10);
+        }
+        for _ in scale.min(0)..0 {
+            v /= 10;
+        }
+        Some(if neg { -v } else { v })
+    }
+
+    pub fn int(&mut self) -> Option<i64> {
+        self.number(0)
+    }
+
+    pub fn boolean(&mut self) -> Option<bool> {
+        for (lit, v) in [(&b"true"[..], true), (&b"false"[..], false)] {
+            if self.peek() == lit[0] && self.s[self.i..].starts_with(lit) {
+                self.i += lit.len();
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    /// Skips one value of any kind without recursion.
+    pub fn skip(&mut self) -> Option<()> {
+        let mut depth = 0u32;
+        loop {
+            match self.peek() {
+                b'"' => {
+                    self.raw_str()?;
+                }
+                b'{' | b'[' => {
+                    self.i += 1;
+                    depth += 1;
+                    continue;
+                }
+                b'}' | b']' if depth > 0 => {
+                    self.i += 1;
+                    depth -= 1;
+                }
+                b',' | b':' if depth > 0 => {
+                    self.i += 1;
+                    continue;
+                }
+                _ => {
+                    let start = self.i;
+                    while let Some(b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z' | b'+' | b'-' | b'.') =
+                        self.s.get(self.i)
+                    {
+                        self.i += 1;
+                    }
+                    if self.i == start {
+                        return None;
+                    }
+                }
+            }
+            if depth == 0 {
+                return Some(());
+            }
+        }
+    }
+
+    /// Walks an object; `f` gets each raw key and must consume the value.
+    pub fn object(&mut self, mut f: impl FnMut(&'a [u8], &mut Self) -> Option<()>) -> Option<()> {
+        if !self.eat(b'{') {
+            return None;
+        }
+        if self.eat(b'}') {
+            return Some(());
+        }
+        loop {
+            let k = self.raw_str()?;
+            if !self.eat(b':') {
+                return None;
+            }
+            f(k, self)?;
+            if !self.eat(b',') {
+                return self.eat(b'}').then_some(());
+            }
+        }
+    }
+
+    /// Walks an array; `f` must consume each element.
+    pub fn array(&mut self, mut f: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        if !self.eat(b'[') {
+            return None;
+        }
+        if self.eat(b']') {
+            return Some(());
+        }
+        loop {
+            f(self)?;
+            if !self.eat(b',') {
+                return self.eat(b']').then_some(());
+            }
+        }
+    }
+}
+
+/// Bytes to a String, replacing invalid UTF-8 (Go already does this for what Navidrome sends).
+pub fn utf8(v: Vec<u8>) -> String {
+    String::from_utf8(v).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+fn hex4(b: &[u8]) -> Option<u32> {
+    let mut v = 0;
+    for &c in b.get(..4)? {
+        v = v * 16 + (c as char).to_digit(16)?;
+    }
+    Some(v)
+}
+
+/// Decodes JSON string escapes in place (the result is never longer) and returns the new
+/// length. Lone surrogates become U+FFFD, as Go's decoder does.
+pub fn unescape(b: &mut [u8]) -> Option<usize> {
+    let (mut r, mut w) = (0, 0);
+    while r < b.len() {
+        let c = b[r];
+        r += 1;
+        if c != b'\\' {
+            b[w] = c;
+            w += 1;
+            continue;
+        }
+        let e = *b.get(r)?;
+        r += 1;
+        let ch = match e {
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let mut u = hex4(&b[r..])?;
+                r += 4;
+                if (0xD800..0xDC00).contains(&u) && b[r..].starts_with(b"\\u") {
+                    if let Some(lo @ 0xDC00..=0xDFFF) = hex4(&b[r + 2..]) {
+                        u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
+                        r += 6;
+                    }
+                }
+                char::from_u32(u).unwrap_or('\u{FFFD}')
+            }
+            _ => e as char,
+        };
+        w += ch.encode_utf8(&mut b[w..r]).len();
+    }
+    Some(w)
+}
+
+/// Output buffer. `depth` is how many JSON strings the text being written sits inside:
+/// 0 for a plain document, 1 for a frame carried in `websocket_sendtext`'s `message`.
+/// Templates passed to `raw` must already be escaped for the current depth.
+pub struct Out {
+    pub buf: Vec<u8>,
+    pub depth: u8,
+}
+
+impl Out {
+    pub fn new() -> Self {
+        Out { buf: Vec::with_capacity(512), depth: 0 }
+    }
+
+    pub fn raw(&mut self, s: &str) -> &mut Self {
+        self.buf.extend_from_slice(s.as_bytes());
+        self
+    }
+
+    fn put(&mut self, c: u8, depth: u8) {
+        if depth == 0 {
+            return self.buf.push(c);
+        }
+        match c {
+            b'"' | b'\\' => {
+                self.put(b'\\', depth - 1);
+                self.put(c, depth - 1);
+            }
+            0..=0x1f => {
+                for h in [b'\\', b'u', b'0', b'0', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]] {
+                    self.put(h, depth - 1);
+                }
+            }
+            _ => self.put(c, depth - 1),
+        }
+    }
+
+    /// Text escaped for the current depth (the inside of a string, no quotes).
+    pub fn text(&mut self, s: &str) -> &mut Self {
+        for &c in s.as_bytes() {
+            self.put(c, self.depth);
+        }
+        self
+    }
+
+    /// A JSON string value (quotes included) escaped for the current depth.
+    pub fn str(&mut self, s: &str) -> &mut Self {
+        self.open().text(s).close()
+    }
+
+    /// An object key, with the comma before it unless it opens the object.
+    pub fn key(&mut self, k: &str) -> &mut Self {
+        if self.buf.last() != Some(&b'{') {
+            self.buf.push(b',');
+        }
+        self.str(k).raw(":")
+    }
+
+    fn quote(&mut self) -> &mut Self {
+        self.put(b'"', self.depth);
+        self
+    }
+
+    pub fn int(&mut self, v: i64) -> &mut Self {
+        let mut tmp = [0u8; 20];
+        let mut n = v.unsigned_abs();
+        let mut i = tmp.len();
+        loop {
+            i -= 1;
+            tmp[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        if v < 0 {
+            self.buf.push(b'-');
+        }
+        self.buf.extend_from_slice(&tmp[i..]);
+        self
+    }
+
+    /// Opens a nested JSON string: what follows is escaped one level deeper.
+    pub fn open(&mut self) -> &mut Self {
+        self.quote();
+        self.depth += 1;
+        self
+    }
+
+    pub fn close(&mut self) -> &mut Self {
+        self.depth -= 1;
+        self.quote()
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(s: &str) -> Option<String> {
+        Reader::new(s.as_bytes()).string()
+    }
+
+    #[test]
+    fn strings_round_trip_at_every_depth() {
+        let samples = ["plain", "quo\"te", "back\\slash", "ctl\u{1}\n\t\u{1f}", "é漢🎵\u{202e}", ""];
+        for s in samples {
+            let mut o = Out::new();
+            o.str(s);
+            let once = String::from_utf8(o.buf).unwrap();
+            assert_eq!(decode(&once).as_deref(), Some(s), "{once}");
+            // Depth 1: the quoted value inside another string, escaped twice in one pass.
+            let mut o = Out::new();
+            o.open().raw("{\\\"k\\\":").str(s).raw("}").close();
+            let twice = String::from_utf8(o.buf).unwrap();
+            let inner = decode(&twice).unwrap();
+            let mut r = Reader::new(inner.as_bytes());
+            let mut got = None;
+            r.object(|k, r| {
+                assert_eq!(k, b"k");
+                got = r.string();
+                Some(())
+            })
+            .unwrap();
+            assert_eq!(got.as_deref(), Some(s), "{twice}");
+        }
+    }
+
+    #[test]
+    fn unicode_escapes_and_surrogates() {
+        assert_eq!(decode(r#""\u00e9\ud83c\udfb5\/""#).unwrap(), "é🎵/");
+        assert_eq!(decode(r#""\ud800x""#).unwrap(), "\u{FFFD}x");
+        assert_eq!(decode(r#""\u12""#), None);
+        assert_eq!(decode(r#""open"#), None);
+        assert_eq!(decode("\"\\"), None);
+    }
+
+    #[test]
+    fn numbers_scale_and_saturate() {
+        let n = |s: &str, f| Reader::new(s.as_bytes()).number(f);
+        assert_eq!(n("215.37", 3), Some(215_370));
+        assert_eq!(n("1", 3), Some(1000));
+        assert_eq!(n("1.23456", 3), Some(1234));
+        assert_eq!(n("-2.5", 0), Some(-2));
+        assert_eq!(n("1e3", 0), Some(1000));
+        assert_eq!(n("1.5E-1", 3), Some(150));
+        assert_eq!(n("1e+21", 0), Some(i64::MAX));
+        assert_eq!(n("99999999999999999999999", 0), Some(i64::MAX));
+        assert_eq!(n("x", 0), None);
+        assert_eq!(n("-", 0), None);
+    }
+
+    #[test]
+    fn skip_walks_any_value_without_recursion() {
+        let deep = "[".repeat(100_000) + &"]".repeat(100_000);
+        let mut r = Reader::new(deep.as_bytes());
+        assert_eq!(r.skip(), Some(()));
+        assert_eq!(r.i, deep.len());
+        let mut r = Reader::new(br#"{"a":[1,"x\"]",{"b":null}],"c":true} ,"#);
+        r.skip().unwrap();
+        assert_eq!(r.peek(), b',');
+        assert_eq!(Reader::new(b"").skip(), None);
+        assert_eq!(Reader::new(b"}").skip(), None);
+    }
+
+    #[test]
+    fn object_rejects_malformed_input() {
+        for bad in [&b"{"[..], b"{\"a\" 1}", b"{\"a\":1", b"[1,2", b"{\"a\":1,}"] {
+            let mut r = Reader::new(bad);
+            let ok = if bad[0] == b'[' {
+                r.array(|r| r.skip())
+            } else {
+                r.object(|_, r| r.skip())
+            };
+            assert_eq!(ok, None, "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn ints_are_written_exactly() {
+        let mut o = Out::new();
+        o.int(0).raw(" ").int(-42).raw(" ").int(i64::MIN).raw(" ").int(1714599995000);
+        assert_eq!(o.buf, b"0 -42 -9223372036854775808 1714599995000");
+    }
+}

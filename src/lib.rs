@@ -1,0 +1,19 @@
+//! Discord Rich Presence for Navidrome as a raw-ABI WebAssembly plugin.
+//!
+//! Only `abi` touches the Extism kernel and Navidrome's host functions; everything else is
+//! plain Rust that runs natively under `cargo test`.
+
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+#[cfg(target_arch = "wasm32")]
+mod abi;
+mod config;
+mod gateway;
+mod host;
+mod input;
+mod json;
+mod plugin;
+mod presence;
+mod state;

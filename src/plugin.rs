@@ -1,0 +1,313 @@
+//! The driver: one function per export. Each loads the user's records from the cache,
+//! feeds one event to the gateway machine, saves the result *before* acting on it (a
+//! Hello can arrive on another instance as soon as the socket opens), then performs the
+//! actions through the host.
+
+use crate::config;
+use crate::gateway::{Action, Ctx, Event, Frame, Level, Phase, Session, Timer};
+use crate::host::{self, Host};
+use crate::input;
+use crate::presence::{self, Fnv, Plan, Want};
+use crate::state;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// Our own closes carry this reason so the `on_close` they trigger is ignored (Navidrome
+/// calls it synchronously inside `websocket_closeconnection`, ABI §4.4).
+const OWN_CLOSE: &str = "nd:reconnect";
+/// Navidrome's web UI sends `stopped` before every track change (spec §4.2): the clear
+/// waits this long for the next track.
+const STOP_GRACE_MS: i64 = 5_000;
+const DAY: i64 = 86_400;
+
+pub type Result = core::result::Result<Option<Vec<u8>>, String>;
+
+/// A configured user: name, token, application id.
+struct User {
+    name: String,
+    token: String,
+    client_id: String,
+}
+
+fn user(h: &mut impl Host, name: &str) -> core::result::Result<Option<User>, String> {
+    let users = h.config("users").unwrap_or_default();
+    let token = config::token_for(&users, name)?;
+    let client_id = h.config("clientid").unwrap_or_default();
+    Ok(token.map(|token| User { name: name.into(), token, client_id }))
+}
+
+fn log(h: &mut impl Host, level: Level, u: &str, msg: &str) {
+    let mut line = String::from(u);
+    line.push_str(": ");
+    line.push_str(msg);
+    h.log(level, &line);
+}
+
+fn bad_input(what: &str) -> String {
+    let mut e = String::from("malformed ");
+    e.push_str(what);
+    e.push_str(" payload");
+    e
+}
+
+pub fn is_authorized(h: &mut impl Host, input: &[u8]) -> Result {
+    let (v, _) = input::fields(input, &["username"]).ok_or_else(|| bad_input("is_authorized"))?;
+    // A user whose token Discord refused (close 4004) is not authorized until the config
+    // changes (which reloads the plugin and empties the cache).
+    let ok = match user(h, &v[0]) {
+        Ok(Some(_)) => load_session(h, &v[0]).phase != Phase::Fatal,
+        Ok(None) => false,
+        Err(e) => {
+            h.log(Level::Error, &e);
+            false
+        }
+    };
+    Ok(Some(if ok { b"true".to_vec() } else { b"false".to_vec() }))
+}
+
+pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
+    let rep = input::report(input).ok_or_else(|| bad_input("playback_report"))?;
+    let Some(u) = user(h, &rep.username)? else {
+        let mut e = String::from("scrobbler(not_authorized): user '");
+        e.push_str(&rep.username);
+        e.push_str("' has no Discord token configured");
+        return Err(e);
+    };
+    if !config::valid_client_id(&u.client_id) {
+        return Err("config `clientid` must be the Discord application id (17-20 digits)".into());
+    }
+    let now = rep.timestamp.saturating_mul(1000);
+    match rep.state.as_str() {
+        "playing" | "starting" | "paused" => {
+            let t = rep.track;
+            let mut w = Want { paused: rep.state == "paused", title: t.title, artist: t.artist, album: t.album, track_id: t.id, ..Default::default() };
+            w.timing(now, rep.position_ms, rep.rate_milli, t.duration_s);
+            host::cache_set(h, &state::key("want", &u.name), DAY, |o| w.save(o));
+            drive(h, &u, Event::Want, now);
+        }
+        "stopped" | "expired" => {
+            host::cache_remove(h, &state::key("want", &u.name));
+            let grace = if rep.state == "stopped" { STOP_GRACE_MS } else { 0 };
+            schedule_flush(h, &u, now, now + grace);
+        }
+        other => log(h, Level::Debug, &u.name, &["ignoring playback state ", other].concat()),
+    }
+    Ok(None)
+}
+
+pub fn on_text(h: &mut impl Host, input: Vec<u8>) -> Result {
+    let (id, frame) = input::text_message(input).ok_or_else(|| bad_input("websocket text"))?;
+    with_connection(h, &id, |h, u| drive(h, u, Event::Frame(&frame), 0));
+    Ok(None)
+}
+
+pub fn on_error(h: &mut impl Host, input: &[u8]) -> Result {
+    let (v, _) = input::fields(input, &["connectionId", "error"]).ok_or_else(|| bad_input("websocket error"))?;
+    let code = input::close_code(&v[1]);
+    with_connection(h, &v[0], |h, u| drive(h, u, Event::Closed(code), 0));
+    Ok(None)
+}
+
+pub fn on_close(h: &mut impl Host, input: &[u8]) -> Result {
+    let (v, code) = input::fields(input, &["connectionId", "reason"]).ok_or_else(|| bad_input("websocket close"))?;
+    if v[1] != OWN_CLOSE {
+        with_connection(h, &v[0], |h, u| drive(h, u, Event::Closed(code as u16), 0));
+    }
+    Ok(None)
+}
+
+/// Runs `f` for a callback of connection `<gen>:<user>` only if it is the user's current
+/// connection: callbacks of an older socket are stale.
+fn with_connection<H: Host>(h: &mut H, id: &str, f: impl FnOnce(&mut H, &User)) {
+    let Some((gen, name)) = split_id(id) else {
+        return h.log(Level::Warn, "callback for an unknown connection");
+    };
+    let u = match user(h, name) {
+        Ok(Some(u)) => u,
+        _ => return log(h, Level::Warn, name, "callback for a user no longer configured"),
+    };
+    if load_session(h, name).gen as i64 != gen {
+        return log(h, Level::Debug, name, "ignoring a callback from an old connection");
+    }
+    f(h, &u)
+}
+
+/// `<number>:<rest>`.
+fn split_id(id: &str) -> Option<(i64, &str)> {
+    let (n, rest) = id.split_once(':')?;
+    Some((n.parse().ok()?, rest))
+}
+
+/// Timer ids: `<kind>:<gen or due time>:<user>`, kinds `b1` first heartbeat, `hb`
+/// heartbeat, `rc` reconnect, `fl` presence flush.
+pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
+    let (v, _) = input::fields(input, &["scheduleId"]).ok_or_else(|| bad_input("scheduler callback"))?;
+    let id = &v[0];
+    let Some((kind, rest)) = id.split_once(':') else {
+        return Err("unknown schedule id".into());
+    };
+    let Some((num, name)) = split_id(rest) else {
+        return Err("unknown schedule id".into());
+    };
+    let u = match user(h, name)? {
+        Some(u) => u,
+        None => return Ok(None),
+    };
+    if kind == "fl" {
+        flush(h, &u, num, false);
+        return Ok(None);
+    }
+    let s = load_session(h, name);
+    let ev = match kind {
+        "b1" | "hb" if s.gen as i64 == num => {
+            let pending = host::cache_get(h, &state::key("ack", name)).is_some_and(|v| v == "1");
+            Event::Beat { first: kind == "b1", ack_pending: pending }
+        }
+        "rc" if s.gen as i64 == num => Event::Reconnect,
+        "hb" => {
+            // A recurring beat of an old connection: stop it.
+            let _ = host::cancel(h, id);
+            return Ok(None);
+        }
+        _ => return Ok(None),
+    };
+    drive(h, &u, ev, 0);
+    Ok(None)
+}
+
+fn load_session(h: &mut impl Host, name: &str) -> Session {
+    host::cache_get(h, &state::key("gw", name)).and_then(|t| state::load_session(&t)).unwrap_or_default()
+}
+
+fn load_want(h: &mut impl Host, name: &str) -> Option<Want> {
+    host::cache_get(h, &state::key("want", name)).and_then(|t| Want::load(&t))
+}
+
+/// Entropy for jitter: wasm32-unknown-unknown has no RNG, so hash what differs per call.
+fn seed(name: &str, now: i64, gen: u32) -> u64 {
+    let mut f = Fnv::new();
+    f.eat(name.as_bytes());
+    f.eat(&now.to_le_bytes());
+    f.eat(&gen.to_le_bytes());
+    f.0 ^ (f.0 >> 29)
+}
+
+/// Connection ids: `<gen>:<user>`.
+fn conn_id(gen: u32, name: &str) -> String {
+    [&state::num(gen as i64), ":", name].concat()
+}
+
+fn timer_id(kind: &str, num: i64, name: &str) -> String {
+    [kind, ":", &state::num(num), ":", name].concat()
+}
+
+fn timer_kind(t: Timer) -> &'static str {
+    match t {
+        Timer::FirstBeat => "b1",
+        Timer::Beat => "hb",
+        Timer::Reconnect => "rc",
+    }
+}
+
+/// Feeds one event to the user's session, saves it, performs the actions; a failed dial
+/// is fed back as a close (code 0).
+fn drive(h: &mut impl Host, u: &User, ev: Event, now: i64) {
+    let mut s = load_session(h, &u.name);
+    let want = load_want(h, &u.name);
+    let mut ev = Some(ev);
+    while let Some(e) = ev.take() {
+        let before = s.phase;
+        let ctx = Ctx { want: want.is_some(), rand: seed(&u.name, now, s.gen) };
+        let actions = s.handle(e, &ctx);
+        host::cache_put(h, &state::key("gw", &u.name), DAY, &state::save_session(&s));
+        if before != s.phase && s.phase == Phase::Fatal {
+            host::cache_remove(h, &state::key("sent", &u.name));
+        }
+        for a in actions {
+            if let Some(next) = act(h, u, &s, a, now) {
+                ev = Some(next);
+            }
+        }
+    }
+}
+
+fn act(h: &mut impl Host, u: &User, s: &Session, a: Action, now: i64) -> Option<Event<'static>> {
+    let conn = conn_id(s.gen, &u.name);
+    let result = match a {
+        Action::Connect(url) => {
+            if let Err(e) = host::ws_connect(h, &url, &conn) {
+                log(h, Level::Warn, &u.name, &["cannot reach the Discord gateway: ", &e].concat());
+                return Some(Event::Closed(0));
+            }
+            Ok(())
+        }
+        Action::Send(f) => send_frame(h, &conn, &f, &u.token),
+        Action::Close { code, gen } => host::ws_close(h, &conn_id(gen, &u.name), code, OWN_CLOSE),
+        Action::Once(t, secs) => host::schedule_once(h, secs, &timer_id(timer_kind(t), s.gen as i64, &u.name)),
+        Action::Every(t, secs) => host::schedule_every(h, secs, &timer_id(timer_kind(t), s.gen as i64, &u.name)),
+        Action::Cancel(t, gen) => {
+            // Cancelling a timer that already fired or never existed is fine.
+            let _ = host::cancel(h, &timer_id(timer_kind(t), gen as i64, &u.name));
+            Ok(())
+        }
+        Action::Ack(pending) => {
+            host::cache_put(h, &state::key("ack", &u.name), DAY, if pending { "1" } else { "0" });
+            Ok(())
+        }
+        Action::Flush { fresh } => {
+            flush(h, u, now, fresh);
+            Ok(())
+        }
+        Action::Log(level, msg) => {
+            log(h, level, &u.name, &msg);
+            Ok(())
+        }
+    };
+    if let Err(e) = result {
+        log(h, Level::Warn, &u.name, &e);
+    }
+    None
+}
+
+fn send_frame(h: &mut impl Host, conn: &str, f: &Frame, token: &str) -> core::result::Result<(), String> {
+    host::ws_send(h, conn, |o| presence::frame(o, f, token))
+}
+
+/// Schedules a flush at `at` (ms). One already pending for that moment is fine: a flush
+/// sends whatever is wanted when it runs.
+fn schedule_flush(h: &mut impl Host, u: &User, now: i64, at: i64) {
+    let secs = ((at - now).clamp(0, 3_600_000) + 999) / 1000;
+    let _ = host::schedule_once(h, secs as u32, &timer_id("fl", at, &u.name));
+}
+
+/// Sends the wanted presence (or the clear) if the session is ready, it differs from what
+/// is shown, and the rate budget allows; otherwise schedules one deferred flush. `now` is
+/// 0 when the caller has no clock (a gateway callback): the latest known time is used.
+fn flush(h: &mut impl Host, u: &User, now: i64, fresh: bool) {
+    let s = load_session(h, &u.name);
+    let want = load_want(h, &u.name);
+    if s.phase != Phase::Ready {
+        if want.is_some() && s.phase == Phase::Idle {
+            drive(h, u, Event::Want, now);
+        }
+        return;
+    }
+    let sent_key = state::key("sent", &u.name);
+    let mut sent = host::cache_get(h, &sent_key).and_then(|t| state::load_sent(&t)).unwrap_or_default();
+    if fresh {
+        sent.fingerprint = 0;
+    }
+    let known = want.as_ref().map_or(0, |w| w.at_ms).max(sent.times.last().copied().unwrap_or(0));
+    let now = now.max(known);
+    match presence::plan(want, &sent, now, &u.client_id) {
+        Plan::Nothing => {}
+        Plan::Later(at) => schedule_flush(h, u, now, at),
+        Plan::Send(w, next) => {
+            let conn = conn_id(s.gen, &u.name);
+            match host::ws_send(h, &conn, |o| presence::presence(o, w.as_ref(), &u.client_id)) {
+                Ok(()) => host::cache_put(h, &sent_key, DAY, &state::save_sent(&next)),
+                Err(e) => log(h, Level::Warn, &u.name, &e),
+            }
+        }
+    }
+}

@@ -1,0 +1,371 @@
+//! The Listening activity: what to show for a playback report, when a presence update may
+//! go out (Discord allows 5 per 20 s, spec §6), and the gateway frames, rendered from
+//! templates stored pre-escaped for their place inside `websocket_sendtext`'s `message`.
+
+use crate::gateway::Frame;
+use crate::json::{Out, Reader};
+use crate::state::Sent;
+use alloc::string::String;
+
+/// Presence updates allowed per window (Discord: 5 per 20 s) and the window with a margin.
+pub const WINDOW_SENDS: usize = 5;
+pub const WINDOW_MS: i64 = 21_000;
+/// A start time that moved less than this is the same presence (periodic reports
+/// recompute it with one-second resolution).
+const SAME_START_MS: i64 = 2_500;
+/// Discord text fields hold at most 128 characters.
+const MAX_TEXT: usize = 128;
+
+/// The presence a user should show, from their latest playback report.
+#[derive(Clone, Default, PartialEq, Eq, Debug)]
+pub struct Want {
+    /// Report time (ms): the plugin's notion of "now" for this presence.
+    pub at_ms: i64,
+    pub paused: bool,
+    pub start_ms: i64,
+    /// 0: no end (paused, or unknown duration).
+    pub end_ms: i64,
+    pub title: String,
+    pub artist: String,
+    pub album: String,
+    pub track_id: String,
+}
+
+impl Want {
+    /// Timestamps as the official plugin computes them (spec §3.3): elapsed and duration
+    /// scaled by the playback rate so Discord's bar runs at wall speed; paused shows the
+    /// time since the pause.
+    pub fn timing(&mut self, now_ms: i64, position_ms: i64, rate_milli: i64, duration_s: i64) {
+        let rate = if rate_milli > 0 { rate_milli } else { 1000 };
+        self.at_ms = now_ms;
+        if self.paused {
+            self.start_ms = now_ms;
+            self.end_ms = 0;
+        } else {
+            self.start_ms = now_ms - position_ms.saturating_mul(1000) / rate;
+            self.end_ms = self.start_ms + duration_s.saturating_mul(1_000_000) / rate;
+        }
+    }
+
+    fn fingerprint(&self, client_id: &str) -> u64 {
+        let mut h = Fnv::new();
+        for s in [&self.title, &self.artist, &self.album, &self.track_id, client_id] {
+            h.eat(s.as_bytes());
+            h.eat(&[0]);
+        }
+        h.eat(&[self.paused as u8, (self.end_ms - self.start_ms) as u8, ((self.end_ms - self.start_ms) >> 8) as u8]);
+        h.0 | 1
+    }
+
+    /// Stored in the cache as a JSON object (written at the depth of the cache request).
+    pub fn save(&self, o: &mut Out) {
+        o.raw("{");
+        for (k, v) in [("at", self.at_ms), ("p", self.paused as i64), ("s", self.start_ms), ("e", self.end_ms)] {
+            o.key(k).int(v);
+        }
+        for (k, v) in [("t", &self.title), ("a", &self.artist), ("l", &self.album), ("id", &self.track_id)] {
+            o.key(k).str(v);
+        }
+        o.raw("}");
+    }
+
+    pub fn load(text: &str) -> Option<Want> {
+        let mut w = Want::default();
+        Reader::new(text.as_bytes()).object(|k, r| {
+            match k {
+                b"at" => w.at_ms = r.int()?,
+                b"p" => w.paused = r.int()? != 0,
+                b"s" => w.start_ms = r.int()?,
+                b"e" => w.end_ms = r.int()?,
+                b"t" => w.title = r.string()?,
+                b"a" => w.artist = r.string()?,
+                b"l" => w.album = r.string()?,
+                b"id" => w.track_id = r.string()?,
+                _ => r.skip()?,
+            }
+            Some(())
+        })?;
+        Some(w)
+    }
+}
+
+/// What to do with the wanted presence now.
+#[derive(PartialEq, Eq, Debug)]
+pub enum Plan {
+    /// Already shown.
+    Nothing,
+    /// Send this update (`None`: clear the activity) and record it.
+    Send(Option<Want>, Sent),
+    /// Over the rate budget: try again at this time (ms).
+    Later(i64),
+}
+
+/// Decides whether the wanted presence (or a clear) goes out at `now`: identical presences
+/// are not resent, and at most 5 updates leave per 20 s; the rest wait for one deferred
+/// send of whatever is wanted then, so fast skips coalesce (spec §6.3).
+pub fn plan(want: Option<Want>, sent: &Sent, now: i64, client_id: &str) -> Plan {
+    let fingerprint = want.as_ref().map_or(0, |w| w.fingerprint(client_id));
+    let start = want.as_ref().map_or(0, |w| w.start_ms);
+    if fingerprint == sent.fingerprint && (start - sent.start_ms).abs() < SAME_START_MS {
+        return Plan::Nothing;
+    }
+    if sent.times.len() >= WINDOW_SENDS {
+        let oldest = sent.times[sent.times.len() - WINDOW_SENDS];
+        if now < oldest + WINDOW_MS {
+            return Plan::Later(oldest + WINDOW_MS);
+        }
+    }
+    let mut times = sent.times.clone();
+    times.push(now);
+    if times.len() > WINDOW_SENDS {
+        times.remove(0);
+    }
+    Plan::Send(want, Sent { fingerprint, start_ms: start, times })
+}
+
+/// Keeps at most 128 characters (Unicode scalar values, never splitting one), ending a
+/// cut text with "…", as Discord's limits and the official plugin do (spec §3.5).
+pub fn truncate(s: &str) -> &str {
+    match s.char_indices().nth(MAX_TEXT - 1) {
+        Some((i, _)) if s[i..].chars().nth(1).is_some() => &s[..i],
+        _ => s,
+    }
+}
+
+fn text_field(o: &mut Out, key_template: &str, s: &str) {
+    if s.is_empty() {
+        return;
+    }
+    o.raw(key_template);
+    let cut = truncate(s);
+    if cut.len() == s.len() {
+        o.str(cut);
+    } else {
+        let mut t = String::from(cut);
+        t.push('…');
+        o.str(&t);
+    }
+}
+
+/// Writes a gateway frame at depth 1 (inside the `message` string of a send request).
+pub fn frame(o: &mut Out, f: &Frame, token: &str) {
+    match f {
+        // Identify (op 2): user-account properties of a desktop client (spec §2.1), no
+        // compression, intents 0.
+        Frame::Identify => {
+            o.raw(r#"{\"op\":2,\"d\":{\"token\":"#).str(token);
+            o.raw(r#",\"intents\":0,\"properties\":{\"os\":\"Linux\",\"browser\":\"Discord Client\",\"device\":\"\"}}}"#);
+        }
+        Frame::Resume { session_id, seq } => {
+            o.raw(r#"{\"op\":6,\"d\":{\"token\":"#).str(token);
+            o.raw(r#",\"session_id\":"#).str(session_id).raw(r#",\"seq\":"#).int(*seq).raw("}}");
+        }
+        // Heartbeat (op 1): the last sequence number, null before the first dispatch.
+        Frame::Heartbeat(seq) => {
+            o.raw(r#"{\"op\":1,\"d\":"#);
+            match seq {
+                Some(s) => o.int(*s),
+                None => o.raw("null"),
+            };
+            o.raw("}");
+        }
+    }
+}
+
+/// Presence Update (op 3) with the Listening activity, or with none to clear it. `since`
+/// null and `afk` false: this session is not idle (Discord gateway-events, Update Presence).
+pub fn presence(o: &mut Out, want: Option<&Want>, client_id: &str) {
+    o.raw(r#"{\"op\":3,\"d\":{\"since\":null,\"activities\":["#);
+    if let Some(w) = want {
+        o.raw(r#"{\"type\":2,\"name\":\"Navidrome\",\"status_display_type\":2"#);
+        text_field(o, r#",\"details\":"#, &w.title);
+        text_field(o, r#",\"state\":"#, &w.artist);
+        o.raw(r#",\"application_id\":"#).str(client_id);
+        o.raw(r#",\"timestamps\":{\"start\":"#).int(w.start_ms);
+        if w.end_ms > 0 {
+            o.raw(r#",\"end\":"#).int(w.end_ms);
+        }
+        o.raw("}}");
+    }
+    o.raw(r#"],\"status\":\"online\",\"afk\":false}}"#);
+}
+
+/// 64-bit FNV-1a (the official plugin's cache-key hash, spec §3.9).
+pub struct Fnv(pub u64);
+
+impl Fnv {
+    pub fn new() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+    pub fn eat(&mut self, b: &[u8]) {
+        for &c in b {
+            self.0 = (self.0 ^ c as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+
+    fn want() -> Want {
+        let mut w = Want { title: "Test Song".into(), artist: "Test Artist".into(), album: "Test Album".into(), track_id: "t1".into(), ..Default::default() };
+        w.timing(1_714_600_000_000, 10_000, 1000, 180);
+        w
+    }
+
+    /// Renders at depth 1 and decodes the outer string, as Navidrome does.
+    fn render(f: impl FnOnce(&mut Out)) -> String {
+        let mut o = Out::new();
+        o.open();
+        f(&mut o);
+        o.close();
+        Reader::new(&o.buf).string().unwrap()
+    }
+
+    #[test]
+    fn timestamps_follow_position_and_rate() {
+        let w = want();
+        assert_eq!((w.start_ms, w.end_ms), (1_714_599_990_000, 1_714_600_170_000));
+        // Official test: rate 2.0 → start 1714599995000, end 1714600085000.
+        let mut w2 = want();
+        w2.timing(1_714_600_000_000, 10_000, 2000, 180);
+        assert_eq!((w2.start_ms, w2.end_ms), (1_714_599_995_000, 1_714_600_085_000));
+        // Spec §3.3 worked example at rate 1.5.
+        w2.timing(1_767_225_600_000, 61_234, 1500, 562);
+        assert_eq!((w2.start_ms, w2.end_ms), (1_767_225_559_178, 1_767_225_933_844));
+        let mut p = want();
+        p.paused = true;
+        p.timing(1_714_600_000_000, 10_000, 1000, 180);
+        assert_eq!((p.start_ms, p.end_ms), (1_714_600_000_000, 0));
+    }
+
+    #[test]
+    fn presence_frame_is_exact() {
+        let s = render(|o| presence(o, Some(&want()), "123456789012345678"));
+        assert_eq!(
+            s,
+            r#"{"op":3,"d":{"since":null,"activities":[{"type":2,"name":"Navidrome","status_display_type":2,"details":"Test Song","state":"Test Artist","application_id":"123456789012345678","timestamps":{"start":1714599990000,"end":1714600170000}}],"status":"online","afk":false}}"#
+        );
+        let s = render(|o| presence(o, None, "1"));
+        assert_eq!(s, r#"{"op":3,"d":{"since":null,"activities":[],"status":"online","afk":false}}"#);
+    }
+
+    #[test]
+    fn control_frames_are_exact() {
+        let tok = "to\"k\\en";
+        assert_eq!(
+            render(|o| frame(o, &Frame::Identify, tok)),
+            r#"{"op":2,"d":{"token":"to\"k\\en","intents":0,"properties":{"os":"Linux","browser":"Discord Client","device":""}}}"#
+        );
+        assert_eq!(render(|o| frame(o, &Frame::Heartbeat(None), tok)), r#"{"op":1,"d":null}"#);
+        assert_eq!(render(|o| frame(o, &Frame::Heartbeat(Some(42)), tok)), r#"{"op":1,"d":42}"#);
+        assert_eq!(
+            render(|o| frame(o, &Frame::Resume { session_id: "s1".into(), seq: 9 }, "t")),
+            r#"{"op":6,"d":{"token":"t","session_id":"s1","seq":9}}"#
+        );
+    }
+
+    #[test]
+    fn any_title_survives_the_double_escape() {
+        let mut w = want();
+        w.title = "\"quoted\" \\ back\u{1}\n🎵 عربى e\u{301}".into();
+        let s = render(|o| presence(o, Some(&w), "1"));
+        let mut got = None;
+        Reader::new(s.as_bytes()).object(|k, r| {
+            if k == b"d" {
+                r.object(|k, r| {
+                    if k == b"activities" {
+                        r.array(|r| r.object(|k, r| {
+                            if k == b"details" { got = r.string() } else { r.skip()? }
+                            Some(())
+                        }))
+                    } else {
+                        r.skip()
+                    }
+                })
+            } else {
+                r.skip()
+            }
+        });
+        assert_eq!(got.as_deref(), Some(w.title.as_str()));
+    }
+
+    #[test]
+    fn truncation_counts_characters() {
+        assert_eq!(truncate("hello"), "hello");
+        let a128 = "a".repeat(128);
+        assert_eq!(truncate(&a128), a128);
+        assert_eq!(truncate(&"a".repeat(200)).chars().count(), 127);
+        let long = "あ".repeat(130);
+        assert_eq!(truncate(&long).chars().count(), 127);
+        let mut o = Out::new();
+        text_field(&mut o, "", &"あ".repeat(130));
+        let s = Reader::new(&o.buf).string().unwrap();
+        assert_eq!(s.chars().count(), 128);
+        assert!(s.ends_with('…'));
+        assert_eq!(truncate(""), "");
+    }
+
+    #[test]
+    fn want_round_trips_through_the_cache_encoding() {
+        let mut w = want();
+        w.title = "A \"B\" \\ C\u{7}".into();
+        let mut o = Out::new();
+        o.open();
+        w.save(&mut o);
+        o.close();
+        let stored = Reader::new(&o.buf).string().unwrap();
+        assert_eq!(Want::load(&stored), Some(w));
+        assert_eq!(Want::load("{\"at\":"), None);
+    }
+
+    #[test]
+    fn plan_dedupes_and_keeps_the_rate_budget() {
+        let w = want();
+        let now = w.at_ms;
+        let Plan::Send(_, sent) = plan(Some(w.clone()), &Sent::default(), now, "c") else { panic!() };
+        assert_eq!(plan(Some(w.clone()), &sent, now + 60_000, "c"), Plan::Nothing);
+        // A periodic report one second later is the same presence.
+        let mut w2 = w.clone();
+        w2.timing(now + 1000, 11_000, 1000, 180);
+        assert_eq!(plan(Some(w2), &sent, now + 1000, "c"), Plan::Nothing);
+        // Clearing differs from showing.
+        assert!(matches!(plan(None, &sent, now, "c"), Plan::Send(None, _)));
+        assert_eq!(plan(None, &Sent::default(), now, "c"), Plan::Nothing);
+        // Six different tracks within a second: five go out, the sixth waits for the window.
+        let mut sent = Sent::default();
+        let mut out = Vec::new();
+        for i in 0..6 {
+            let mut t = w.clone();
+            t.title = num_title(i);
+            match plan(Some(t), &sent, now + i, "c") {
+                Plan::Send(_, s) => {
+                    sent = s;
+                    out.push(i)
+                }
+                Plan::Later(at) => assert_eq!(at, now + WINDOW_MS),
+                Plan::Nothing => panic!(),
+            }
+        }
+        assert_eq!(out, [0, 1, 2, 3, 4]);
+        assert_eq!(sent.times.len(), WINDOW_SENDS);
+    }
+
+    fn num_title(i: i64) -> String {
+        crate::state::num(i)
+    }
+
+    #[test]
+    fn fnv_matches_official_vectors() {
+        let h = |s: &str| {
+            let mut f = Fnv::new();
+            f.eat(s.as_bytes());
+            f.0
+        };
+        assert_eq!(h(""), 0xcbf29ce484222325);
+        assert_eq!(h("a"), 0xaf63dc4c8601ec8c);
+        assert_eq!(h("https://example.com/art.jpg"), 0x911d7a8ed5f599b0);
+    }
+}
