@@ -11,7 +11,7 @@ use alloc::string::String;
 /// Errors name the problem, never a token.
 pub fn token_for(users: &str, user: &str) -> Result<Option<String>, &'static str> {
     let t = users.trim();
-    if !t.starts_with('[') {
+    if !t.starts_with(['[', '{']) {
         let hit = t
             .split(',')
             .filter_map(|e| e.split_once(':'))

@@ -187,9 +187,10 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Bytes to a String, replacing invalid UTF-8 (Go already does this for what Navidrome sends).
+/// Bytes to a String. Everything Navidrome hands over went through Go's encoder, which
+/// already replaced invalid UTF-8, so an invalid value is simply dropped (empty).
 pub fn utf8(v: Vec<u8>) -> String {
-    String::from_utf8(v).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    String::from_utf8(v).unwrap_or_default()
 }
 
 fn hex4(b: &[u8]) -> Option<u32> {

@@ -311,3 +311,253 @@ fn flush(h: &mut impl Host, u: &User, now: i64, fresh: bool) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::Fn;
+    use crate::json::{Out, Reader};
+    use std::collections::{BTreeMap, BTreeSet};
+
+    const TOKEN: &str = "tok-SECRET";
+    const T0: i64 = 1_714_600_000;
+
+    /// Navidrome's host services in memory, answering with the wire JSON of ABI §4.
+    #[derive(Default)]
+    struct Fake {
+        config: BTreeMap<String, String>,
+        cache: BTreeMap<String, String>,
+        open: BTreeSet<String>,
+        connects: Vec<(String, String)>,
+        frames: Vec<(String, String)>,
+        closes: Vec<(String, i64, String)>,
+        timers: BTreeMap<String, (i64, bool)>,
+        logs: Vec<(Level, String)>,
+        refuse_dial: bool,
+    }
+
+    fn fields(req: &[u8]) -> BTreeMap<String, String> {
+        let mut m = BTreeMap::new();
+        Reader::new(req).object(|k, r| {
+            let v = match r.peek() {
+                b'"' => r.string()?,
+                b'n' => {
+                    r.null();
+                    "null".into()
+                }
+                _ => state::num(r.int()?),
+            };
+            m.insert(String::from_utf8(k.to_vec()).unwrap(), v);
+            Some(())
+        }).expect("request is a flat JSON object");
+        m
+    }
+
+    impl Host for Fake {
+        fn call(&mut self, f: Fn, req: &[u8]) -> Vec<u8> {
+            let m = fields(req);
+            let err = |e: String| format!(r#"{{"error":{:?}}}"#, e).into_bytes();
+            let id = |k: &str| m.get(k).cloned().unwrap_or_default();
+            match f {
+                Fn::CacheGet => match self.cache.get(&id("key")) {
+                    Some(v) => {
+                        let mut o = Out::new();
+                        o.raw("{").key("value").str(v).key("exists").raw("true}");
+                        return o.buf;
+                    }
+                    None => {}
+                },
+                Fn::CacheSet => {
+                    self.cache.insert(id("key"), id("value"));
+                }
+                Fn::CacheRemove => {
+                    self.cache.remove(&id("key"));
+                }
+                Fn::WsConnect if self.refuse_dial => return err("failed to connect: refused".into()),
+                Fn::WsConnect => {
+                    assert!(self.open.insert(id("connectionId")), "connection id reused");
+                    self.connects.push((id("url"), id("connectionId")));
+                }
+                Fn::WsSend | Fn::WsClose if !self.open.contains(&id("connectionId")) => {
+                    return err(format!("connection ID {:?} not found", id("connectionId")));
+                }
+                Fn::WsSend => self.frames.push((id("connectionId"), id("message"))),
+                Fn::WsClose => {
+                    self.open.remove(&id("connectionId"));
+                    self.closes.push((id("connectionId"), id("code").parse().unwrap(), id("reason")));
+                }
+                Fn::Once | Fn::Every => {
+                    let recurring = f == Fn::Every;
+                    let delay = if recurring { id("cronExpression")[7..].trim_end_matches('s').parse().unwrap() } else { id("delaySeconds").parse().unwrap() };
+                    if self.timers.insert(id("scheduleId"), (delay, recurring)).is_some() {
+                        return err(format!("schedule ID {:?} already exists", id("scheduleId")));
+                    }
+                }
+                Fn::Cancel => {
+                    if self.timers.remove(&id("scheduleId")).is_none() {
+                        return err(format!("schedule ID {:?} not found", id("scheduleId")));
+                    }
+                }
+            }
+            b"{}".to_vec()
+        }
+        fn config(&mut self, key: &str) -> Option<String> {
+            self.config.get(key).cloned()
+        }
+        fn log(&mut self, level: Level, msg: &str) {
+            self.logs.push((level, msg.into()));
+        }
+    }
+
+    fn fake() -> Fake {
+        let mut f = Fake::default();
+        f.config.insert("clientid".into(), "123456789012345678".into());
+        f.config.insert("users".into(), format!(r#"[{{"token":"{TOKEN}","username":"alice"}}]"#));
+        f
+    }
+
+    fn report(h: &mut Fake, state: &str, title: &str, ts: i64) -> Result {
+        let input = format!(
+            r#"{{"username":"alice","track":{{"id":"t-{title}","title":"{title}","album":"Album","artist":"Artist","artists":[],"albumArtists":[],"duration":180}},"state":"{state}","positionMs":10000,"playbackRate":1,"playerId":"p1","playerName":"NavidromeUI","timestamp":{ts}}}"#
+        );
+        playback_report(h, input.as_bytes())
+    }
+
+    fn text(h: &mut Fake, frame: &str) {
+        let conn = h.connects.last().unwrap().1.clone();
+        let mut o = Out::new();
+        o.raw("{").key("connectionId").str(&conn).key("message").str(frame).raw("}");
+        on_text(h, o.buf).unwrap();
+    }
+
+    fn fire(h: &mut Fake, prefix: &str) {
+        let id = h.timers.keys().find(|k| k.starts_with(prefix)).cloned().unwrap_or_else(|| panic!("no {prefix} timer in {:?}", h.timers));
+        if !h.timers[&id].1 {
+            h.timers.remove(&id);
+        }
+        on_timer(h, format!(r#"{{"scheduleId":"{id}","payload":"","isRecurring":false}}"#).as_bytes()).unwrap();
+    }
+
+    fn last_frame(h: &Fake) -> &str {
+        &h.frames.last().unwrap().1
+    }
+
+    /// A user connected and READY, showing "Song" since T0.
+    fn ready() -> Fake {
+        let mut h = fake();
+        report(&mut h, "playing", "Song", T0).unwrap();
+        text(&mut h, r#"{"op":10,"d":{"heartbeat_interval":41250},"s":null,"t":null}"#);
+        text(&mut h, r#"{"op":0,"t":"READY","s":1,"d":{"session_id":"s1","resume_gateway_url":"wss://r.discord.gg"}}"#);
+        h
+    }
+
+    #[test]
+    fn vertical_slice() {
+        let mut h = fake();
+        assert_eq!(is_authorized(&mut h, br#"{"username":"alice"}"#), Ok(Some(b"true".to_vec())));
+        assert_eq!(is_authorized(&mut h, br#"{"username":"bob"}"#), Ok(Some(b"false".to_vec())));
+        report(&mut h, "playing", "Song", T0).unwrap();
+        assert_eq!(h.connects, [(crate::gateway::GATEWAY_URL.into(), "1:alice".into())]);
+        assert!(h.frames.is_empty(), "nothing before Hello");
+        text(&mut h, r#"{"op":10,"d":{"heartbeat_interval":41250},"s":null,"t":null}"#);
+        assert!(last_frame(&h).starts_with(r#"{"op":2,"d":{"token":"tok-SECRET""#));
+        let first = h.timers.iter().find(|(k, _)| k.starts_with("b1:1:")).map(|(_, v)| v.0).unwrap();
+        assert!((0..=41).contains(&first));
+        text(&mut h, r#"{"op":0,"t":"READY","s":1,"d":{"session_id":"s1","resume_gateway_url":"wss://r.discord.gg"}}"#);
+        assert!(last_frame(&h).contains(r#""details":"Song","state":"Artist","application_id":"123456789012345678","timestamps":{"start":1714599990000,"end":1714600170000}"#), "{}", last_frame(&h));
+        fire(&mut h, "b1:");
+        assert_eq!(last_frame(&h), r#"{"op":1,"d":1}"#);
+        assert_eq!(h.timers.get("hb:1:alice"), Some(&(41, true)));
+        text(&mut h, r#"{"op":11}"#);
+        fire(&mut h, "hb:");
+        assert_eq!(last_frame(&h), r#"{"op":1,"d":1}"#);
+        // Stop: nothing at once, the clear after the grace.
+        let n = h.frames.len();
+        report(&mut h, "stopped", "Song", T0 + 60).unwrap();
+        assert_eq!(h.frames.len(), n);
+        fire(&mut h, "fl:");
+        assert!(last_frame(&h).contains(r#""activities":[]"#));
+        assert!(h.closes.is_empty(), "the socket stays open");
+        assert!(h.logs.iter().all(|(_, l)| !l.contains(TOKEN)));
+    }
+
+    #[test]
+    fn track_change_does_not_flicker() {
+        let mut h = ready();
+        report(&mut h, "stopped", "Song", T0 + 100).unwrap();
+        report(&mut h, "starting", "Next", T0 + 101).unwrap();
+        report(&mut h, "playing", "Next", T0 + 101).unwrap();
+        fire(&mut h, "fl:");
+        let shown: Vec<_> = h.frames.iter().filter(|(_, f)| f.starts_with(r#"{"op":3"#)).map(|(_, f)| f.contains("Next")).collect();
+        assert_eq!(shown, [false, true], "one update for the new track, no clear");
+    }
+
+    #[test]
+    fn fast_skips_coalesce_within_the_rate_limit() {
+        let mut h = ready();
+        for i in 0..20 {
+            report(&mut h, "playing", &format!("T{i}"), T0 + 1 + i / 4).unwrap();
+        }
+        let ops3 = h.frames.iter().filter(|(_, f)| f.starts_with(r#"{"op":3"#)).count();
+        assert_eq!(ops3, 5, "Song plus four skips, then the budget is spent");
+        fire(&mut h, "fl:");
+        assert!(last_frame(&h).contains(r#""details":"T19""#), "the final track shows once the window frees");
+    }
+
+    #[test]
+    fn bad_token_stops_the_user() {
+        let mut h = ready();
+        let conn = h.connects[0].1.clone();
+        on_error(&mut h, format!(r#"{{"connectionId":"{conn}","error":"websocket: close 4004: Authentication failed."}}"#).as_bytes()).unwrap();
+        assert!(h.logs.iter().any(|(l, m)| *l == Level::Error && m.contains("4004")));
+        assert_eq!(is_authorized(&mut h, br#"{"username":"alice"}"#), Ok(Some(b"false".to_vec())));
+        report(&mut h, "playing", "Other", T0 + 5).unwrap();
+        assert_eq!(h.connects.len(), 1, "no reconnect after 4004");
+        assert!(!h.timers.keys().any(|k| k.starts_with("rc:") || k.starts_with("hb:")));
+    }
+
+    #[test]
+    fn dropped_connection_resumes_after_backoff() {
+        let mut h = ready();
+        on_error(&mut h, br#"{"connectionId":"1:alice","error":"websocket: close 1006 (abnormal closure): unexpected EOF"}"#).unwrap();
+        h.open.remove("1:alice");
+        fire(&mut h, "rc:1:");
+        assert_eq!(h.connects[1], ("wss://r.discord.gg/?v=10&encoding=json".into(), "2:alice".into()));
+        text(&mut h, r#"{"op":10,"d":{"heartbeat_interval":41250}}"#);
+        assert_eq!(last_frame(&h), r#"{"op":6,"d":{"token":"tok-SECRET","session_id":"s1","seq":1}}"#);
+        // Callbacks of the dead socket are stale now.
+        on_error(&mut h, br#"{"connectionId":"1:alice","error":"websocket: close 1006"}"#).unwrap();
+        assert_eq!(load_session(&mut h, "alice").phase, Phase::Resuming);
+    }
+
+    #[test]
+    fn own_close_is_ignored_and_dial_failure_backs_off() {
+        let mut h = ready();
+        on_close(&mut h, br#"{"connectionId":"1:alice","code":4000,"reason":"nd:reconnect"}"#).unwrap();
+        assert_eq!(load_session(&mut h, "alice").phase, Phase::Ready);
+        let mut h = fake();
+        h.refuse_dial = true;
+        report(&mut h, "playing", "Song", T0).unwrap();
+        assert_eq!(load_session(&mut h, "alice").phase, Phase::Waiting);
+        assert!(h.timers.keys().any(|k| k.starts_with("rc:1:")));
+    }
+
+    #[test]
+    fn bad_input_is_an_error_and_changes_nothing() {
+        let mut h = ready();
+        let before = h.cache.clone();
+        for f in [is_authorized, playback_report, on_error, on_close, on_timer] {
+            assert!(f(&mut h, b"{not json").is_err());
+        }
+        assert!(on_text(&mut h, b"[]".to_vec()).is_err());
+        text(&mut h, "not a frame");
+        assert_eq!(h.cache, before);
+        let e = report(&mut h, "playing", "x", T0).map(|_| ());
+        assert_eq!(e, Ok(()));
+        h.config.insert("users".into(), "{broken".into());
+        let e = report(&mut h, "playing", "x", T0).unwrap_err();
+        assert!(e.contains("users") && !e.contains(TOKEN), "{e}");
+        h.config.insert("users".into(), "[]".into());
+        assert!(report(&mut h, "playing", "x", T0).unwrap_err().contains("scrobbler(not_authorized)"));
+    }
+}

@@ -23,11 +23,17 @@ pub fn num(v: i64) -> String {
 fn int(s: Option<&str>) -> Option<i64> {
     let s = s?;
     let (neg, digits) = s.strip_prefix('-').map_or((false, s), |d| (true, d));
-    if digits.is_empty() || digits.len() > 18 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    if digits.is_empty() {
         return None;
     }
-    let v = digits.bytes().fold(0i64, |v, b| v * 10 + (b - b'0') as i64);
-    Some(if neg { -v } else { v })
+    let mut v = 0i64;
+    for b in digits.bytes() {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_sub((b - b'0') as i64)?;
+    }
+    if neg { Some(v) } else { v.checked_neg() }
 }
 
 /// `gen phase seq heartbeat attempts fatal session_id resume_url`, space-separated
@@ -136,6 +142,9 @@ mod tests {
     fn numbers_and_keys() {
         assert_eq!(num(-42), "-42");
         assert_eq!(int(Some("-")), None);
+        assert_eq!(int(Some(&num(i64::MIN))), Some(i64::MIN));
+        assert_eq!(int(Some(&num(i64::MAX))), Some(i64::MAX));
+        assert_eq!(int(Some("9223372036854775808")), None);
         assert_eq!(key("gw", "a:b"), "gw.a:b");
     }
 }
