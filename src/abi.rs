@@ -219,16 +219,21 @@ pub extern "C" fn nd_scheduler_callback() -> i32 {
 
 /// Bump allocator: an instance lives for one call (ABI §2.2), so memory is never given
 /// back; freeing or growing the newest block works in place. Grows memory by pages.
+#[cfg(not(feature = "wee_alloc"))]
 struct Bump;
 
+#[cfg(not(feature = "wee_alloc"))]
 static mut NEXT: usize = 0;
+#[cfg(not(feature = "wee_alloc"))]
 static mut END: usize = 0;
 
 extern "C" {
     static __heap_base: u8;
 }
 
+#[cfg(not(feature = "wee_alloc"))]
 unsafe impl GlobalAlloc for Bump {
+    #[inline(never)]
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         if NEXT == 0 {
             NEXT = core::ptr::addr_of!(__heap_base) as usize;
@@ -247,12 +252,14 @@ unsafe impl GlobalAlloc for Bump {
         start as *mut u8
     }
 
+    #[inline(never)]
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
         if p as usize + l.size() == NEXT {
             NEXT = p as usize;
         }
     }
 
+    #[inline(never)]
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
         if p as usize + l.size() == NEXT {
             NEXT = p as usize;
@@ -270,8 +277,13 @@ unsafe impl GlobalAlloc for Bump {
     }
 }
 
+#[cfg(not(feature = "wee_alloc"))]
 #[global_allocator]
 static ALLOC: Bump = Bump;
+
+#[cfg(feature = "wee_alloc")]
+#[global_allocator]
+static ALLOC: wee_alloc::WeeAlloc = wee_alloc::WeeAlloc::INIT;
 
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
