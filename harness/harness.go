@@ -1,0 +1,347 @@
+// Package harness loads a Navidrome plugin (.wasm + manifest.json) the way
+// Navidrome v0.63.2 does — extism go-sdk v1.7.1 on wazero v1.12.0, Navidrome's
+// own host-function bindings (plugins/host) — and backs the host services with
+// deterministic fakes driven by a virtual clock. Nothing runs in the
+// background: plugin calls, timers and websocket deliveries happen only when
+// the test calls Call, Pump or Advance.
+package harness
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	extism "github.com/extism/go-sdk"
+	"github.com/navidrome/navidrome/plugins/host"
+	"github.com/tetratelabs/wazero"
+)
+
+// Options configure Load. Zero values take the defaults noted.
+type Options struct {
+	WasmPath     string            // default $PLUGIN_WASM, else ../dist/plugin.wasm
+	ManifestPath string            // default $PLUGIN_MANIFEST, else ../manifest.json
+	Config       map[string]string // the §1.6 string map (see ConfigFromJSON)
+	Users        []host.User       // users_getusers result
+	Start        time.Time         // virtual clock start; default 2026-07-01 12:00:00 UTC
+	LogLevel     extism.LogLevel   // default LogLevelTrace (capture everything)
+	Setup        func(*Harness)    // runs after the fakes exist, before nd_on_init
+}
+
+// LogLine is one message the plugin logged through the kernel's log_* imports.
+type LogLine struct {
+	At    time.Time
+	Level extism.LogLevel
+	Func  string // export whose instance logged it
+	Msg   string
+}
+
+// Result is the outcome of one export call, interpreted as manager_call.go does.
+type Result struct {
+	Func   string
+	At     time.Time
+	Nested bool // ran inside another call (websocket_closeconnection → on_close)
+	Input  []byte
+	RC     uint32
+	Output []byte
+	Err    error
+}
+
+// Harness is one loaded plugin plus its fakes.
+type Harness struct {
+	T            testing.TB
+	Manifest     *Manifest
+	Config       Config
+	Clock        *Clock
+	Sched        *Scheduler
+	WS           *WebSocket
+	Gateway      *Gateway
+	Cache        *Cache
+	HTTP         *HTTP
+	Artwork      *Artwork
+	Users        *Users
+	Imports      []Import
+	Exports      map[string]string // export name → signature
+	Capabilities []string
+	Logs         []LogLine
+	Calls        []Result // completed calls, nested ones before their caller
+
+	compiled *extism.CompiledPlugin
+	depth    int
+}
+
+const notImplementedCode uint32 = 0xFFFFFFFE
+
+// sdkLine matches go-sdk's own runtime messages (plugin.go, runtime.go), which
+// reach the same logger as the plugin's log_* calls but are not the plugin's.
+var sdkLine = regexp.MustCompile(`^(Calling function : |Initializing runtime for |Calling (_initialize|__wasm_call_ctors)$|` +
+	`No runtime detected$|(WASI|Haskell) runtime detected$|(Reactor|Command) module detected$|\S+ function found with type )`)
+
+// pumpLimit bounds one Pump, so a plugin that keeps re-arming zero-delay
+// timers or ping-pongs with the gateway fails instead of hanging.
+const pumpLimit = 10000
+
+func envOr(v, env, def string) string {
+	if v != "" {
+		return v
+	}
+	if e := os.Getenv(env); e != "" {
+		return e
+	}
+	return def
+}
+
+// Load builds the fakes, registers the host functions the manifest grants
+// (Config always), compiles the plugin once, detects capabilities, validates
+// them like Navidrome and calls nd_on_init if exported. Any failure is fatal.
+func Load(t testing.TB, opts Options) *Harness {
+	t.Helper()
+	wasmPath := envOr(opts.WasmPath, "PLUGIN_WASM", "../dist/plugin.wasm")
+	manifestPath := envOr(opts.ManifestPath, "PLUGIN_MANIFEST", "../manifest.json")
+	wasm, err := os.ReadFile(wasmPath)
+	if err != nil {
+		t.Fatalf("plugin wasm not available: %v (build it with ./build.sh or set PLUGIN_WASM)", err)
+	}
+	m, err := LoadManifest(manifestPath)
+	if err != nil {
+		t.Fatalf("manifest %s: %v (set PLUGIN_MANIFEST to override)", manifestPath, err)
+	}
+	if opts.Start.IsZero() {
+		opts.Start = time.Date(2026, 7, 1, 12, 0, 0, 0, time.UTC)
+	}
+	if opts.LogLevel == 0 {
+		opts.LogLevel = extism.LogLevelTrace
+	}
+	h := newHarness(t, m, opts)
+	if opts.Setup != nil {
+		opts.Setup(h)
+	}
+
+	hostFns, err := h.hostFunctions()
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	imports, exports, err := checkImports(context.Background(), wasm, hostFns)
+	h.Imports, h.Exports = imports, exports
+	var list []string
+	for _, im := range imports {
+		list = append(list, im.String())
+	}
+	t.Logf("plugin imports (%d):\n  %s", len(list), strings.Join(list, "\n  "))
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+
+	extism.SetLogLevel(opts.LogLevel) // process-wide in go-sdk, as in Navidrome
+	// Instance() logs runtime detection through the std logger before a
+	// per-instance logger can be set; keep that out of the test output.
+	log.SetOutput(io.Discard)
+	em := extism.Manifest{
+		Wasm:    []extism.Wasm{extism.WasmData{Data: wasm, Name: "main"}},
+		Config:  opts.Config,
+		Timeout: 30000,
+	}
+	if p := m.Permissions.HTTP; p != nil && len(p.RequiredHosts) > 0 {
+		em.AllowedHosts = p.RequiredHosts
+	}
+	ctx := context.Background()
+	h.compiled, err = extism.NewCompiledPlugin(ctx, em, extism.PluginConfig{
+		EnableWasi:                true,
+		EnableHttpResponseHeaders: true,
+		RuntimeConfig:             wazero.NewRuntimeConfig().WithCloseOnContextDone(true),
+	}, hostFns)
+	if err != nil {
+		t.Fatalf("compiling plugin: %v", err)
+	}
+	t.Cleanup(func() { h.compiled.Close(context.Background()) })
+
+	probe, err := h.compiled.Instance(ctx, extism.PluginInstanceConfig{})
+	if err != nil {
+		t.Fatalf("creating instance: %v", err)
+	}
+	h.Capabilities = detectCapabilities(probe.FunctionExists)
+	probe.Close(ctx)
+	if err := validateCapabilities(m.Permissions, h.Capabilities); err != nil {
+		t.Fatalf("manifest validation: %v", err)
+	}
+	if _, ok := h.Exports["nd_on_init"]; ok {
+		h.Call("nd_on_init", struct{}{}, nil)
+	}
+	return h
+}
+
+func newHarness(t testing.TB, m *Manifest, opts Options) *Harness {
+	clock := NewClock(opts.Start)
+	ids := newIDSource(1)
+	var wsHosts, httpHosts []string
+	if m.Permissions.Websocket != nil {
+		wsHosts = m.Permissions.Websocket.RequiredHosts
+	}
+	if m.Permissions.HTTP != nil {
+		httpHosts = m.Permissions.HTTP.RequiredHosts
+	}
+	cfg := Config(opts.Config)
+	if cfg == nil {
+		cfg = Config{}
+	}
+	h := &Harness{
+		T: t, Manifest: m, Config: cfg, Clock: clock,
+		Sched:   NewScheduler(clock, ids),
+		Gateway: NewGateway(t, clock),
+		Cache:   NewCache(clock),
+		HTTP:    &HTTP{clock: clock, hosts: httpHosts},
+		Artwork: &Artwork{Base: "https://nd.example.org"},
+		Users:   &Users{List: opts.Users},
+	}
+	h.WS = NewWebSocket(clock, ids, wsHosts, h.Gateway)
+	h.Gateway.ws = h.WS
+	callback := func(ctx context.Context, fn string, input any) error { return h.invoke(ctx, fn, input, nil).Err }
+	h.Sched.call, h.WS.call = callback, callback
+	clock.AfterFire = h.Pump
+	return h
+}
+
+// hostFunctions registers Navidrome's real bindings over the fakes, only for
+// the permissions the manifest declares (hostServices in manager_loader.go).
+func (h *Harness) hostFunctions() ([]extism.HostFunction, error) {
+	p := h.Manifest.Permissions
+	fns := host.RegisterConfigHostFunctions(h.Config)
+	add := func(granted bool, f []extism.HostFunction) {
+		if granted {
+			fns = append(fns, f...)
+		}
+	}
+	add(p.Scheduler != nil, host.RegisterSchedulerHostFunctions(h.Sched))
+	add(p.Websocket != nil, host.RegisterWebSocketHostFunctions(h.WS))
+	add(p.Artwork != nil, host.RegisterArtworkHostFunctions(h.Artwork))
+	add(p.Cache != nil, host.RegisterCacheHostFunctions(h.Cache))
+	add(p.Users != nil, host.RegisterUsersHostFunctions(h.Users))
+	add(p.HTTP != nil, host.RegisterHTTPHostFunctions(h.HTTP))
+	for name, granted := range map[string]bool{"subsonicapi": p.Subsonicapi != nil, "library": p.Library != nil,
+		"kvstore": p.Kvstore != nil, "taskqueue": p.Taskqueue != nil, "matcher": p.Matcher != nil} {
+		if granted {
+			return nil, fmt.Errorf("permission %q has no fake in this harness", name)
+		}
+	}
+	return fns, nil
+}
+
+// Call invokes an export in a fresh instance, then pumps. out (a pointer) gets
+// the decoded output; nil means "no output" (decoded into struct{} like
+// Navidrome, so a non-object output is an error).
+func (h *Harness) Call(fn string, input, out any) Result {
+	r := h.CallNoPump(fn, input, out)
+	h.Pump()
+	return r
+}
+
+// CallNoPump is Call without the pump, to inspect state before the plugin
+// sees any queued traffic.
+func (h *Harness) CallNoPump(fn string, input, out any) Result {
+	if h.depth > 0 {
+		h.T.Errorf("harness: top-level call %s made inside a plugin call", fn)
+	}
+	return h.invoke(context.Background(), fn, input, out)
+}
+
+// invoke is callPluginFunction: fresh instance, FunctionExists, JSON in,
+// §2.6 interpretation of the result, instance closed afterwards.
+func (h *Harness) invoke(ctx context.Context, fn string, input, out any) Result {
+	r := Result{Func: fn, At: h.Clock.Now(), Nested: h.depth > 0}
+	r.Err = h.run(ctx, &r, input, out)
+	if r.Err != nil {
+		h.T.Logf("call %s failed: %v", fn, r.Err)
+	}
+	h.Calls = append(h.Calls, r)
+	return r
+}
+
+func (h *Harness) run(ctx context.Context, r *Result, input, out any) error {
+	inst, err := h.compiled.Instance(ctx, extism.PluginInstanceConfig{
+		ModuleConfig: wazero.NewModuleConfig().WithSysWalltime().WithRandSource(rand.Reader),
+	})
+	if err != nil {
+		return fmt.Errorf("failed to create plugin: %w", err)
+	}
+	defer inst.Close(ctx)
+	inst.SetLogger(func(level extism.LogLevel, msg string) {
+		if sdkLine.MatchString(msg) {
+			return
+		}
+		h.Logs = append(h.Logs, LogLine{At: h.Clock.Now(), Level: level, Func: r.Func, Msg: msg})
+	})
+	if !inst.FunctionExists(r.Func) {
+		return fmt.Errorf("function not found: %s", r.Func)
+	}
+	if r.Input, err = json.Marshal(input); err != nil {
+		return fmt.Errorf("failed to marshal input: %w", err)
+	}
+	h.depth++
+	r.RC, r.Output, err = inst.CallWithContext(ctx, r.Func, r.Input)
+	h.depth--
+	switch {
+	case err != nil:
+		return fmt.Errorf("plugin call failed: %w", err)
+	case r.RC == notImplementedCode:
+		return fmt.Errorf("function not implemented: %s", r.Func)
+	case r.RC != 0:
+		return fmt.Errorf("plugin call exited with code %d", r.RC)
+	case len(r.Output) == 0:
+		return nil
+	case out == nil:
+		out = &struct{}{}
+	}
+	return json.Unmarshal(r.Output, out)
+}
+
+// Pump settles the system at the current instant: fires due timers (first)
+// and delivers queued websocket events, one at a time, until neither is left.
+func (h *Harness) Pump() {
+	if h.depth > 0 {
+		h.T.Errorf("harness: pump requested inside a plugin call")
+		return
+	}
+	for i := 0; h.Clock.RunDue() || h.WS.Deliver(context.Background()); i++ {
+		if i == pumpLimit {
+			h.T.Errorf("harness: pump did not settle after %d steps", pumpLimit)
+			return
+		}
+	}
+}
+
+// DeliverOne delivers exactly one queued websocket event (no timers, no
+// further pumping); false if nothing was queued.
+func (h *Harness) DeliverOne() bool { return h.WS.Deliver(context.Background()) }
+
+// Advance pumps, moves the clock by d firing due timers in order (each
+// followed by a pump), then pumps at the new instant.
+func (h *Harness) Advance(d time.Duration) {
+	h.Pump()
+	h.Clock.Advance(d)
+	h.Pump()
+}
+
+// Failed returns the calls that ended in an error.
+func (h *Harness) Failed() []Result {
+	var out []Result
+	for _, c := range h.Calls {
+		if c.Err != nil {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// DumpLogs writes the captured plugin log lines to the test log.
+func (h *Harness) DumpLogs() {
+	for _, l := range h.Logs {
+		h.T.Logf("[%s %s %s] %s", l.At.Format("15:04:05"), l.Level, l.Func, l.Msg)
+	}
+}
