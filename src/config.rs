@@ -40,6 +40,15 @@ pub fn token_for(users: &str, user: &str) -> Result<Option<String>, &'static str
     Ok(found)
 }
 
+/// A whole number of minutes (the config form stores integers as JSON numbers, which
+/// reach the plugin as text, ABI §1.6).
+pub fn minutes(v: &str) -> Result<i64, &'static str> {
+    match v.trim().parse::<i64>() {
+        Ok(m) if (0..=1440).contains(&m) => Ok(m),
+        _ => Err("config `idleminutes` must be a whole number of minutes from 0 to 1440"),
+    }
+}
+
 /// Discord application ids are snowflakes: 17–20 digits.
 pub fn valid_client_id(id: &str) -> bool {
     (17..=20).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit())
@@ -79,6 +88,14 @@ mod tests {
         let e = token_for(r#"[{"token":"secret","username":"a"}"#, "a").unwrap_err();
         assert!(!e.contains("secret"));
         assert!(token_for("[1,2]", "a").is_err());
+    }
+
+    #[test]
+    fn idle_minutes() {
+        assert_eq!(minutes("10"), Ok(10));
+        assert_eq!(minutes("0"), Ok(0));
+        assert!(minutes("-1").unwrap_err().contains("idleminutes"));
+        assert!(minutes("1.5").is_err() && minutes("x").is_err() && minutes("99999").is_err());
     }
 
     #[test]

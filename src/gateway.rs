@@ -51,6 +51,16 @@ pub struct Session {
     pub fatal: u16,
     pub session_id: String,
     pub resume_url: String,
+    /// The user's own status as their other Discord sessions show it (index in
+    /// `STATUSES`), so our presence never overrides it (spec W16: v2 forced `dnd`).
+    pub status: u8,
+}
+
+/// Statuses an Update Presence may carry (Discord gateway-events).
+pub const STATUSES: [&str; 4] = ["online", "idle", "dnd", "invisible"];
+
+pub fn status_index(s: &[u8]) -> Option<u8> {
+    STATUSES.iter().position(|x| x.as_bytes() == s).map(|i| i as u8)
 }
 
 impl Default for Session {
@@ -64,6 +74,7 @@ impl Default for Session {
             fatal: 0,
             session_id: String::new(),
             resume_url: String::new(),
+            status: 0,
         }
     }
 }
@@ -125,6 +136,8 @@ pub enum Event<'a> {
     /// A heartbeat timer fired; `ack_pending` is the flag set by the previous beat.
     Beat { first: bool, ack_pending: bool },
     Reconnect,
+    /// Nothing was shown for the configured idle time: end the session.
+    Idle,
 }
 
 /// What the machine needs besides its state: is there something to show, and entropy
@@ -239,6 +252,15 @@ impl Session {
                 }
                 _ => out.push(Action::Cancel(if first { Timer::FirstBeat } else { Timer::Beat }, self.gen)),
             },
+            // Closing with 1000 ends the session at Discord, so the next socket identifies.
+            Event::Idle if self.phase == Phase::Ready => {
+                self.stop_beats(&mut out);
+                out.push(Action::Close { code: 1000, gen: self.gen });
+                out.push(Action::Log(Level::Info, "idle: closing the gateway session".into()));
+                self.forget();
+                self.phase = Phase::Idle;
+            }
+            Event::Idle => {}
             Event::Reconnect => {
                 if self.phase == Phase::Waiting {
                     if ctx.want {
@@ -288,10 +310,21 @@ impl Session {
                 out.push(Action::Once(Timer::FirstBeat, first));
             }
             0 if env.t == b"READY" => {
-                let (sid, url) = ready_fields(&text[env.d..]);
+                let (sid, url, sessions) = ready_fields(&text[env.d..]);
                 self.session_id = sid;
                 self.resume_url = url;
+                self.learn_status(&sessions);
                 self.ready(true, out);
+            }
+            // The user's sessions changed (e.g. status set on another device).
+            0 if env.t == b"SESSIONS_REPLACE" => {
+                let mut sessions = Vec::new();
+                d().array(|r| session_entry(r, &mut sessions));
+                let before = self.status;
+                self.learn_status(&sessions);
+                if self.phase == Phase::Ready && self.status != before {
+                    out.push(Action::Flush { fresh: false });
+                }
             }
             0 if env.t == b"RESUMED" => self.ready(false, out),
             11 => out.push(Action::Ack(false)),
@@ -315,6 +348,13 @@ impl Session {
             }
             _ => {}
         }
+    }
+
+    /// Adopts the status of the user's first other session (not ours, not the "all"
+    /// aggregate that includes ours); with none, keeps `online`.
+    fn learn_status(&mut self, sessions: &[(String, u8)]) {
+        let other = sessions.iter().find(|(id, _)| id != "all" && *id != self.session_id);
+        self.status = other.map_or(0, |(_, st)| *st);
     }
 
     fn ready(&mut self, fresh: bool, out: &mut Vec<Action>) {
@@ -388,14 +428,32 @@ impl<'a> Envelope<'a> {
     }
 }
 
-/// `session_id` and `resume_gateway_url` from a READY payload, scanned in one pass
-/// without building anything for the (possibly megabytes of) other fields.
-fn ready_fields(d: &[u8]) -> (String, String) {
-    let (mut sid, mut url) = (String::new(), String::new());
+/// One `{session_id, status, …}` of a sessions list (user accounts, discord.food).
+fn session_entry(r: &mut Reader, out: &mut Vec<(String, u8)>) -> Option<()> {
+    let (mut id, mut st) = (String::new(), None);
+    r.object(|k, r| {
+        match k {
+            b"session_id" => id = r.string()?,
+            b"status" => st = status_index(r.raw_str()?),
+            _ => r.skip()?,
+        }
+        Some(())
+    })?;
+    if let Some(st) = st {
+        out.push((id, st));
+    }
+    Some(())
+}
+
+/// `session_id`, `resume_gateway_url` and the user's sessions from a READY payload,
+/// scanned in one pass without building anything for the (possibly megabytes of) rest.
+fn ready_fields(d: &[u8]) -> (String, String, Vec<(String, u8)>) {
+    let (mut sid, mut url, mut sessions) = (String::new(), String::new(), Vec::new());
     Reader::new(d).object(|k, r| {
         match k {
             b"session_id" => sid = r.string()?,
             b"resume_gateway_url" => url = r.string()?,
+            b"sessions" => r.array(|r| session_entry(r, &mut sessions))?,
             _ => r.skip()?,
         }
         Some(())
@@ -408,7 +466,7 @@ fn ready_fields(d: &[u8]) -> (String, String) {
     if !(ok(&url) && url.starts_with("wss://")) {
         url.clear();
     }
-    (sid, url)
+    (sid, url, sessions)
 }
 
 #[cfg(test)]
@@ -550,7 +608,31 @@ mod tests {
         let e = Envelope::parse(br#"{"d":{"a":[1,{"b":"s\"}"}]},"t":"X","s":null,"op":0}"#).unwrap();
         assert_eq!((e.op, e.s, e.t), (0, None, &b"X"[..]));
         assert!(Envelope::parse(b"not json").is_none());
-        let (sid, url) = ready_fields(br#"{"session_id":"a b","resume_gateway_url":"http://x"}"#);
+        let (sid, url, _) = ready_fields(br#"{"session_id":"a b","resume_gateway_url":"http://x"}"#);
         assert_eq!((sid.as_str(), url.as_str()), ("", ""));
+    }
+
+    #[test]
+    fn status_follows_the_users_other_sessions() {
+        let mut s = Session::default();
+        s.handle(Event::Want, &WANT);
+        s.handle(Event::Frame(hello()), &WANT);
+        s.handle(Event::Frame(br#"{"op":0,"s":1,"t":"READY","d":{"sessions":[{"session_id":"all","status":"online"},{"session_id":"me","status":"online"},{"session_id":"desk","status":"dnd","client_info":{}}],"session_id":"me"}}"#), &WANT);
+        assert_eq!(STATUSES[s.status as usize], "dnd");
+        let a = s.handle(Event::Frame(br#"{"op":0,"s":2,"t":"SESSIONS_REPLACE","d":[{"session_id":"desk","status":"idle"}]}"#), &WANT);
+        assert_eq!((STATUSES[s.status as usize], a), ("idle", vec![Flush { fresh: false }]));
+        let a = s.handle(Event::Frame(br#"{"op":0,"s":3,"t":"SESSIONS_REPLACE","d":[{"session_id":"me","status":"online"},{"session_id":"desk","status":"idle"}]}"#), &WANT);
+        assert_eq!(a, vec![]);
+        s.handle(Event::Frame(br#"{"op":0,"s":4,"t":"SESSIONS_REPLACE","d":[{"session_id":"me","status":"online"}]}"#), &WANT);
+        assert_eq!(s.status, 0, "alone again: online");
+    }
+
+    #[test]
+    fn idle_ends_the_session() {
+        let mut s = ready_session();
+        let a = s.handle(Event::Idle, &IDLE);
+        assert!(a.contains(&Close { code: 1000, gen: 1 }));
+        assert_eq!((s.phase, s.session_id.as_str()), (Phase::Idle, ""));
+        assert_eq!(s.handle(Event::Idle, &IDLE), vec![]);
     }
 }

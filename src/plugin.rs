@@ -4,11 +4,11 @@
 //! actions through the host.
 
 use crate::config;
-use crate::gateway::{Action, Ctx, Event, Frame, Level, Phase, Session, Timer};
+use crate::gateway::{status_index, Action, Ctx, Event, Frame, Level, Phase, Session, Timer, STATUSES};
 use crate::host::{self, Host};
 use crate::input;
 use crate::presence::{self, Fnv, Plan, Want};
-use crate::state;
+use crate::state::{self, Sent};
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -22,18 +22,24 @@ const DAY: i64 = 86_400;
 
 pub type Result = core::result::Result<Option<Vec<u8>>, String>;
 
-/// A configured user: name, token, application id.
+/// A configured user and the settings that apply to them.
 struct User {
     name: String,
     token: String,
     client_id: String,
+    /// Configured status (index in `STATUSES`); `None`: follow the user's own.
+    status: Option<u8>,
+    /// How long a session with nothing to show stays open (ms); 0: forever.
+    idle_ms: i64,
 }
 
 fn user(h: &mut impl Host, name: &str) -> core::result::Result<Option<User>, String> {
     let users = h.config("users").unwrap_or_default();
-    let token = config::token_for(&users, name)?;
+    let Some(token) = config::token_for(&users, name)? else { return Ok(None) };
     let client_id = h.config("clientid").unwrap_or_default();
-    Ok(token.map(|token| User { name: name.into(), token, client_id }))
+    let status = h.config("status").and_then(|s| status_index(s.as_bytes()));
+    let idle_min = h.config("idleminutes").map_or(Ok(10), |v| config::minutes(&v))?;
+    Ok(Some(User { name: name.into(), token, client_id, status, idle_ms: idle_min * 60_000 }))
 }
 
 fn log(h: &mut impl Host, level: Level, u: &str, msg: &str) {
@@ -139,7 +145,8 @@ fn split_id(id: &str) -> Option<(i64, &str)> {
 }
 
 /// Timer ids: `<kind>:<gen or due time>:<user>`, kinds `b1` first heartbeat, `hb`
-/// heartbeat, `rc` reconnect, `fl` presence flush.
+/// heartbeat, `rc` reconnect (with the generation); `fl` presence flush, `ic` idle close
+/// (with the due time in ms, which is also the time when they run).
 pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
     let (v, _) = input::fields(input, &["scheduleId"]).ok_or_else(|| bad_input("scheduler callback"))?;
     let id = &v[0];
@@ -153,9 +160,10 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
         Some(u) => u,
         None => return Ok(None),
     };
-    if kind == "fl" {
-        flush(h, &u, num, false);
-        return Ok(None);
+    match kind {
+        "fl" => return flush(h, &u, num, false).map(|_| None),
+        "ic" => return idle(h, &u, num).map(|_| None),
+        _ => {}
     }
     let s = load_session(h, name);
     let ev = match kind {
@@ -254,10 +262,7 @@ fn act(h: &mut impl Host, u: &User, s: &Session, a: Action, now: i64) -> Option<
             host::cache_put(h, &state::key("ack", &u.name), DAY, if pending { "1" } else { "0" });
             Ok(())
         }
-        Action::Flush { fresh } => {
-            flush(h, u, now, fresh);
-            Ok(())
-        }
+        Action::Flush { fresh } => flush(h, u, now, fresh),
         Action::Log(level, msg) => {
             log(h, level, &u.name, &msg);
             Ok(())
@@ -280,36 +285,55 @@ fn schedule_flush(h: &mut impl Host, u: &User, now: i64, at: i64) {
     let _ = host::schedule_once(h, secs as u32, &timer_id("fl", at, &u.name));
 }
 
+fn load_sent(h: &mut impl Host, name: &str) -> Sent {
+    host::cache_get(h, &state::key("sent", name)).and_then(|t| state::load_sent(&t)).unwrap_or_default()
+}
+
 /// Sends the wanted presence (or the clear) if the session is ready, it differs from what
 /// is shown, and the rate budget allows; otherwise schedules one deferred flush. `now` is
 /// 0 when the caller has no clock (a gateway callback): the latest known time is used.
-fn flush(h: &mut impl Host, u: &User, now: i64, fresh: bool) {
+/// With nothing to show, the session's idle close is scheduled.
+fn flush(h: &mut impl Host, u: &User, now: i64, fresh: bool) -> core::result::Result<(), String> {
     let s = load_session(h, &u.name);
     let want = load_want(h, &u.name);
     if s.phase != Phase::Ready {
         if want.is_some() && s.phase == Phase::Idle {
             drive(h, u, Event::Want, now);
         }
-        return;
+        return Ok(());
     }
-    let sent_key = state::key("sent", &u.name);
-    let mut sent = host::cache_get(h, &sent_key).and_then(|t| state::load_sent(&t)).unwrap_or_default();
+    let mut sent = load_sent(h, &u.name);
     if fresh {
         sent.fingerprint = 0;
     }
     let known = want.as_ref().map_or(0, |w| w.at_ms).max(sent.times.last().copied().unwrap_or(0));
     let now = now.max(known);
-    match presence::plan(want, &sent, now, &u.client_id) {
+    let status = STATUSES[u.status.unwrap_or(s.status) as usize];
+    let showing = want.is_some();
+    match presence::plan(want, &sent, now, &[&u.client_id, status].concat()) {
         Plan::Nothing => {}
         Plan::Later(at) => schedule_flush(h, u, now, at),
         Plan::Send(w, next) => {
             let conn = conn_id(s.gen, &u.name);
-            match host::ws_send(h, &conn, |o| presence::presence(o, w.as_ref(), &u.client_id)) {
-                Ok(()) => host::cache_put(h, &sent_key, DAY, &state::save_sent(&next)),
-                Err(e) => log(h, Level::Warn, &u.name, &e),
-            }
+            host::ws_send(h, &conn, |o| presence::presence(o, w.as_ref(), &u.client_id, status))?;
+            host::cache_put(h, &state::key("sent", &u.name), DAY, &state::save_sent(&next));
         }
     }
+    if !showing && u.idle_ms > 0 {
+        let at = now + u.idle_ms;
+        let _ = host::schedule_once(h, (u.idle_ms / 1000) as u32, &timer_id("ic", at, &u.name));
+    }
+    Ok(())
+}
+
+/// Idle-close timer due at `due`: ends the session if nothing has been shown since the
+/// last update for the whole idle time; a newer clear has its own timer.
+fn idle(h: &mut impl Host, u: &User, due: i64) -> core::result::Result<(), String> {
+    let last = load_sent(h, &u.name).times.last().copied().unwrap_or(0);
+    if load_want(h, &u.name).is_none() && last + u.idle_ms <= due {
+        drive(h, u, Event::Idle, due);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -499,9 +523,48 @@ mod tests {
             report(&mut h, "playing", &format!("T{i}"), T0 + 1 + i / 4).unwrap();
         }
         let ops3 = h.frames.iter().filter(|(_, f)| f.starts_with(r#"{"op":3"#)).count();
-        assert_eq!(ops3, 5, "Song plus four skips, then the budget is spent");
+        assert_eq!(ops3, 2, "Song, then one update 4 s later");
+        let due: Vec<_> = h.timers.keys().filter_map(|k| k.strip_prefix("fl:")).collect();
+        assert_eq!(due, ["1714600004000:alice", "1714600008000:alice"], "the last one 3 s after the last skip");
+        fire(&mut h, "fl:1714600004000");
+        assert_eq!(h.frames.iter().filter(|(_, f)| f.starts_with(r#"{"op":3"#)).count(), 2, "still too early");
         fire(&mut h, "fl:");
         assert!(last_frame(&h).contains(r#""details":"T19""#), "the final track shows once the window frees");
+    }
+
+    #[test]
+    fn idle_session_closes_after_the_idle_time() {
+        let mut h = ready();
+        report(&mut h, "stopped", "Song", T0 + 30).unwrap();
+        fire(&mut h, "fl:");
+        fire(&mut h, "ic:1714600635000:");
+        assert_eq!(h.closes, [("1:alice".into(), 1000, OWN_CLOSE.into())]);
+        assert!(!h.timers.keys().any(|k| k.starts_with("hb:") || k.starts_with("b1:")), "{:?}", h.timers);
+        report(&mut h, "playing", "Again", T0 + 1000).unwrap();
+        assert_eq!(h.connects[1], (crate::gateway::GATEWAY_URL.into(), "2:alice".into()));
+        // Playback resumed before the idle time: the socket stays.
+        let mut h = ready();
+        report(&mut h, "stopped", "Song", T0 + 30).unwrap();
+        fire(&mut h, "fl:");
+        report(&mut h, "playing", "Next", T0 + 60).unwrap();
+        fire(&mut h, "ic:");
+        assert!(h.closes.is_empty());
+    }
+
+    #[test]
+    fn configured_status_and_idle_time() {
+        let mut h = fake();
+        h.config.insert("status".into(), "idle".into());
+        h.config.insert("idleminutes".into(), "0".into());
+        report(&mut h, "playing", "Song", T0).unwrap();
+        text(&mut h, r#"{"op":10,"d":{"heartbeat_interval":41250}}"#);
+        text(&mut h, r#"{"op":0,"t":"READY","s":1,"d":{"session_id":"s1","sessions":[{"session_id":"x","status":"dnd"}]}}"#);
+        assert!(last_frame(&h).ends_with(r#""status":"idle","afk":false}}"#), "{}", last_frame(&h));
+        report(&mut h, "stopped", "Song", T0 + 30).unwrap();
+        fire(&mut h, "fl:");
+        assert!(!h.timers.keys().any(|k| k.starts_with("ic:")), "idleminutes 0 keeps the session");
+        h.config.insert("idleminutes".into(), "soon".into());
+        assert!(report(&mut h, "playing", "x", T0).unwrap_err().contains("idleminutes"));
     }
 
     #[test]

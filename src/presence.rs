@@ -10,6 +10,9 @@ use alloc::string::String;
 /// Presence updates allowed per window (Discord: 5 per 20 s) and the window with a margin.
 pub const WINDOW_SENDS: usize = 5;
 pub const WINDOW_MS: i64 = 21_000;
+/// Updates are also spaced by at least this, so a burst of skips does not spend the whole
+/// budget at once and the final track shows within seconds of the last skip (spec §6.3).
+pub const MIN_GAP_MS: i64 = 4_000;
 /// A start time that moved less than this is the same presence (periodic reports
 /// recompute it with one-second resolution).
 const SAME_START_MS: i64 = 2_500;
@@ -47,9 +50,9 @@ impl Want {
         }
     }
 
-    fn fingerprint(&self, client_id: &str) -> u64 {
+    fn fingerprint(&self, salt: &str) -> u64 {
         let mut h = Fnv::new();
-        for s in [&self.title, &self.artist, &self.album, &self.track_id, client_id] {
+        for s in [&self.title, &self.artist, &self.album, &self.track_id, salt] {
             h.eat(s.as_bytes());
             h.eat(&[0]);
         }
@@ -101,19 +104,22 @@ pub enum Plan {
 }
 
 /// Decides whether the wanted presence (or a clear) goes out at `now`: identical presences
-/// are not resent, and at most 5 updates leave per 20 s; the rest wait for one deferred
-/// send of whatever is wanted then, so fast skips coalesce (spec §6.3).
-pub fn plan(want: Option<Want>, sent: &Sent, now: i64, client_id: &str) -> Plan {
-    let fingerprint = want.as_ref().map_or(0, |w| w.fingerprint(client_id));
+/// are not resent (`salt` holds whatever else the frame carries), updates are 4 s apart and
+/// at most 5 per 20 s; the rest wait for one deferred send of whatever is wanted then, so
+/// fast skips coalesce (spec §6.3).
+pub fn plan(want: Option<Want>, sent: &Sent, now: i64, salt: &str) -> Plan {
+    let fingerprint = want.as_ref().map_or(0, |w| w.fingerprint(salt));
     let start = want.as_ref().map_or(0, |w| w.start_ms);
     if fingerprint == sent.fingerprint && (start - sent.start_ms).abs() < SAME_START_MS {
         return Plan::Nothing;
     }
-    if sent.times.len() >= WINDOW_SENDS {
-        let oldest = sent.times[sent.times.len() - WINDOW_SENDS];
-        if now < oldest + WINDOW_MS {
-            return Plan::Later(oldest + WINDOW_MS);
-        }
+    let n = sent.times.len();
+    let mut earliest = sent.times.last().map_or(i64::MIN, |t| t + MIN_GAP_MS);
+    if n >= WINDOW_SENDS {
+        earliest = earliest.max(sent.times[n - WINDOW_SENDS] + WINDOW_MS);
+    }
+    if now < earliest {
+        return Plan::Later(earliest);
     }
     let mut times = sent.times.clone();
     times.push(now);
@@ -174,7 +180,8 @@ pub fn frame(o: &mut Out, f: &Frame, token: &str) {
 
 /// Presence Update (op 3) with the Listening activity, or with none to clear it. `since`
 /// null and `afk` false: this session is not idle (Discord gateway-events, Update Presence).
-pub fn presence(o: &mut Out, want: Option<&Want>, client_id: &str) {
+/// `status` is one of `gateway::STATUSES`.
+pub fn presence(o: &mut Out, want: Option<&Want>, client_id: &str, status: &str) {
     o.raw(r#"{\"op\":3,\"d\":{\"since\":null,\"activities\":["#);
     if let Some(w) = want {
         o.raw(r#"{\"type\":2,\"name\":\"Navidrome\",\"status_display_type\":2"#);
@@ -187,7 +194,7 @@ pub fn presence(o: &mut Out, want: Option<&Want>, client_id: &str) {
         }
         o.raw("}}");
     }
-    o.raw(r#"],\"status\":\"online\",\"afk\":false}}"#);
+    o.raw(r#"],\"status\":"#).str(status).raw(r#",\"afk\":false}}"#);
 }
 
 /// 64-bit FNV-1a (the official plugin's cache-key hash, spec §3.9).
@@ -243,13 +250,13 @@ mod tests {
 
     #[test]
     fn presence_frame_is_exact() {
-        let s = render(|o| presence(o, Some(&want()), "123456789012345678"));
+        let s = render(|o| presence(o, Some(&want()), "123456789012345678", "online"));
         assert_eq!(
             s,
             r#"{"op":3,"d":{"since":null,"activities":[{"type":2,"name":"Navidrome","status_display_type":2,"details":"Test Song","state":"Test Artist","application_id":"123456789012345678","timestamps":{"start":1714599990000,"end":1714600170000}}],"status":"online","afk":false}}"#
         );
-        let s = render(|o| presence(o, None, "1"));
-        assert_eq!(s, r#"{"op":3,"d":{"since":null,"activities":[],"status":"online","afk":false}}"#);
+        let s = render(|o| presence(o, None, "1", "dnd"));
+        assert_eq!(s, r#"{"op":3,"d":{"since":null,"activities":[],"status":"dnd","afk":false}}"#);
     }
 
     #[test]
@@ -271,7 +278,7 @@ mod tests {
     fn any_title_survives_the_double_escape() {
         let mut w = want();
         w.title = "\"quoted\" \\ back\u{1}\n🎵 عربى e\u{301}".into();
-        let s = render(|o| presence(o, Some(&w), "1"));
+        let s = render(|o| presence(o, Some(&w), "1", "online"));
         let mut got = None;
         Reader::new(s.as_bytes()).object(|k, r| {
             if k == b"d" {
@@ -332,25 +339,27 @@ mod tests {
         w2.timing(now + 1000, 11_000, 1000, 180);
         assert_eq!(plan(Some(w2), &sent, now + 1000, "c"), Plan::Nothing);
         // Clearing differs from showing.
-        assert!(matches!(plan(None, &sent, now, "c"), Plan::Send(None, _)));
+        assert!(matches!(plan(None, &sent, now + MIN_GAP_MS, "c"), Plan::Send(None, _)));
+        assert_eq!(plan(None, &sent, now + 1, "c"), Plan::Later(now + MIN_GAP_MS));
         assert_eq!(plan(None, &Sent::default(), now, "c"), Plan::Nothing);
-        // Six different tracks within a second: five go out, the sixth waits for the window.
+        // A change every second: one update per 4 s, never more than 5 per 21 s.
         let mut sent = Sent::default();
         let mut out = Vec::new();
-        for i in 0..6 {
+        for i in 0..40 {
             let mut t = w.clone();
             t.title = num_title(i);
-            match plan(Some(t), &sent, now + i, "c") {
+            match plan(Some(t), &sent, now + i * 1000, "c") {
                 Plan::Send(_, s) => {
                     sent = s;
                     out.push(i)
                 }
-                Plan::Later(at) => assert_eq!(at, now + WINDOW_MS),
+                Plan::Later(at) => assert!(at > now + i * 1000),
                 Plan::Nothing => panic!(),
             }
         }
-        assert_eq!(out, [0, 1, 2, 3, 4]);
-        assert_eq!(sent.times.len(), WINDOW_SENDS);
+        assert_eq!(out, [0, 4, 8, 12, 16, 21, 25, 29, 33, 37]);
+        // A changed status is a different presence.
+        assert!(matches!(plan(Some(w.clone()), &Sent { fingerprint: w.fingerprint("c"), ..Sent::default() }, now, "cdnd"), Plan::Send(..)));
     }
 
     fn num_title(i: i64) -> String {

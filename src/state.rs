@@ -36,7 +36,7 @@ fn int(s: Option<&str>) -> Option<i64> {
     if neg { Some(v) } else { v.checked_neg() }
 }
 
-/// `gen phase seq heartbeat attempts fatal session_id resume_url`, space-separated
+/// `gen phase seq heartbeat attempts fatal status session_id resume_url`, space-separated
 /// (`-` for no seq). The two strings were checked to hold no spaces (`gateway::ready_fields`).
 pub fn save_session(s: &Session) -> String {
     let mut o = String::new();
@@ -48,7 +48,7 @@ pub fn save_session(s: &Session) -> String {
         Some(q) => o.push_str(&num(q)),
         None => o.push('-'),
     }
-    for v in [s.heartbeat_ms as i64, s.attempts as i64, s.fatal as i64] {
+    for v in [s.heartbeat_ms as i64, s.attempts as i64, s.fatal as i64, s.status as i64] {
         o.push(' ');
         o.push_str(&num(v));
     }
@@ -70,9 +70,10 @@ pub fn load_session(text: &str) -> Option<Session> {
     };
     let mut n = || int(f.next());
     let (heartbeat_ms, attempts, fatal) = (n()? as u32, n()? as u32, n()? as u16);
+    let status = n()?.clamp(0, 3) as u8;
     let session_id = f.next()?.into();
     let resume_url = f.next()?.into();
-    f.next().is_none().then_some(Session { gen, phase, seq, heartbeat_ms, attempts, fatal, session_id, resume_url })
+    f.next().is_none().then_some(Session { gen, phase, seq, heartbeat_ms, attempts, fatal, session_id, resume_url, status })
 }
 
 /// The last presence frames sent on the current session: a fingerprint of what was shown
@@ -115,6 +116,7 @@ mod tests {
         s.heartbeat_ms = 41250;
         s.attempts = 3;
         s.fatal = 4004;
+        s.status = 2;
         s.session_id = "abc".into();
         s.resume_url = "wss://gateway-us-east1-b.discord.gg".into();
         assert_eq!(load_session(&save_session(&s)), Some(s));
@@ -122,7 +124,7 @@ mod tests {
 
     #[test]
     fn corrupt_records_are_absent() {
-        for bad in ["", "x", "1 9 - 0 0 0  ", "1 4 - 0 0 0 a b c", "1 4 1x 0 0 0 a b", "99999999999999999999 1 - 0 0 0 a b"] {
+        for bad in ["", "x", "1 9 - 0 0 0 0  ", "1 4 - 0 0 0 0 a b c", "1 4 1x 0 0 0 0 a b", "99999999999999999999 1 - 0 0 0 0 a b", "1 4 - 0 0 0 a b"] {
             assert_eq!(load_session(bad), None, "{bad:?}");
         }
         assert_eq!(load_sent("1 2 3 4 5 6 7 8"), None);
