@@ -45,6 +45,9 @@ extern "C" {
     fn cache_getstring(h: u64) -> u64;
     fn cache_setstring(h: u64) -> u64;
     fn cache_remove(h: u64) -> u64;
+    fn http_send(h: u64) -> u64;
+    fn artwork_gettrackurl(h: u64) -> u64;
+    fn subsonicapi_callraw(h: u64) -> u64;
 }
 
 /// Copies `n` bytes out of kernel memory, 8 per host call (the kernel has no bulk copy,
@@ -109,6 +112,9 @@ impl Host for Kernel {
                 HostFn::CacheGet => cache_getstring(req),
                 HostFn::CacheSet => cache_setstring(req),
                 HostFn::CacheRemove => cache_remove(req),
+                HostFn::Http => http_send(req),
+                HostFn::TrackArt => artwork_gettrackurl(req),
+                HostFn::SubsonicRaw => subsonicapi_callraw(req),
             };
             free(req);
             let out = read_block(resp);
@@ -179,13 +185,12 @@ pub extern "C" fn nd_scrobbler_playback_report() -> i32 {
     run(|h, i| plugin::playback_report(h, &i))
 }
 
-/// Navidrome ≥ 0.62 sends playback reports for the same plays; now-playing and scrobble
-/// need no work but must exist and succeed (ABI §5.2).
 #[no_mangle]
 pub extern "C" fn nd_scrobbler_now_playing() -> i32 {
-    0
+    run(|h, i| plugin::now_playing(h, &i))
 }
 
+/// Scrobbles need no work but the export must exist and succeed (ABI §5.2).
 #[no_mangle]
 pub extern "C" fn nd_scrobbler_scrobble() -> i32 {
     0

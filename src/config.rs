@@ -40,12 +40,114 @@ pub fn token_for(users: &str, user: &str) -> Result<Option<String>, &'static str
     Ok(found)
 }
 
+/// A configured user, their token, and the settings that apply to them.
+pub struct User {
+    pub name: String,
+    pub token: String,
+    pub set: Settings,
+}
+
+impl User {
+    /// The user `name` if configured with a token. Errors name the setting, never a token.
+    pub fn load(mut get: impl FnMut(&str) -> Option<String>, name: &str) -> Result<Option<User>, &'static str> {
+        let users = get("users").unwrap_or_default();
+        let Some(token) = token_for(&users, name)? else { return Ok(None) };
+        Ok(Some(User { name: name.into(), token, set: Settings::load(get)? }))
+    }
+}
+
+/// How the activity looks and what it may fetch, from the plugin settings (keys as in the
+/// official plugin where it has them, spec §3.10; booleans arrive as `true`/`false`).
+#[derive(Default, Debug)]
+pub struct Settings {
+    pub client_id: String,
+    /// Configured status (index in `gateway::STATUSES`); `None`: follow the user's own.
+    pub status: Option<u8>,
+    /// How long a session with nothing to show stays open (ms); 0: forever.
+    pub idle_ms: i64,
+    /// `activityname`: what follows "Listening to" (spec §3.2).
+    pub name: Name,
+    /// Templates with `{track}`, `{artist}`, `{album}`, `{albumartist}`.
+    pub name_template: String,
+    pub details: String,
+    pub state: String,
+    pub large_text: String,
+    pub pause: Pause,
+    pub caa: bool,
+    pub uguu: bool,
+    pub spotify: bool,
+    /// Player names or ids whose playback is never shown (comma-separated).
+    pub ignore: String,
+}
+
+#[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Name {
+    #[default]
+    Default,
+    Track,
+    Album,
+    Artist,
+    Custom,
+}
+
+/// What a paused player shows (v2 issues #42/#50): the paused activity, nothing, or the
+/// paused activity for a while (ms).
+#[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pause {
+    #[default]
+    Show,
+    Hide,
+    HideAfter(i64),
+}
+
+impl Settings {
+    pub fn load(mut get: impl FnMut(&str) -> Option<String>) -> Result<Settings, &'static str> {
+        let mut flag = |k: &str| get(k).is_some_and(|v| v == "true");
+        let (caa, uguu, spotify) = (flag("caaenabled"), flag("uguuenabled"), flag("spotifylinks"));
+        let text = |get: &mut dyn FnMut(&str) -> Option<String>, k: &str, d: &str| get(k).filter(|v| !v.is_empty()).unwrap_or_else(|| d.into());
+        let name = match get("activityname").as_deref() {
+            Some("Track") => Name::Track,
+            Some("Album") => Name::Album,
+            Some("Artist") => Name::Artist,
+            Some("Custom") => Name::Custom,
+            _ => Name::Default,
+        };
+        let pause_min = get("pauseminutes").map_or(Ok(0), |v| minutes("pauseminutes", &v))?;
+        let pause = match get("pausemode").as_deref() {
+            Some("hide") => Pause::Hide,
+            Some("hideafter") if pause_min > 0 => Pause::HideAfter(pause_min * 60_000),
+            _ => Pause::Show,
+        };
+        Ok(Settings {
+            client_id: get("clientid").unwrap_or_default(),
+            status: get("status").and_then(|s| crate::gateway::status_index(s.as_bytes())),
+            idle_ms: get("idleminutes").map_or(Ok(10), |v| minutes("idleminutes", &v))? * 60_000,
+            name,
+            name_template: get("activitynametemplate").unwrap_or_default(),
+            details: text(&mut get, "detailstemplate", "{track}"),
+            state: text(&mut get, "statetemplate", "{artist}"),
+            large_text: text(&mut get, "largetexttemplate", "{album}"),
+            pause,
+            caa,
+            uguu,
+            spotify,
+            ignore: get("ignoreplayers").unwrap_or_default(),
+        })
+    }
+
+    /// Whether a player (by name or id) is on the ignore list; names compare exactly.
+    pub fn ignores(&self, player_name: &str, player_id: &str) -> bool {
+        self.ignore.split(',').map(str::trim).any(|p| !p.is_empty() && (p == player_name || p == player_id))
+    }
+}
+
 /// A whole number of minutes (the config form stores integers as JSON numbers, which
 /// reach the plugin as text, ABI §1.6).
-pub fn minutes(v: &str) -> Result<i64, &'static str> {
+fn minutes(key: &str, v: &str) -> Result<i64, &'static str> {
     match v.trim().parse::<i64>() {
         Ok(m) if (0..=1440).contains(&m) => Ok(m),
-        _ => Err("config `idleminutes` must be a whole number of minutes from 0 to 1440"),
+        _ if key == "idleminutes" => Err("config `idleminutes` must be a whole number of minutes from 0 to 1440"),
+        _ => Err("config `pauseminutes` must be a whole number of minutes from 0 to 1440"),
     }
 }
 
@@ -90,12 +192,37 @@ mod tests {
         assert!(token_for("[1,2]", "a").is_err());
     }
 
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, &'static str> {
+        Settings::load(|k| pairs.iter().find(|(x, _)| *x == k).map(|(_, v)| String::from(*v)))
+    }
+
     #[test]
-    fn idle_minutes() {
-        assert_eq!(minutes("10"), Ok(10));
-        assert_eq!(minutes("0"), Ok(0));
-        assert!(minutes("-1").unwrap_err().contains("idleminutes"));
-        assert!(minutes("1.5").is_err() && minutes("x").is_err() && minutes("99999").is_err());
+    fn settings_defaults_and_options() {
+        let s = settings(&[]).unwrap();
+        assert_eq!((s.name, s.pause, s.idle_ms, s.status), (Name::Default, Pause::Show, 600_000, None));
+        assert_eq!((s.details.as_str(), s.state.as_str(), s.large_text.as_str()), ("{track}", "{artist}", "{album}"));
+        assert!(!s.caa && !s.uguu && !s.spotify);
+        let s = settings(&[("activityname", "Custom"), ("pausemode", "hideafter"), ("pauseminutes", "5"), ("caaenabled", "true"), ("spotifylinks", "false"), ("status", "dnd"), ("detailstemplate", "")]).unwrap();
+        assert_eq!((s.name, s.pause, s.status), (Name::Custom, Pause::HideAfter(300_000), Some(2)));
+        assert!(s.caa && !s.spotify);
+        assert_eq!(s.details, "{track}", "an empty template keeps the default");
+        assert_eq!(settings(&[("activityname", "Bogus"), ("pausemode", "hide")]).unwrap().name, Name::Default);
+        assert_eq!(settings(&[("pausemode", "hideafter")]).unwrap().pause, Pause::Show, "no minutes: keep showing");
+    }
+
+    #[test]
+    fn minute_settings_are_checked() {
+        assert_eq!(settings(&[("idleminutes", "0")]).unwrap().idle_ms, 0);
+        assert!(settings(&[("idleminutes", "-1")]).unwrap_err().contains("idleminutes"));
+        assert!(settings(&[("pauseminutes", "1.5")]).unwrap_err().contains("pauseminutes"));
+        assert!(settings(&[("idleminutes", "99999")]).is_err());
+    }
+
+    #[test]
+    fn ignore_list_matches_name_or_id() {
+        let s = settings(&[("ignoreplayers", "Sonixd, abc-123 ,")]).unwrap();
+        assert!(s.ignores("Sonixd", "x") && s.ignores("NavidromeUI", "abc-123"));
+        assert!(!s.ignores("sonixd", "x") && !s.ignores("", ""));
     }
 
     #[test]

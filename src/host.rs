@@ -19,6 +19,9 @@ pub enum Fn {
     CacheGet,
     CacheSet,
     CacheRemove,
+    Http,
+    TrackArt,
+    SubsonicRaw,
 }
 
 /// What the ABI layer provides; tests provide a fake.
@@ -54,10 +57,24 @@ fn send(h: &mut impl Host, f: Fn, mut o: Out) -> Result<Vec<u8>, String> {
     }
 }
 
+/// The string fields of a response object that `want` names, by position.
+fn strings<const N: usize>(resp: &[u8], want: [&[u8]; N]) -> Option<[String; N]> {
+    let mut out = core::array::from_fn(|_| String::new());
+    Reader::new(resp).object(|k, r| {
+        match want.iter().position(|w| *w == k) {
+            Some(i) if r.peek() == b'"' => out[i] = r.string()?,
+            _ => r.skip()?,
+        }
+        Some(())
+    })?;
+    Some(out)
+}
+
 pub fn cache_get(h: &mut impl Host, key: &str) -> Option<String> {
     let mut o = req();
     o.key("key").str(key);
     let resp = send(h, Fn::CacheGet, o).map_err(|e| h.log(Level::Warn, &e)).ok()?;
+    // Navidrome omits `exists` when false and `value` when empty (ABI §4.6).
     let (mut value, mut exists) = (String::new(), false);
     Reader::new(&resp).object(|k, r| {
         match k {
@@ -68,6 +85,84 @@ pub fn cache_get(h: &mut impl Host, key: &str) -> Option<String> {
         Some(())
     })?;
     exists.then_some(value)
+}
+
+/// An HTTP response: status, the headers the plugin reads, body.
+#[derive(Default, Debug)]
+pub struct Response {
+    pub status: i64,
+    pub location: String,
+    pub retry_after: String,
+    pub body: Vec<u8>,
+}
+
+/// `http_send` (ABI §4.3): 4xx/5xx are responses; transport errors and refused hosts are
+/// errors. `json_body` marks a JSON request body.
+pub fn http(h: &mut impl Host, method: &str, url: &str, auth: &str, body: Option<(&str, &[u8])>, follow: bool, timeout_ms: i64) -> Result<Response, String> {
+    let mut o = req();
+    o.key("request").raw("{").key("method").str(method).key("url").str(url).key("headers").raw("{");
+    if !auth.is_empty() {
+        o.key("Authorization").str(auth);
+    }
+    if let Some((ctype, data)) = body {
+        o.key("Content-Type").str(ctype).raw("}").key("body").b64(data);
+    } else {
+        o.raw("}");
+    }
+    if !follow {
+        o.key("noFollowRedirects").raw("true");
+    }
+    o.key("timeoutMs").int(timeout_ms).raw("}");
+    let resp = send(h, Fn::Http, o)?;
+    let mut out = Response::default();
+    Reader::new(&resp).object(|k, r| {
+        if k != b"result" {
+            return r.skip();
+        }
+        r.object(|k, r| {
+            match k {
+                b"statusCode" => out.status = r.int()?,
+                b"body" => out.body = crate::json::unbase64(r.raw_str()?)?,
+                b"headers" => r.object(|k, r| {
+                    match k {
+                        b"Location" => out.location = r.string()?,
+                        b"Retry-After" => out.retry_after = r.string()?,
+                        _ => r.skip()?,
+                    }
+                    Some(())
+                })?,
+                _ => r.skip()?,
+            }
+            Some(())
+        })
+    })
+    .ok_or("malformed http response")?;
+    Ok(out)
+}
+
+/// Navidrome's public URL of a track's cover (ABI §4.7); it may be `http://localhost/…`.
+pub fn track_art_url(h: &mut impl Host, track_id: &str, size: i64) -> Result<String, String> {
+    let mut o = req();
+    o.key("id").str(track_id).key("size").int(size);
+    let resp = send(h, Fn::TrackArt, o)?;
+    Ok(strings(&resp, [b"url"]).map(|[u]| u).unwrap_or_default())
+}
+
+/// A raw Subsonic API response (content type, bytes), `subsonicapi_callraw` (ABI §4.9).
+pub fn subsonic_raw(h: &mut impl Host, uri: &str) -> Result<(String, Vec<u8>), String> {
+    let mut o = req();
+    o.key("uri").str(uri);
+    let resp = send(h, Fn::SubsonicRaw, o)?;
+    let mut out = (String::new(), Vec::new());
+    Reader::new(&resp).object(|k, r| {
+        match k {
+            b"contentType" => out.0 = r.string()?,
+            b"data" => out.1 = crate::json::unbase64(r.raw_str()?)?,
+            _ => r.skip()?,
+        }
+        Some(())
+    });
+    Ok(out)
 }
 
 /// Stores a string written by `value` (at depth 1, inside the request's `value` string).

@@ -16,6 +16,7 @@ pub struct Report {
     /// Playback rate × 1000.
     pub rate_milli: i64,
     pub player_id: String,
+    pub player_name: String,
     /// Unix seconds of the report (0 when absent).
     pub timestamp: i64,
     pub track: Track,
@@ -27,6 +28,12 @@ pub struct Track {
     pub title: String,
     pub artist: String,
     pub album: String,
+    pub album_artist: String,
+    /// Name of the first entry of `artists`.
+    pub artist0: String,
+    pub album_mbid: String,
+    pub group_mbid: String,
+    pub recording_mbid: String,
     /// Whole seconds, truncated as the official plugin does (spec §3.3).
     pub duration_s: i64,
 }
@@ -41,6 +48,7 @@ pub fn report(input: &[u8]) -> Option<Report> {
             b"position" => rep.position_ms = r.number(3)?,
             b"playbackRate" => rep.rate_milli = r.number(3)?,
             b"playerId" => rep.player_id = r.string()?,
+            b"playerName" => rep.player_name = r.string()?,
             b"timestamp" => rep.timestamp = r.int()?,
             b"track" => rep.track = track(r)?,
             _ => r.skip()?,
@@ -58,7 +66,20 @@ fn track(r: &mut Reader) -> Option<Track> {
             b"title" => t.title = r.string()?,
             b"artist" => t.artist = r.string()?,
             b"album" => t.album = r.string()?,
+            b"albumArtist" => t.album_artist = r.string()?,
+            b"mbzAlbumId" => t.album_mbid = r.string()?,
+            b"mbzReleaseGroupId" => t.group_mbid = r.string()?,
+            b"mbzRecordingId" => t.recording_mbid = r.string()?,
             b"duration" => t.duration_s = r.int()?,
+            b"artists" => r.array(|r| {
+                r.object(|k, r| {
+                    match k {
+                        b"name" if t.artist0.is_empty() => t.artist0 = r.string()?,
+                        _ => r.skip()?,
+                    }
+                    Some(())
+                })
+            })?,
             _ => r.skip()?,
         }
         Some(())
@@ -132,6 +153,7 @@ mod tests {
         assert_eq!((r.position_ms, r.rate_milli, r.timestamp), (45000, 1500, 1783771200));
         assert_eq!((r.track.title.as_str(), r.track.artist.as_str(), r.track.album.as_str()), ("Song", "Artist A", "Album"));
         assert_eq!((r.track.id.as_str(), r.track.duration_s), ("4Fz", 215));
+        assert_eq!((r.track.artist0.as_str(), r.track.recording_mbid.as_str(), r.player_name.as_str()), ("Artist A", "0e6f", "NavidromeUI"));
     }
 
     #[test]

@@ -334,6 +334,38 @@ impl Out {
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
+/// RFC 4648 §4 alphabet: Go encodes `[]byte` fields with it, `=`-padded (ABI §4.0).
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+impl Out {
+    /// Bytes as a base64 string value (its characters need no escaping at any depth).
+    pub fn b64(&mut self, data: &[u8]) -> &mut Self {
+        self.quote();
+        for c in data.chunks(3) {
+            let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+            for i in 0..4 {
+                let ch = if i <= c.len() { B64[(n >> (18 - 6 * i) & 63) as usize] } else { b'=' };
+                self.buf.push(ch);
+            }
+        }
+        self.quote()
+    }
+}
+
+/// Decodes standard padded base64; `None` on any other character.
+pub fn unbase64(s: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() / 4 * 3);
+    let (mut acc, mut bits) = (0u32, 0);
+    for &c in s.iter().take_while(|&&c| c != b'=') {
+        acc = acc << 6 | B64.iter().position(|&x| x == c)? as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
 
 #[cfg(test)]
 mod tests {
@@ -416,6 +448,17 @@ mod tests {
             };
             assert_eq!(ok, None, "{}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn base64_round_trips() {
+        for (raw, enc) in [(&b""[..], ""), (b"f", "Zg=="), (b"fo", "Zm8="), (b"foo", "Zm9v"), (b"foobar", "Zm9vYmFy"), (&[0xff, 0, 0xfe][..], "/wD+")] {
+            let mut o = Out::new();
+            o.b64(raw);
+            assert_eq!(o.buf, [b"\"", enc.as_bytes(), b"\""].concat());
+            assert_eq!(unbase64(enc.as_bytes()).as_deref(), Some(raw));
+        }
+        assert_eq!(unbase64(b"Zm9v!"), None);
     }
 
     #[test]

@@ -10,6 +10,9 @@ extern crate alloc;
 #[cfg(target_arch = "wasm32")]
 mod abi;
 mod config;
+mod enrich;
+#[cfg(test)]
+mod fake;
 mod gateway;
 mod host;
 mod input;

@@ -3,10 +3,11 @@
 //! Hello can arrive on another instance as soon as the socket opens), then performs the
 //! actions through the host.
 
-use crate::config;
-use crate::gateway::{status_index, Action, Ctx, Event, Frame, Level, Phase, Session, Timer, STATUSES};
+use crate::config::{self, Pause, User};
+use crate::enrich;
+use crate::gateway::{Action, Ctx, Event, Frame, Level, Phase, Session, Timer, STATUSES};
 use crate::host::{self, Host};
-use crate::input;
+use crate::input::{self, Report};
 use crate::presence::{self, Fnv, Plan, Want};
 use crate::state::{self, Sent};
 use alloc::string::String;
@@ -22,24 +23,12 @@ const DAY: i64 = 86_400;
 
 pub type Result = core::result::Result<Option<Vec<u8>>, String>;
 
-/// A configured user and the settings that apply to them.
-struct User {
-    name: String,
-    token: String,
-    client_id: String,
-    /// Configured status (index in `STATUSES`); `None`: follow the user's own.
-    status: Option<u8>,
-    /// How long a session with nothing to show stays open (ms); 0: forever.
-    idle_ms: i64,
-}
+/// Marks a host that sends playback reports (Navidrome ≥ 0.62): its now-playing calls
+/// are then redundant.
+const REPORTS_SEEN: &str = "host.reports";
 
 fn user(h: &mut impl Host, name: &str) -> core::result::Result<Option<User>, String> {
-    let users = h.config("users").unwrap_or_default();
-    let Some(token) = config::token_for(&users, name)? else { return Ok(None) };
-    let client_id = h.config("clientid").unwrap_or_default();
-    let status = h.config("status").and_then(|s| status_index(s.as_bytes()));
-    let idle_min = h.config("idleminutes").map_or(Ok(10), |v| config::minutes(&v))?;
-    Ok(Some(User { name: name.into(), token, client_id, status, idle_ms: idle_min * 60_000 }))
+    Ok(User::load(|k| h.config(k), name)?)
 }
 
 fn log(h: &mut impl Host, level: Level, u: &str, msg: &str) {
@@ -60,7 +49,8 @@ pub fn is_authorized(h: &mut impl Host, input: &[u8]) -> Result {
     let (v, _) = input::fields(input, &["username"]).ok_or_else(|| bad_input("is_authorized"))?;
     // A user whose token Discord refused (close 4004) is not authorized until the config
     // changes (which reloads the plugin and empties the cache).
-    let ok = match user(h, &v[0]) {
+    let users = h.config("users").unwrap_or_default();
+    let ok = match config::token_for(&users, &v[0]) {
         Ok(Some(_)) => load_session(h, &v[0]).phase != Phase::Fatal,
         Ok(None) => false,
         Err(e) => {
@@ -71,33 +61,85 @@ pub fn is_authorized(h: &mut impl Host, input: &[u8]) -> Result {
     Ok(Some(if ok { b"true".to_vec() } else { b"false".to_vec() }))
 }
 
-pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
-    let rep = input::report(input).ok_or_else(|| bad_input("playback_report"))?;
+/// The configured user a scrobbler event is for, with a usable application id.
+fn reporting_user(h: &mut impl Host, input: &[u8], what: &str) -> core::result::Result<(Report, User), String> {
+    let rep = input::report(input).ok_or_else(|| bad_input(what))?;
     let Some(u) = user(h, &rep.username)? else {
-        let mut e = String::from("scrobbler(not_authorized): user '");
-        e.push_str(&rep.username);
-        e.push_str("' has no Discord token configured");
-        return Err(e);
+        return Err(["scrobbler(not_authorized): user '", &rep.username, "' has no Discord token configured"].concat());
     };
-    if !config::valid_client_id(&u.client_id) {
+    if !config::valid_client_id(&u.set.client_id) {
         return Err("config `clientid` must be the Discord application id (17-20 digits)".into());
     }
+    Ok((rep, u))
+}
+
+fn want_of(rep: Report) -> Want {
+    let t = rep.track;
+    Want {
+        paused: rep.state == "paused",
+        title: t.title,
+        artist: t.artist,
+        album: t.album,
+        album_artist: t.album_artist,
+        track_id: t.id,
+        artist0: t.artist0,
+        album_mbid: t.album_mbid,
+        group_mbid: t.group_mbid,
+        recording_mbid: t.recording_mbid,
+        ..Want::default()
+    }
+}
+
+fn set_want(h: &mut impl Host, u: &User, w: &Want, now: i64) {
+    host::cache_set(h, &state::key("want", &u.name), DAY, |o| w.save(o));
+    drive(h, u, Event::Want, now);
+}
+
+pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
+    let (rep, u) = reporting_user(h, input, "playback_report")?;
+    host::cache_put(h, REPORTS_SEEN, DAY, "1");
+    if u.set.ignores(&rep.player_name, &rep.player_id) {
+        log(h, Level::Debug, &u.name, &["ignoring player ", &rep.player_name].concat());
+        return Ok(None);
+    }
     let now = rep.timestamp.saturating_mul(1000);
+    let hide = rep.state == "paused" && u.set.pause == Pause::Hide;
     match rep.state.as_str() {
-        "playing" | "starting" | "paused" => {
-            let t = rep.track;
-            let mut w = Want { paused: rep.state == "paused", title: t.title, artist: t.artist, album: t.album, track_id: t.id, ..Default::default() };
-            w.timing(now, rep.position_ms, rep.rate_milli, t.duration_s);
-            host::cache_set(h, &state::key("want", &u.name), DAY, |o| w.save(o));
-            drive(h, &u, Event::Want, now);
+        "playing" | "starting" | "paused" if !hide => {
+            let (pos, rate, dur) = (rep.position_ms, rep.rate_milli, rep.track.duration_s);
+            let mut w = want_of(rep);
+            w.timing(now, pos, rate, dur);
+            set_want(h, &u, &w, now);
+            if let (true, Pause::HideAfter(ms)) = (w.paused, u.set.pause) {
+                schedule_flush(h, &u, now, now + ms);
+            }
         }
-        "stopped" | "expired" => {
+        "stopped" | "expired" | "paused" => {
             host::cache_remove(h, &state::key("want", &u.name));
-            let grace = if rep.state == "stopped" { STOP_GRACE_MS } else { 0 };
-            schedule_flush(h, &u, now, now + grace);
+            if rep.state == "stopped" {
+                schedule_flush(h, &u, now, now + STOP_GRACE_MS);
+            } else {
+                flush(h, &u, now, false)?;
+            }
         }
         other => log(h, Level::Debug, &u.name, &["ignoring playback state ", other].concat()),
     }
+    Ok(None)
+}
+
+/// Navidrome 0.60–0.61 send only now-playing (no state, no time): show the track without
+/// timestamps and clear it 5 s after its end unless another one replaced it. Hosts that
+/// send playback reports are recognised by them and their now-playing calls skipped.
+pub fn now_playing(h: &mut impl Host, input: &[u8]) -> Result {
+    if host::cache_get(h, REPORTS_SEEN).is_some() {
+        return Ok(None);
+    }
+    let (rep, u) = reporting_user(h, input, "now_playing")?;
+    let remaining = (rep.track.duration_s - rep.position_ms / 1000).clamp(0, 86_400) + 5;
+    let mut w = want_of(rep);
+    w.legacy = load_want(h, &u.name).map_or(0, |old| old.legacy) + 1;
+    set_want(h, &u, &w, 0);
+    let _ = host::schedule_once(h, remaining as u32, &timer_id("ne", w.legacy, &u.name));
     Ok(None)
 }
 
@@ -163,6 +205,13 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
     match kind {
         "fl" => return flush(h, &u, num, false).map(|_| None),
         "ic" => return idle(h, &u, num).map(|_| None),
+        "ne" => {
+            if load_want(h, name).is_some_and(|w| w.legacy == num) {
+                host::cache_remove(h, &state::key("want", name));
+                flush(h, &u, 0, false)?;
+            }
+            return Ok(None);
+        }
         _ => {}
     }
     let s = load_session(h, name);
@@ -308,20 +357,26 @@ fn flush(h: &mut impl Host, u: &User, now: i64, fresh: bool) -> core::result::Re
     }
     let known = want.as_ref().map_or(0, |w| w.at_ms).max(sent.times.last().copied().unwrap_or(0));
     let now = now.max(known);
-    let status = STATUSES[u.status.unwrap_or(s.status) as usize];
+    let status = STATUSES[u.set.status.unwrap_or(s.status) as usize];
+    let want = want.filter(|w| !w.pause_over(u.set.pause, now));
     let showing = want.is_some();
-    match presence::plan(want, &sent, now, &[&u.client_id, status].concat()) {
+    match presence::plan(want, &sent, now, &[&u.set.client_id, status].concat()) {
         Plan::Nothing => {}
         Plan::Later(at) => schedule_flush(h, u, now, at),
         Plan::Send(w, next) => {
+            let act = w.map(|w| {
+                let mut a = presence::activity(&w, &u.set);
+                enrich::enrich(h, u, &w, &mut a, now);
+                a
+            });
             let conn = conn_id(s.gen, &u.name);
-            host::ws_send(h, &conn, |o| presence::presence(o, w.as_ref(), &u.client_id, status))?;
+            host::ws_send(h, &conn, |o| presence::presence(o, act.as_ref(), &u.set.client_id, status))?;
             host::cache_put(h, &state::key("sent", &u.name), DAY, &state::save_sent(&next));
         }
     }
-    if !showing && u.idle_ms > 0 {
-        let at = now + u.idle_ms;
-        let _ = host::schedule_once(h, (u.idle_ms / 1000) as u32, &timer_id("ic", at, &u.name));
+    let idle_ms = u.set.idle_ms;
+    if !showing && idle_ms > 0 {
+        let _ = host::schedule_once(h, (idle_ms / 1000) as u32, &timer_id("ic", now + idle_ms, &u.name));
     }
     Ok(())
 }
@@ -330,7 +385,7 @@ fn flush(h: &mut impl Host, u: &User, now: i64, fresh: bool) -> core::result::Re
 /// last update for the whole idle time; a newer clear has its own timer.
 fn idle(h: &mut impl Host, u: &User, due: i64) -> core::result::Result<(), String> {
     let last = load_sent(h, &u.name).times.last().copied().unwrap_or(0);
-    if load_want(h, &u.name).is_none() && last + u.idle_ms <= due {
+    if load_want(h, &u.name).is_none() && last + u.set.idle_ms <= due {
         drive(h, u, Event::Idle, due);
     }
     Ok(())
@@ -339,99 +394,11 @@ fn idle(h: &mut impl Host, u: &User, due: i64) -> core::result::Result<(), Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::Fn;
-    use crate::json::{Out, Reader};
-    use std::collections::{BTreeMap, BTreeSet};
+    use crate::fake::Fake;
+    use crate::json::Out;
 
     const TOKEN: &str = "tok-SECRET";
     const T0: i64 = 1_714_600_000;
-
-    /// Navidrome's host services in memory, answering with the wire JSON of ABI §4.
-    #[derive(Default)]
-    struct Fake {
-        config: BTreeMap<String, String>,
-        cache: BTreeMap<String, String>,
-        open: BTreeSet<String>,
-        connects: Vec<(String, String)>,
-        frames: Vec<(String, String)>,
-        closes: Vec<(String, i64, String)>,
-        timers: BTreeMap<String, (i64, bool)>,
-        logs: Vec<(Level, String)>,
-        refuse_dial: bool,
-    }
-
-    fn fields(req: &[u8]) -> BTreeMap<String, String> {
-        let mut m = BTreeMap::new();
-        Reader::new(req).object(|k, r| {
-            let v = match r.peek() {
-                b'"' => r.string()?,
-                b'n' => {
-                    r.null();
-                    "null".into()
-                }
-                _ => state::num(r.int()?),
-            };
-            m.insert(String::from_utf8(k.to_vec()).unwrap(), v);
-            Some(())
-        }).expect("request is a flat JSON object");
-        m
-    }
-
-    impl Host for Fake {
-        fn call(&mut self, f: Fn, req: &[u8]) -> Vec<u8> {
-            let m = fields(req);
-            let err = |e: String| format!(r#"{{"error":{:?}}}"#, e).into_bytes();
-            let id = |k: &str| m.get(k).cloned().unwrap_or_default();
-            match f {
-                Fn::CacheGet => match self.cache.get(&id("key")) {
-                    Some(v) => {
-                        let mut o = Out::new();
-                        o.raw("{").key("value").str(v).key("exists").raw("true}");
-                        return o.buf;
-                    }
-                    None => {}
-                },
-                Fn::CacheSet => {
-                    self.cache.insert(id("key"), id("value"));
-                }
-                Fn::CacheRemove => {
-                    self.cache.remove(&id("key"));
-                }
-                Fn::WsConnect if self.refuse_dial => return err("failed to connect: refused".into()),
-                Fn::WsConnect => {
-                    assert!(self.open.insert(id("connectionId")), "connection id reused");
-                    self.connects.push((id("url"), id("connectionId")));
-                }
-                Fn::WsSend | Fn::WsClose if !self.open.contains(&id("connectionId")) => {
-                    return err(format!("connection ID {:?} not found", id("connectionId")));
-                }
-                Fn::WsSend => self.frames.push((id("connectionId"), id("message"))),
-                Fn::WsClose => {
-                    self.open.remove(&id("connectionId"));
-                    self.closes.push((id("connectionId"), id("code").parse().unwrap(), id("reason")));
-                }
-                Fn::Once | Fn::Every => {
-                    let recurring = f == Fn::Every;
-                    let delay = if recurring { id("cronExpression")[7..].trim_end_matches('s').parse().unwrap() } else { id("delaySeconds").parse().unwrap() };
-                    if self.timers.insert(id("scheduleId"), (delay, recurring)).is_some() {
-                        return err(format!("schedule ID {:?} already exists", id("scheduleId")));
-                    }
-                }
-                Fn::Cancel => {
-                    if self.timers.remove(&id("scheduleId")).is_none() {
-                        return err(format!("schedule ID {:?} not found", id("scheduleId")));
-                    }
-                }
-            }
-            b"{}".to_vec()
-        }
-        fn config(&mut self, key: &str) -> Option<String> {
-            self.config.get(key).cloned()
-        }
-        fn log(&mut self, level: Level, msg: &str) {
-            self.logs.push((level, msg.into()));
-        }
-    }
 
     fn fake() -> Fake {
         let mut f = Fake::default();
@@ -565,6 +532,68 @@ mod tests {
         assert!(!h.timers.keys().any(|k| k.starts_with("ic:")), "idleminutes 0 keeps the session");
         h.config.insert("idleminutes".into(), "soon".into());
         assert!(report(&mut h, "playing", "x", T0).unwrap_err().contains("idleminutes"));
+    }
+
+    #[test]
+    fn ignored_players_and_pause_modes() {
+        let mut h = ready();
+        h.config.insert("ignoreplayers".into(), "NavidromeUI".into());
+        let n = h.frames.len();
+        report(&mut h, "playing", "Other", T0 + 10).unwrap();
+        report(&mut h, "stopped", "Other", T0 + 11).unwrap();
+        assert_eq!((h.frames.len(), h.timers.keys().filter(|k| k.starts_with("fl:")).count()), (n, 0), "an ignored player changes nothing");
+        // Pause shown, hidden at once, or hidden after a while.
+        let mut h = ready();
+        report(&mut h, "paused", "Song", T0 + 10).unwrap();
+        assert!(last_frame(&h).contains(r#""timestamps":{"start":1714600010000}"#), "{}", last_frame(&h));
+        let mut h = ready();
+        h.config.insert("pausemode".into(), "hide".into());
+        report(&mut h, "paused", "Song", T0 + 10).unwrap();
+        assert!(last_frame(&h).contains(r#""activities":[]"#));
+        let mut h = ready();
+        h.config.insert("pausemode".into(), "hideafter".into());
+        h.config.insert("pauseminutes".into(), "2".into());
+        report(&mut h, "paused", "Song", T0 + 10).unwrap();
+        assert!(last_frame(&h).contains("Song"));
+        fire(&mut h, "fl:1714600130000:");
+        assert!(last_frame(&h).contains(r#""activities":[]"#), "hidden after 2 minutes");
+    }
+
+    #[test]
+    fn old_hosts_use_now_playing_without_timestamps() {
+        let mut h = fake();
+        let np = |h: &mut Fake, title: &str, pos: i64| now_playing(h, format!(r#"{{"username":"alice","track":{{"id":"{title}","title":"{title}","artist":"A","album":"B","duration":180}},"position":{pos}}}"#).as_bytes());
+        np(&mut h, "Old", 30).unwrap();
+        text(&mut h, r#"{"op":10,"d":{"heartbeat_interval":41250}}"#);
+        text(&mut h, r#"{"op":0,"t":"READY","s":1,"d":{"session_id":"s1"}}"#);
+        assert!(last_frame(&h).contains(r#""details":"Old""#) && !last_frame(&h).contains("timestamps"), "{}", last_frame(&h));
+        assert!(h.timers.contains_key("ne:1:alice"), "{:?}", h.timers);
+        assert_eq!(h.timers["ne:1:alice"].0, 155, "150 s left + 5 s");
+        // Replaced by the next track: the old clear does nothing.
+        np(&mut h, "Next", 0).unwrap();
+        fire(&mut h, "ne:1:");
+        assert!(load_want(&mut h, "alice").is_some_and(|w| w.title == "Next"));
+        fire(&mut h, "ne:2:");
+        assert!(load_want(&mut h, "alice").is_none());
+        // A host that sends playback reports: now-playing is redundant.
+        let mut h = ready();
+        let n = h.frames.len();
+        np(&mut h, "Dup", 0).unwrap();
+        assert_eq!(h.frames.len(), n);
+        assert!(load_want(&mut h, "alice").is_some_and(|w| w.title == "Song"));
+    }
+
+    #[test]
+    fn presence_carries_registered_art() {
+        let mut h = fake();
+        h.route("https://discord.com/api/v9/applications/", 200, "", r#"[{"url":"https://nd.example.org/share/img/t-Song?size=300","external_asset_path":"external/art"}]"#);
+        report(&mut h, "playing", "Song", T0).unwrap();
+        text(&mut h, r#"{"op":10,"d":{"heartbeat_interval":41250}}"#);
+        text(&mut h, r#"{"op":0,"t":"READY","s":1,"d":{"session_id":"s1"}}"#);
+        assert!(last_frame(&h).contains(r#""assets":{"large_image":"mp:external/art","large_text":"Album"}"#), "{}", last_frame(&h));
+        let auth = h.requests.iter().filter(|r| r.1.contains("external-assets")).count();
+        assert_eq!(auth, 1);
+        assert!(h.logs.iter().all(|(_, l)| !l.contains(TOKEN)));
     }
 
     #[test]

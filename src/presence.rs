@@ -2,6 +2,7 @@
 //! go out (Discord allows 5 per 20 s, spec §6), and the gateway frames, rendered from
 //! templates stored pre-escaped for their place inside `websocket_sendtext`'s `message`.
 
+use crate::config::{Name, Pause, Settings};
 use crate::gateway::Frame;
 use crate::json::{Out, Reader};
 use crate::state::Sent;
@@ -16,8 +17,9 @@ pub const MIN_GAP_MS: i64 = 4_000;
 /// A start time that moved less than this is the same presence (periodic reports
 /// recompute it with one-second resolution).
 const SAME_START_MS: i64 = 2_500;
-/// Discord text fields hold at most 128 characters.
+/// Discord text fields hold 2 to 128 characters, URLs at most 256 bytes (spec §3.1).
 const MAX_TEXT: usize = 128;
+const MAX_URL: usize = 256;
 
 /// The presence a user should show, from their latest playback report.
 #[derive(Clone, Default, PartialEq, Eq, Debug)]
@@ -31,7 +33,16 @@ pub struct Want {
     pub title: String,
     pub artist: String,
     pub album: String,
+    pub album_artist: String,
     pub track_id: String,
+    /// First of the track's artists (the Spotify lookup uses it, spec §3.8).
+    pub artist0: String,
+    pub album_mbid: String,
+    pub group_mbid: String,
+    pub recording_mbid: String,
+    /// Old hosts (now-playing only) give no time: no timestamps; this numbers the
+    /// presence so the clear at the track's end can tell it is still current.
+    pub legacy: i64,
 }
 
 impl Want {
@@ -60,13 +71,26 @@ impl Want {
         h.0 | 1
     }
 
+    /// Cache record keys of the text fields, in the order of `texts`.
+    const TEXT_KEYS: [&'static str; 9] = ["t", "a", "l", "aa", "id", "a0", "lm", "gm", "rm"];
+    const INT_KEYS: [&'static str; 5] = ["at", "s", "e", "lg", "p"];
+
+    fn texts(&mut self) -> [&mut String; 9] {
+        let w = self;
+        [&mut w.title, &mut w.artist, &mut w.album, &mut w.album_artist, &mut w.track_id, &mut w.artist0, &mut w.album_mbid, &mut w.group_mbid, &mut w.recording_mbid]
+    }
+
+    fn ints(&self) -> [i64; 5] {
+        [self.at_ms, self.start_ms, self.end_ms, self.legacy, self.paused as i64]
+    }
+
     /// Stored in the cache as a JSON object (written at the depth of the cache request).
     pub fn save(&self, o: &mut Out) {
         o.raw("{");
-        for (k, v) in [("at", self.at_ms), ("p", self.paused as i64), ("s", self.start_ms), ("e", self.end_ms)] {
+        for (k, v) in Self::INT_KEYS.iter().zip(self.ints()) {
             o.key(k).int(v);
         }
-        for (k, v) in [("t", &self.title), ("a", &self.artist), ("l", &self.album), ("id", &self.track_id)] {
+        for (k, v) in Self::TEXT_KEYS.iter().zip(self.clone().texts()) {
             o.key(k).str(v);
         }
         o.raw("}");
@@ -74,21 +98,93 @@ impl Want {
 
     pub fn load(text: &str) -> Option<Want> {
         let mut w = Want::default();
+        let mut ints = [0i64; 5];
         Reader::new(text.as_bytes()).object(|k, r| {
-            match k {
-                b"at" => w.at_ms = r.int()?,
-                b"p" => w.paused = r.int()? != 0,
-                b"s" => w.start_ms = r.int()?,
-                b"e" => w.end_ms = r.int()?,
-                b"t" => w.title = r.string()?,
-                b"a" => w.artist = r.string()?,
-                b"l" => w.album = r.string()?,
-                b"id" => w.track_id = r.string()?,
-                _ => r.skip()?,
+            if let Some(i) = Self::INT_KEYS.iter().position(|n| n.as_bytes() == k) {
+                ints[i] = r.int()?;
+            } else if let Some(i) = Self::TEXT_KEYS.iter().position(|n| n.as_bytes() == k) {
+                let v = r.string()?;
+                *w.texts()[i] = v;
+            } else {
+                r.skip()?;
             }
             Some(())
         })?;
+        let [at, s, e, lg, p] = ints;
+        (w.at_ms, w.start_ms, w.end_ms, w.legacy, w.paused) = (at, s, e, lg, p != 0);
         Some(w)
+    }
+
+    /// The template with `{track}`, `{artist}`, `{album}`, `{albumartist}` replaced in one
+    /// pass (a placeholder inside a substituted value stays literal; unknown ones stay).
+    pub fn fill(&self, template: &str) -> String {
+        let mut out = String::new();
+        let mut rest = template;
+        while let Some(i) = rest.find('{') {
+            out.push_str(&rest[..i]);
+            rest = &rest[i..];
+            let hit = [("{track}", &self.title), ("{artist}", &self.artist), ("{album}", &self.album), ("{albumartist}", &self.album_artist)]
+                .into_iter()
+                .find(|(p, _)| rest.starts_with(p));
+            match hit {
+                Some((p, v)) => {
+                    out.push_str(v);
+                    rest = &rest[p.len()..];
+                }
+                None => {
+                    out.push('{');
+                    rest = &rest[1..];
+                }
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// Whether a paused presence has been shown long enough (pause option "hide after").
+    pub fn pause_over(&self, pause: Pause, now: i64) -> bool {
+        matches!(pause, Pause::HideAfter(ms) if self.paused && now >= self.at_ms + ms)
+    }
+}
+
+/// What one Listening activity shows, resolved when it is sent.
+#[derive(Default, Debug, PartialEq, Eq)]
+pub struct Activity {
+    pub name: String,
+    /// `status_display_type`: 2 shows the details (track) in the member list, 0 the name.
+    pub display: u8,
+    pub details: String,
+    pub state: String,
+    pub large_text: String,
+    pub details_url: String,
+    pub state_url: String,
+    pub large_url: String,
+    pub large_image: String,
+    pub small_image: String,
+    pub start: i64,
+    pub end: i64,
+}
+
+/// Texts and timestamps of the activity for `w` (spec §3.2); images and links are added
+/// by `enrich`. An empty name falls back to "Navidrome" (v2 could send an empty one, W16).
+pub fn activity(w: &Want, s: &Settings) -> Activity {
+    let name = match s.name {
+        Name::Track => w.title.clone(),
+        Name::Album => w.album.clone(),
+        Name::Artist => w.artist.clone(),
+        Name::Custom => w.fill(&s.name_template),
+        Name::Default => String::new(),
+    };
+    let (name, display) = if name.trim().is_empty() { ("Navidrome".into(), 2) } else { (name, 0) };
+    Activity {
+        name,
+        display,
+        details: w.fill(&s.details),
+        state: w.fill(&s.state),
+        large_text: w.fill(&s.large_text),
+        start: w.start_ms,
+        end: w.end_ms,
+        ..Activity::default()
     }
 }
 
@@ -138,18 +234,27 @@ pub fn truncate(s: &str) -> &str {
     }
 }
 
+/// A text field within Discord's 2–128 characters: cut with "…", or padded with a zero
+/// width space when a single character (an empty text is left out).
 fn text_field(o: &mut Out, key_template: &str, s: &str) {
-    if s.is_empty() {
+    if s.trim().is_empty() {
         return;
     }
     o.raw(key_template);
     let cut = truncate(s);
-    if cut.len() == s.len() {
-        o.str(cut);
-    } else {
-        let mut t = String::from(cut);
+    let mut t = String::from(cut);
+    if cut.len() < s.len() {
         t.push('…');
-        o.str(&t);
+    } else if s.chars().nth(1).is_none() {
+        t.push('\u{200B}');
+    }
+    o.str(&t);
+}
+
+/// A URL field, left out when empty or longer than Discord's 256 bytes (never cut).
+fn url_field(o: &mut Out, key_template: &str, url: &str) {
+    if !url.is_empty() && url.len() <= MAX_URL {
+        o.raw(key_template).str(url);
     }
 }
 
@@ -181,18 +286,34 @@ pub fn frame(o: &mut Out, f: &Frame, token: &str) {
 /// Presence Update (op 3) with the Listening activity, or with none to clear it. `since`
 /// null and `afk` false: this session is not idle (Discord gateway-events, Update Presence).
 /// `status` is one of `gateway::STATUSES`.
-pub fn presence(o: &mut Out, want: Option<&Want>, client_id: &str, status: &str) {
+pub fn presence(o: &mut Out, act: Option<&Activity>, client_id: &str, status: &str) {
     o.raw(r#"{\"op\":3,\"d\":{\"since\":null,\"activities\":["#);
-    if let Some(w) = want {
-        o.raw(r#"{\"type\":2,\"name\":\"Navidrome\",\"status_display_type\":2"#);
-        text_field(o, r#",\"details\":"#, &w.title);
-        text_field(o, r#",\"state\":"#, &w.artist);
+    if let Some(a) = act {
+        o.raw(r#"{\"type\":2"#);
+        text_field(o, r#",\"name\":"#, &a.name);
+        o.raw(r#",\"status_display_type\":"#).int(a.display as i64);
+        text_field(o, r#",\"details\":"#, &a.details);
+        url_field(o, r#",\"details_url\":"#, &a.details_url);
+        text_field(o, r#",\"state\":"#, &a.state);
+        url_field(o, r#",\"state_url\":"#, &a.state_url);
         o.raw(r#",\"application_id\":"#).str(client_id);
-        o.raw(r#",\"timestamps\":{\"start\":"#).int(w.start_ms);
-        if w.end_ms > 0 {
-            o.raw(r#",\"end\":"#).int(w.end_ms);
+        if a.start > 0 {
+            o.raw(r#",\"timestamps\":{\"start\":"#).int(a.start);
+            if a.end > 0 {
+                o.raw(r#",\"end\":"#).int(a.end);
+            }
+            o.raw("}");
         }
-        o.raw("}}");
+        if !a.large_image.is_empty() {
+            o.raw(r#",\"assets\":{\"large_image\":"#).str(&a.large_image);
+            text_field(o, r#",\"large_text\":"#, &a.large_text);
+            url_field(o, r#",\"large_url\":"#, &a.large_url);
+            if !a.small_image.is_empty() {
+                o.raw(r#",\"small_image\":"#).str(&a.small_image).raw(r#",\"small_text\":\"Paused\""#);
+            }
+            o.raw("}");
+        }
+        o.raw("}");
     }
     o.raw(r#"],\"status\":"#).str(status).raw(r#",\"afk\":false}}"#);
 }
@@ -215,6 +336,63 @@ impl Fnv {
 mod tests {
     use super::*;
     use alloc::vec::Vec;
+
+    fn defaults() -> Settings {
+        Settings::load(|_| None).unwrap()
+    }
+
+    fn set(pairs: &[(&str, &str)]) -> Settings {
+        Settings::load(|k| pairs.iter().find(|(x, _)| *x == k).map(|(_, v)| String::from(*v))).unwrap()
+    }
+
+    #[test]
+    fn activity_names_follow_the_official_options() {
+        let w = want();
+        let name = |pairs: &[(&str, &str)]| {
+            let a = activity(&w, &set(pairs));
+            (a.name, a.display)
+        };
+        assert_eq!(name(&[]), ("Navidrome".into(), 2));
+        assert_eq!(name(&[("activityname", "Default")]), ("Navidrome".into(), 2));
+        assert_eq!(name(&[("activityname", "Track")]), ("Test Song".into(), 0));
+        assert_eq!(name(&[("activityname", "Album")]), ("Test Album".into(), 0));
+        assert_eq!(name(&[("activityname", "Artist")]), ("Test Artist".into(), 0));
+        let custom = |t| name(&[("activityname", "Custom"), ("activitynametemplate", t)]);
+        assert_eq!(custom("{artist} - {track} ({album})"), ("Test Artist - Test Song (Test Album)".into(), 0));
+        assert_eq!(custom("{track}"), ("Test Song".into(), 0));
+        assert_eq!(custom("{artist}"), ("Test Artist".into(), 0));
+        assert_eq!(custom("{album}"), ("Test Album".into(), 0));
+        assert_eq!(custom("Now Playing"), ("Now Playing".into(), 0));
+        assert_eq!(name(&[("activityname", "Custom")]), ("Navidrome".into(), 2));
+        let mut empty = w.clone();
+        empty.album.clear();
+        assert_eq!(activity(&empty, &set(&[("activityname", "Album")])).name, "Navidrome", "never an empty name");
+    }
+
+    #[test]
+    fn templates_replace_in_one_pass() {
+        let mut w = want();
+        w.title = "{artist}".into();
+        w.album_artist = "VA".into();
+        assert_eq!(w.fill("{track}|{albumartist}|{unknown}|{"), "{artist}|VA|{unknown}|{");
+        let a = activity(&w, &set(&[("detailstemplate", "{track} ♪"), ("statetemplate", "by {artist}"), ("largetexttemplate", "{album} · {albumartist}")]));
+        assert_eq!((a.details.as_str(), a.state.as_str(), a.large_text.as_str()), ("{artist} ♪", "by Test Artist", "Test Album · VA"));
+    }
+
+    #[test]
+    fn short_texts_are_padded_and_pauses_expire() {
+        let mut o = Out::new();
+        text_field(&mut o, "", "X");
+        assert_eq!(Reader::new(&o.buf).string().unwrap(), "X\u{200B}");
+        let mut o = Out::new();
+        text_field(&mut o, "k", " ");
+        assert!(o.buf.is_empty(), "blank texts are left out");
+        let mut p = want();
+        p.paused = true;
+        assert!(!p.pause_over(Pause::Show, i64::MAX));
+        assert!(!p.pause_over(Pause::HideAfter(60_000), p.at_ms + 59_999));
+        assert!(p.pause_over(Pause::HideAfter(60_000), p.at_ms + 60_000));
+    }
 
     fn want() -> Want {
         let mut w = Want { title: "Test Song".into(), artist: "Test Artist".into(), album: "Test Album".into(), track_id: "t1".into(), ..Default::default() };
@@ -250,11 +428,20 @@ mod tests {
 
     #[test]
     fn presence_frame_is_exact() {
-        let s = render(|o| presence(o, Some(&want()), "123456789012345678", "online"));
+        let s = render(|o| presence(o, Some(&activity(&want(), &defaults())), "123456789012345678", "online"));
         assert_eq!(
             s,
             r#"{"op":3,"d":{"since":null,"activities":[{"type":2,"name":"Navidrome","status_display_type":2,"details":"Test Song","state":"Test Artist","application_id":"123456789012345678","timestamps":{"start":1714599990000,"end":1714600170000}}],"status":"online","afk":false}}"#
         );
+        let mut a = activity(&want(), &defaults());
+        a.large_image = "mp:external/x".into();
+        a.small_image = "mp:external/p".into();
+        a.details_url = "https://open.spotify.com/track/1".into();
+        a.state_url = ["https://x/", &"a".repeat(250)].concat();
+        a.end = 0;
+        let s = render(|o| presence(o, Some(&a), "1", "idle"));
+        assert!(s.contains(r#""details":"Test Song","details_url":"https://open.spotify.com/track/1","state":"Test Artist","application_id":"1","timestamps":{"start":1714599990000},"assets":{"large_image":"mp:external/x","large_text":"Test Album","small_image":"mp:external/p","small_text":"Paused"}}"#), "{s}");
+        assert!(!s.contains("state_url"), "URLs over 256 bytes are left out");
         let s = render(|o| presence(o, None, "1", "dnd"));
         assert_eq!(s, r#"{"op":3,"d":{"since":null,"activities":[],"status":"dnd","afk":false}}"#);
     }
@@ -278,7 +465,7 @@ mod tests {
     fn any_title_survives_the_double_escape() {
         let mut w = want();
         w.title = "\"quoted\" \\ back\u{1}\n🎵 عربى e\u{301}".into();
-        let s = render(|o| presence(o, Some(&w), "1", "online"));
+        let s = render(|o| presence(o, Some(&activity(&w, &defaults())), "1", "online"));
         let mut got = None;
         Reader::new(s.as_bytes()).object(|k, r| {
             if k == b"d" {

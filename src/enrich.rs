@@ -1,0 +1,569 @@
+//! Images and links for the activity, resolved only for a presence actually being sent
+//! (spec §6.3): cover art (Cover Art Archive → optional uguu upload → Navidrome's own URL
+//! → Navidrome logo), registered as `mp:` paths through Discord's external-assets
+//! endpoint, and Spotify links through ListenBrainz Labs (spec §3.4–§3.8).
+//!
+//! Every lookup is cached with its expiry stored inside the value: the host cache extends
+//! an entry's life on every read (ABI §4.6), so its own TTL cannot be trusted.
+
+use crate::config::User;
+use crate::gateway::Level;
+use crate::host::{self, Host, Response};
+use crate::json::{Out, Reader};
+use crate::presence::{Activity, Fnv, Want};
+use crate::state;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+const MIN: i64 = 60_000;
+const HOUR: i64 = 60 * MIN;
+const LOGO: &str = "https://raw.githubusercontent.com/navidrome/website/refs/heads/master/assets/icons/logo.webp";
+const PAUSE_ICON: &str = "https://raw.githubusercontent.com/navidrome/discord-rich-presence-plugin/800bfacfb8e85c33692373b10ddbd27388f262d2/assets/pause.png";
+const SPOTIFY: &str = "https://open.spotify.com/";
+const LABS: &str = "https://labs.api.listenbrainz.org/spotify-id-from-";
+
+/// Adds images and links to `a` for `w`.
+pub fn enrich(h: &mut impl Host, u: &User, w: &Want, a: &mut Activity, now: i64) {
+    let cover = cover_url(h, u, w, now);
+    let small = if w.paused { PAUSE_ICON } else { "" };
+    let [large, small] = register(h, u, [&cover, small], now);
+    a.large_image = if large.is_empty() && !cover.is_empty() { register(h, u, [LOGO, ""], now)[0].clone() } else { large };
+    a.small_image = small;
+    if u.set.spotify {
+        a.details_url = spotify(h, w, now);
+        a.large_url = a.details_url.clone();
+        a.state_url = search_url(&[&w.artist]);
+    }
+}
+
+/// A cached value that has not expired: `<expiry ms> <value>`.
+fn cached(h: &mut impl Host, key: &str, now: i64) -> Option<String> {
+    let v = host::cache_get(h, key)?;
+    let (exp, value) = v.split_once(' ')?;
+    (exp.parse::<i64>().ok()? > now).then(|| value.into())
+}
+
+fn remember(h: &mut impl Host, key: &str, value: &str, now: i64, ttl_ms: i64) {
+    host::cache_put(h, key, ttl_ms / 1000, &[&state::num(now + ttl_ms), " ", value].concat());
+}
+
+fn hashed(prefix: &str, parts: &[&str]) -> String {
+    let mut f = Fnv::new();
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            f.eat(&[0]);
+        }
+        f.eat(p.as_bytes());
+    }
+    let mut k = String::from(prefix);
+    for i in (0..16).rev() {
+        k.push(char::from_digit((f.0 >> (i * 4)) as u32 & 15, 16).unwrap_or('0'));
+    }
+    k
+}
+
+/// Whether Discord's servers can fetch `url`: https, a public host (no localhost, no
+/// loopback, private or link-local address literal), no credentials in it — neither user
+/// info nor Subsonic's `u`, `t`, `s`, `p`, `apiKey`, `jwt` query parameters — and within
+/// the 256 bytes external-assets accepts.
+pub fn public_https(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("https://") else { return false };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    let host = host.to_ascii_lowercase();
+    let query = url.split_once('?').map_or("", |(_, q)| q.split('#').next().unwrap_or(""));
+    let credential = query.split('&').any(|kv| matches!(kv.split('=').next(), Some("u" | "t" | "s" | "p" | "apiKey" | "jwt")));
+    url.len() <= 256 && !authority.contains('@') && !host.is_empty() && !credential && !private_host(&host)
+}
+
+fn private_host(host: &str) -> bool {
+    if host == "localhost" || host.ends_with(".localhost") || host.ends_with(".local") || host.ends_with(".internal") {
+        return true;
+    }
+    if host.contains(':') {
+        // IPv6 literal: loopback, unspecified, unique-local fc00::/7, link-local fe80::/10,
+        // or an IPv4-mapped address.
+        return host == "::1" || host == "::" || host.starts_with("fc") || host.starts_with("fd") || host.starts_with("fe8") || host.starts_with("fe9") || host.starts_with("fea") || host.starts_with("feb") || host.starts_with("::ffff:");
+    }
+    let mut o = [0u16; 4];
+    let mut n = 0;
+    for part in host.split('.') {
+        match part.parse::<u16>() {
+            Ok(v) if n < 4 && v < 256 && !part.is_empty() => o[n] = v,
+            _ => return false,
+        }
+        n += 1;
+    }
+    n == 4 && matches!(o, [0 | 10 | 127, ..] | [169, 254, ..] | [192, 168, ..] | [100, 64..=127, ..]) || n == 4 && o[0] == 172 && (16..32).contains(&o[1])
+}
+
+/// The large image's source URL (spec §3.6), or "" when there is none.
+fn cover_url(h: &mut impl Host, u: &User, w: &Want, now: i64) -> String {
+    if u.set.caa {
+        if let Some(url) = cover_art_archive(h, w, now) {
+            return url;
+        }
+    }
+    if u.set.uguu {
+        return uguu(h, u, w, now);
+    }
+    match host::track_art_url(h, &w.track_id, 300) {
+        Ok(url) if public_https(&url) => url,
+        _ => String::new(),
+    }
+}
+
+/// Cover Art Archive: the release's front image, else the release group's, found by a
+/// HEAD whose 307 `Location` is the image (not followed). A hit is kept a day, a
+/// definitive miss (404) four hours, a transient failure not at all.
+fn cover_art_archive(h: &mut impl Host, w: &Want, now: i64) -> Option<String> {
+    let key = match (w.album_mbid.as_str(), w.group_mbid.as_str()) {
+        ("", "") => return None,
+        ("", rg) => ["caa.rg.", rg].concat(),
+        (id, _) => ["caa.", id].concat(),
+    };
+    if let Some(v) = cached(h, &key, now) {
+        return (!v.is_empty()).then_some(v);
+    }
+    let mut definitive = false;
+    for (kind, id) in [("release/", &w.album_mbid), ("release-group/", &w.group_mbid)] {
+        if id.is_empty() {
+            continue;
+        }
+        let url = ["https://coverartarchive.org/", kind, id, "/front-500"].concat();
+        match host::http(h, "HEAD", &url, "", None, false, 4000) {
+            Ok(Response { status: 301..=308, location, .. }) if !location.is_empty() => {
+                let loc = location.strip_prefix("http://").map_or(location.clone(), |r| ["https://", r].concat());
+                remember(h, &key, &loc, now, 24 * HOUR);
+                return Some(loc);
+            }
+            Ok(Response { status: 404 | 301..=308, .. }) => definitive = true,
+            _ => definitive = false,
+        }
+    }
+    if definitive {
+        remember(h, &key, "", now, 4 * HOUR);
+    }
+    None
+}
+
+/// Opt-in: uploads the cover to uguu.se (files live 3 h) for servers whose own URL is not
+/// public. The link is reused for 2.5 h.
+fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64) -> String {
+    let key = ["uguu.", &w.track_id].concat();
+    if let Some(v) = cached(h, &key, now) {
+        return v;
+    }
+    let uri = ["getCoverArt?u=", &query_escape(&u.name), "&id=", &query_escape(&w.track_id), "&size=300"].concat();
+    let Ok((ctype, data)) = host::subsonic_raw(h, &uri) else { return String::new() };
+    let ctype = if ctype.starts_with("image/") && !ctype.contains(['\r', '\n']) { ctype } else { "image/jpeg".into() };
+    const B: &str = "----NavidromeCoverArt";
+    let head = ["--", B, "\r\nContent-Disposition: form-data; name=\"files[]\"; filename=\"cover.jpg\"\r\nContent-Type: ", &ctype, "\r\n\r\n"].concat();
+    let body = [head.as_bytes(), &data, b"\r\n--", B.as_bytes(), b"--\r\n"].concat();
+    let ct = ["multipart/form-data; boundary=", B].concat();
+    let mut url = String::new();
+    if let Ok(r) = host::http(h, "POST", "https://uguu.se/upload", "", Some((&ct, &body)), true, 10_000) {
+        if r.status < 400 {
+            Reader::new(&r.body).object(|k, r| {
+                if k != b"files" {
+                    return r.skip();
+                }
+                r.array(|r| {
+                    r.object(|k, r| {
+                        match k {
+                            b"url" if url.is_empty() => url = r.string()?,
+                            _ => r.skip()?,
+                        }
+                        Some(())
+                    })
+                })
+            });
+        }
+    }
+    if public_https(&url) {
+        remember(h, &key, &url, now, 150 * MIN);
+        url
+    } else {
+        String::new()
+    }
+}
+
+/// Registers up to two image URLs with Discord's external-assets endpoint in one call and
+/// returns their `mp:` paths ("" where there is none). Results are cached (a day; a
+/// failure ten minutes, so a broken URL is not retried on every update); a 429 pauses
+/// registration for its `Retry-After`, a 401 (bad token) for an hour.
+fn register(h: &mut impl Host, u: &User, urls: [&str; 2], now: i64) -> [String; 2] {
+    let mut out = [String::new(), String::new()];
+    let mut ask: Vec<usize> = Vec::new();
+    for (i, url) in urls.iter().enumerate() {
+        if url.starts_with("mp:") {
+            out[i] = (*url).into();
+        } else if !url.is_empty() {
+            match cached(h, &hashed("asset.", &[url]), now) {
+                Some(v) => out[i] = v,
+                None => ask.push(i),
+            }
+        }
+    }
+    let block_key = state::key("assets.blocked", &u.name);
+    if ask.is_empty() || cached(h, &block_key, now).is_some() {
+        return out;
+    }
+    let mut body = Out::new();
+    body.raw("{").key("urls").raw("[");
+    for (n, &i) in ask.iter().enumerate() {
+        if n > 0 {
+            body.raw(",");
+        }
+        body.str(urls[i]);
+    }
+    body.raw("]}");
+    let endpoint = ["https://discord.com/api/v9/applications/", &u.set.client_id, "/external-assets"].concat();
+    let resp = host::http(h, "POST", &endpoint, &u.token, Some(("application/json", &body.buf)), true, 5000);
+    match resp {
+        Ok(r) if r.status == 429 || r.status == 401 => {
+            let secs = if r.status == 401 { 3600 } else { r.retry_after.parse::<i64>().unwrap_or(60).clamp(1, 3600) };
+            let msg = if r.status == 401 { "Discord rejected the token (HTTP 401) when registering images" } else { "Discord rate-limited image registration (HTTP 429)" };
+            h.log(Level::Warn, &[&u.name, ": ", msg].concat());
+            remember(h, &block_key, "", now, secs * 1000);
+        }
+        Ok(r) if r.status < 300 => {
+            let mut n = 0;
+            Reader::new(&r.body).array(|r| {
+                let (mut url, mut path) = (String::new(), String::new());
+                r.object(|k, r| {
+                    match k {
+                        b"url" => url = r.string()?,
+                        b"external_asset_path" => path = r.string()?,
+                        _ => r.skip()?,
+                    }
+                    Some(())
+                })?;
+                // Matched by URL; in order if Discord rewrote it.
+                if let Some(&i) = ask.iter().find(|&&i| urls[i] == url).or(ask.get(n)) {
+                    if !path.is_empty() {
+                        out[i] = ["mp:", &path].concat();
+                    }
+                }
+                n += 1;
+                Some(())
+            });
+            for &i in &ask {
+                let ttl = if out[i].is_empty() { 10 * MIN } else { 24 * HOUR };
+                remember(h, &hashed("asset.", &[urls[i]]), &out[i], now, ttl);
+            }
+        }
+        // Other statuses and transport errors: not cached, tried again next time.
+        _ => {}
+    }
+    out
+}
+
+/// A Spotify link for the track (spec §3.8): by MusicBrainz recording id, else by
+/// artist/title/album, through ListenBrainz Labs; else a Spotify search. Track links are
+/// kept 30 days, searches 4 hours.
+fn spotify(h: &mut impl Host, w: &Want, now: i64) -> String {
+    let lower = |s: &str| s.to_ascii_lowercase();
+    let key = hashed("spotify.", &[&lower(&w.artist0), &lower(&w.title), &lower(&w.album)]);
+    if let Some(v) = cached(h, &key, now) {
+        return v;
+    }
+    let mut id = String::new();
+    if !w.recording_mbid.is_empty() {
+        let mut b = Out::new();
+        b.raw("[{").key("recording_mbid").str(&w.recording_mbid).raw("}]");
+        id = labs(h, "mbid/json", &b.buf);
+    }
+    if id.is_empty() && !w.artist0.is_empty() && !w.title.is_empty() {
+        let mut b = Out::new();
+        b.raw("[{").key("artist_name").str(&w.artist0).key("track_name").str(&w.title).key("release_name").str(&w.album).raw("}]");
+        id = labs(h, "metadata/json", &b.buf);
+    }
+    let (url, ttl) = if id.is_empty() { (search_url(&[&w.artist, &w.title]), 4 * HOUR) } else { ([SPOTIFY, "track/", &id].concat(), 720 * HOUR) };
+    remember(h, &key, &url, now, ttl);
+    url
+}
+
+/// The first well-formed Spotify track id in a Labs answer, "" for none.
+fn labs(h: &mut impl Host, endpoint: &str, body: &[u8]) -> String {
+    match host::http(h, "POST", &[LABS, endpoint].concat(), "", Some(("application/json", body)), true, 5000) {
+        Ok(r) if (200..300).contains(&r.status) => spotify_id(&r.body),
+        _ => String::new(),
+    }
+}
+
+pub fn spotify_id(body: &[u8]) -> String {
+    let mut found = String::new();
+    Reader::new(body).array(|r| {
+        r.object(|k, r| {
+            if k != b"spotify_track_ids" {
+                return r.skip();
+            }
+            r.array(|r| {
+                let id = r.string()?;
+                if found.is_empty() && !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                    found = id;
+                }
+                Some(())
+            })
+        })
+    });
+    found
+}
+
+/// `https://open.spotify.com/search/<terms>`, terms joined by a space and path-escaped as
+/// Go's `url.PathEscape` does; "" when all are empty.
+pub fn search_url(terms: &[&str]) -> String {
+    let q = terms.join(" ");
+    let q = q.trim();
+    if q.is_empty() {
+        return String::new();
+    }
+    [SPOTIFY, "search/", &escape(q, b"-._~$&+:=@")].concat()
+}
+
+fn query_escape(s: &str) -> String {
+    escape(s, b"-._~")
+}
+
+/// Percent-encodes every byte except ASCII letters, digits and `keep`.
+fn escape(s: &str, keep: &[u8]) -> String {
+    let mut o = String::new();
+    for &b in s.as_bytes() {
+        if b.is_ascii_alphanumeric() || keep.contains(&b) {
+            o.push(b as char);
+        } else {
+            o.push('%');
+            for n in [b >> 4, b & 15] {
+                o.push(char::from_digit(n as u32, 16).unwrap_or('0').to_ascii_uppercase());
+            }
+        }
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+    use crate::fake::Fake;
+
+    const NOW: i64 = 1_714_600_000_000;
+    const ASSETS: &str = "https://discord.com/api/v9/applications/123456789012345678/external-assets";
+
+    fn user(pairs: &[(&str, &str)]) -> User {
+        let mut all = vec![("clientid", "123456789012345678")];
+        all.extend_from_slice(pairs);
+        let set = Settings::load(|k| all.iter().find(|(x, _)| *x == k).map(|(_, v)| String::from(*v))).unwrap();
+        User { name: "alice".into(), token: "tok-SECRET".into(), set }
+    }
+
+    fn want() -> Want {
+        Want { title: "Karma Police".into(), artist: "Radiohead".into(), artist0: "Radiohead".into(), album: "OK Computer".into(), track_id: "track1".into(), album_mbid: "album-id".into(), ..Want::default() }
+    }
+
+    fn expiry(h: &Fake, key: &str) -> i64 {
+        h.cache[key].split(' ').next().unwrap().parse::<i64>().unwrap() - NOW
+    }
+
+    #[test]
+    fn caa_release_hit_is_kept_a_day_and_wins() {
+        let (mut h, u) = (Fake::default(), user(&[("caaenabled", "true")]));
+        h.route("https://coverartarchive.org/release/album-id/front-500", 307, "http://archive.org/download/x.jpg", "");
+        assert_eq!(cover_url(&mut h, &u, &want(), NOW), "https://archive.org/download/x.jpg");
+        assert_eq!(expiry(&h, "caa.album-id"), 24 * HOUR);
+        assert_eq!(cover_url(&mut h, &u, &want(), NOW + 1000), "https://archive.org/download/x.jpg");
+        assert_eq!(h.requests.len(), 1, "cached; no artwork or other lookups");
+        assert_eq!(h.requests[0].0, "HEAD");
+    }
+
+    #[test]
+    fn caa_misses_fall_back_and_only_definitive_ones_are_cached() {
+        let (mut h, u) = (Fake::default(), user(&[("caaenabled", "true")]));
+        let mut w = want();
+        w.group_mbid = "rg-id".into();
+        h.route("https://coverartarchive.org/", 404, "", "");
+        assert_eq!(cover_url(&mut h, &u, &w, NOW), "https://nd.example.org/share/img/track1?size=300");
+        assert_eq!(h.urls(), ["https://coverartarchive.org/release/album-id/front-500", "https://coverartarchive.org/release-group/rg-id/front-500"]);
+        assert_eq!((expiry(&h, "caa.album-id"), h.cache["caa.album-id"].ends_with(' ')), (4 * HOUR, true));
+        // Release 404 then release group 307: cached under the album key.
+        let mut h = Fake::default();
+        h.route("https://coverartarchive.org/release/", 404, "", "");
+        h.route("https://coverartarchive.org/release-group/", 307, "https://archive.org/rg.jpg", "");
+        assert_eq!(cover_art_archive(&mut h, &w, NOW).as_deref(), Some("https://archive.org/rg.jpg"));
+        assert!(h.cache["caa.album-id"].ends_with(" https://archive.org/rg.jpg"));
+        // Only a release group id: its own key. Transport errors: nothing cached.
+        let mut h = Fake::default();
+        w.album_mbid.clear();
+        assert_eq!(cover_art_archive(&mut h, &w, NOW), None);
+        assert!(h.cache.is_empty() && h.urls() == ["https://coverartarchive.org/release-group/rg-id/front-500"]);
+        h.route("https://coverartarchive.org/", 404, "", "");
+        cover_art_archive(&mut h, &w, NOW);
+        assert!(h.cache.contains_key("caa.rg.rg-id"));
+        // No ids: no HTTP at all.
+        let mut h = Fake::default();
+        assert_eq!(cover_art_archive(&mut h, &Want::default(), NOW), None);
+        assert!(h.requests.is_empty());
+    }
+
+    #[test]
+    fn navidrome_urls_must_be_public() {
+        let (mut h, u) = (Fake::default(), user(&[]));
+        h.art_url = "http://localhost:4533/share/img/x".into();
+        assert_eq!(cover_url(&mut h, &u, &want(), NOW), "");
+        h.art_url = "https://music.example.com/share/img/x?size=300".into();
+        assert_eq!(cover_url(&mut h, &u, &want(), NOW), "https://music.example.com/share/img/x?size=300");
+    }
+
+    #[test]
+    fn uguu_upload_is_reused_for_its_lifetime() {
+        let (mut h, u) = (Fake::default(), user(&[("uguuenabled", "true")]));
+        h.route("https://uguu.se/upload", 200, "", r#"{"success":true,"files":[{"hash":"h","url":"https://a.uguu.se/up.png"}]}"#);
+        assert_eq!(cover_url(&mut h, &u, &want(), NOW), "https://a.uguu.se/up.png");
+        let (method, _, body) = &h.requests[0];
+        assert_eq!(method, "POST");
+        assert!(body.contains("name=\"files[]\"") && body.contains("Content-Type: image/png\r\n\r\nPNG\r\n------NavidromeCoverArt--"), "{body}");
+        assert_eq!(expiry(&h, "uguu.track1"), 150 * MIN);
+        cover_url(&mut h, &u, &want(), NOW + 149 * MIN);
+        assert_eq!(h.requests.len(), 1);
+        cover_url(&mut h, &u, &want(), NOW + 151 * MIN);
+        assert_eq!(h.requests.len(), 2, "the file is gone after 3 h: upload again");
+        let mut h = Fake::default();
+        h.route("https://uguu.se/upload", 500, "", "");
+        assert_eq!(cover_url(&mut h, &u, &want(), NOW), "");
+    }
+
+    #[test]
+    fn registration_batches_caches_and_backs_off() {
+        let (mut h, u) = (Fake::default(), user(&[]));
+        h.route(ASSETS, 200, "", r#"[{"url":"https://a/x.jpg","external_asset_path":"external/A/https/a/x.jpg"},{"url":"https://p/p.png","external_asset_path":"external/P"}]"#);
+        let got = register(&mut h, &u, ["https://a/x.jpg", "https://p/p.png"], NOW);
+        assert_eq!(got, ["mp:external/A/https/a/x.jpg".to_string(), "mp:external/P".into()]);
+        assert_eq!(h.requests[0].2, r#"{"urls":["https://a/x.jpg","https://p/p.png"]}"#);
+        assert_eq!(register(&mut h, &u, ["https://a/x.jpg", "mp:external/Q"], NOW)[1], "mp:external/Q");
+        assert_eq!(h.requests.len(), 1, "both cached, mp: paths pass through");
+        // Errors: 500 is retried, an unusable answer is remembered for ten minutes.
+        for (status, body, cached) in [(500, "", false), (200, r#"{"not":"an-array"}"#, true), (200, "[]", true), (200, r#"[{"external_asset_path":""}]"#, true)] {
+            let mut h = Fake::default();
+            h.route(ASSETS, status, "", body);
+            assert_eq!(register(&mut h, &u, ["https://b/y.jpg", ""], NOW)[0], "");
+            assert_eq!(h.cache.contains_key(&hashed("asset.", &["https://b/y.jpg"])), cached, "{status} {body}");
+        }
+        // 429: nothing is registered until Retry-After has passed.
+        let mut h = Fake::default();
+        h.route(ASSETS, 429, "", "");
+        register(&mut h, &u, ["https://c/z.jpg", ""], NOW);
+        register(&mut h, &u, ["https://d/z.jpg", ""], NOW + 30_000);
+        assert_eq!(h.requests.len(), 1);
+        register(&mut h, &u, ["https://d/z.jpg", ""], NOW + 61_000);
+        assert_eq!(h.requests.len(), 2);
+        assert!(h.logs.iter().all(|(_, l)| !l.contains("tok-SECRET")));
+    }
+
+    #[test]
+    fn enrich_falls_back_to_the_logo_and_adds_links() {
+        let (mut h, u) = (Fake::default(), user(&[("spotifylinks", "true")]));
+        h.route(ASSETS, 500, "", "");
+        h.route("https://labs.api.listenbrainz.org/spotify-id-from-metadata/json", 200, "", r#"[{"spotify_track_ids":["63OQupATfueTdZMWIV7nzz"]}]"#);
+        let mut w = want();
+        w.paused = true;
+        let mut a = Activity::default();
+        enrich(&mut h, &u, &w, &mut a, NOW);
+        assert_eq!((a.large_image.as_str(), a.small_image.as_str()), ("", ""), "nothing registers: no images");
+        assert!(h.requests.iter().any(|r| r.2.contains(LOGO)), "the logo is tried after the cover");
+        assert_eq!(a.details_url, "https://open.spotify.com/track/63OQupATfueTdZMWIV7nzz");
+        assert_eq!((a.large_url.as_str(), a.state_url.as_str()), (a.details_url.as_str(), "https://open.spotify.com/search/Radiohead"));
+        let body = &h.requests.iter().find(|r| r.1.contains("metadata")).unwrap().2;
+        assert_eq!(body, r#"[{"artist_name":"Radiohead","track_name":"Karma Police","release_name":"OK Computer"}]"#);
+        // Cover and pause icon register together.
+        let mut h = Fake::default();
+        h.route(ASSETS, 200, "", r#"[{"url":"x","external_asset_path":"external/art"},{"url":"y","external_asset_path":"external/pause"}]"#);
+        let mut a = Activity::default();
+        enrich(&mut h, &user(&[]), &w, &mut a, NOW);
+        assert_eq!((a.large_image.as_str(), a.small_image.as_str()), ("mp:external/art", "mp:external/pause"));
+        assert_eq!(h.requests.len(), 1);
+    }
+
+    #[test]
+    fn spotify_resolution_order_and_cache() {
+        let mut w = want();
+        w.recording_mbid = "rec-1".into();
+        let mut h = Fake::default();
+        h.route("https://labs.api.listenbrainz.org/spotify-id-from-mbid/json", 200, "", r#"[{"spotify_track_ids":["4wlLbLeDWbA6TzwZFp1UaK"]}]"#);
+        assert_eq!(spotify(&mut h, &w, NOW), "https://open.spotify.com/track/4wlLbLeDWbA6TzwZFp1UaK");
+        assert_eq!(h.requests[0].2, r#"[{"recording_mbid":"rec-1"}]"#);
+        let key = hashed("spotify.", &["radiohead", "karma police", "ok computer"]);
+        assert_eq!(expiry(&h, &key), 720 * HOUR);
+        assert_eq!(spotify(&mut h, &w, NOW + 1), "https://open.spotify.com/track/4wlLbLeDWbA6TzwZFp1UaK");
+        assert_eq!(h.requests.len(), 1);
+        // MBID 404, metadata 500: a search, kept 4 h.
+        let mut h = Fake::default();
+        h.route("https://labs.api.listenbrainz.org/spotify-id-from-mbid/json", 404, "", "");
+        h.route("https://labs.api.listenbrainz.org/spotify-id-from-metadata/json", 500, "", "");
+        assert_eq!(spotify(&mut h, &w, NOW), "https://open.spotify.com/search/Radiohead%20Karma%20Police");
+        assert_eq!((h.requests.len(), expiry(&h, &key)), (2, 4 * HOUR));
+    }
+
+    #[test]
+    fn public_https_filters_private_and_credentialed_urls() {
+        for ok in ["https://example.com/a.jpg", "https://nd.example.org:4533/share/img/x?size=300", "https://[2001:db8::1]/x", "https://8.8.8.8/x", "https://172.32.0.1/x"] {
+            assert!(public_https(ok), "{ok}");
+        }
+        for bad in [
+            "http://example.com/a.jpg",
+            "https://localhost/x",
+            "https://LOCALHOST:4533/x",
+            "https://127.0.0.1/x",
+            "https://10.1.2.3/x",
+            "https://172.16.0.1/x",
+            "https://192.168.1.10:4533/x",
+            "https://169.254.1.1/x",
+            "https://[::1]/x",
+            "https://[fd00::1]/x",
+            "https://nas.local/x",
+            "https://user:pw@example.com/x",
+            "https://example.com/rest/getCoverArt?id=1&u=alice&t=abc&s=salt",
+            "https://example.com/x?apiKey=k",
+            "https://example.com/x?jwt=k",
+            "https:///x",
+        ] {
+            assert!(!public_https(bad), "{bad}");
+        }
+        assert!(!public_https(&["https://example.com/", &"a".repeat(240)].concat()));
+    }
+
+    #[test]
+    fn spotify_search_urls_escape_like_go() {
+        assert_eq!(search_url(&["Rick Astley", "Never Gonna Give You Up"]), "https://open.spotify.com/search/Rick%20Astley%20Never%20Gonna%20Give%20You%20Up");
+        assert_eq!(search_url(&["Radiohead"]), "https://open.spotify.com/search/Radiohead");
+        assert_eq!(search_url(&["", ""]), "");
+        assert_eq!(search_url(&["Solo Artist", ""]), "https://open.spotify.com/search/Solo%20Artist");
+        assert_eq!(search_url(&["AC/DC's $&+:=@ é"]), "https://open.spotify.com/search/AC%2FDC%27s%20$&+:=@%20%C3%A9");
+    }
+
+    #[test]
+    fn spotify_ids_from_labs_answers() {
+        let id = |b: &str| spotify_id(b.as_bytes());
+        assert_eq!(id(r#"[{"spotify_track_ids":["4tIGK5G9hNDA50ZdGioZRG"]}]"#), "4tIGK5G9hNDA50ZdGioZRG");
+        assert_eq!(id(r#"[{"spotify_track_ids":["6vN77lE9LK6HP2DewaN6HZ","x"]}]"#), "6vN77lE9LK6HP2DewaN6HZ");
+        assert_eq!(id(r#"[{"artist_name":"a","recording_mbid":"m","spotify_track_ids":["63OQupATfueTdZMWIV7nzz"]}]"#), "63OQupATfueTdZMWIV7nzz");
+        assert_eq!(id(r#"[{"spotify_track_ids":[]}]"#), "");
+        assert_eq!(id(r#"[{"artist_name":"a"}]"#), "");
+        assert_eq!(id("[]"), "");
+        assert_eq!(id("not json"), "");
+        assert_eq!(id(r#"[{"spotify_track_ids":[]},{"spotify_track_ids":["abc123"]}]"#), "abc123");
+        assert_eq!(id(r#"[{"spotify_track_ids":["abc!@#$%^&*()_+=-12345"]}]"#), "");
+        assert_eq!(id(r#"[{"spotify_track_ids":["has space"]}]"#), "");
+    }
+
+    #[test]
+    fn cache_keys_are_fnv_hex() {
+        assert_eq!(hashed("", &[""]), "cbf29ce484222325");
+        assert_eq!(hashed("asset.", &["https://example.com/art.jpg"]), "asset.911d7a8ed5f599b0");
+        assert_ne!(hashed("s.", &["a", "b"]), hashed("s.", &["ab", ""]));
+    }
+}

@@ -1,0 +1,140 @@
+//! Navidrome's host services in memory for native tests, answering with the wire JSON
+//! of ABI §4 (errors as `{"error": …}` with Navidrome's texts).
+
+use crate::gateway::Level;
+use crate::host::{Fn, Host};
+use crate::json::{Out, Reader};
+use crate::state;
+use std::collections::{BTreeMap, BTreeSet};
+use std::format;
+use std::string::String;
+use std::vec::Vec;
+
+#[derive(Default)]
+pub struct Fake {
+    pub config: BTreeMap<String, String>,
+    pub cache: BTreeMap<String, String>,
+    pub open: BTreeSet<String>,
+    pub connects: Vec<(String, String)>,
+    pub frames: Vec<(String, String)>,
+    pub closes: Vec<(String, i64, String)>,
+    pub timers: BTreeMap<String, (i64, bool)>,
+    pub logs: Vec<(Level, String)>,
+    pub refuse_dial: bool,
+    /// HTTP routes by URL prefix: status, Location header, body; requests made.
+    pub routes: Vec<(String, i64, String, String)>,
+    pub requests: Vec<(String, String, String)>,
+    /// What `artwork_gettrackurl` answers; empty: a public https URL.
+    pub art_url: String,
+}
+
+fn fields(req: &[u8]) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    Reader::new(req).object(|k, r| {
+        let v = match r.peek() {
+            b'"' => r.string()?,
+            b'n' => {
+                r.null();
+                "null".into()
+            }
+            _ => state::num(r.int()?),
+        };
+        m.insert(String::from_utf8(k.to_vec()).unwrap(), v);
+        Some(())
+    }).expect("request is a flat JSON object");
+    m
+}
+
+impl Fake {
+    /// Answers requests whose URL starts with `prefix`.
+    pub fn route(&mut self, prefix: &str, status: i64, location: &str, body: &str) {
+        self.routes.insert(0, (prefix.into(), status, location.into(), body.into()));
+    }
+
+    pub fn urls(&self) -> Vec<&str> {
+        self.requests.iter().map(|r| r.1.as_str()).collect()
+    }
+}
+
+impl Host for Fake {
+    fn call(&mut self, f: Fn, req: &[u8]) -> Vec<u8> {
+        let req_bytes = req;
+        let m = if f == Fn::Http { BTreeMap::new() } else { fields(req) };
+        let err = |e: String| format!(r#"{{"error":{:?}}}"#, e).into_bytes();
+        let id = |k: &str| m.get(k).cloned().unwrap_or_default();
+        match f {
+            Fn::CacheGet => match self.cache.get(&id("key")) {
+                Some(v) => {
+                    let mut o = Out::new();
+                    o.raw("{").key("value").str(v).key("exists").raw("true}");
+                    return o.buf;
+                }
+                None => {}
+            },
+            Fn::CacheSet => {
+                self.cache.insert(id("key"), id("value"));
+            }
+            Fn::CacheRemove => {
+                self.cache.remove(&id("key"));
+            }
+            Fn::WsConnect if self.refuse_dial => return err("failed to connect: refused".into()),
+            Fn::WsConnect => {
+                assert!(self.open.insert(id("connectionId")), "connection id reused");
+                self.connects.push((id("url"), id("connectionId")));
+            }
+            Fn::WsSend | Fn::WsClose if !self.open.contains(&id("connectionId")) => {
+                return err(format!("connection ID {:?} not found", id("connectionId")));
+            }
+            Fn::WsSend => self.frames.push((id("connectionId"), id("message"))),
+            Fn::WsClose => {
+                self.open.remove(&id("connectionId"));
+                self.closes.push((id("connectionId"), id("code").parse().unwrap(), id("reason")));
+            }
+            Fn::Once | Fn::Every => {
+                let recurring = f == Fn::Every;
+                let delay = if recurring { id("cronExpression")[7..].trim_end_matches('s').parse().unwrap() } else { id("delaySeconds").parse().unwrap() };
+                if self.timers.insert(id("scheduleId"), (delay, recurring)).is_some() {
+                    return err(format!("schedule ID {:?} already exists", id("scheduleId")));
+                }
+            }
+            Fn::Cancel => {
+                if self.timers.remove(&id("scheduleId")).is_none() {
+                    return err(format!("schedule ID {:?} not found", id("scheduleId")));
+                }
+            }
+            Fn::TrackArt if !self.art_url.is_empty() => return format!(r#"{{"url":"{}"}}"#, self.art_url).into_bytes(),
+            Fn::TrackArt => return format!(r#"{{"url":"https://nd.example.org/share/img/{}?size=300"}}"#, id("id")).into_bytes(),
+            Fn::SubsonicRaw => return br#"{"contentType":"image/png","data":"UE5H"}"#.to_vec(),
+            Fn::Http => {
+                let mut req = (String::new(), String::new(), String::new());
+                Reader::new(req_bytes).object(|_, r| {
+                    r.object(|k, r| {
+                        match k {
+                            b"method" => req.0 = r.string()?,
+                            b"url" => req.1 = r.string()?,
+                            b"body" => req.2 = String::from_utf8(crate::json::unbase64(r.raw_str()?)?).unwrap_or_default(),
+                            _ => r.skip()?,
+                        }
+                        Some(())
+                    })
+                });
+                self.requests.push(req.clone());
+                let Some((_, status, loc, body)) = self.routes.iter().find(|r| req.1.starts_with(&r.0)) else {
+                    return err(format!("no route to {}", req.1));
+                };
+                let mut o = Out::new();
+                o.raw("{").key("result").raw("{").key("statusCode").int(*status);
+                o.key("headers").raw("{").key("Location").str(loc).raw("}").key("body").b64(body.as_bytes()).raw("}}");
+                return o.buf;
+            }
+        }
+        b"{}".to_vec()
+    }
+    fn config(&mut self, key: &str) -> Option<String> {
+        self.config.get(key).cloned()
+    }
+    fn log(&mut self, level: Level, msg: &str) {
+        self.logs.push((level, msg.into()));
+    }
+}
+
