@@ -3,7 +3,7 @@
 //! `nd_*` exports, the allocator and the panic handler (navidrome-plugin-abi §2–§5).
 
 use crate::gateway::Level;
-use crate::host::{Fn as HostFn, Host};
+use crate::host::{Call, Host};
 use crate::plugin;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -98,23 +98,23 @@ fn write_block(b: &[u8]) -> u64 {
 struct Kernel;
 
 impl Host for Kernel {
-    fn call(&mut self, f: HostFn, request: &[u8]) -> Vec<u8> {
+    fn call(&mut self, f: Call, request: &[u8]) -> Vec<u8> {
         let req = write_block(request);
         // SAFETY: each import takes a request handle and returns a response handle.
         unsafe {
             let resp = match f {
-                HostFn::WsConnect => websocket_connect(req),
-                HostFn::WsSend => websocket_sendtext(req),
-                HostFn::WsClose => websocket_closeconnection(req),
-                HostFn::Once => scheduler_scheduleonetime(req),
-                HostFn::Every => scheduler_schedulerecurring(req),
-                HostFn::Cancel => scheduler_cancelschedule(req),
-                HostFn::CacheGet => cache_getstring(req),
-                HostFn::CacheSet => cache_setstring(req),
-                HostFn::CacheRemove => cache_remove(req),
-                HostFn::Http => http_send(req),
-                HostFn::TrackArt => artwork_gettrackurl(req),
-                HostFn::SubsonicRaw => subsonicapi_callraw(req),
+                Call::WsConnect => websocket_connect(req),
+                Call::WsSend => websocket_sendtext(req),
+                Call::WsClose => websocket_closeconnection(req),
+                Call::Once => scheduler_scheduleonetime(req),
+                Call::Every => scheduler_schedulerecurring(req),
+                Call::Cancel => scheduler_cancelschedule(req),
+                Call::CacheGet => cache_getstring(req),
+                Call::CacheSet => cache_setstring(req),
+                Call::CacheRemove => cache_remove(req),
+                Call::Http => http_send(req),
+                Call::TrackArt => artwork_gettrackurl(req),
+                Call::SubsonicRaw => subsonicapi_callraw(req),
             };
             free(req);
             let out = read_block(resp);
@@ -157,7 +157,8 @@ impl Host for Kernel {
 
 /// Reads the input, runs one handler, hands back its output or error (ABI §2.6: an error
 /// set with `error_set` is the failure Navidrome logs).
-fn run(f: impl FnOnce(&mut Kernel, Vec<u8>) -> plugin::Result) -> i32 {
+#[inline(never)]
+fn run(f: fn(&mut Kernel, Vec<u8>) -> plugin::Result) -> i32 {
     // SAFETY: input bytes are read below the input length only.
     let input = unsafe { read(input_length(), |i| input_load_u64(i), |i| input_load_u8(i)) };
     match f(&mut Kernel, input) {

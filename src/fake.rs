@@ -2,7 +2,7 @@
 //! of ABI §4 (errors as `{"error": …}` with Navidrome's texts).
 
 use crate::gateway::Level;
-use crate::host::{Fn, Host};
+use crate::host::{Call, Host};
 use crate::json::{Out, Reader};
 use crate::state;
 use std::collections::{BTreeMap, BTreeSet};
@@ -57,13 +57,13 @@ impl Fake {
 }
 
 impl Host for Fake {
-    fn call(&mut self, f: Fn, req: &[u8]) -> Vec<u8> {
+    fn call(&mut self, f: Call, req: &[u8]) -> Vec<u8> {
         let req_bytes = req;
-        let m = if f == Fn::Http { BTreeMap::new() } else { fields(req) };
+        let m = if f == Call::Http { BTreeMap::new() } else { fields(req) };
         let err = |e: String| format!(r#"{{"error":{:?}}}"#, e).into_bytes();
         let id = |k: &str| m.get(k).cloned().unwrap_or_default();
         match f {
-            Fn::CacheGet => match self.cache.get(&id("key")) {
+            Call::CacheGet => match self.cache.get(&id("key")) {
                 Some(v) => {
                     let mut o = Out::new();
                     o.raw("{").key("value").str(v).key("exists").raw("true}");
@@ -71,41 +71,41 @@ impl Host for Fake {
                 }
                 None => {}
             },
-            Fn::CacheSet => {
+            Call::CacheSet => {
                 self.cache.insert(id("key"), id("value"));
             }
-            Fn::CacheRemove => {
+            Call::CacheRemove => {
                 self.cache.remove(&id("key"));
             }
-            Fn::WsConnect if self.refuse_dial => return err("failed to connect: refused".into()),
-            Fn::WsConnect => {
+            Call::WsConnect if self.refuse_dial => return err("failed to connect: refused".into()),
+            Call::WsConnect => {
                 assert!(self.open.insert(id("connectionId")), "connection id reused");
                 self.connects.push((id("url"), id("connectionId")));
             }
-            Fn::WsSend | Fn::WsClose if !self.open.contains(&id("connectionId")) => {
+            Call::WsSend | Call::WsClose if !self.open.contains(&id("connectionId")) => {
                 return err(format!("connection ID {:?} not found", id("connectionId")));
             }
-            Fn::WsSend => self.frames.push((id("connectionId"), id("message"))),
-            Fn::WsClose => {
+            Call::WsSend => self.frames.push((id("connectionId"), id("message"))),
+            Call::WsClose => {
                 self.open.remove(&id("connectionId"));
                 self.closes.push((id("connectionId"), id("code").parse().unwrap(), id("reason")));
             }
-            Fn::Once | Fn::Every => {
-                let recurring = f == Fn::Every;
+            Call::Once | Call::Every => {
+                let recurring = f == Call::Every;
                 let delay = if recurring { id("cronExpression")[7..].trim_end_matches('s').parse().unwrap() } else { id("delaySeconds").parse().unwrap() };
                 if self.timers.insert(id("scheduleId"), (delay, recurring)).is_some() {
                     return err(format!("schedule ID {:?} already exists", id("scheduleId")));
                 }
             }
-            Fn::Cancel => {
+            Call::Cancel => {
                 if self.timers.remove(&id("scheduleId")).is_none() {
                     return err(format!("schedule ID {:?} not found", id("scheduleId")));
                 }
             }
-            Fn::TrackArt if !self.art_url.is_empty() => return format!(r#"{{"url":"{}"}}"#, self.art_url).into_bytes(),
-            Fn::TrackArt => return format!(r#"{{"url":"https://nd.example.org/share/img/{}?size=300"}}"#, id("id")).into_bytes(),
-            Fn::SubsonicRaw => return br#"{"contentType":"image/png","data":"UE5H"}"#.to_vec(),
-            Fn::Http => {
+            Call::TrackArt if !self.art_url.is_empty() => return format!(r#"{{"url":"{}"}}"#, self.art_url).into_bytes(),
+            Call::TrackArt => return format!(r#"{{"url":"https://nd.example.org/share/img/{}?size=300"}}"#, id("id")).into_bytes(),
+            Call::SubsonicRaw => return br#"{"contentType":"image/png","data":"UE5H"}"#.to_vec(),
+            Call::Http => {
                 let mut req = (String::new(), String::new(), String::new());
                 Reader::new(req_bytes).object(|_, r| {
                     r.object(|k, r| {

@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 
 /// The host functions this plugin imports from `extism:host/user`.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Fn {
+pub enum Call {
     WsConnect,
     WsSend,
     WsClose,
@@ -26,7 +26,7 @@ pub enum Fn {
 
 /// What the ABI layer provides; tests provide a fake.
 pub trait Host {
-    fn call(&mut self, f: Fn, request: &[u8]) -> Vec<u8>;
+    fn call(&mut self, f: Call, request: &[u8]) -> Vec<u8>;
     fn config(&mut self, key: &str) -> Option<String>;
     fn log(&mut self, level: Level, msg: &str);
 }
@@ -39,7 +39,8 @@ fn req() -> Out {
 }
 
 /// Sends the request and returns the response, or the host's error text.
-fn send(h: &mut impl Host, f: Fn, mut o: Out) -> Result<Vec<u8>, String> {
+#[inline(never)]
+fn send(h: &mut impl Host, f: Call, mut o: Out) -> Result<Vec<u8>, String> {
     o.raw("}");
     let resp = h.call(f, &o.buf);
     let mut err = None;
@@ -73,7 +74,7 @@ fn strings<const N: usize>(resp: &[u8], want: [&[u8]; N]) -> Option<[String; N]>
 pub fn cache_get(h: &mut impl Host, key: &str) -> Option<String> {
     let mut o = req();
     o.key("key").str(key);
-    let resp = send(h, Fn::CacheGet, o).map_err(|e| h.log(Level::Warn, &e)).ok()?;
+    let resp = send(h, Call::CacheGet, o).map_err(|e| h.log(Level::Warn, &e)).ok()?;
     // Navidrome omits `exists` when false and `value` when empty (ABI §4.6).
     let (mut value, mut exists) = (String::new(), false);
     Reader::new(&resp).object(|k, r| {
@@ -113,7 +114,7 @@ pub fn http(h: &mut impl Host, method: &str, url: &str, auth: &str, body: Option
         o.key("noFollowRedirects").raw("true");
     }
     o.key("timeoutMs").int(timeout_ms).raw("}");
-    let resp = send(h, Fn::Http, o)?;
+    let resp = send(h, Call::Http, o)?;
     let mut out = Response::default();
     Reader::new(&resp).object(|k, r| {
         if k != b"result" {
@@ -144,7 +145,7 @@ pub fn http(h: &mut impl Host, method: &str, url: &str, auth: &str, body: Option
 pub fn track_art_url(h: &mut impl Host, track_id: &str, size: i64) -> Result<String, String> {
     let mut o = req();
     o.key("id").str(track_id).key("size").int(size);
-    let resp = send(h, Fn::TrackArt, o)?;
+    let resp = send(h, Call::TrackArt, o)?;
     Ok(strings(&resp, [b"url"]).map(|[u]| u).unwrap_or_default())
 }
 
@@ -152,7 +153,7 @@ pub fn track_art_url(h: &mut impl Host, track_id: &str, size: i64) -> Result<Str
 pub fn subsonic_raw(h: &mut impl Host, uri: &str) -> Result<(String, Vec<u8>), String> {
     let mut o = req();
     o.key("uri").str(uri);
-    let resp = send(h, Fn::SubsonicRaw, o)?;
+    let resp = send(h, Call::SubsonicRaw, o)?;
     let mut out = (String::new(), Vec::new());
     Reader::new(&resp).object(|k, r| {
         match k {
@@ -166,18 +167,18 @@ pub fn subsonic_raw(h: &mut impl Host, uri: &str) -> Result<(String, Vec<u8>), S
 }
 
 /// Stores a string written by `value` (at depth 1, inside the request's `value` string).
-pub fn cache_set(h: &mut impl Host, key: &str, ttl_secs: i64, value: impl FnOnce(&mut Out)) {
+pub fn cache_set(h: &mut impl Host, key: &str, ttl_secs: i64, value: &dyn Fn(&mut Out)) {
     let mut o = req();
     o.key("key").str(key).key("value").open();
     value(&mut o);
     o.close().key("ttlSeconds").int(ttl_secs);
-    if let Err(e) = send(h, Fn::CacheSet, o) {
+    if let Err(e) = send(h, Call::CacheSet, o) {
         h.log(Level::Warn, &e);
     }
 }
 
 pub fn cache_put(h: &mut impl Host, key: &str, ttl_secs: i64, value: &str) {
-    cache_set(h, key, ttl_secs, |o| {
+    cache_set(h, key, ttl_secs, &|o| {
         o.text(value);
     });
 }
@@ -185,7 +186,7 @@ pub fn cache_put(h: &mut impl Host, key: &str, ttl_secs: i64, value: &str) {
 pub fn cache_remove(h: &mut impl Host, key: &str) {
     let mut o = req();
     o.key("key").str(key);
-    if let Err(e) = send(h, Fn::CacheRemove, o) {
+    if let Err(e) = send(h, Call::CacheRemove, o) {
         h.log(Level::Warn, &e);
     }
 }
@@ -193,28 +194,28 @@ pub fn cache_remove(h: &mut impl Host, key: &str) {
 pub fn ws_connect(h: &mut impl Host, url: &str, id: &str) -> Result<(), String> {
     let mut o = req();
     o.key("url").str(url).key("headers").raw("null").key("connectionId").str(id);
-    send(h, Fn::WsConnect, o).map(drop)
+    send(h, Call::WsConnect, o).map(drop)
 }
 
 /// Sends one text frame written by `frame` at depth 1 (inside `message`).
-pub fn ws_send(h: &mut impl Host, id: &str, frame: impl FnOnce(&mut Out)) -> Result<(), String> {
+pub fn ws_send(h: &mut impl Host, id: &str, frame: &dyn Fn(&mut Out)) -> Result<(), String> {
     let mut o = req();
     o.key("connectionId").str(id).key("message").open();
     frame(&mut o);
     o.close();
-    send(h, Fn::WsSend, o).map(drop)
+    send(h, Call::WsSend, o).map(drop)
 }
 
 pub fn ws_close(h: &mut impl Host, id: &str, code: u16, reason: &str) -> Result<(), String> {
     let mut o = req();
     o.key("connectionId").str(id).key("code").int(code as i64).key("reason").str(reason);
-    send(h, Fn::WsClose, o).map(drop)
+    send(h, Call::WsClose, o).map(drop)
 }
 
 pub fn schedule_once(h: &mut impl Host, delay_secs: u32, id: &str) -> Result<(), String> {
     let mut o = req();
     o.key("delaySeconds").int(delay_secs as i64).key("payload").str("").key("scheduleId").str(id);
-    send(h, Fn::Once, o).map(drop)
+    send(h, Call::Once, o).map(drop)
 }
 
 /// Recurring timer: Navidrome's cron accepts `@every <n>s` (ABI §4.5).
@@ -222,11 +223,11 @@ pub fn schedule_every(h: &mut impl Host, secs: u32, id: &str) -> Result<(), Stri
     let mut o = req();
     o.key("cronExpression").raw("\"@every ").int(secs as i64).raw("s\"");
     o.key("payload").str("").key("scheduleId").str(id);
-    send(h, Fn::Every, o).map(drop)
+    send(h, Call::Every, o).map(drop)
 }
 
 pub fn cancel(h: &mut impl Host, id: &str) -> Result<(), String> {
     let mut o = req();
     o.key("scheduleId").str(id);
-    send(h, Fn::Cancel, o).map(drop)
+    send(h, Call::Cancel, o).map(drop)
 }

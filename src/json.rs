@@ -152,6 +152,11 @@ impl<'a> Reader<'a> {
 
     /// Walks an object; `f` gets each raw key and must consume the value.
     pub fn object(&mut self, mut f: impl FnMut(&'a [u8], &mut Self) -> Option<()>) -> Option<()> {
+        self.object_dyn(&mut f)
+    }
+
+    #[inline(never)]
+    fn object_dyn(&mut self, f: &mut dyn FnMut(&'a [u8], &mut Self) -> Option<()>) -> Option<()> {
         if !self.eat(b'{') {
             return None;
         }
@@ -172,6 +177,11 @@ impl<'a> Reader<'a> {
 
     /// Walks an array; `f` must consume each element.
     pub fn array(&mut self, mut f: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.array_dyn(&mut f)
+    }
+
+    #[inline(never)]
+    fn array_dyn(&mut self, f: &mut dyn FnMut(&mut Self) -> Option<()>) -> Option<()> {
         if !self.eat(b'[') {
             return None;
         }

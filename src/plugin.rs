@@ -91,7 +91,7 @@ fn want_of(rep: Report) -> Want {
 }
 
 fn set_want(h: &mut impl Host, u: &User, w: &Want, now: i64) {
-    host::cache_set(h, &state::key("want", &u.name), DAY, |o| w.save(o));
+    host::cache_set(h, &state::key("want", &u.name), DAY, &|o| w.save(o));
     drive(h, u, Event::Want, now);
 }
 
@@ -324,7 +324,7 @@ fn act(h: &mut impl Host, u: &User, s: &Session, a: Action, now: i64) -> Option<
 }
 
 fn send_frame(h: &mut impl Host, conn: &str, f: &Frame, token: &str) -> core::result::Result<(), String> {
-    host::ws_send(h, conn, |o| presence::frame(o, f, token))
+    host::ws_send(h, conn, &|o| presence::frame(o, f, token))
 }
 
 /// Schedules a flush at `at` (ms). One already pending for that moment is fine: a flush
@@ -370,7 +370,7 @@ fn flush(h: &mut impl Host, u: &User, now: i64, fresh: bool) -> core::result::Re
                 a
             });
             let conn = conn_id(s.gen, &u.name);
-            host::ws_send(h, &conn, |o| presence::presence(o, act.as_ref(), &u.set.client_id, status))?;
+            host::ws_send(h, &conn, &|o| presence::presence(o, act.as_ref(), &u.set.client_id, status))?;
             host::cache_put(h, &state::key("sent", &u.name), DAY, &state::save_sent(&next));
         }
     }
