@@ -192,6 +192,8 @@ impl Session {
             self.forget();
             GATEWAY_URL.into()
         };
+        let msg = if self.resumable() { "connecting to Discord to resume the session" } else { "connecting to Discord" };
+        out.push(Action::Log(Level::Info, msg.into()));
         out.push(Action::Connect(url));
     }
 
@@ -474,6 +476,11 @@ mod tests {
     use super::*;
     use Action::*;
 
+    /// The actions of one event, without the informational log lines.
+    fn step(s: &mut Session, ev: Event, ctx: &Ctx) -> Vec<Action> {
+        s.handle(ev, ctx).into_iter().filter(|a| !matches!(a, Log(Level::Info, _))).collect()
+    }
+
     const WANT: Ctx = Ctx { want: true, rand: 500 };
     const IDLE: Ctx = Ctx { want: false, rand: 500 };
 
@@ -483,9 +490,9 @@ mod tests {
 
     fn ready_session() -> Session {
         let mut s = Session::default();
-        s.handle(Event::Want, &WANT);
-        s.handle(Event::Frame(hello()), &WANT);
-        s.handle(
+        step(&mut s, Event::Want, &WANT);
+        step(&mut s, Event::Frame(hello()), &WANT);
+        step(&mut s, 
             Event::Frame(br#"{"t":"READY","s":1,"op":0,"d":{"v":9,"session_id":"abc","resume_gateway_url":"wss://r.discord.gg","x":[{"y":"}"}]}}"#),
             &WANT,
         );
@@ -495,20 +502,20 @@ mod tests {
     #[test]
     fn want_connects_once_and_waits_for_hello() {
         let mut s = Session::default();
-        assert_eq!(s.handle(Event::Want, &IDLE), vec![]);
-        assert_eq!(s.handle(Event::Want, &WANT), vec![Connect(GATEWAY_URL.into())]);
+        assert_eq!(step(&mut s, Event::Want, &IDLE), vec![]);
+        assert_eq!(step(&mut s, Event::Want, &WANT), vec![Connect(GATEWAY_URL.into())]);
         assert_eq!((s.phase, s.gen), (Phase::Connecting, 1));
-        assert_eq!(s.handle(Event::Want, &WANT), vec![], "no second socket, nothing sent before Hello");
+        assert_eq!(step(&mut s, Event::Want, &WANT), vec![], "no second socket, nothing sent before Hello");
     }
 
     #[test]
     fn hello_identifies_and_schedules_jittered_first_beat() {
         let mut s = Session::default();
-        s.handle(Event::Want, &WANT);
-        let a = s.handle(Event::Frame(hello()), &WANT);
+        step(&mut s, Event::Want, &WANT);
+        let a = step(&mut s, Event::Frame(hello()), &WANT);
         assert_eq!(a, vec![Send(Frame::Identify), Ack(false), Once(Timer::FirstBeat, 20)]);
         assert_eq!((s.phase, s.heartbeat_ms), (Phase::Identifying, 41250));
-        let a = s.handle(Event::Beat { first: true, ack_pending: false }, &WANT);
+        let a = step(&mut s, Event::Beat { first: true, ack_pending: false }, &WANT);
         assert_eq!(a, vec![Ack(true), Send(Frame::Heartbeat(None)), Every(Timer::Beat, 41)]);
     }
 
@@ -518,31 +525,31 @@ mod tests {
         assert_eq!((s.phase, s.seq, s.attempts), (Phase::Ready, Some(1), 0));
         assert_eq!((s.session_id.as_str(), s.resume_url.as_str()), ("abc", "wss://r.discord.gg"));
         let mut s2 = s.clone();
-        assert_eq!(s2.handle(Event::Want, &WANT), vec![Flush { fresh: false }]);
+        assert_eq!(step(&mut s2, Event::Want, &WANT), vec![Flush { fresh: false }]);
     }
 
     #[test]
     fn dispatches_update_seq_and_heartbeats_carry_it() {
         let mut s = ready_session();
-        s.handle(Event::Frame(br#"{"op":0,"t":"SESSIONS_REPLACE","s":7,"d":[]}"#), &WANT);
+        step(&mut s, Event::Frame(br#"{"op":0,"t":"SESSIONS_REPLACE","s":7,"d":[]}"#), &WANT);
         assert_eq!(s.seq, Some(7));
-        let a = s.handle(Event::Beat { first: false, ack_pending: false }, &WANT);
+        let a = step(&mut s, Event::Beat { first: false, ack_pending: false }, &WANT);
         assert_eq!(a, vec![Ack(true), Send(Frame::Heartbeat(Some(7)))]);
-        assert_eq!(s.handle(Event::Frame(br#"{"op":11}"#), &WANT), vec![Ack(false)]);
-        assert_eq!(s.handle(Event::Frame(br#"{"op":1,"d":null}"#), &WANT), vec![Send(Frame::Heartbeat(Some(7)))]);
+        assert_eq!(step(&mut s, Event::Frame(br#"{"op":11}"#), &WANT), vec![Ack(false)]);
+        assert_eq!(step(&mut s, Event::Frame(br#"{"op":1,"d":null}"#), &WANT), vec![Send(Frame::Heartbeat(Some(7)))]);
     }
 
     #[test]
     fn missed_ack_is_a_zombie_and_resumes() {
         let mut s = ready_session();
-        let a = s.handle(Event::Beat { first: false, ack_pending: true }, &WANT);
+        let a = step(&mut s, Event::Beat { first: false, ack_pending: true }, &WANT);
         assert_eq!(a[3..], [Close { code: 4000, gen: 1 }, Connect("wss://r.discord.gg/?v=10&encoding=json".into())]);
         assert_eq!(a[1..3], [Cancel(Timer::FirstBeat, 1), Cancel(Timer::Beat, 1)]);
         assert_eq!(s.gen, 2);
-        let a = s.handle(Event::Frame(hello()), &WANT);
+        let a = step(&mut s, Event::Frame(hello()), &WANT);
         assert_eq!(a[0], Send(Frame::Resume { session_id: "abc".into(), seq: 1 }));
         assert_eq!(s.phase, Phase::Resuming);
-        let a = s.handle(Event::Frame(br#"{"op":0,"t":"RESUMED","s":2,"d":{}}"#), &WANT);
+        let a = step(&mut s, Event::Frame(br#"{"op":0,"t":"RESUMED","s":2,"d":{}}"#), &WANT);
         assert_eq!(a.last(), Some(&Flush { fresh: false }));
         assert_eq!((s.phase, s.seq), (Phase::Ready, Some(2)));
     }
@@ -551,40 +558,40 @@ mod tests {
     fn op7_and_op9_true_resume_op9_false_reidentifies_later() {
         for f in [&br#"{"op":7,"d":null}"#[..], br#"{"op":9,"d":true}"#] {
             let mut s = ready_session();
-            let a = s.handle(Event::Frame(f), &WANT);
+            let a = step(&mut s, Event::Frame(f), &WANT);
             assert!(a.contains(&Connect("wss://r.discord.gg/?v=10&encoding=json".into())), "{a:?}");
         }
         let mut s = ready_session();
-        let a = s.handle(Event::Frame(br#"{"op":9,"d":false}"#), &WANT);
+        let a = step(&mut s, Event::Frame(br#"{"op":9,"d":false}"#), &WANT);
         assert!(a.contains(&Close { code: 4000, gen: 1 }) && a.contains(&Once(Timer::Reconnect, 1)), "{a:?}");
         assert_eq!((s.phase, s.session_id.as_str(), s.seq), (Phase::Waiting, "", None));
-        assert_eq!(s.handle(Event::Reconnect, &WANT), vec![Connect(GATEWAY_URL.into())]);
+        assert_eq!(step(&mut s, Event::Reconnect, &WANT), vec![Connect(GATEWAY_URL.into())]);
     }
 
     #[test]
     fn fatal_close_stops_for_good() {
         let mut s = ready_session();
-        let a = s.handle(Event::Closed(4004), &WANT);
+        let a = step(&mut s, Event::Closed(4004), &WANT);
         assert!(matches!(&a[2], Log(Level::Error, m) if m.contains("4004") && m.contains("token")));
         assert_eq!((s.phase, s.fatal), (Phase::Fatal, 4004));
-        assert_eq!(s.handle(Event::Want, &WANT), vec![]);
-        assert_eq!(s.handle(Event::Reconnect, &WANT), vec![]);
+        assert_eq!(step(&mut s, Event::Want, &WANT), vec![]);
+        assert_eq!(step(&mut s, Event::Reconnect, &WANT), vec![]);
     }
 
     #[test]
     fn abnormal_close_resumes_with_backoff() {
         let mut s = ready_session();
-        let a = s.handle(Event::Closed(1006), &WANT);
+        let a = step(&mut s, Event::Closed(1006), &WANT);
         assert_eq!(a.last(), Some(&Once(Timer::Reconnect, backoff_secs(1, false, 500))));
         assert_eq!(s.phase, Phase::Waiting);
-        assert!(s.handle(Event::Reconnect, &WANT)[0] == Connect("wss://r.discord.gg/?v=10&encoding=json".into()));
+        assert!(step(&mut s, Event::Reconnect, &WANT)[0] == Connect("wss://r.discord.gg/?v=10&encoding=json".into()));
         // 4009: the session timed out, identify anew.
         let mut s = ready_session();
-        s.handle(Event::Closed(4009), &WANT);
-        assert_eq!(s.handle(Event::Reconnect, &WANT), vec![Connect(GATEWAY_URL.into())]);
+        step(&mut s, Event::Closed(4009), &WANT);
+        assert_eq!(step(&mut s, Event::Reconnect, &WANT), vec![Connect(GATEWAY_URL.into())]);
         // Nothing to show: no reconnect.
         let mut s = ready_session();
-        s.handle(Event::Closed(1006), &IDLE);
+        step(&mut s, Event::Closed(1006), &IDLE);
         assert_eq!(s.phase, Phase::Idle);
     }
 
@@ -600,7 +607,7 @@ mod tests {
     #[test]
     fn beats_from_a_dead_socket_cancel_themselves() {
         let mut s = Session::default();
-        assert_eq!(s.handle(Event::Beat { first: false, ack_pending: false }, &WANT), vec![Cancel(Timer::Beat, 0)]);
+        assert_eq!(step(&mut s, Event::Beat { first: false, ack_pending: false }, &WANT), vec![Cancel(Timer::Beat, 0)]);
     }
 
     #[test]
@@ -615,24 +622,24 @@ mod tests {
     #[test]
     fn status_follows_the_users_other_sessions() {
         let mut s = Session::default();
-        s.handle(Event::Want, &WANT);
-        s.handle(Event::Frame(hello()), &WANT);
-        s.handle(Event::Frame(br#"{"op":0,"s":1,"t":"READY","d":{"sessions":[{"session_id":"all","status":"online"},{"session_id":"me","status":"online"},{"session_id":"desk","status":"dnd","client_info":{}}],"session_id":"me"}}"#), &WANT);
+        step(&mut s, Event::Want, &WANT);
+        step(&mut s, Event::Frame(hello()), &WANT);
+        step(&mut s, Event::Frame(br#"{"op":0,"s":1,"t":"READY","d":{"sessions":[{"session_id":"all","status":"online"},{"session_id":"me","status":"online"},{"session_id":"desk","status":"dnd","client_info":{}}],"session_id":"me"}}"#), &WANT);
         assert_eq!(STATUSES[s.status as usize], "dnd");
-        let a = s.handle(Event::Frame(br#"{"op":0,"s":2,"t":"SESSIONS_REPLACE","d":[{"session_id":"desk","status":"idle"}]}"#), &WANT);
+        let a = step(&mut s, Event::Frame(br#"{"op":0,"s":2,"t":"SESSIONS_REPLACE","d":[{"session_id":"desk","status":"idle"}]}"#), &WANT);
         assert_eq!((STATUSES[s.status as usize], a), ("idle", vec![Flush { fresh: false }]));
-        let a = s.handle(Event::Frame(br#"{"op":0,"s":3,"t":"SESSIONS_REPLACE","d":[{"session_id":"me","status":"online"},{"session_id":"desk","status":"idle"}]}"#), &WANT);
+        let a = step(&mut s, Event::Frame(br#"{"op":0,"s":3,"t":"SESSIONS_REPLACE","d":[{"session_id":"me","status":"online"},{"session_id":"desk","status":"idle"}]}"#), &WANT);
         assert_eq!(a, vec![]);
-        s.handle(Event::Frame(br#"{"op":0,"s":4,"t":"SESSIONS_REPLACE","d":[{"session_id":"me","status":"online"}]}"#), &WANT);
+        step(&mut s, Event::Frame(br#"{"op":0,"s":4,"t":"SESSIONS_REPLACE","d":[{"session_id":"me","status":"online"}]}"#), &WANT);
         assert_eq!(s.status, 0, "alone again: online");
     }
 
     #[test]
     fn idle_ends_the_session() {
         let mut s = ready_session();
-        let a = s.handle(Event::Idle, &IDLE);
+        let a = step(&mut s, Event::Idle, &IDLE);
         assert!(a.contains(&Close { code: 1000, gen: 1 }));
         assert_eq!((s.phase, s.session_id.as_str()), (Phase::Idle, ""));
-        assert_eq!(s.handle(Event::Idle, &IDLE), vec![]);
+        assert_eq!(step(&mut s, Event::Idle, &IDLE), vec![]);
     }
 }

@@ -192,11 +192,10 @@ fn split_id(id: &str) -> Option<(i64, &str)> {
 pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
     let (v, _) = input::fields(input, &["scheduleId"]).ok_or_else(|| bad_input("scheduler callback"))?;
     let id = &v[0];
-    let Some((kind, rest)) = id.split_once(':') else {
-        return Err("unknown schedule id".into());
-    };
-    let Some((num, name)) = split_id(rest) else {
-        return Err("unknown schedule id".into());
+    // Not one of ours (as the official plugin, an unknown timer is only a warning).
+    let Some((kind, (num, name))) = id.split_once(':').and_then(|(k, rest)| Some((k, split_id(rest)?))) else {
+        h.log(Level::Warn, "ignoring an unknown timer");
+        return Ok(None);
     };
     let u = match user(h, name)? {
         Some(u) => u,
