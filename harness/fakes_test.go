@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -368,4 +369,90 @@ func TestAssertNoSecret(t *testing.T) {
 func hostReq(url, auth string) (r host.HTTPRequest) {
 	r.URL, r.Headers = url, map[string]string{"Authorization": auth}
 	return r
+}
+
+// gatewayRig is wsRig with a helper that sends a frame and delivers the answers.
+func gatewayRig(t *testing.T) (*WebSocket, *Gateway, *recTB, func(id, frame string) []string) {
+	w, g, cl, tb := wsRig(t)
+	ctx := context.Background()
+	return w, g, tb, func(id, frame string) []string {
+		if frame != "" {
+			w.SendText(ctx, id, frame)
+		}
+		cl.calls = nil
+		for w.Deliver(ctx) {
+		}
+		return cl.calls
+	}
+}
+
+func TestGatewaySessions(t *testing.T) {
+	w, g, tb, send := gatewayRig(t)
+	ctx := context.Background()
+	open := func(id string) string {
+		w.Connect(ctx, "wss://gateway.discord.gg/?v=10&encoding=json", nil, id)
+		send(id, "") // Hello
+		return id
+	}
+	has := func(calls []string, want string) bool { return strings.Contains(strings.Join(calls, "\n"), want) }
+	a := open("a")
+	if got := send(a, `{"op":3,"d":{}}`); !has(got, "close 4003: Not authenticated.") {
+		t.Errorf("op 3 before Identify: %v", got)
+	}
+	a = open("a2")
+	if got := send(a, `{"op":2,"d":{"token":"t1"}}`); !has(got, `"t":"READY","s":1`) || !has(got, `"session_id":"sess-1"`) {
+		t.Errorf("identify: %v", got)
+	}
+	g.Dispatch(w.Conn(a), "X", `{}`)
+	if got := send(a, `{"op":2,"d":{"token":"t1"}}`); !has(got, "close 4005") {
+		t.Errorf("second identify: %v", got)
+	}
+	var resumed string
+	for i, tc := range []struct{ frame, want string }{
+		{`{"op":6,"d":{"token":"t1","session_id":"sess-1","seq":3}}`, `{"op":9,"d":false`}, // seq from the future
+		{`{"op":6,"d":{"token":"t2","session_id":"sess-1","seq":2}}`, `{"op":9,"d":false`}, // someone else's session
+		{`{"op":6,"d":{"token":"t1","session_id":"sess-1","seq":2}}`, `"t":"RESUMED","s":3`},
+	} {
+		resumed = open(fmt.Sprint("r", i))
+		if got := send(resumed, tc.frame); !has(got, tc.want) {
+			t.Errorf("%s: got %v, want %s", tc.frame, got, tc.want)
+		}
+	}
+	if g.SessionOn(w.Conn(resumed)) != g.SessionOn(w.Conn(a)) {
+		t.Error("resumed socket not attached to the session")
+	}
+	w.CloseConnection(ctx, resumed, 1000, "")
+	if got := send(open("b"), `{"op":6,"d":{"token":"t1","session_id":"sess-1","seq":3}}`); !has(got, `{"op":9,"d":false`) {
+		t.Errorf("resume after the client closed with 1000: %v", got)
+	}
+	g.RejectTokens["bad"] = true
+	if got := send(open("c"), `{"op":2,"d":{"token":"bad"}}`); !has(got, "close 4004: Authentication failed.") {
+		t.Errorf("rejected token: %v", got)
+	}
+	g.NoAck[w.Conn("c")] = true
+	if len(tb.errs) != 0 {
+		t.Errorf("gateway errors: %v", tb.errs)
+	}
+}
+
+func TestReadyJunk(t *testing.T) {
+	w, g, _, send := gatewayRig(t)
+	g.ReadyJunk = 2 << 20
+	w.Connect(context.Background(), "wss://gateway.discord.gg", nil, "a")
+	send("a", "")
+	send("a", `{"op":2,"d":{"token":"t"}}`)
+	ev := w.Conn("a").Events
+	msg := ev[len(ev)-1].Text
+	var ready struct {
+		D map[string]json.RawMessage `json:"d"`
+	}
+	if err := json.Unmarshal([]byte(msg), &ready); err != nil || len(msg) < 2<<20 {
+		t.Fatalf("READY of %d bytes is not JSON: %v", len(msg), err)
+	}
+	if string(ready.D["session_id"]) != `"sess-1"` || string(ready.D["resume_gateway_url"]) != `"wss://gateway-us-east1-b.discord.gg"` {
+		t.Errorf("top-level fields: %s %s", ready.D["session_id"], ready.D["resume_gateway_url"])
+	}
+	if i, j := strings.Index(msg, `"decoy-0"`), strings.LastIndex(msg, `"session_id":"sess-1"`); i < 0 || j < len(msg)-200 || !strings.Contains(msg, `\ud83c\udfb5`) {
+		t.Errorf("decoys first, real fields at the end: decoy at %d, real at %d of %d", i, j, len(msg))
+	}
 }

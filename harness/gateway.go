@@ -19,6 +19,7 @@ type Frame struct {
 	Op   int
 	D    json.RawMessage
 	Raw  string
+	Via  *Result // the export call that sent it (nil outside a call)
 }
 
 func (f Frame) String() string { return f.Raw }
@@ -26,28 +27,49 @@ func (f Frame) String() string { return f.Raw }
 // Decode unmarshals the frame's "d" into v.
 func (f Frame) Decode(v any) error { return json.Unmarshal(f.D, v) }
 
+// GatewaySession is one Discord session: started by Identify, continued on
+// another socket by Resume, gone once the client closes with 1000/1001.
+type GatewaySession struct {
+	ID    string
+	Token string
+	Seq   int // last sequence number dispatched on the session
+}
+
 // Gateway is a scripted Discord gateway (v10, JSON, no compression) behind the
-// websocket fake. Per connection: Hello on connect, READY on Identify, RESUMED
-// on Resume, ACK on each heartbeat. The test drives everything else.
+// websocket fake. Per connection: Hello on connect; Identify starts a session
+// and gets READY (or close 4004 for a rejected token); Resume of a live session
+// with a valid seq gets RESUMED, otherwise op 9 false; ACK on each heartbeat;
+// a second Identify/Resume closes 4005, any other op before one closes 4003.
+// The test drives everything else.
 type Gateway struct {
 	t     testing.TB
 	ws    *WebSocket
 	clock *Clock
+	via   func() *Result
 
-	HeartbeatMs int  // Hello's heartbeat_interval (default 41250)
-	SendHello   bool // queue Hello on connect (default true)
-	AutoAck     bool // answer op 1 with op 11 (default true)
-	SessionID   string
-	ResumeURL   string
-	DialError   error // when set, connects fail with "failed to connect: <err>"
+	HeartbeatMs  int             // Hello's heartbeat_interval (default 41250)
+	SendHello    bool            // queue Hello on connect (default true)
+	AutoAck      bool            // answer op 1 with op 11 (default true)
+	NoAck        map[*Conn]bool  // sockets whose heartbeats go unanswered even with AutoAck
+	ResumeURL    string          // READY's resume_gateway_url
+	DialError    error           // when set, connects fail with "failed to connect: <err>"
+	RejectTokens map[string]bool // Identify/Resume with these tokens is closed with 4004
+	// ReadySessions renders READY's d.sessions given the new session's id
+	// (nil: []); ReadyJunk pads d with that many bytes of guilds and
+	// relationships before the session fields, as for a real user account.
+	ReadySessions func(self string) string
+	ReadyJunk     int
 
-	seq    int // last sequence number dispatched on the session
-	Frames []Frame
+	sessions map[string]*GatewaySession // live sessions by id
+	conns    map[*Conn]*GatewaySession  // the session each socket identified or resumed
+	started  int
+	Frames   []Frame
 }
 
 func NewGateway(t testing.TB, clock *Clock) *Gateway {
 	return &Gateway{t: t, clock: clock, HeartbeatMs: 41250, SendHello: true, AutoAck: true,
-		SessionID: "sess-1", ResumeURL: "wss://gateway-us-east1-b.discord.gg"}
+		ResumeURL: "wss://gateway-us-east1-b.discord.gg", RejectTokens: map[string]bool{}, NoAck: map[*Conn]bool{},
+		sessions: map[string]*GatewaySession{}, conns: map[*Conn]*GatewaySession{}, via: func() *Result { return nil }}
 }
 
 // Accept is the dial: Hello is queued first on every new socket.
@@ -61,7 +83,13 @@ func (g *Gateway) Accept(c *Conn) error {
 	return nil
 }
 
-func (g *Gateway) Closed(*Conn, int32, string) {}
+// Closed ends the session when the client closes with 1000/1001 (Discord
+// invalidates it; any other code leaves it resumable).
+func (g *Gateway) Closed(c *Conn, code int32, by string) {
+	if s := g.conns[c]; s != nil && by == "client" && (code == 1000 || code == 1001) {
+		delete(g.sessions, s.ID)
+	}
+}
 
 // Receive validates and records a frame, then answers per the script.
 func (g *Gateway) Receive(c *Conn, text string) {
@@ -76,28 +104,92 @@ func (g *Gateway) Receive(c *Conn, text string) {
 		g.t.Errorf("gateway: frame on %s is not a JSON gateway payload (%v): %.200s", c.ID, err, text)
 		return
 	}
-	g.Frames = append(g.Frames, Frame{Conn: c, At: g.clock.Now(), Op: *env.Op, D: env.D, Raw: text})
-	switch *env.Op {
-	case 1:
-		if g.AutoAck {
+	g.Frames = append(g.Frames, Frame{Conn: c, At: g.clock.Now(), Op: *env.Op, D: env.D, Raw: text, Via: g.via()})
+	switch op := *env.Op; {
+	case op == 1:
+		if g.AutoAck && !g.NoAck[c] {
 			g.ws.QueueText(c, `{"op":11}`)
 		}
-	case 2:
-		g.seq = 0
-		g.Dispatch(c, "READY", fmt.Sprintf(`{"session_id":%q,"resume_gateway_url":%q,"user":{"id":"1","username":"alice"},"sessions":[]}`, g.SessionID, g.ResumeURL))
-	case 6:
-		g.Dispatch(c, "RESUMED", `{}`)
+	case op == 2 || op == 6:
+		g.authenticate(c, op, env.D)
+	case g.conns[c] == nil:
+		g.ws.ServerClose(c, 4003, "Not authenticated.")
 	}
 }
 
-// Dispatch queues an op 0 event with the next sequence number.
-func (g *Gateway) Dispatch(c *Conn, event, d string) {
-	g.seq++
-	g.ws.QueueText(c, fmt.Sprintf(`{"op":0,"t":%q,"s":%d,"d":%s}`, event, g.seq, d))
+func (g *Gateway) authenticate(c *Conn, op int, raw json.RawMessage) {
+	var d struct {
+		Token     string `json:"token"`
+		SessionID string `json:"session_id"`
+		Seq       *int   `json:"seq"`
+	}
+	_ = json.Unmarshal(raw, &d)
+	switch s := g.sessions[d.SessionID]; {
+	case g.conns[c] != nil:
+		g.ws.ServerClose(c, 4005, "Already authenticated.")
+	case g.RejectTokens[d.Token]:
+		g.ws.ServerClose(c, 4004, "Authentication failed.")
+	case op == 2:
+		g.started++
+		s = &GatewaySession{ID: fmt.Sprintf("sess-%d", g.started), Token: d.Token}
+		g.sessions[s.ID], g.conns[c] = s, s
+		sessions := "[]"
+		if g.ReadySessions != nil {
+			sessions = g.ReadySessions(s.ID)
+		}
+		g.Dispatch(c, "READY", fmt.Sprintf(`{"v":10,"user":{"id":"1","username":"alice"},%s"sessions":%s,"session_id":%q,"resume_gateway_url":%q}`,
+			readyJunk(g.ReadyJunk), sessions, s.ID, g.ResumeURL))
+	case s == nil || s.Token != d.Token || d.Seq == nil || *d.Seq > s.Seq:
+		g.ws.QueueText(c, `{"op":9,"d":false,"s":null,"t":null}`)
+	default:
+		g.conns[c] = s
+		g.Dispatch(c, "RESUMED", `{"_trace":["[\"gateway-prd-us-east1-b-0\",{\"micros\":1}]"]}`)
+	}
 }
 
-// Seq returns the last dispatched sequence number.
-func (g *Gateway) Seq() int { return g.seq }
+// readyJunk returns `"guilds":[…],"relationships":[…],` of at least size
+// bytes ("" for 0): nested objects and arrays, escaped quotes and backslashes,
+// unicode escapes with surrogate pairs, numbers in every JSON form, and decoy
+// session_id / resume_gateway_url keys inside nested objects and strings, so
+// only a reader that tracks nesting finds the real top-level fields.
+func readyJunk(size int) string {
+	if size <= 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString(`"guilds":[`)
+	for i := 0; b.Len() < size*3/4; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"id":"%d","name":"Guild \"%d\" caf\u00e9 \ud83c\udfb5 \\o/ \/","features":["NEWS",["x",[],{}],{"nested":{"deeper":[1,-2.5e-3,1E+2,true,false,null]}}],`+
+			`"channels":[{"id":"%d","topic":"say \"}\" or \"]\" then \"session_id\":\"decoy\"","type":0,"nsfw":false}],`+
+			`"session_id":"decoy-%d","resume_gateway_url":"wss://decoy.discord.gg","member_count":%d}`, 100000000000000000+i, i, 200000000000000000+i, i, i*7)
+	}
+	b.WriteString(`],"relationships":[`)
+	for i := 0; b.Len() < size; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"id":"%d","type":1,"nickname":null,"user":{"username":"friend\t%d","global_name":"\u2603 \"snow\" {[","avatar":null}}`, 300000000000000000+i, i)
+	}
+	b.WriteString(`],`)
+	return b.String()
+}
+
+// Dispatch queues an op 0 event with the next sequence number of c's session.
+func (g *Gateway) Dispatch(c *Conn, event, d string) {
+	s := g.conns[c]
+	if s == nil {
+		g.t.Errorf("gateway: dispatch %s on %s, which has no session", event, c.ID)
+		return
+	}
+	s.Seq++
+	g.ws.QueueText(c, fmt.Sprintf(`{"op":0,"t":%q,"s":%d,"d":%s}`, event, s.Seq, d))
+}
+
+// SessionOn returns the session c identified or resumed (nil if none).
+func (g *Gateway) SessionOn(c *Conn) *GatewaySession { return g.conns[c] }
 
 // Inject queues any raw frame.
 func (g *Gateway) Inject(c *Conn, frame string) { g.ws.QueueText(c, frame) }
@@ -111,14 +203,6 @@ func (g *Gateway) Reconnect(c *Conn) { g.Inject(c, `{"op":7,"d":null}`) }
 // InvalidSession queues op 9 with d = resumable.
 func (g *Gateway) InvalidSession(c *Conn, resumable bool) {
 	g.Inject(c, fmt.Sprintf(`{"op":9,"d":%t}`, resumable))
-}
-
-// BigReady queues a READY of at least size bytes (user accounts get huge
-// READY payloads: guilds, relationships ...), with the usual session fields.
-func (g *Gateway) BigReady(c *Conn, size int) {
-	pad := strings.Repeat(`{"id":"100000000000000000","name":"guild","channels":[]},`, size/55+1)
-	g.Dispatch(c, "READY", fmt.Sprintf(`{"session_id":%q,"resume_gateway_url":%q,"user":{"id":"1","username":"alice"},"sessions":[],"guilds":[%s]}`,
-		g.SessionID, g.ResumeURL, strings.TrimSuffix(pad, ",")))
 }
 
 // FramesOn returns the frames sent on one connection, optionally only ops.

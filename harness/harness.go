@@ -14,14 +14,18 @@ import (
 	"io"
 	"log"
 	"os"
+	"reflect"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	extism "github.com/extism/go-sdk"
 	"github.com/navidrome/navidrome/plugins/host"
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
 )
 
 // Options configure Load. Zero values take the defaults noted.
@@ -52,6 +56,9 @@ type Result struct {
 	RC     uint32
 	Output []byte
 	Err    error
+	Trap   bool          // the wasm call itself failed (trap, timeout), not an error_set
+	Pages  uint32        // plugin linear memory after the call, in 64 KiB pages (0: unknown)
+	Wall   time.Duration // real time spent in the export, nested calls included (report only)
 }
 
 // Harness is one loaded plugin plus its fakes.
@@ -67,6 +74,7 @@ type Harness struct {
 	HTTP         *HTTP
 	Artwork      *Artwork
 	Users        *Users
+	Subsonic     *Subsonic
 	Imports      []Import
 	Exports      map[string]string // export name → signature
 	Capabilities []string
@@ -75,6 +83,7 @@ type Harness struct {
 
 	compiled *extism.CompiledPlugin
 	depth    int
+	stack    []*Result // calls in flight, innermost last
 }
 
 const notImplementedCode uint32 = 0xFFFFFFFE
@@ -200,8 +209,10 @@ func newHarness(t testing.TB, m *Manifest, opts Options) *Harness {
 		Artwork: &Artwork{Base: "https://nd.example.org"},
 		Users:   &Users{List: opts.Users},
 	}
+	h.Subsonic = &Subsonic{clock: clock, users: h.Users, Routes: map[string]SubsonicResponse{}}
 	h.WS = NewWebSocket(clock, ids, wsHosts, h.Gateway)
 	h.Gateway.ws = h.WS
+	h.Gateway.via = h.Current
 	callback := func(ctx context.Context, fn string, input any) error { return h.invoke(ctx, fn, input, nil).Err }
 	h.Sched.call, h.WS.call = callback, callback
 	clock.AfterFire = h.Pump
@@ -224,7 +235,8 @@ func (h *Harness) hostFunctions() ([]extism.HostFunction, error) {
 	add(p.Cache != nil, host.RegisterCacheHostFunctions(h.Cache))
 	add(p.Users != nil, host.RegisterUsersHostFunctions(h.Users))
 	add(p.HTTP != nil, host.RegisterHTTPHostFunctions(h.HTTP))
-	for name, granted := range map[string]bool{"subsonicapi": p.Subsonicapi != nil, "library": p.Library != nil,
+	add(p.Subsonicapi != nil, host.RegisterSubsonicAPIHostFunctions(h.Subsonic))
+	for name, granted := range map[string]bool{"library": p.Library != nil,
 		"kvstore": p.Kvstore != nil, "taskqueue": p.Taskqueue != nil, "matcher": p.Matcher != nil} {
 		if granted {
 			return nil, fmt.Errorf("permission %q has no fake in this harness", name)
@@ -284,10 +296,16 @@ func (h *Harness) run(ctx context.Context, r *Result, input, out any) error {
 		return fmt.Errorf("failed to marshal input: %w", err)
 	}
 	h.depth++
+	h.stack = append(h.stack, r)
+	start := time.Now()
 	r.RC, r.Output, err = inst.CallWithContext(ctx, r.Func, r.Input)
+	r.Wall = time.Since(start)
+	r.Pages = memoryPages(inst)
+	h.stack = h.stack[:len(h.stack)-1]
 	h.depth--
 	switch {
 	case err != nil:
+		r.Trap = true
 		return fmt.Errorf("plugin call failed: %w", err)
 	case r.RC == notImplementedCode:
 		return fmt.Errorf("function not implemented: %s", r.Func)
@@ -299,6 +317,30 @@ func (h *Harness) run(ctx context.Context, r *Result, input, out any) error {
 		out = &struct{}{}
 	}
 	return json.Unmarshal(r.Output, out)
+}
+
+// Current returns the innermost export call in flight (nil between calls).
+func (h *Harness) Current() *Result {
+	if len(h.stack) == 0 {
+		return nil
+	}
+	return h.stack[len(h.stack)-1]
+}
+
+// memoryPages reads the size of the plugin module's own linear memory (not the
+// extism kernel's, which is what Plugin.Memory returns). go-sdk v1.7.1 wraps
+// the wazero module in Plugin.Module() without exposing it, so the unexported
+// field is read by reflection; 0 if the SDK's layout changed.
+func memoryPages(inst *extism.Plugin) uint32 {
+	f := reflect.ValueOf(inst.Module()).Elem().FieldByName("inner")
+	if !f.IsValid() || f.Type() != reflect.TypeFor[api.Module]() {
+		return 0
+	}
+	mod := *(*api.Module)(unsafe.Pointer(f.UnsafeAddr()))
+	if mod == nil || mod.Memory() == nil {
+		return 0
+	}
+	return mod.Memory().Size() / 65536
 }
 
 // Pump settles the system at the current instant: fires due timers (first)
@@ -337,6 +379,30 @@ func (h *Harness) Failed() []Result {
 		}
 	}
 	return out
+}
+
+// DumpTimeline writes every websocket event on every connection to the test
+// log in the order they happened, connections numbered from 1.
+func (h *Harness) DumpTimeline() {
+	type row struct {
+		n    int
+		line string
+	}
+	var rows []row
+	for i, c := range h.WS.Conns {
+		h.T.Logf("conn #%d %s %s opened %s", i+1, c.ID, c.URL, c.Opened.Format("15:04:05.000"))
+		for _, e := range c.Events {
+			text := e.Text
+			if len(text) > 240 {
+				text = fmt.Sprintf("%s… (%d bytes)", text[:240], len(text))
+			}
+			rows = append(rows, row{e.N, fmt.Sprintf("%s #%d %s %d %s", e.At.Format("15:04:05.000"), i+1, e.Kind, e.Code, text)})
+		}
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].n < rows[j].n })
+	for _, r := range rows {
+		h.T.Logf("%s", r.line)
+	}
 }
 
 // DumpLogs writes the captured plugin log lines to the test log.

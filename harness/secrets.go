@@ -24,7 +24,7 @@ func IsDiscordHost(rawURL string) bool {
 
 // AssertNoSecret fails the test if secret appears in any captured log line,
 // any call or host-service error text, or anything sent to a non-Discord host
-// (HTTP URL/headers/body, websocket URL/headers/frames).
+// (HTTP URL/headers/body, websocket URL/headers/frames, Subsonic API URIs).
 func (h *Harness) AssertNoSecret(secret string) {
 	h.T.Helper()
 	check := func(where, text string) {
@@ -50,6 +50,11 @@ func (h *Harness) AssertNoSecret(secret string) {
 		check("http_send error", c.Err)
 		if r := c.Request; !IsDiscordHost(r.URL) {
 			check("request to "+r.URL, fmt.Sprint(r.URL, r.Headers, string(r.Body)))
+		}
+	}
+	if h.Subsonic != nil {
+		for _, c := range h.Subsonic.Calls {
+			check("subsonicapi call", c.URI+" "+c.Err)
 		}
 	}
 	for _, c := range h.WS.Conns {

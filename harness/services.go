@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -170,4 +172,69 @@ func (h *HTTP) checkHost(hostport string) error {
 		return fmt.Errorf("host %q is not allowed: private/loopback addresses require explicit requiredHosts in manifest", hostport)
 	}
 	return nil
+}
+
+// SubsonicCall records one subsonicapi_call / subsonicapi_callraw.
+type SubsonicCall struct {
+	At  time.Time
+	Raw bool
+	URI string // as the plugin sent it
+	Err string
+}
+
+// SubsonicResponse is what a routed endpoint answers.
+type SubsonicResponse struct {
+	ContentType string
+	Body        []byte
+}
+
+// Subsonic fakes host.SubsonicAPIService (plugins/host_subsonicapi.go): the
+// 'u' parameter is required and must name a granted user (Users), only the last
+// path element selects the endpoint (Routes, e.g. "getCoverArt"); an unrouted
+// endpoint gets chi's plain 404, as from Navidrome's router.
+type Subsonic struct {
+	clock  *Clock
+	users  *Users
+	Routes map[string]SubsonicResponse
+	Calls  []SubsonicCall
+}
+
+var _ host.SubsonicAPIService = (*Subsonic)(nil)
+
+func (s *Subsonic) Call(_ context.Context, uri string) (string, error) {
+	resp, err := s.serve(uri, false)
+	return string(resp.Body), err
+}
+
+func (s *Subsonic) CallRaw(_ context.Context, uri string) (string, []byte, error) {
+	resp, err := s.serve(uri, true)
+	return resp.ContentType, resp.Body, err
+}
+
+func (s *Subsonic) serve(uri string, raw bool) (SubsonicResponse, error) {
+	resp, err := s.route(uri)
+	call := SubsonicCall{At: s.clock.Now(), Raw: raw, URI: uri}
+	if err != nil {
+		call.Err = err.Error()
+	}
+	s.Calls = append(s.Calls, call)
+	return resp, err
+}
+
+func (s *Subsonic) route(uri string) (SubsonicResponse, error) {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return SubsonicResponse{}, fmt.Errorf("invalid URL format: %w", err)
+	}
+	name := u.Query().Get("u")
+	if name == "" {
+		return SubsonicResponse{}, fmt.Errorf("missing required parameter 'u' (username)")
+	}
+	if !slices.ContainsFunc(s.users.List, func(x host.User) bool { return x.UserName == name }) {
+		return SubsonicResponse{}, fmt.Errorf("user %s is not authorized for this plugin", name)
+	}
+	if r, ok := s.Routes[path.Base(u.Path)]; ok {
+		return r, nil
+	}
+	return SubsonicResponse{ContentType: "text/plain; charset=utf-8", Body: []byte("404 page not found\n")}, nil
 }

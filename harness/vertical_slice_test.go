@@ -27,9 +27,16 @@ func loadPresencePlugin(t *testing.T) *Harness {
 	if want := `[{"token":"tok-alice-SECRET","username":"alice"}]`; cfg["users"] != want {
 		t.Fatalf("config users = %s, want %s", cfg["users"], want)
 	}
+	return loadConfigured(t, cfg, []host.User{{UserName: "alice", Name: "Alice"}})
+}
+
+// loadConfigured loads the plugin with a §1.6 config map and the granted
+// users; /api/gateway answers like Discord in case the plugin asks.
+func loadConfigured(t *testing.T, cfg map[string]string, users []host.User) *Harness {
+	t.Helper()
 	return Load(t, Options{
 		Config: cfg,
-		Users:  []host.User{{UserName: "alice", Name: "Alice"}},
+		Users:  users,
 		Setup: func(h *Harness) {
 			h.HTTP.Routes = append(h.HTTP.Routes, Route{Method: "GET", Prefix: "https://discord.com/api/gateway",
 				Resp: host.HTTPResponse{StatusCode: 200, Headers: map[string]string{"Content-Type": "application/json"},

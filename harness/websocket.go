@@ -18,6 +18,7 @@ type Event struct {
 	Kind string // "send" (plugin -> server), "recv" (delivered to the plugin), "close", "error"
 	Text string // frame text, or the close reason / error text
 	Code int32  // close code for "close"
+	N    int    // position in the order of all events on all connections
 }
 
 func (e Event) String() string {
@@ -91,6 +92,7 @@ type WebSocket struct {
 	queue  []wsEvent
 	Conns  []*Conn // every connection ever opened, in order
 	Ops    []WSOp
+	events int
 }
 
 var _ host.WebSocketService = (*WebSocket)(nil)
@@ -188,7 +190,7 @@ func (w *WebSocket) send(id, payload, kind string) error {
 	if c.broken { // gorilla refuses writes once the peer's close was read
 		return fmt.Errorf("failed to send %s message: %w", kind, websocket.ErrCloseSent)
 	}
-	c.Events = append(c.Events, Event{At: w.clock.Now(), Kind: "send", Text: payload})
+	w.record(c, Event{Kind: "send", Text: payload})
 	if kind == "text" {
 		w.server.Receive(c, payload)
 	}
@@ -205,11 +207,18 @@ func (w *WebSocket) CloseConnection(ctx context.Context, connectionID string, co
 	}
 	delete(w.active, c.ID)
 	c.Open = false
-	c.Events = append(c.Events, Event{At: w.clock.Now(), Kind: "close", Code: code, Text: reason})
+	w.record(c, Event{Kind: "close", Code: code, Text: reason})
 	w.finish(c, code, "client")
 	_ = w.op(WSOp{Kind: "close", ID: connectionID, Code: code}, nil)
 	_ = w.call(ctx, "nd_websocket_on_close", capabilities.OnCloseRequest{ConnectionID: connectionID, Code: code, Reason: reason})
 	return nil
+}
+
+// record stamps e with the time and the global order and adds it to c.
+func (w *WebSocket) record(c *Conn, e Event) {
+	w.events++
+	e.At, e.N = w.clock.Now(), w.events
+	c.Events = append(c.Events, e)
 }
 
 // finish ends delivery for c and drops its queued traffic.
@@ -262,17 +271,17 @@ func (w *WebSocket) Deliver(ctx context.Context) bool {
 	w.queue = w.queue[1:]
 	c := e.conn
 	if !e.closed {
-		c.Events = append(c.Events, Event{At: w.clock.Now(), Kind: "recv", Text: e.text})
+		w.record(c, Event{Kind: "recv", Text: e.text})
 		_ = w.call(ctx, "nd_websocket_on_text_message", capabilities.OnTextMessageRequest{ConnectionID: c.ID, Message: e.text})
 		return true
 	}
 	c.broken = true
 	if e.code == websocket.CloseNormalClosure || e.code == websocket.CloseGoingAway || e.code == websocket.CloseNoStatusReceived {
-		c.Events = append(c.Events, Event{At: w.clock.Now(), Kind: "close", Code: e.code, Text: e.reason})
+		w.record(c, Event{Kind: "close", Code: e.code, Text: e.reason})
 		_ = w.call(ctx, "nd_websocket_on_close", capabilities.OnCloseRequest{ConnectionID: c.ID, Code: e.code, Reason: e.reason})
 	} else {
 		text := (&websocket.CloseError{Code: int(e.code), Text: e.reason}).Error()
-		c.Events = append(c.Events, Event{At: w.clock.Now(), Kind: "error", Code: e.code, Text: text})
+		w.record(c, Event{Kind: "error", Code: e.code, Text: text})
 		_ = w.call(ctx, "nd_websocket_on_error", capabilities.OnErrorRequest{ConnectionID: c.ID, Error: text})
 	}
 	// readLoop's deferred cleanup is keyed by id: it removes whatever holds

@@ -351,8 +351,11 @@ fn flush(h: &mut impl Host, u: &User, now: i64, fresh: bool) -> core::result::Re
         return Ok(());
     }
     let mut sent = load_sent(h, &u.name);
-    if fresh {
-        sent.fingerprint = 0;
+    if fresh && sent != Sent::default() {
+        // A new session shows nothing and has its own rate budget (Discord counts per
+        // connection); stored at once in case the send below is deferred.
+        sent = Sent::default();
+        host::cache_put(h, &state::key("sent", &u.name), DAY, &state::save_sent(&sent));
     }
     let known = want.as_ref().map_or(0, |w| w.at_ms).max(sent.times.last().copied().unwrap_or(0));
     let now = now.max(known);
@@ -593,6 +596,26 @@ mod tests {
         let auth = h.requests.iter().filter(|r| r.1.contains("external-assets")).count();
         assert_eq!(auth, 1);
         assert!(h.logs.iter().all(|(_, l)| !l.contains(TOKEN)));
+    }
+
+    #[test]
+    fn a_new_session_shows_the_presence_again_even_when_deferred() {
+        let mut h = ready();
+        text(&mut h, r#"{"op":9,"d":false}"#);
+        fire(&mut h, "rc:");
+        text(&mut h, r#"{"op":10,"d":{"heartbeat_interval":41250}}"#);
+        text(&mut h, r#"{"op":0,"t":"READY","s":1,"d":{"session_id":"s2"}}"#);
+        assert!(last_frame(&h).contains(r#""details":"Song""#), "{}", last_frame(&h));
+        // Had it been deferred, the deferred send still knows the session is new.
+        let mut h = ready();
+        report(&mut h, "playing", "Next", T0 + 1).unwrap();
+        text(&mut h, r#"{"op":9,"d":false}"#);
+        fire(&mut h, "rc:");
+        text(&mut h, r#"{"op":10,"d":{"heartbeat_interval":41250}}"#);
+        text(&mut h, r#"{"op":0,"t":"READY","s":1,"d":{"session_id":"s2"}}"#);
+        assert!(last_frame(&h).contains(r#""details":"Next""#), "{}", last_frame(&h));
+        fire(&mut h, "fl:");
+        assert_eq!(h.frames.iter().filter(|(c, f)| c == "2:alice" && f.starts_with(r#"{"op":3"#)).count(), 1);
     }
 
     #[test]
