@@ -86,6 +86,7 @@ fn want_of(rep: Report) -> Want {
         album_mbid: t.album_mbid,
         group_mbid: t.group_mbid,
         recording_mbid: t.recording_mbid,
+        player: rep.player_id,
         ..Want::default()
     }
 }
@@ -114,6 +115,9 @@ pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
                 schedule_flush(h, &u, now, now + ms);
             }
         }
+        // Another player's presence is showing: this player's stop is not about it (spec
+        // §6.3, v2 weakness W12).
+        "stopped" | "expired" if load_want(h, &u.name).is_some_and(|w| w.player != rep.player_id) => {}
         "stopped" | "expired" | "paused" => {
             host::cache_remove(h, &state::key("want", &u.name));
             if rep.state == "stopped" {
@@ -559,6 +563,16 @@ mod tests {
         assert!(last_frame(&h).contains("Song"));
         fire(&mut h, "fl:1714600130000:");
         assert!(last_frame(&h).contains(r#""activities":[]"#), "hidden after 2 minutes");
+    }
+
+    #[test]
+    fn a_stop_from_another_player_leaves_the_presence() {
+        let mut h = ready();
+        let other = br#"{"username":"alice","track":{"id":"t-Song","title":"Song"},"state":"stopped","playerId":"p2","timestamp":1714600010}"#;
+        playback_report(&mut h, other).unwrap();
+        assert!(load_want(&mut h, "alice").is_some() && !h.timers.keys().any(|k| k.starts_with("fl:")));
+        report(&mut h, "stopped", "Song", T0 + 11).unwrap();
+        assert!(load_want(&mut h, "alice").is_none(), "its own player's stop clears");
     }
 
     #[test]

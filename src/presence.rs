@@ -40,6 +40,8 @@ pub struct Want {
     pub album_mbid: String,
     pub group_mbid: String,
     pub recording_mbid: String,
+    /// The player that reported it: a stop from another player leaves it shown.
+    pub player: String,
     /// Old hosts (now-playing only) give no time: no timestamps; this numbers the
     /// presence so the clear at the track's end can tell it is still current.
     pub legacy: i64,
@@ -72,12 +74,12 @@ impl Want {
     }
 
     /// Cache record keys of the text fields, in the order of `texts`.
-    const TEXT_KEYS: [&'static str; 9] = ["t", "a", "l", "aa", "id", "a0", "lm", "gm", "rm"];
+    const TEXT_KEYS: [&'static str; 10] = ["t", "a", "l", "aa", "id", "a0", "lm", "gm", "rm", "pl"];
     const INT_KEYS: [&'static str; 5] = ["at", "s", "e", "lg", "p"];
 
-    fn texts(&mut self) -> [&mut String; 9] {
+    fn texts(&mut self) -> [&mut String; 10] {
         let w = self;
-        [&mut w.title, &mut w.artist, &mut w.album, &mut w.album_artist, &mut w.track_id, &mut w.artist0, &mut w.album_mbid, &mut w.group_mbid, &mut w.recording_mbid]
+        [&mut w.title, &mut w.artist, &mut w.album, &mut w.album_artist, &mut w.track_id, &mut w.artist0, &mut w.album_mbid, &mut w.group_mbid, &mut w.recording_mbid, &mut w.player]
     }
 
     fn ints(&self) -> [i64; 5] {
