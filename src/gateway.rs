@@ -197,6 +197,10 @@ impl Session {
         out.push(Action::Connect(url));
     }
 
+    fn open(&self) -> bool {
+        matches!(self.phase, Phase::Connecting | Phase::Identifying | Phase::Resuming | Phase::Ready)
+    }
+
     fn resumable(&self) -> bool {
         !self.session_id.is_empty() && !self.resume_url.is_empty() && self.seq.is_some()
     }
@@ -237,8 +241,11 @@ impl Session {
                 Phase::Ready => out.push(Action::Flush { fresh: false }),
                 _ => {}
             },
-            Event::Frame(text) => self.on_frame(text, ctx, &mut out),
-            Event::Closed(code) => self.on_closed(code, ctx, &mut out),
+            // Only a socket we still consider open speaks: late frames or closes after
+            // our own close (idle, op 9) change nothing.
+            Event::Frame(text) if self.open() => self.on_frame(text, ctx, &mut out),
+            Event::Closed(code) if self.open() => self.on_closed(code, ctx, &mut out),
+            Event::Frame(_) | Event::Closed(_) => {}
             Event::Beat { first, ack_pending } => match self.phase {
                 Phase::Identifying | Phase::Resuming | Phase::Ready if ack_pending => {
                     // No ACK since the last beat: a zombied connection (§1.4).
@@ -641,5 +648,11 @@ mod tests {
         assert!(a.contains(&Close { code: 1000, gen: 1 }));
         assert_eq!((s.phase, s.session_id.as_str()), (Phase::Idle, ""));
         assert_eq!(step(&mut s, Event::Idle, &IDLE), vec![]);
+        // Frames still in flight on the closed socket change nothing.
+        for f in [&br#"{"op":7}"#[..], br#"{"op":1}"#, br#"{"op":9,"d":true}"#, hello()] {
+            assert_eq!(step(&mut s, Event::Frame(f), &WANT), vec![]);
+        }
+        assert_eq!(step(&mut s, Event::Closed(1006), &WANT), vec![]);
+        assert_eq!(s.phase, Phase::Idle);
     }
 }
