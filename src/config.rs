@@ -40,11 +40,13 @@ pub fn token_for(users: &str, user: &str) -> Result<Option<String>, &'static str
     Ok(found)
 }
 
-/// A configured user, their token, and the settings that apply to them.
+/// A configured user with their token and the application id. The other settings are
+/// read only by the calls that need them (each key read is several host calls).
 pub struct User {
     pub name: String,
     pub token: String,
-    pub set: Settings,
+    pub client_id: String,
+    set: core::cell::OnceCell<Settings>,
 }
 
 impl User {
@@ -52,7 +54,17 @@ impl User {
     pub fn load(mut get: impl FnMut(&str) -> Option<String>, name: &str) -> Result<Option<User>, &'static str> {
         let users = get("users").unwrap_or_default();
         let Some(token) = token_for(&users, name)? else { return Ok(None) };
-        Ok(Some(User { name: name.into(), token, set: Settings::load(get)? }))
+        let client_id = get("clientid").unwrap_or_default();
+        Ok(Some(User { name: name.into(), token, client_id, set: Default::default() }))
+    }
+
+    /// The settings, read on first use.
+    pub fn settings(&self, get: impl FnMut(&str) -> Option<String>) -> Result<&Settings, &'static str> {
+        if let Some(s) = self.set.get() {
+            return Ok(s);
+        }
+        let s = Settings::load(get)?;
+        Ok(self.set.get_or_init(|| s))
     }
 }
 
@@ -60,7 +72,6 @@ impl User {
 /// official plugin where it has them, spec §3.10; booleans arrive as `true`/`false`).
 #[derive(Default, Debug)]
 pub struct Settings {
-    pub client_id: String,
     /// Configured status (index in `gateway::STATUSES`); `None`: follow the user's own.
     pub status: Option<u8>,
     /// How long a session with nothing to show stays open (ms); 0: forever.
@@ -119,7 +130,6 @@ impl Settings {
             _ => Pause::Show,
         };
         Ok(Settings {
-            client_id: get("clientid").unwrap_or_default(),
             status: get("status").and_then(|s| crate::gateway::status_index(s.as_bytes())),
             idle_ms: get("idleminutes").map_or(Ok(10), |v| minutes("idleminutes", &v))? * 60_000,
             name,
@@ -139,6 +149,12 @@ impl Settings {
     pub fn ignores(&self, player_name: &str, player_id: &str) -> bool {
         self.ignore.split(',').map(str::trim).any(|p| !p.is_empty() && (p == player_name || p == player_id))
     }
+}
+
+/// Test configuration: the value of each listed key.
+#[cfg(test)]
+pub fn from<'a>(pairs: &'a [(&str, &str)]) -> impl FnMut(&str) -> Option<String> + 'a {
+    |k| pairs.iter().find(|(x, _)| *x == k).map(|(_, v)| String::from(*v))
 }
 
 /// A whole number of minutes (the config form stores integers as JSON numbers, which
@@ -193,7 +209,7 @@ mod tests {
     }
 
     fn settings(pairs: &[(&str, &str)]) -> Result<Settings, &'static str> {
-        Settings::load(|k| pairs.iter().find(|(x, _)| *x == k).map(|(_, v)| String::from(*v)))
+        Settings::load(from(pairs))
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! Every lookup is cached with its expiry stored inside the value: the host cache extends
 //! an entry's life on every read (ABI §4.6), so its own TTL cannot be trusted.
 
-use crate::config::User;
+use crate::config::{Settings, User};
 use crate::gateway::Level;
 use crate::host::{self, Host, Response};
 use crate::json::{Out, Reader};
@@ -23,13 +23,13 @@ const SPOTIFY: &str = "https://open.spotify.com/";
 const LABS: &str = "https://labs.api.listenbrainz.org/spotify-id-from-";
 
 /// Adds images and links to `a` for `w`.
-pub fn enrich(h: &mut impl Host, u: &User, w: &Want, a: &mut Activity, now: i64) {
-    let cover = cover_url(h, u, w, now);
+pub fn enrich(h: &mut impl Host, u: &User, set: &Settings, w: &Want, a: &mut Activity, now: i64) {
+    let cover = cover_url(h, u, set, w, now);
     let small = if w.paused { PAUSE_ICON } else { "" };
     let [large, small] = register(h, u, [&cover, small], now);
     a.large_image = if large.is_empty() && !cover.is_empty() { register(h, u, [LOGO, ""], now)[0].clone() } else { large };
     a.small_image = small;
-    if u.set.spotify {
+    if set.spotify {
         a.details_url = spotify(h, w, now);
         a.large_url = a.details_url.clone();
         a.state_url = search_url(&[&w.artist]);
@@ -102,13 +102,13 @@ fn private_host(host: &str) -> bool {
 }
 
 /// The large image's source URL (spec §3.6), or "" when there is none.
-fn cover_url(h: &mut impl Host, u: &User, w: &Want, now: i64) -> String {
-    if u.set.caa {
+fn cover_url(h: &mut impl Host, u: &User, set: &Settings, w: &Want, now: i64) -> String {
+    if set.caa {
         if let Some(url) = cover_art_archive(h, w, now) {
             return url;
         }
     }
-    if u.set.uguu {
+    if set.uguu {
         return uguu(h, u, w, now);
     }
     match host::track_art_url(h, &w.track_id, 300) {
@@ -222,7 +222,7 @@ fn register(h: &mut impl Host, u: &User, urls: [&str; 2], now: i64) -> [String; 
         body.str(urls[i]);
     }
     body.raw("]}");
-    let endpoint = ["https://discord.com/api/v9/applications/", &u.set.client_id, "/external-assets"].concat();
+    let endpoint = ["https://discord.com/api/v9/applications/", &u.client_id, "/external-assets"].concat();
     let resp = host::http(h, "POST", &endpoint, &u.token, Some(("application/json", &body.buf)), true, 5000);
     match resp {
         Ok(r) if r.status == 429 || r.status == 401 => {
@@ -355,11 +355,17 @@ mod tests {
     const NOW: i64 = 1_714_600_000_000;
     const ASSETS: &str = "https://discord.com/api/v9/applications/123456789012345678/external-assets";
 
-    fn user(pairs: &[(&str, &str)]) -> User {
-        let mut all = vec![("clientid", "123456789012345678")];
-        all.extend_from_slice(pairs);
-        let set = Settings::load(|k| all.iter().find(|(x, _)| *x == k).map(|(_, v)| String::from(*v))).unwrap();
-        User { name: "alice".into(), token: "tok-SECRET".into(), set }
+    fn user() -> User {
+        let cfg = |k: &str| match k {
+            "users" => Some(r#"[{"token":"tok-SECRET","username":"alice"}]"#.into()),
+            "clientid" => Some("123456789012345678".into()),
+            _ => None,
+        };
+        User::load(cfg, "alice").unwrap().unwrap()
+    }
+
+    fn set(pairs: &[(&str, &str)]) -> Settings {
+        Settings::load(crate::config::from(pairs)).unwrap()
     }
 
     fn want() -> Want {
@@ -372,22 +378,22 @@ mod tests {
 
     #[test]
     fn caa_release_hit_is_kept_a_day_and_wins() {
-        let (mut h, u) = (Fake::default(), user(&[("caaenabled", "true")]));
+        let (mut h, u, s) = (Fake::default(), user(), set(&[("caaenabled", "true")]));
         h.route("https://coverartarchive.org/release/album-id/front-500", 307, "http://archive.org/download/x.jpg", "");
-        assert_eq!(cover_url(&mut h, &u, &want(), NOW), "https://archive.org/download/x.jpg");
+        assert_eq!(cover_url(&mut h, &u, &s, &want(), NOW), "https://archive.org/download/x.jpg");
         assert_eq!(expiry(&h, "caa.album-id"), 24 * HOUR);
-        assert_eq!(cover_url(&mut h, &u, &want(), NOW + 1000), "https://archive.org/download/x.jpg");
+        assert_eq!(cover_url(&mut h, &u, &s, &want(), NOW + 1000), "https://archive.org/download/x.jpg");
         assert_eq!(h.requests.len(), 1, "cached; no artwork or other lookups");
         assert_eq!(h.requests[0].0, "HEAD");
     }
 
     #[test]
     fn caa_misses_fall_back_and_only_definitive_ones_are_cached() {
-        let (mut h, u) = (Fake::default(), user(&[("caaenabled", "true")]));
+        let (mut h, u, s) = (Fake::default(), user(), set(&[("caaenabled", "true")]));
         let mut w = want();
         w.group_mbid = "rg-id".into();
         h.route("https://coverartarchive.org/", 404, "", "");
-        assert_eq!(cover_url(&mut h, &u, &w, NOW), "https://nd.example.org/share/img/track1?size=300");
+        assert_eq!(cover_url(&mut h, &u, &s, &w, NOW), "https://nd.example.org/share/img/track1?size=300");
         assert_eq!(h.urls(), ["https://coverartarchive.org/release/album-id/front-500", "https://coverartarchive.org/release-group/rg-id/front-500"]);
         assert_eq!((expiry(&h, "caa.album-id"), h.cache["caa.album-id"].ends_with(' ')), (4 * HOUR, true));
         // Release 404 then release group 307: cached under the album key.
@@ -412,34 +418,34 @@ mod tests {
 
     #[test]
     fn navidrome_urls_must_be_public() {
-        let (mut h, u) = (Fake::default(), user(&[]));
+        let (mut h, u, s) = (Fake::default(), user(), set(&[]));
         h.art_url = "http://localhost:4533/share/img/x".into();
-        assert_eq!(cover_url(&mut h, &u, &want(), NOW), "");
+        assert_eq!(cover_url(&mut h, &u, &s, &want(), NOW), "");
         h.art_url = "https://music.example.com/share/img/x?size=300".into();
-        assert_eq!(cover_url(&mut h, &u, &want(), NOW), "https://music.example.com/share/img/x?size=300");
+        assert_eq!(cover_url(&mut h, &u, &s, &want(), NOW), "https://music.example.com/share/img/x?size=300");
     }
 
     #[test]
     fn uguu_upload_is_reused_for_its_lifetime() {
-        let (mut h, u) = (Fake::default(), user(&[("uguuenabled", "true")]));
+        let (mut h, u, s) = (Fake::default(), user(), set(&[("uguuenabled", "true")]));
         h.route("https://uguu.se/upload", 200, "", r#"{"success":true,"files":[{"hash":"h","url":"https://a.uguu.se/up.png"}]}"#);
-        assert_eq!(cover_url(&mut h, &u, &want(), NOW), "https://a.uguu.se/up.png");
+        assert_eq!(cover_url(&mut h, &u, &s, &want(), NOW), "https://a.uguu.se/up.png");
         let (method, _, body) = &h.requests[0];
         assert_eq!(method, "POST");
         assert!(body.contains("name=\"files[]\"") && body.contains("Content-Type: image/png\r\n\r\nPNG\r\n------NavidromeCoverArt--"), "{body}");
         assert_eq!(expiry(&h, "uguu.track1"), 150 * MIN);
-        cover_url(&mut h, &u, &want(), NOW + 149 * MIN);
+        cover_url(&mut h, &u, &s, &want(), NOW + 149 * MIN);
         assert_eq!(h.requests.len(), 1);
-        cover_url(&mut h, &u, &want(), NOW + 151 * MIN);
+        cover_url(&mut h, &u, &s, &want(), NOW + 151 * MIN);
         assert_eq!(h.requests.len(), 2, "the file is gone after 3 h: upload again");
         let mut h = Fake::default();
         h.route("https://uguu.se/upload", 500, "", "");
-        assert_eq!(cover_url(&mut h, &u, &want(), NOW), "");
+        assert_eq!(cover_url(&mut h, &u, &s, &want(), NOW), "");
     }
 
     #[test]
     fn registration_batches_caches_and_backs_off() {
-        let (mut h, u) = (Fake::default(), user(&[]));
+        let (mut h, u) = (Fake::default(), user());
         h.route(ASSETS, 200, "", r#"[{"url":"https://a/x.jpg","external_asset_path":"external/A/https/a/x.jpg"},{"url":"https://p/p.png","external_asset_path":"external/P"}]"#);
         let got = register(&mut h, &u, ["https://a/x.jpg", "https://p/p.png"], NOW);
         assert_eq!(got, ["mp:external/A/https/a/x.jpg".to_string(), "mp:external/P".into()]);
@@ -466,13 +472,13 @@ mod tests {
 
     #[test]
     fn enrich_falls_back_to_the_logo_and_adds_links() {
-        let (mut h, u) = (Fake::default(), user(&[("spotifylinks", "true")]));
+        let (mut h, u, s) = (Fake::default(), user(), set(&[("spotifylinks", "true")]));
         h.route(ASSETS, 500, "", "");
         h.route("https://labs.api.listenbrainz.org/spotify-id-from-metadata/json", 200, "", r#"[{"spotify_track_ids":["63OQupATfueTdZMWIV7nzz"]}]"#);
         let mut w = want();
         w.paused = true;
         let mut a = Activity::default();
-        enrich(&mut h, &u, &w, &mut a, NOW);
+        enrich(&mut h, &u, &s, &w, &mut a, NOW);
         assert_eq!((a.large_image.as_str(), a.small_image.as_str()), ("", ""), "nothing registers: no images");
         assert!(h.requests.iter().any(|r| r.2.contains(LOGO)), "the logo is tried after the cover");
         assert_eq!(a.details_url, "https://open.spotify.com/track/63OQupATfueTdZMWIV7nzz");
@@ -483,7 +489,7 @@ mod tests {
         let mut h = Fake::default();
         h.route(ASSETS, 200, "", r#"[{"url":"x","external_asset_path":"external/art"},{"url":"y","external_asset_path":"external/pause"}]"#);
         let mut a = Activity::default();
-        enrich(&mut h, &user(&[]), &w, &mut a, NOW);
+        enrich(&mut h, &u, &set(&[]), &w, &mut a, NOW);
         assert_eq!((a.large_image.as_str(), a.small_image.as_str()), ("mp:external/art", "mp:external/pause"));
         assert_eq!(h.requests.len(), 1);
     }

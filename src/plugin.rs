@@ -3,7 +3,7 @@
 //! Hello can arrive on another instance as soon as the socket opens), then performs the
 //! actions through the host.
 
-use crate::config::{self, Pause, User};
+use crate::config::{self, Pause, Settings, User};
 use crate::enrich;
 use crate::gateway::{Action, Ctx, Event, Frame, Level, Phase, Session, Timer, STATUSES};
 use crate::host::{self, Host};
@@ -29,6 +29,10 @@ const REPORTS_SEEN: &str = "host.reports";
 
 fn user(h: &mut impl Host, name: &str) -> core::result::Result<Option<User>, String> {
     Ok(User::load(|k| h.config(k), name)?)
+}
+
+fn settings<'u>(h: &mut impl Host, u: &'u User) -> core::result::Result<&'u Settings, String> {
+    Ok(u.settings(|k| h.config(k))?)
 }
 
 fn log(h: &mut impl Host, level: Level, u: &str, msg: &str) {
@@ -67,7 +71,7 @@ fn reporting_user(h: &mut impl Host, input: &[u8], what: &str) -> core::result::
     let Some(u) = user(h, &rep.username)? else {
         return Err(["scrobbler(not_authorized): user '", &rep.username, "' has no Discord token configured"].concat());
     };
-    if !config::valid_client_id(&u.set.client_id) {
+    if !config::valid_client_id(&u.client_id) {
         return Err("config `clientid` must be the Discord application id (17-20 digits)".into());
     }
     Ok((rep, u))
@@ -99,19 +103,20 @@ fn set_want(h: &mut impl Host, u: &User, w: &Want, now: i64) {
 pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
     let (rep, u) = reporting_user(h, input, "playback_report")?;
     host::cache_put(h, REPORTS_SEEN, DAY, "1");
-    if u.set.ignores(&rep.player_name, &rep.player_id) {
+    let set = settings(h, &u)?;
+    if set.ignores(&rep.player_name, &rep.player_id) {
         log(h, Level::Debug, &u.name, &["ignoring player ", &rep.player_name].concat());
         return Ok(None);
     }
     let now = rep.timestamp.saturating_mul(1000);
-    let hide = rep.state == "paused" && u.set.pause == Pause::Hide;
+    let hide = rep.state == "paused" && set.pause == Pause::Hide;
     match rep.state.as_str() {
         "playing" | "starting" | "paused" if !hide => {
             let (pos, rate, dur) = (rep.position_ms, rep.rate_milli, rep.track.duration_s);
             let mut w = want_of(rep);
             w.timing(now, pos, rate, dur);
             set_want(h, &u, &w, now);
-            if let (true, Pause::HideAfter(ms)) = (w.paused, u.set.pause) {
+            if let (true, Pause::HideAfter(ms)) = (w.paused, set.pause) {
                 schedule_flush(h, &u, now, now + ms);
             }
         }
@@ -149,28 +154,27 @@ pub fn now_playing(h: &mut impl Host, input: &[u8]) -> Result {
 
 pub fn on_text(h: &mut impl Host, input: Vec<u8>) -> Result {
     let (id, frame) = input::text_message(input).ok_or_else(|| bad_input("websocket text"))?;
-    with_connection(h, &id, |h, u| drive(h, u, Event::Frame(&frame), 0));
+    on_connection(h, &id, Event::Frame(&frame));
     Ok(None)
 }
 
 pub fn on_error(h: &mut impl Host, input: &[u8]) -> Result {
     let (v, _) = input::fields(input, &["connectionId", "error"]).ok_or_else(|| bad_input("websocket error"))?;
-    let code = input::close_code(&v[1]);
-    with_connection(h, &v[0], |h, u| drive(h, u, Event::Closed(code), 0));
+    on_connection(h, &v[0], Event::Closed(input::close_code(&v[1])));
     Ok(None)
 }
 
 pub fn on_close(h: &mut impl Host, input: &[u8]) -> Result {
     let (v, code) = input::fields(input, &["connectionId", "reason"]).ok_or_else(|| bad_input("websocket close"))?;
     if v[1] != OWN_CLOSE {
-        with_connection(h, &v[0], |h, u| drive(h, u, Event::Closed(code as u16), 0));
+        on_connection(h, &v[0], Event::Closed(code as u16));
     }
     Ok(None)
 }
 
-/// Runs `f` for a callback of connection `<gen>:<user>` only if it is the user's current
-/// connection: callbacks of an older socket are stale.
-fn with_connection<H: Host>(h: &mut H, id: &str, f: impl FnOnce(&mut H, &User)) {
+/// Feeds an event of connection `<gen>:<user>` to the user's session if it is their
+/// current connection: callbacks of an older socket are stale.
+fn on_connection(h: &mut impl Host, id: &str, ev: Event) {
     let Some((gen, name)) = split_id(id) else {
         return h.log(Level::Warn, "callback for an unknown connection");
     };
@@ -178,10 +182,11 @@ fn with_connection<H: Host>(h: &mut H, id: &str, f: impl FnOnce(&mut H, &User)) 
         Ok(Some(u)) => u,
         _ => return log(h, Level::Warn, name, "callback for a user no longer configured"),
     };
-    if load_session(h, name).gen as i64 != gen {
+    let s = load_session(h, name);
+    if s.gen as i64 != gen {
         return log(h, Level::Debug, name, "ignoring a callback from an old connection");
     }
-    f(h, &u)
+    drive_with(h, &u, s, ev, 0)
 }
 
 /// `<number>:<rest>`.
@@ -231,7 +236,7 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
         }
         _ => return Ok(None),
     };
-    drive(h, &u, ev, 0);
+    drive_with(h, &u, s, ev, 0);
     Ok(None)
 }
 
@@ -269,18 +274,30 @@ fn timer_kind(t: Timer) -> &'static str {
     }
 }
 
-/// Feeds one event to the user's session, saves it, performs the actions; a failed dial
-/// is fed back as a close (code 0).
 fn drive(h: &mut impl Host, u: &User, ev: Event, now: i64) {
-    let mut s = load_session(h, &u.name);
-    let want = load_want(h, &u.name);
+    let s = load_session(h, &u.name);
+    drive_with(h, u, s, ev, now)
+}
+
+/// Feeds one event to the user's session `s`, saves it if it changed, performs the
+/// actions; a failed dial is fed back as a close (code 0).
+fn drive_with(h: &mut impl Host, u: &User, mut s: Session, ev: Event, now: i64) {
     let mut ev = Some(ev);
     while let Some(e) = ev.take() {
-        let before = s.phase;
-        let ctx = Ctx { want: want.is_some(), rand: seed(&u.name, now, s.gen) };
+        // Whether there is something to show matters only to these events; `Want` is
+        // sent right after storing it.
+        let want = match e {
+            Event::Want => true,
+            Event::Closed(_) | Event::Reconnect => load_want(h, &u.name).is_some(),
+            _ => false,
+        };
+        let before = s.clone();
+        let ctx = Ctx { want, rand: seed(&u.name, now, s.gen) };
         let actions = s.handle(e, &ctx);
-        host::cache_put(h, &state::key("gw", &u.name), DAY, &state::save_session(&s));
-        if before != s.phase && s.phase == Phase::Fatal {
+        if s != before {
+            host::cache_put(h, &state::key("gw", &u.name), DAY, &state::save_session(&s));
+        }
+        if before.phase != s.phase && s.phase == Phase::Fatal {
             host::cache_remove(h, &state::key("sent", &u.name));
         }
         for a in actions {
@@ -363,24 +380,25 @@ fn flush(h: &mut impl Host, u: &User, now: i64, fresh: bool) -> core::result::Re
     }
     let known = want.as_ref().map_or(0, |w| w.at_ms).max(sent.times.last().copied().unwrap_or(0));
     let now = now.max(known);
-    let status = STATUSES[u.set.status.unwrap_or(s.status) as usize];
-    let want = want.filter(|w| !w.pause_over(u.set.pause, now));
+    let set = settings(h, u)?;
+    let status = STATUSES[set.status.unwrap_or(s.status) as usize];
+    let want = want.filter(|w| !w.pause_over(set.pause, now));
     let showing = want.is_some();
-    match presence::plan(want, &sent, now, &[&u.set.client_id, status].concat()) {
+    match presence::plan(want, &sent, now, &[&u.client_id, status].concat()) {
         Plan::Nothing => {}
         Plan::Later(at) => schedule_flush(h, u, now, at),
         Plan::Send(w, next) => {
             let act = w.map(|w| {
-                let mut a = presence::activity(&w, &u.set);
-                enrich::enrich(h, u, &w, &mut a, now);
+                let mut a = presence::activity(&w, set);
+                enrich::enrich(h, u, set, &w, &mut a, now);
                 a
             });
             let conn = conn_id(s.gen, &u.name);
-            host::ws_send(h, &conn, &|o| presence::presence(o, act.as_ref(), &u.set.client_id, status))?;
+            host::ws_send(h, &conn, &|o| presence::presence(o, act.as_ref(), &u.client_id, status))?;
             host::cache_put(h, &state::key("sent", &u.name), DAY, &state::save_sent(&next));
         }
     }
-    let idle_ms = u.set.idle_ms;
+    let idle_ms = set.idle_ms;
     if !showing && idle_ms > 0 {
         let _ = host::schedule_once(h, (idle_ms / 1000) as u32, &timer_id("ic", now + idle_ms, &u.name));
     }
@@ -391,7 +409,8 @@ fn flush(h: &mut impl Host, u: &User, now: i64, fresh: bool) -> core::result::Re
 /// last update for the whole idle time; a newer clear has its own timer.
 fn idle(h: &mut impl Host, u: &User, due: i64) -> core::result::Result<(), String> {
     let last = load_sent(h, &u.name).times.last().copied().unwrap_or(0);
-    if load_want(h, &u.name).is_none() && last + u.set.idle_ms <= due {
+    let idle_ms = settings(h, u)?.idle_ms;
+    if load_want(h, &u.name).is_none() && last + idle_ms <= due {
         drive(h, u, Event::Idle, due);
     }
     Ok(())

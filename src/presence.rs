@@ -344,7 +344,7 @@ mod tests {
     }
 
     fn set(pairs: &[(&str, &str)]) -> Settings {
-        Settings::load(|k| pairs.iter().find(|(x, _)| *x == k).map(|(_, v)| String::from(*v))).unwrap()
+        Settings::load(crate::config::from(pairs)).unwrap()
     }
 
     #[test]
