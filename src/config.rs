@@ -160,8 +160,8 @@ pub fn from<'a>(pairs: &'a [(&str, &str)]) -> impl FnMut(&str) -> Option<String>
 /// A whole number of minutes (the config form stores integers as JSON numbers, which
 /// reach the plugin as text, ABI §1.6).
 fn minutes(key: &str, v: &str) -> Result<i64, &'static str> {
-    match v.trim().parse::<i64>() {
-        Ok(m) if (0..=1440).contains(&m) => Ok(m),
+    match crate::state::int(v.trim()) {
+        Some(m) if (0..=1440).contains(&m) => Ok(m),
         _ if key == "idleminutes" => Err("config `idleminutes` must be a whole number of minutes from 0 to 1440"),
         _ => Err("config `pauseminutes` must be a whole number of minutes from 0 to 1440"),
     }

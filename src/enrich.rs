@@ -40,7 +40,7 @@ pub fn enrich(h: &mut impl Host, u: &User, set: &Settings, w: &Want, a: &mut Act
 fn cached(h: &mut impl Host, key: &str, now: i64) -> Option<String> {
     let v = host::cache_get(h, key)?;
     let (exp, value) = v.split_once(' ')?;
-    (exp.parse::<i64>().ok()? > now).then(|| value.into())
+    (state::int(exp)? > now).then(|| value.into())
 }
 
 fn remember(h: &mut impl Host, key: &str, value: &str, now: i64, ttl_ms: i64) {
@@ -68,37 +68,39 @@ fn hashed(prefix: &str, parts: &[&str]) -> String {
 /// the 256 bytes external-assets accepts.
 pub fn public_https(url: &str) -> bool {
     let Some(rest) = url.strip_prefix("https://") else { return false };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..end];
+    let cut = |s: &str, stops: &[u8]| s.bytes().position(|c| stops.contains(&c)).unwrap_or(s.len());
+    let authority = &rest[..cut(rest, b"/?#")];
     let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+        Some(v6) => &v6[..cut(v6, b"]")],
+        None => &authority[..cut(authority, b":")],
     };
-    let host = host.to_ascii_lowercase();
-    let query = url.split_once('?').map_or("", |(_, q)| q.split('#').next().unwrap_or(""));
-    let credential = query.split('&').any(|kv| matches!(kv.split('=').next(), Some("u" | "t" | "s" | "p" | "apiKey" | "jwt")));
-    url.len() <= 256 && !authority.contains('@') && !host.is_empty() && !credential && !private_host(&host)
+    let after = &rest[authority.len()..];
+    let query = &after[cut(after, b"?")..];
+    let credential = query.as_bytes().split(|&c| matches!(c, b'?' | b'&' | b'#')).any(|kv| {
+        let key = &kv[..kv.iter().position(|&c| c == b'=').unwrap_or(kv.len())];
+        [&b"u"[..], b"t", b"s", b"p", b"apiKey", b"jwt"].contains(&key)
+    });
+    url.len() <= 256 && !authority.contains('@') && !host.is_empty() && !credential && !private_host(&host.to_ascii_lowercase())
 }
 
 fn private_host(host: &str) -> bool {
-    if host == "localhost" || host.ends_with(".localhost") || host.ends_with(".local") || host.ends_with(".internal") {
+    // Names that never resolve publicly, and IPv6 literals: loopback, unspecified,
+    // unique-local fc00::/7, link-local fe80::/10, IPv4-mapped.
+    let local = ["localhost", ".localhost", ".local", ".internal"].iter().any(|s| host.ends_with(s));
+    let v6 = ["::", "fc", "fd", "fe8", "fe9", "fea", "feb"].iter().any(|p| host.starts_with(p)) && host.contains(':');
+    if local || v6 || host == "::1" {
         return true;
     }
-    if host.contains(':') {
-        // IPv6 literal: loopback, unspecified, unique-local fc00::/7, link-local fe80::/10,
-        // or an IPv4-mapped address.
-        return host == "::1" || host == "::" || host.starts_with("fc") || host.starts_with("fd") || host.starts_with("fe8") || host.starts_with("fe9") || host.starts_with("fea") || host.starts_with("feb") || host.starts_with("::ffff:");
-    }
-    let mut o = [0u16; 4];
+    let mut o = [0i64; 4];
     let mut n = 0;
     for part in host.split('.') {
-        match part.parse::<u16>() {
-            Ok(v) if n < 4 && v < 256 && !part.is_empty() => o[n] = v,
+        match state::int(part) {
+            Some(v @ 0..=255) if n < 4 && part.bytes().all(|b| b.is_ascii_digit()) => o[n] = v,
             _ => return false,
         }
         n += 1;
     }
-    n == 4 && matches!(o, [0 | 10 | 127, ..] | [169, 254, ..] | [192, 168, ..] | [100, 64..=127, ..]) || n == 4 && o[0] == 172 && (16..32).contains(&o[1])
+    n == 4 && matches!(o, [0 | 10 | 127, ..] | [169, 254, ..] | [192, 168, ..] | [100, 64..=127, ..] | [172, 16..=31, ..])
 }
 
 /// The large image's source URL (spec §3.6), or "" when there is none.
@@ -226,7 +228,7 @@ fn register(h: &mut impl Host, u: &User, urls: [&str; 2], now: i64) -> [String; 
     let resp = host::http(h, "POST", &endpoint, &u.token, Some(("application/json", &body.buf)), true, 5000);
     match resp {
         Ok(r) if r.status == 429 || r.status == 401 => {
-            let secs = if r.status == 401 { 3600 } else { r.retry_after.parse::<i64>().unwrap_or(60).clamp(1, 3600) };
+            let secs = if r.status == 401 { 3600 } else { state::int(&r.retry_after).unwrap_or(60).clamp(1, 3600) };
             let msg = if r.status == 401 { "Discord rejected the token (HTTP 401) when registering images" } else { "Discord rate-limited image registration (HTTP 429)" };
             h.log(Level::Warn, &[&u.name, ": ", msg].concat());
             remember(h, &block_key, "", now, secs * 1000);

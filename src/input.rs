@@ -136,7 +136,7 @@ pub fn close_code(error: &str) -> u16 {
         .position(|w| w == b"close ")
         .and_then(|i| {
             let digits = b[i + 6..].iter().take_while(|c| c.is_ascii_digit()).count();
-            error[i + 6..i + 6 + digits].parse().ok()
+            crate::state::int(&error[i + 6..i + 6 + digits]).and_then(|c| u16::try_from(c).ok())
         })
         .unwrap_or(1006)
 }

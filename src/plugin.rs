@@ -192,7 +192,7 @@ fn on_connection(h: &mut impl Host, id: &str, ev: Event) {
 /// `<number>:<rest>`.
 fn split_id(id: &str) -> Option<(i64, &str)> {
     let (n, rest) = id.split_once(':')?;
-    Some((n.parse().ok()?, rest))
+    Some((state::int(n)?, rest))
 }
 
 /// Timer ids: `<kind>:<gen or due time>:<user>`, kinds `b1` first heartbeat, `hb`

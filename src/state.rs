@@ -20,8 +20,9 @@ pub fn num(v: i64) -> String {
     crate::json::utf8(o.buf)
 }
 
-fn int(s: Option<&str>) -> Option<i64> {
-    let s = s?;
+/// A decimal integer (`-` allowed), `None` on anything else or on overflow. One parser
+/// for every number in text form, instead of `str::parse` per type.
+pub fn int(s: &str) -> Option<i64> {
     let (neg, digits) = s.strip_prefix('-').map_or((false, s), |d| (true, d));
     if digits.is_empty() {
         return None;
@@ -61,14 +62,14 @@ pub fn save_session(s: &Session) -> String {
 
 pub fn load_session(text: &str) -> Option<Session> {
     let mut f = text.split(' ');
-    let mut n = || int(f.next());
+    let mut n = || int(f.next()?);
     let gen = n()? as u32;
     let phase = Phase::from_u8(n()? as u8)?;
     let seq = {
         let raw = f.next()?;
-        if raw == "-" { None } else { Some(int(Some(raw))?) }
+        if raw == "-" { None } else { Some(int(raw)?) }
     };
-    let mut n = || int(f.next());
+    let mut n = || int(f.next()?);
     let (heartbeat_ms, attempts, fatal) = (n()? as u32, n()? as u32, n()? as u16);
     let status = n()?.clamp(0, 3) as u8;
     let session_id = f.next()?.into();
@@ -95,7 +96,7 @@ pub fn save_sent(s: &Sent) -> String {
 }
 
 pub fn load_sent(text: &str) -> Option<Sent> {
-    let mut f = text.split(' ').map(|x| int(Some(x)));
+    let mut f = text.split(' ').map(int);
     let fingerprint = f.next()?? as u64;
     let start_ms = f.next()??;
     let times = f.collect::<Option<Vec<_>>>()?;
@@ -143,10 +144,10 @@ mod tests {
     #[test]
     fn numbers_and_keys() {
         assert_eq!(num(-42), "-42");
-        assert_eq!(int(Some("-")), None);
-        assert_eq!(int(Some(&num(i64::MIN))), Some(i64::MIN));
-        assert_eq!(int(Some(&num(i64::MAX))), Some(i64::MAX));
-        assert_eq!(int(Some("9223372036854775808")), None);
+        assert_eq!(int("-"), None);
+        assert_eq!(int(&num(i64::MIN)), Some(i64::MIN));
+        assert_eq!(int(&num(i64::MAX)), Some(i64::MAX));
+        assert_eq!(int("9223372036854775808"), None);
         assert_eq!(key("gw", "a:b"), "gw.a:b");
     }
 }
