@@ -1,79 +1,121 @@
 #!/usr/bin/env bash
-# ./build.sh         build dist/plugin.wasm and the reproducible dist/discord-presence.ndp
-# ./build.sh test    build, then run every test (Rust units, size budget, Go harness, fuzz
-#                    smoke run, real Navidrome end to end)
-# ./build.sh bench   size and per-call cost in Navidrome's runtime (benches/run.sh)
-# ./build.sh fuzz    long fuzzing campaign (fuzz/run.sh 600)
+# ./build.sh           build dist/plugin.wasm and the reproducible dist/discord-presence.ndp
+# ./build.sh test      build, then every test: Rust units, size budget, Go harness, and the
+#                      fuzz smoke run and real-Navidrome end to end when fuzz/ and e2e/ have them
+# ./build.sh bench     build, then size and per-call cost in Navidrome's runtime (benches/run.sh)
+# ./build.sh fuzz [S]  long fuzzing campaign (fuzz/run.sh, S seconds per target, default 600)
 # Installs what it needs on a fresh machine: the wasm target and a pinned wasm-opt.
 set -euo pipefail
-cd "$(dirname "$0")"
+cd "$(dirname "${BASH_SOURCE[0]}")"
+root=$PWD
 
-TARGET=wasm32-unknown-unknown
-BINARYEN=132.0.0
-TOOLS=${XDG_CACHE_HOME:-$HOME/.cache}/ndp-tools
-WASM_OPT=$TOOLS/binaryen-$BINARYEN/node_modules/.bin/wasm-opt
-# Same timestamp for every package entry, so two builds give the same bytes.
-STAMP=198001010000
+target=wasm32-unknown-unknown
+raw=target/$target/release/discord_presence.wasm
+wasm=dist/plugin.wasm
+ndp=dist/discord-presence.ndp
+binaryen=132   # wasm-opt from npm binaryen@132.0.0, cached outside the repo
+tools=${XDG_CACHE_HOME:-$HOME/.cache}/ndp-tools/binaryen-$binaryen
+wasm_opt=$tools/node_modules/.bin/wasm-opt
+stamp=${SOURCE_DATE_EPOCH:+@$SOURCE_DATE_EPOCH}   # time of every package entry (UTC)
+stamp=${stamp:-1980-01-01 00:00:00}
 
-stage() { # name command...: run a stage, time it, remember the outcome
-  local name=$1 t0=$SECONDS
-  shift
-  echo "== $name"
-  if "$@"; then STAGES+=("$name: ok ($((SECONDS - t0)) s)"); else
-    STAGES+=("$name: FAILED ($((SECONDS - t0)) s)")
-    FAILED=1
+usage() { echo "usage: ${0##*/} [test | bench | fuzz [seconds]]" >&2; exit "${1:-2}"; }
+mode=${1:-build}
+case $mode in
+  build | test | bench) (($# <= 1)) || usage ;;
+  fuzz) (($# <= 2)) || usage ;;
+  -h | --help) usage 0 ;;
+  *) usage ;;
+esac
+
+# ---- stages: each is timed; the last line lists them all ----
+summary=() current="" failed=0
+now() { local t=${EPOCHREALTIME/[.,]/}; echo $((t / 1000)); }
+begin() { current=$1 t0=$(now); }
+end() {
+  local d=$(($(now) - t0))
+  summary+=("$current $1 $((d / 1000)).$((d % 1000 / 100))s") current=""
+}
+# stage NAME CMD...: a failure stops the script (set -e applies inside CMD).
+stage() { begin "$1"; "${@:2}"; end ok; }
+# check NAME CMD...: a test stage; the later ones still run. set -e is suspended inside
+# CMD, so CMD must be one command or an explicit && / || chain.
+check() {
+  echo "== $1"
+  begin "$1"
+  if "${@:2}"; then end ok; else end FAIL; failed=1; fi
+}
+finish() {
+  local rc=$? verdict=PASS line
+  [[ -z $current ]] || { end FAIL; rc=1; }
+  ((rc == 0 && failed == 0)) || verdict=FAIL
+  printf -v line '%s | ' "${summary[@]}"
+  echo "build.sh $mode: ${line% | } => $verdict"
+  exit $((rc ? rc : failed))
+}
+trap finish EXIT
+quiet() { local out; out=$("$@" 2>&1) || { printf '%s\n' "$out" >&2; return 1; }; }
+
+# ---- build ----
+ensure_tools() {
+  rustup target list --installed | grep -qx "$target" || quiet rustup target add "$target"
+  if ! "$wasm_opt" --version 2>/dev/null | grep -q "version $binaryen "; then
+    command -v npm >/dev/null || { echo "npm is needed to install wasm-opt" >&2; return 1; }
+    rm -rf "$tools.tmp"
+    quiet npm install --prefix "$tools.tmp" --no-audit --no-fund "binaryen@$binaryen.0.0"
+    rm -rf "$tools" && mv "$tools.tmp" "$tools"
+    "$wasm_opt" --version | grep -q "version $binaryen "
   fi
 }
 
-tools() {
-  rustup target list --installed | grep -qx "$TARGET" || rustup target add "$TARGET"
-  [ -x "$WASM_OPT" ] || npm install --silent --no-audit --no-fund --prefix "$TOOLS/binaryen-$BINARYEN" "binaryen@$BINARYEN"
-}
-
-build() {
-  tools
-  cargo build --quiet --release --locked --target "$TARGET"
-  local raw=target/$TARGET/release/discord_presence.wasm
+optimize() {
+  # Exactly the features the code uses: cargo's strip=true drops the target_features
+  # section, so wasminfo.py decodes the instructions (all within wazero's CoreFeaturesV2).
+  local out feats
+  out=$(python3 tools/wasminfo.py --features "$raw")
+  read -ra feats <<<"$out"
   mkdir -p dist
-  # Only the features the module was compiled with (its target_features section).
-  # shellcheck disable=SC2046
-  "$WASM_OPT" -Oz --converge $(python3 tools/wasminfo.py --features "$raw") \
-    --strip-debug --strip-producers --strip-target-features "$raw" -o dist/plugin.wasm
-  package
-  python3 tools/wasminfo.py --ndp dist/discord-presence.ndp dist/plugin.wasm
+  "$wasm_opt" "$raw" -Oz --converge "${feats[@]}" \
+    --strip-debug --strip-producers --strip-target-features -o "$wasm.tmp"
+  mv "$wasm.tmp" "$wasm"
 }
 
-package() { # zip -X: no extra attributes; fixed mtime and mode; entries in a fixed order
-  local tmp
-  tmp=$(mktemp -d)
-  cp manifest.json dist/plugin.wasm "$tmp/"
-  chmod 644 "$tmp"/*
-  TZ=UTC touch -t "$STAMP" "$tmp"/*
-  (cd "$tmp" && TZ=UTC zip -q -X -D -9 plugin.ndp manifest.json plugin.wasm)
-  mv "$tmp/plugin.ndp" dist/discord-presence.ndp
-  rm -rf "$tmp"
+package() {
+  # manifest.json then plugin.wasm; fixed mode and time; zip -X: no extra fields, -D: no dirs.
+  local tmp=dist/.pkg
+  [[ -f manifest.json ]] || { echo "manifest.json is missing at the repo root" >&2; return 1; }
+  rm -rf "$tmp" && mkdir "$tmp"
+  cp manifest.json "$wasm" "$tmp/"
+  chmod 0644 "$tmp"/*
+  TZ=UTC touch -d "$stamp" "$tmp"/*
+  (cd "$tmp" && TZ=UTC zip -q -X -D -9 out.ndp manifest.json plugin.wasm)
+  mv "$tmp/out.ndp" "$ndp" && rm -rf "$tmp"
 }
 
+# ---- tests ----
 harness() {
-  (cd harness && PLUGIN_WASM="$PWD/../dist/plugin.wasm" PLUGIN_MANIFEST="$PWD/../manifest.json" go test -count=1 ./...)
+  [[ -f harness/go.mod ]] || { echo "harness: FAIL: harness/go.mod is missing" >&2; return 1; }
+  (cd harness && PLUGIN_WASM="$root/$wasm" PLUGIN_MANIFEST="$root/manifest.json" go test -count=1 ./...)
+}
+optional() { # optional NAME SCRIPT [ARGS...]: a check stage if SCRIPT exists yet
+  if [[ -x $2 ]]; then check "$@"; else summary+=("$1 skipped(no $2)"); fi
 }
 
-run_tests() {
-  STAGES=() FAILED=0
-  stage "build" build
-  stage "rust unit tests" cargo test --quiet --locked
-  stage "size budget and interface" python3 tools/wasminfo.py --check size-budget.txt dist/plugin.wasm
-  stage "go harness (Navidrome runtime)" harness
-  [ -x fuzz/run.sh ] && stage "fuzz smoke run" fuzz/run.sh
-  [ -x e2e/run.sh ] && stage "real Navidrome end to end" e2e/run.sh
-  printf '%s\n' "${STAGES[@]}"
-  return "$FAILED"
-}
+if [[ $mode == fuzz ]]; then check fuzz fuzz/run.sh "${2:-600}"; exit; fi
 
-case "${1:-build}" in
-  build) build ;;
-  test) run_tests ;;
-  bench) build && benches/run.sh ;;
-  fuzz) fuzz/run.sh "${2:-600}" ;;
-  *) echo "usage: $0 [build|test|bench|fuzz [seconds]]" >&2; exit 2 ;;
+stage tools ensure_tools
+stage cargo-build cargo build -q --release --target "$target" --locked
+stage wasm-opt optimize
+stage package package
+python3 tools/wasminfo.py --ndp "$ndp" "$wasm"
+
+case $mode in
+  test)
+    check cargo-test cargo test -q --locked
+    check budget python3 tools/wasminfo.py --check size-budget.txt "$wasm"
+    check harness harness
+    optional fuzz-smoke fuzz/run.sh
+    optional e2e e2e/run.sh
+    ;;
+  bench) check bench benches/run.sh ;;
 esac
