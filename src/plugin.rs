@@ -26,6 +26,9 @@ pub type Result = core::result::Result<Option<Vec<u8>>, String>;
 /// Marks a host that sends playback reports (Navidrome ≥ 0.62): its now-playing calls
 /// are then redundant.
 const REPORTS_SEEN: &str = "host.reports";
+const LEGACY_WAIT_S: u32 = 2;
+/// The time of the user's last `stopped` (ms): the clear waits `STOP_GRACE_MS` after it.
+const STOPPED: &str = "stopped";
 
 fn user(h: &mut impl Host, name: &str) -> core::result::Result<Option<User>, String> {
     Ok(User::load(|k| h.config(k), name)?)
@@ -125,9 +128,12 @@ pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
         "stopped" | "expired" if load_want(h, &u.name).is_some_and(|w| w.player != rep.player_id) => {}
         "stopped" | "expired" | "paused" => {
             host::cache_remove(h, &state::key("want", &u.name));
+            let stop_key = state::key(STOPPED, &u.name);
             if rep.state == "stopped" {
+                host::cache_put(h, &stop_key, DAY, &state::num(now));
                 schedule_flush(h, &u, now, now + STOP_GRACE_MS);
             } else {
+                host::cache_remove(h, &stop_key);
                 flush(h, &u, now, false)?;
             }
         }
@@ -137,8 +143,10 @@ pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
 }
 
 /// Navidrome 0.60–0.61 send only now-playing (no state, no time): show the track without
-/// timestamps and clear it 5 s after its end unless another one replaced it. Hosts that
-/// send playback reports are recognised by them and their now-playing calls skipped.
+/// timestamps and clear it 5 s after its end unless another one replaced it. Newer hosts
+/// call now-playing *and*, at the same moment from another worker, playback-report; so a
+/// now-playing only takes effect after `LEGACY_WAIT_S`, if no report was seen meanwhile
+/// (acting at once raced the report into two connections on one id).
 pub fn now_playing(h: &mut impl Host, input: &[u8]) -> Result {
     if host::cache_get(h, REPORTS_SEEN).is_some() {
         return Ok(None);
@@ -146,8 +154,10 @@ pub fn now_playing(h: &mut impl Host, input: &[u8]) -> Result {
     let (rep, u) = reporting_user(h, input, "now_playing")?;
     let remaining = (rep.track.duration_s - rep.position_ms / 1000).clamp(0, 86_400) + 5;
     let mut w = want_of(rep);
-    w.legacy = load_want(h, &u.name).map_or(0, |old| old.legacy) + 1;
-    set_want(h, &u, &w, 0);
+    let key = state::key("legacy", &u.name);
+    w.legacy = host::cache_get(h, &key).and_then(|t| Want::load(&t)).map_or(0, |old| old.legacy) + 1;
+    host::cache_set(h, &key, DAY, &|o| w.save(o));
+    let _ = host::schedule_once(h, LEGACY_WAIT_S, &timer_id("np", w.legacy, &u.name));
     let _ = host::schedule_once(h, remaining as u32, &timer_id("ne", w.legacy, &u.name));
     Ok(None)
 }
@@ -213,6 +223,14 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
     match kind {
         "fl" => return flush(h, &u, num, false).map(|_| None),
         "ic" => return idle(h, &u, num).map(|_| None),
+        "np" => {
+            let w = host::cache_get(h, &state::key("legacy", name)).and_then(|t| Want::load(&t));
+            match w {
+                Some(w) if w.legacy == num && host::cache_get(h, REPORTS_SEEN).is_none() => set_want(h, &u, &w, 0),
+                _ => {}
+            }
+            return Ok(None);
+        }
         "ne" => {
             if load_want(h, name).is_some_and(|w| w.legacy == num) {
                 host::cache_remove(h, &state::key("want", name));
@@ -380,6 +398,14 @@ fn flush(h: &mut impl Host, u: &User, now: i64, fresh: bool) -> core::result::Re
     }
     let known = want.as_ref().map_or(0, |w| w.at_ms).max(sent.times.last().copied().unwrap_or(0));
     let now = now.max(known);
+    if want.is_none() {
+        // A clear waits for the grace after the *last* stop: an earlier stop's timer (a
+        // skip just before) must not clear early.
+        let stopped = host::cache_get(h, &state::key(STOPPED, &u.name)).and_then(|t| state::int(&t));
+        if stopped.is_some_and(|t| now < t + STOP_GRACE_MS) {
+            return Ok(());
+        }
+    }
     let set = settings(h, u)?;
     let status = STATUSES[set.status.unwrap_or(s.status) as usize];
     let want = want.filter(|w| !w.pause_over(set.pause, now));
@@ -599,6 +625,8 @@ mod tests {
         let mut h = fake();
         let np = |h: &mut Fake, title: &str, pos: i64| now_playing(h, format!(r#"{{"username":"alice","track":{{"id":"{title}","title":"{title}","artist":"A","album":"B","duration":180}},"position":{pos}}}"#).as_bytes());
         np(&mut h, "Old", 30).unwrap();
+        assert!(h.connects.is_empty(), "waits for a playback report that may follow");
+        fire(&mut h, "np:1:");
         text(&mut h, r#"{"op":10,"d":{"heartbeat_interval":41250}}"#);
         text(&mut h, r#"{"op":0,"t":"READY","s":1,"d":{"session_id":"s1"}}"#);
         assert!(last_frame(&h).contains(r#""details":"Old""#) && !last_frame(&h).contains("timestamps"), "{}", last_frame(&h));
@@ -606,6 +634,7 @@ mod tests {
         assert_eq!(h.timers["ne:1:alice"].0, 155, "150 s left + 5 s");
         // Replaced by the next track: the old clear does nothing.
         np(&mut h, "Next", 0).unwrap();
+        fire(&mut h, "np:2:");
         fire(&mut h, "ne:1:");
         assert!(load_want(&mut h, "alice").is_some_and(|w| w.title == "Next"));
         fire(&mut h, "ne:2:");
@@ -616,6 +645,26 @@ mod tests {
         np(&mut h, "Dup", 0).unwrap();
         assert_eq!(h.frames.len(), n);
         assert!(load_want(&mut h, "alice").is_some_and(|w| w.title == "Song"));
+        // Both at once on a newer host's first event: only the report acts.
+        let mut h = fake();
+        np(&mut h, "Song", 0).unwrap();
+        report(&mut h, "playing", "Song", T0).unwrap();
+        fire(&mut h, "np:1:");
+        assert_eq!(h.connects.len(), 1);
+        assert_eq!(load_want(&mut h, "alice").map(|w| w.legacy), Some(0));
+    }
+
+    #[test]
+    fn a_skip_then_a_stop_clears_only_after_the_last_stop() {
+        let mut h = ready();
+        report(&mut h, "stopped", "Song", T0 + 100).unwrap();
+        report(&mut h, "playing", "Next", T0 + 100).unwrap();
+        report(&mut h, "stopped", "Next", T0 + 102).unwrap();
+        let n = h.frames.len();
+        fire(&mut h, "fl:1714600105000:");
+        assert_eq!(h.frames.len(), n, "the skip's timer does not clear 3 s after the stop");
+        fire(&mut h, "fl:1714600107000:");
+        assert!(last_frame(&h).contains(r#""activities":[]"#));
     }
 
     #[test]
