@@ -51,13 +51,18 @@ extern "C" {
 }
 
 /// Copies `n` bytes out of kernel memory, 8 per host call (the kernel has no bulk copy,
-/// ABI §3.3); never reads a u64 across the end.
+/// ABI §3.3), never reading a u64 across the end: a tail is the last 8 bytes read again
+/// (one call instead of up to 7 byte reads); only inputs under 8 bytes go byte by byte.
 fn read(n: u64, word: impl Fn(u64) -> u64, byte: impl Fn(u64) -> u8) -> Vec<u8> {
     let mut v = Vec::with_capacity(n as usize);
     let mut i = 0;
     while i + 8 <= n {
         v.extend_from_slice(&word(i).to_le_bytes());
         i += 8;
+    }
+    if i < n && n >= 8 {
+        v.extend_from_slice(&word(n - 8).to_le_bytes()[(8 - (n - i)) as usize..]);
+        i = n;
     }
     while i < n {
         v.push(byte(i));
@@ -80,16 +85,20 @@ fn write_block(b: &[u8]) -> u64 {
         if h == 0 {
             return 0;
         }
-        let words = b.chunks_exact(8);
-        let tail = words.remainder();
-        let mut at = h;
-        for w in words {
-            store_u64(at, u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]));
-            at += 8;
+        let word = |i: usize| u64::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3], b[i + 4], b[i + 5], b[i + 6], b[i + 7]]);
+        let n = b.len();
+        let mut i = 0;
+        while i + 8 <= n {
+            store_u64(h + i as u64, word(i));
+            i += 8;
         }
-        for &c in tail {
-            store_u8(at, c);
-            at += 1;
+        // The tail: the last 8 bytes stored again, overlapping what is already there.
+        if i < n && n >= 8 {
+            store_u64(h + (n - 8) as u64, word(n - 8));
+            i = n;
+        }
+        for (k, &c) in b.iter().enumerate().skip(i) {
+            store_u8(h + k as u64, c);
         }
         h
     }
@@ -186,8 +195,13 @@ pub extern "C" fn nd_scrobbler_playback_report() -> i32 {
     run(|h, i| plugin::playback_report(h, &i))
 }
 
+/// Newer hosts send playback reports too: then there is nothing to do, known before the
+/// input is even read.
 #[no_mangle]
 pub extern "C" fn nd_scrobbler_now_playing() -> i32 {
+    if plugin::reports_seen(&mut Kernel) {
+        return 0;
+    }
     run(|h, i| plugin::now_playing(h, &i))
 }
 

@@ -30,6 +30,10 @@ const LEGACY_WAIT_S: u32 = 2;
 /// The time of the user's last `stopped` (ms): the clear waits `STOP_GRACE_MS` after it.
 const STOPPED: &str = "stopped";
 
+pub fn reports_seen(h: &mut impl Host) -> bool {
+    host::cache_get(h, REPORTS_SEEN).is_some()
+}
+
 fn user(h: &mut impl Host, name: &str) -> core::result::Result<Option<User>, String> {
     Ok(User::load(|k| h.config(k), name)?)
 }
@@ -148,7 +152,7 @@ pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
 /// now-playing only takes effect after `LEGACY_WAIT_S`, if no report was seen meanwhile
 /// (acting at once raced the report into two connections on one id).
 pub fn now_playing(h: &mut impl Host, input: &[u8]) -> Result {
-    if host::cache_get(h, REPORTS_SEEN).is_some() {
+    if reports_seen(h) {
         return Ok(None);
     }
     let (rep, u) = reporting_user(h, input, "now_playing")?;
@@ -226,7 +230,7 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
         "np" => {
             let w = host::cache_get(h, &state::key("legacy", name)).and_then(|t| Want::load(&t));
             match w {
-                Some(w) if w.legacy == num && host::cache_get(h, REPORTS_SEEN).is_none() => set_want(h, &u, &w, 0),
+                Some(w) if w.legacy == num && !reports_seen(h) => set_want(h, &u, &w, 0),
                 _ => {}
             }
             return Ok(None);
