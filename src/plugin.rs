@@ -705,6 +705,16 @@ mod tests {
     }
 
     #[test]
+    fn unknown_states_and_timers_are_ignored() {
+        let mut h = ready();
+        let (frames, timers) = (h.frames.len(), h.timers.clone());
+        report(&mut h, "rewinding", "Song", T0 + 10).unwrap();
+        assert_eq!(on_timer(&mut h, br#"{"scheduleId":"someone-else","payload":"heartbeat","isRecurring":true}"#), Ok(None));
+        assert_eq!((h.frames.len(), &h.timers), (frames, &timers));
+        assert!(h.logs.iter().any(|(l, m)| *l == Level::Warn && m.contains("unknown timer")));
+    }
+
+    #[test]
     fn bad_token_stops_the_user() {
         let mut h = ready();
         let conn = h.connects[0].1.clone();
