@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ./build.sh           build dist/plugin.wasm and the reproducible dist/discord-presence.ndp
-# ./build.sh test      build, then every test: Rust units, size budget, Go harness, and the
-#                      fuzz smoke run and real-Navidrome end to end when fuzz/ and e2e/ have them
+# ./build.sh test      build, then every test: Rust units, size budget, manifest, Go harness,
+#                      fuzz smoke run and real-Navidrome end to end (the last two once they exist)
 # ./build.sh bench     build, then size and per-call cost in Navidrome's runtime (benches/run.sh)
 # ./build.sh fuzz [S]  long fuzzing campaign (fuzz/run.sh, S seconds per target, default 600)
 # Installs what it needs on a fresh machine: the wasm target and a pinned wasm-opt.
@@ -95,7 +95,15 @@ package() {
 # ---- tests ----
 harness() {
   [[ -f harness/go.mod ]] || { echo "harness: FAIL: harness/go.mod is missing" >&2; return 1; }
-  (cd harness && PLUGIN_WASM="$root/$wasm" PLUGIN_MANIFEST="$root/manifest.json" go test -count=1 ./...)
+  (cd harness && PLUGIN_WASM="$root/$wasm" PLUGIN_MANIFEST="$root/manifest.json" \
+    go test -count=1 ./...)
+}
+manifest() {
+  # Navidrome's own manifest schema, from the Navidrome module the harness pins (harness/go.mod).
+  local nd
+  nd=$(cd harness && go mod download github.com/navidrome/navidrome &&
+    go list -m -f '{{.Dir}}' github.com/navidrome/navidrome) &&
+    python3 tools/check_manifest.py manifest.json "$wasm" "$nd/plugins/manifest-schema.json"
 }
 optional() { # optional NAME SCRIPT [ARGS...]: a check stage if SCRIPT exists yet
   if [[ -x $2 ]]; then check "$@"; else summary+=("$1 skipped(no $2)"); fi
@@ -113,6 +121,7 @@ case $mode in
   test)
     check cargo-test cargo test -q --locked
     check budget python3 tools/wasminfo.py --check size-budget.txt "$wasm"
+    check manifest manifest
     check harness harness
     optional fuzz-smoke fuzz/run.sh
     optional e2e e2e/run.sh

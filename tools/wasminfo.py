@@ -10,7 +10,7 @@
 Features are found by decoding every instruction, not from the target_features section
 (cargo's `strip = true` removes that section along with the names).
 """
-import argparse, hashlib, json, os, sys
+import argparse, hashlib, json, os, re, sys
 
 # What Navidrome's runtime (wazero CoreFeaturesV2) accepts, spelled as wasm-opt features.
 # bulk-memory-opt is binaryen's name for the memory.copy/fill subset of bulk-memory.
@@ -27,7 +27,6 @@ SECTION_NAMES = {0: "custom", 1: "type", 2: "import", 3: "function", 4: "table",
                  6: "global", 7: "export", 8: "start", 9: "element", 10: "code", 11: "data",
                  12: "datacount", 13: "tag"}
 KINDS = ["func", "table", "memory", "global", "tag"]
-PAGE = 65536
 
 
 class Reader:
@@ -105,7 +104,8 @@ def skip_expr(r, feats, const=False):
         elif op == 0x12: feats.add("tail-call"); r.uleb()
         elif op == 0x13: feats.add("tail-call"); r.uleb(); r.uleb()
         elif op == 0x1C:                                  # typed select
-            feats.add("reference-types"); [r.byte() for _ in range(r.uleb())]
+            feats.add("reference-types")
+            for _ in range(r.uleb()): valtype(r.byte(), feats)
         elif op in (0x25, 0x26, 0xD2): feats.add("reference-types"); r.uleb()
         elif op == 0xD0: feats.add("reference-types"); r.byte()
         elif op == 0xD1: feats.add("reference-types")
@@ -133,7 +133,7 @@ def skip_expr(r, feats, const=False):
             if sub == 3: r.byte()
             else: r.uleb(); r.uleb()
         elif op in (0x00, 0x01, 0x05, 0x0F, 0x1A, 0x1B) or 0x45 <= op <= 0xBF:
-            if const: feats.add("extended-const")           # arithmetic in an initialiser
+            if const: feats.add("extended-const")         # arithmetic in an initialiser
         else:
             raise ValueError("unsupported opcode 0x%02x at byte %d" % (op, r.p - 1))
 
@@ -142,7 +142,7 @@ def parse(path):
     buf = open(path, "rb").read()
     if buf[:8] != b"\0asm\1\0\0\0":
         raise ValueError("%s: not a WebAssembly 1.0 binary" % path)
-    m = dict(path=path, bytes=len(buf), sections=[], types=[], imports=[], exports=[],
+    m = dict(path=path, bytes=len(buf), sections=[], imports=[], exports=[],
              functions=0, imported_functions=0, memory=None, code_bytes=0, bodies=[],
              data_bytes=0, data_segments=0, data_init_bytes=0, custom=[], names={},
              target_features=None, tables=0)
@@ -163,7 +163,6 @@ def parse(path):
                 params = list(s.bytes(s.uleb())); results = list(s.bytes(s.uleb()))
                 for t in params + results: valtype(t, feats)
                 if len(results) > 1: feats.add("multivalue")
-                m["types"].append((params, results))
         elif sid == 2:
             for _ in range(s.uleb()):
                 mod, fld, kind = s.name(), s.name(), s.byte()
@@ -199,7 +198,8 @@ def parse(path):
                 bsize = s.uleb(); b = Reader(buf, s.p, s.p + bsize)
                 for _ in range(b.uleb()): b.uleb(); valtype(b.byte(), feats)
                 skip_expr(b, feats)
-                if b.p != b.end: raise ValueError("function body %d: decoded %d of %d bytes" % (i, b.p - (b.end - bsize), bsize))
+                if b.p != b.end:
+                    raise ValueError("function body %d: its end is not at its last byte" % i)
                 m["bodies"].append(bsize); s.p += bsize
         elif sid == 11:
             m["data_bytes"] = size; m["data_segments"] = s.uleb()
@@ -221,7 +221,7 @@ def parse(path):
     if m["tables"] > 1: feats.add("reference-types")
     if "bulk-memory" in feats: feats.discard("bulk-memory-opt")
     m["features"] = sorted(feats)
-    m.pop("globals", None); m.pop("types")
+    m.pop("globals", None)
     return m
 
 
@@ -245,10 +245,31 @@ def parse_elements(s, feats):
         if flags: feats.add("bulk-memory")
         if flags & 4: feats.add("reference-types")
         if flags & 2 and not flags & 1: s.uleb()          # explicit table index
-        if not flags & 1: skip_expr(s, feats, True)  # active: offset expression
+        if not flags & 1: skip_expr(s, feats, True)       # active: offset expression
         if flags & 3: s.byte()                            # elemkind / reftype
         for _ in range(s.uleb()):
             skip_expr(s, feats, True) if flags & 4 else s.uleb()
+
+
+def demangle(sym):
+    """Legacy Rust symbols: _ZN16discord_presence6plugin5flush17h..E -> discord_presence::plugin::flush."""
+    if not (sym.startswith("_ZN") and sym.endswith("E")):
+        return sym
+    parts, i = [], 3
+    try:
+        while sym[i].isdigit():
+            n = re.match(r"\d+", sym[i:]).group(); i += len(n)
+            part = sym[i:i + int(n)]; i += int(n)
+            parts.append(part[1:] if part.startswith("_$") else part)
+    except IndexError:
+        return sym
+    if parts and re.fullmatch(r"h[0-9a-f]{16}", parts[-1]):
+        parts.pop()
+    out = "::".join(parts)
+    for k, v in (("$LT$", "<"), ("$GT$", ">"), ("$RF$", "&"), ("$BP$", "*"), ("$C$", ","),
+                 ("$SP$", "@"), ("$LP$", "("), ("$RP$", ")"), ("..", "::")):
+        out = out.replace(k, v)
+    return re.sub(r"\$u([0-9a-f]+)\$", lambda g: chr(int(g.group(1), 16)), out)
 
 
 def ndp_info(path):
@@ -260,8 +281,9 @@ def fmt_table(m, ndp):
     lo, hi, imported = m["memory"] or (0, None, False)
     mods = {}
     for i in m["imports"]:
-        mods.setdefault(i["module"], []).append(i["name"] + ("" if i["kind"] == "func" else " (%s)" % i["kind"]))
-    rows = [("plugin.wasm", "%d bytes" % m["bytes"]),
+        kind = "" if i["kind"] == "func" else " (%s)" % i["kind"]
+        mods.setdefault(i["module"], []).append(i["name"] + kind)
+    rows = [(os.path.basename(m["path"]), "%d bytes" % m["bytes"]),
             ("memory", "%d initial pages (%d KiB), max %s%s" % (
                 lo, lo * 64, "none" if hi is None else hi, ", imported" if imported else ""))]
     rows.append(("imports", "%d" % len(m["imports"])))
@@ -288,22 +310,28 @@ def read_budget(path):
         if len(line) != 2 or line[0] not in ("max_wasm_bytes", "max_initial_pages"):
             raise ValueError("%s:%d: expected `max_wasm_bytes N` or `max_initial_pages N`" % (path, ln))
         budget[line[0]] = int(line[1])
+    missing = {"max_wasm_bytes", "max_initial_pages"} - budget.keys()
+    if missing:
+        raise ValueError("%s: no %s" % (path, " or ".join(sorted(missing))))
     return budget
 
 
 def check(m, budget):
     errs = []
-    if "max_wasm_bytes" in budget and m["bytes"] > budget["max_wasm_bytes"]:
-        errs.append("plugin.wasm is %d bytes, budget %d" % (m["bytes"], budget["max_wasm_bytes"]))
+    if m["bytes"] > budget["max_wasm_bytes"]:
+        errs.append("%s is %d bytes, budget %d"
+                    % (os.path.basename(m["path"]), m["bytes"], budget["max_wasm_bytes"]))
     pages = (m["memory"] or (0,))[0]
-    if "max_initial_pages" in budget and pages > budget["max_initial_pages"]:
+    if pages > budget["max_initial_pages"]:
         errs.append("initial memory is %d pages, budget %d" % (pages, budget["max_initial_pages"]))
     for i in m["imports"]:
         if i["module"] not in ALLOWED_IMPORT_MODULES:
-            errs.append("import %s/%s is from a module Navidrome does not provide" % (i["module"], i["name"]))
+            errs.append("import %s/%s is from a module Navidrome does not provide"
+                        % (i["module"], i["name"]))
     names = {e["name"] for e in m["exports"] if e["kind"] == "func"}
     errs += ["missing export %s" % e for e in REQUIRED_EXPORTS if e not in names]
-    errs += ["forbidden export %s (a command/reactor entry point)" % e for e in sorted(FORBIDDEN_EXPORTS & names)]
+    errs += ["forbidden export %s (a command/reactor entry point)" % e
+             for e in sorted(FORBIDDEN_EXPORTS & names)]
     errs += ["feature %s is not in wazero's CoreFeaturesV2" % f for f in m["features"] if f not in CORE_V2]
     return errs
 
@@ -320,28 +348,35 @@ def main():
     a = ap.parse_args()
     try:
         m = parse(a.wasm)
+        ndp = ndp_info(a.ndp) if a.ndp else None
+        budget = read_budget(a.check) if a.check else None
     except (OSError, ValueError, IndexError) as e:
         sys.exit("wasminfo: %s" % e)
-    ndp = ndp_info(a.ndp) if a.ndp else None
     if a.features:
         # Start from MVP so wasm-opt neither assumes nor introduces anything the input lacks.
         print(" ".join(["--mvp-features"] + ["--enable-" + f for f in m["features"]]))
     elif a.check:
-        errs = check(m, read_budget(a.check))
+        errs = check(m, budget)
         for e in errs: print("budget: FAIL: " + e, file=sys.stderr)
         if errs: sys.exit(1)
-        print("budget: ok: %d bytes, %d initial pages, %d imports from extism:host/*, all %d nd_* exports"
-              % (m["bytes"], m["memory"][0], len(m["imports"]), len(REQUIRED_EXPORTS)))
+        print("budget: ok: %d of %d bytes, %d of %d initial pages, %d imports from extism:host/*,"
+              " all %d nd_* exports" % (m["bytes"], budget["max_wasm_bytes"], (m["memory"] or (0,))[0],
+                                         budget["max_initial_pages"], len(m["imports"]),
+                                         len(REQUIRED_EXPORTS)))
     elif a.json:
-        m["ndp"] = ndp; m["function_bodies"] = len(m.pop("bodies"))
+        lo, hi, imported = m["memory"] or (0, None, False)
+        m.update(ndp=ndp, function_bodies=len(m.pop("bodies")), names=len(m["names"]),
+                 memory=dict(initial_pages=lo, max_pages=hi, imported=imported))
         print(json.dumps(m, indent=2))
     elif a.top:
         base = m["imported_functions"]
         top = sorted(enumerate(m["bodies"]), key=lambda x: -x[1])[:a.top]
         print("%8s  %6s  %s" % ("bytes", "func", "name"))
         for i, size in top:
-            print("%8d  %6d  %s" % (size, base + i, m["names"].get(base + i, "")))
-        if not m["names"]: print("(no name section: build with CARGO_PROFILE_RELEASE_STRIP=false for names)")
+            print("%8d  %6d  %s" % (size, base + i, demangle(m["names"].get(base + i, ""))))
+        if not m["names"]:
+            print("(no name section; for names: CARGO_PROFILE_RELEASE_STRIP=false CARGO_TARGET_DIR=/tmp/x"
+                  " cargo build --release --target wasm32-unknown-unknown)")
     else:
         print(fmt_table(m, ndp))
 
