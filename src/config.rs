@@ -24,10 +24,8 @@ pub fn token_for(users: &str, user: &str) -> Result<Option<String>, &'static str
         .array(|r| {
             let (mut name, mut token) = (String::new(), String::new());
             r.object(|k, r| {
-                match k {
-                    b"username" => name = r.string()?,
-                    b"token" => token = r.string()?,
-                    _ => r.skip()?,
+                if !r.text_into(k, &mut [("username", &mut name), ("token", &mut token)])? {
+                    r.skip()?;
                 }
                 Some(())
             })?;

@@ -36,6 +36,22 @@ pub fn enrich(h: &mut impl Host, u: &User, set: &Settings, w: &Want, a: &mut Act
     }
 }
 
+/// An HTTP request whose failure is logged (one line naming the service, never the
+/// token: only the host's error text, which carries the URL); `None` when it failed.
+fn fetch(h: &mut impl Host, method: &str, url: &str, auth: &str, body: Option<(&str, &[u8])>, follow: bool) -> Option<Response> {
+    match host::http(h, method, url, auth, body, follow, if method == "HEAD" { 4000 } else { 5000 }) {
+        Ok(r) if r.status >= 500 => {
+            h.log(Level::Warn, &[url, ": HTTP ", &state::num(r.status)].concat());
+            Some(r)
+        }
+        Ok(r) => Some(r),
+        Err(e) => {
+            h.log(Level::Warn, &["cannot reach ", url.split('/').nth(2).unwrap_or(url), ": ", &e].concat());
+            None
+        }
+    }
+}
+
 /// A cached value that has not expired: `<expiry ms> <value>`.
 fn cached(h: &mut impl Host, key: &str, now: i64) -> Option<String> {
     let v = host::cache_get(h, key)?;
@@ -115,7 +131,11 @@ fn cover_url(h: &mut impl Host, u: &User, set: &Settings, w: &Want, now: i64) ->
     }
     match host::track_art_url(h, &w.track_id, 300) {
         Ok(url) if public_https(&url) => url,
-        _ => String::new(),
+        Ok(_) => String::new(),
+        Err(e) => {
+            h.log(Level::Warn, &["cannot get the cover URL from Navidrome: ", &e].concat());
+            String::new()
+        }
     }
 }
 
@@ -137,13 +157,13 @@ fn cover_art_archive(h: &mut impl Host, w: &Want, now: i64) -> Option<String> {
             continue;
         }
         let url = ["https://coverartarchive.org/", kind, id, "/front-500"].concat();
-        match host::http(h, "HEAD", &url, "", None, false, 4000) {
-            Ok(Response { status: 301..=308, location, .. }) if !location.is_empty() => {
+        match fetch(h, "HEAD", &url, "", None, false) {
+            Some(Response { status: 301..=308, location, .. }) if !location.is_empty() => {
                 let loc = location.strip_prefix("http://").map_or(location.clone(), |r| ["https://", r].concat());
                 remember(h, &key, &loc, now, 24 * HOUR);
                 return Some(loc);
             }
-            Ok(Response { status: 404 | 301..=308, .. }) => definitive = true,
+            Some(Response { status: 404 | 301..=308, .. }) => definitive = true,
             _ => definitive = false,
         }
     }
@@ -161,14 +181,20 @@ fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64) -> String {
         return v;
     }
     let uri = ["getCoverArt?u=", &query_escape(&u.name), "&id=", &query_escape(&w.track_id), "&size=300"].concat();
-    let Ok((ctype, data)) = host::subsonic_raw(h, &uri) else { return String::new() };
+    let (ctype, data) = match host::subsonic_raw(h, &uri) {
+        Ok(v) => v,
+        Err(e) => {
+            h.log(Level::Warn, &["cannot read the cover from Navidrome: ", &e].concat());
+            return String::new();
+        }
+    };
     let ctype = if ctype.starts_with("image/") && !ctype.contains(['\r', '\n']) { ctype } else { "image/jpeg".into() };
     const B: &str = "----NavidromeCoverArt";
     let head = ["--", B, "\r\nContent-Disposition: form-data; name=\"files[]\"; filename=\"cover.jpg\"\r\nContent-Type: ", &ctype, "\r\n\r\n"].concat();
     let body = [head.as_bytes(), &data, b"\r\n--", B.as_bytes(), b"--\r\n"].concat();
     let ct = ["multipart/form-data; boundary=", B].concat();
     let mut url = String::new();
-    if let Ok(r) = host::http(h, "POST", "https://uguu.se/upload", "", Some((&ct, &body)), true, 10_000) {
+    if let Some(r) = fetch(h, "POST", "https://uguu.se/upload", "", Some((&ct, &body)), true) {
         if r.status < 400 {
             Reader::new(&r.body).object(|k, r| {
                 if k != b"files" {
@@ -225,23 +251,20 @@ fn register(h: &mut impl Host, u: &User, urls: [&str; 2], now: i64) -> [String; 
     }
     body.raw("]}");
     let endpoint = ["https://discord.com/api/v9/applications/", &u.client_id, "/external-assets"].concat();
-    let resp = host::http(h, "POST", &endpoint, &u.token, Some(("application/json", &body.buf)), true, 5000);
-    match resp {
-        Ok(r) if r.status == 429 || r.status == 401 => {
+    match fetch(h, "POST", &endpoint, &u.token, Some(("application/json", &body.buf)), true) {
+        Some(r) if r.status == 429 || r.status == 401 => {
             let secs = if r.status == 401 { 3600 } else { state::int(&r.retry_after).unwrap_or(60).clamp(1, 3600) };
             let msg = if r.status == 401 { "Discord rejected the token (HTTP 401) when registering images" } else { "Discord rate-limited image registration (HTTP 429)" };
             h.log(Level::Warn, &[&u.name, ": ", msg].concat());
             remember(h, &block_key, "", now, secs * 1000);
         }
-        Ok(r) if r.status < 300 => {
+        Some(r) if r.status < 300 => {
             let mut n = 0;
             Reader::new(&r.body).array(|r| {
                 let (mut url, mut path) = (String::new(), String::new());
                 r.object(|k, r| {
-                    match k {
-                        b"url" => url = r.string()?,
-                        b"external_asset_path" => path = r.string()?,
-                        _ => r.skip()?,
+                    if !r.text_into(k, &mut [("url", &mut url), ("external_asset_path", &mut path)])? {
+                        r.skip()?;
                     }
                     Some(())
                 })?;
@@ -255,11 +278,15 @@ fn register(h: &mut impl Host, u: &User, urls: [&str; 2], now: i64) -> [String; 
                 Some(())
             });
             for &i in &ask {
+                if out[i].is_empty() {
+                    h.log(Level::Warn, &["Discord registered no image for ", urls[i]].concat());
+                }
                 let ttl = if out[i].is_empty() { 10 * MIN } else { 24 * HOUR };
                 remember(h, &hashed("asset.", &[urls[i]]), &out[i], now, ttl);
             }
         }
         // Other statuses and transport errors: not cached, tried again next time.
+        Some(r) if r.status < 500 => h.log(Level::Warn, &["image registration refused: HTTP ", &state::num(r.status)].concat()),
         _ => {}
     }
     out
@@ -292,8 +319,8 @@ fn spotify(h: &mut impl Host, w: &Want, now: i64) -> String {
 
 /// The first well-formed Spotify track id in a Labs answer, "" for none.
 fn labs(h: &mut impl Host, endpoint: &str, body: &[u8]) -> String {
-    match host::http(h, "POST", &[LABS, endpoint].concat(), "", Some(("application/json", body)), true, 5000) {
-        Ok(r) if (200..300).contains(&r.status) => spotify_id(&r.body),
+    match fetch(h, "POST", &[LABS, endpoint].concat(), "", Some(("application/json", body)), true) {
+        Some(r) if (200..300).contains(&r.status) => spotify_id(&r.body),
         _ => String::new(),
     }
 }
@@ -460,6 +487,7 @@ mod tests {
             h.route(ASSETS, status, "", body);
             assert_eq!(register(&mut h, &u, ["https://b/y.jpg", ""], NOW)[0], "");
             assert_eq!(h.cache.contains_key(&hashed("asset.", &["https://b/y.jpg"])), cached, "{status} {body}");
+            assert!(h.logs.iter().any(|(l, _)| *l == Level::Warn), "a failure is logged: {status} {body}");
         }
         // 429: nothing is registered until Retry-After has passed.
         let mut h = Fake::default();

@@ -459,13 +459,13 @@ fn session_entry(r: &mut Reader, out: &mut Vec<(String, u8)>) -> Option<()> {
 fn ready_fields(d: &[u8]) -> (String, String, Vec<(String, u8)>) {
     let (mut sid, mut url, mut sessions) = (String::new(), String::new(), Vec::new());
     Reader::new(d).object(|k, r| {
-        match k {
-            b"session_id" => sid = r.string()?,
-            b"resume_gateway_url" => url = r.string()?,
-            b"sessions" => r.array(|r| session_entry(r, &mut sessions))?,
-            _ => r.skip()?,
+        if r.text_into(k, &mut [("session_id", &mut sid), ("resume_gateway_url", &mut url)])? {
+            return Some(());
         }
-        Some(())
+        match k {
+            b"sessions" => r.array(|r| session_entry(r, &mut sessions)),
+            _ => r.skip(),
+        }
     });
     // Both are stored space-separated and the URL is dialled: keep only sane values.
     let ok = |s: &str| !s.is_empty() && s.len() < 256 && s.bytes().all(|b| b > b' ' && b < 0x7f);

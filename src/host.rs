@@ -125,10 +125,8 @@ pub fn http(h: &mut impl Host, method: &str, url: &str, auth: &str, body: Option
                 b"statusCode" => out.status = r.int()?,
                 b"body" => out.body = crate::json::unbase64(r.raw_str()?)?,
                 b"headers" => r.object(|k, r| {
-                    match k {
-                        b"Location" => out.location = r.string()?,
-                        b"Retry-After" => out.retry_after = r.string()?,
-                        _ => r.skip()?,
+                    if !r.text_into(k, &mut [("Location", &mut out.location), ("Retry-After", &mut out.retry_after)])? {
+                        r.skip()?;
                     }
                     Some(())
                 })?,

@@ -41,14 +41,14 @@ pub struct Track {
 pub fn report(input: &[u8]) -> Option<Report> {
     let mut rep = Report { rate_milli: 1000, ..Default::default() };
     Reader::new(input).object(|k, r| {
+        let texts = &mut [("username", &mut rep.username), ("state", &mut rep.state), ("playerId", &mut rep.player_id), ("playerName", &mut rep.player_name)];
+        if r.text_into(k, texts)? {
+            return Some(());
+        }
         match k {
-            b"username" => rep.username = r.string()?,
-            b"state" => rep.state = r.string()?,
             b"positionMs" => rep.position_ms = r.int()?,
             b"position" => rep.position_ms = r.number(3)?,
             b"playbackRate" => rep.rate_milli = r.number(3)?,
-            b"playerId" => rep.player_id = r.string()?,
-            b"playerName" => rep.player_name = r.string()?,
             b"timestamp" => rep.timestamp = r.int()?,
             b"track" => rep.track = track(r)?,
             _ => r.skip()?,
@@ -61,15 +61,20 @@ pub fn report(input: &[u8]) -> Option<Report> {
 fn track(r: &mut Reader) -> Option<Track> {
     let mut t = Track::default();
     r.object(|k, r| {
+        let texts = &mut [
+            ("id", &mut t.id),
+            ("title", &mut t.title),
+            ("artist", &mut t.artist),
+            ("album", &mut t.album),
+            ("albumArtist", &mut t.album_artist),
+            ("mbzAlbumId", &mut t.album_mbid),
+            ("mbzReleaseGroupId", &mut t.group_mbid),
+            ("mbzRecordingId", &mut t.recording_mbid),
+        ];
+        if r.text_into(k, texts)? {
+            return Some(());
+        }
         match k {
-            b"id" => t.id = r.string()?,
-            b"title" => t.title = r.string()?,
-            b"artist" => t.artist = r.string()?,
-            b"album" => t.album = r.string()?,
-            b"albumArtist" => t.album_artist = r.string()?,
-            b"mbzAlbumId" => t.album_mbid = r.string()?,
-            b"mbzReleaseGroupId" => t.group_mbid = r.string()?,
-            b"mbzRecordingId" => t.recording_mbid = r.string()?,
             b"duration" => t.duration_s = r.int()?,
             b"artists" => r.array(|r| {
                 r.object(|k, r| {

@@ -97,6 +97,18 @@ impl<'a> Reader<'a> {
         Some(if neg { -v } else { v })
     }
 
+    /// If `k` names one of `slots`, decodes the value (a string) into it: one decode call
+    /// for a whole table of text fields. `Some(false)` when `k` is not in the table.
+    pub fn text_into(&mut self, k: &[u8], slots: &mut [(&str, &mut String)]) -> Option<bool> {
+        match slots.iter_mut().find(|(n, _)| n.as_bytes() == k) {
+            Some((_, v)) => {
+                **v = self.string()?;
+                Some(true)
+            }
+            None => Some(false),
+        }
+    }
+
     pub fn int(&mut self) -> Option<i64> {
         self.number(0)
     }
