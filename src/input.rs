@@ -55,6 +55,12 @@ pub fn report(input: &[u8]) -> Option<Report> {
         }
         Some(())
     })?;
+    // Bounds that keep every later computation far from overflow: times up to the year
+    // 5000, positions and durations up to 30 years, rates up to 1000×.
+    rep.timestamp = rep.timestamp.clamp(0, 100_000_000_000);
+    rep.position_ms = rep.position_ms.clamp(0, 1_000_000_000_000);
+    rep.rate_milli = rep.rate_milli.clamp(0, 1_000_000);
+    rep.track.duration_s = rep.track.duration_s.clamp(0, 1_000_000_000);
     Some(rep)
 }
 

@@ -60,22 +60,23 @@ impl<'a> Reader<'a> {
     }
 
     /// A number scaled by 10^`frac` and truncated toward zero (`1.5` with frac 3 is 1500);
-    /// saturates instead of overflowing, accepts exponents.
+    /// saturates instead of overflowing, accepts exponents (`2.5e1` is 25).
     pub fn number(&mut self, frac: u32) -> Option<i64> {
         self.peek();
         let neg = self.eat(b'-');
-        let (mut v, mut scale, mut digits, mut dot) = (0i64, frac as i32, 0, false);
+        // Significant digits in `v`, and the power of ten still to apply to them.
+        let (mut v, mut scale, mut digits, mut dot) = (0i64, frac as i64, 0, false);
         while let Some(&c) = self.s.get(self.i) {
             match c {
-                b'0'..=b'9' if !dot || scale > 0 => {
-                    v = v.saturating_mul(10).saturating_add((c - b'0') as i64);
-                    scale -= dot as i32;
+                b'0'..=b'9' if v < i64::MAX / 10 => {
+                    v = v * 10 + (c - b'0') as i64;
+                    scale -= dot as i64;
                 }
-                b'0'..=b'9' => {}
+                b'0'..=b'9' => scale += !dot as i64,
                 b'.' if !dot => dot = true,
                 _ => break,
             }
-            digits += 1;
+            digits += c.is_ascii_digit() as u32;
             self.i += 1;
         }
         if digits == 0 {
@@ -84,14 +85,23 @@ impl<'a> Reader<'a> {
         if let Some(b'e' | b'E') = self.s.get(self.i) {
             self.i += 1;
             let eneg = self.eat(b'-');
-            self.eat(b'+');
-            let e = self.number(0)?.min(40) as i32;
+            if !eneg {
+                self.eat(b'+');
+            }
+            let (start, mut e) = (self.i, 0i64);
+            while let Some(&c @ b'0'..=b'9') = self.s.get(self.i) {
+                e = (e * 10 + (c - b'0') as i64).min(1000);
+                self.i += 1;
+            }
+            if self.i == start {
+                return None;
+            }
             scale += if eneg { -e } else { e };
         }
-        for _ in 0..scale.max(0) {
+        for _ in 0..scale.clamp(0, 40) {
             v = v.saturating_mul(10);
         }
-        for _ in scale.min(0)..0 {
+        for _ in scale.clamp(-40, 0)..0 {
             v /= 10;
         }
         Some(if neg { -v } else { v })
@@ -442,6 +452,10 @@ mod tests {
         assert_eq!(n("1.5E-1", 3), Some(150));
         assert_eq!(n("1e+21", 0), Some(i64::MAX));
         assert_eq!(n("99999999999999999999999", 0), Some(i64::MAX));
+        assert_eq!(n("2.5555e1", 0), Some(25));
+        assert_eq!(n("9E--888888880", 0), None);
+        assert_eq!(n("1e-2147483648", 3), Some(0));
+        assert_eq!(n("99999999999.599999999999999259E1", 0), Some(999_999_999_995));
         assert_eq!(n("x", 0), None);
         assert_eq!(n("-", 0), None);
     }
