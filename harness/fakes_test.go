@@ -456,3 +456,50 @@ func TestReadyJunk(t *testing.T) {
 		t.Errorf("decoys first, real fields at the end: decoy at %d, real at %d of %d", i, j, len(msg))
 	}
 }
+
+func TestGatewaySlowAndStrict(t *testing.T) {
+	w, g, cl, tb := wsRig(t)
+	g.via = func() *Result { return nil }
+	ctx := context.Background()
+	c := g.clock
+	g.ReplyDelay, g.AckDelay, g.HeartbeatGrace = 5*time.Second, 30*time.Second, 20*time.Second
+	deliver := func() []string {
+		cl.calls = nil
+		for w.Deliver(ctx) {
+		}
+		return cl.calls
+	}
+	advance := func(d time.Duration) []string {
+		c.Advance(d)
+		return deliver()
+	}
+	has := func(calls []string, want string) bool { return strings.Contains(strings.Join(calls, "\n"), want) }
+	id, _ := w.Connect(ctx, sliceGateway, nil, "a")
+	if got := advance(4 * time.Second); len(got) != 0 {
+		t.Errorf("Hello before ReplyDelay: %v", got)
+	}
+	if got := advance(time.Second); !has(got, `"op":10`) {
+		t.Errorf("no Hello at ReplyDelay: %v", got)
+	}
+	w.SendText(ctx, id, `{"op":2,"d":{"token":"t"}}`)
+	if got := advance(5 * time.Second); !has(got, `"t":"READY"`) {
+		t.Errorf("no READY at ReplyDelay: %v", got)
+	}
+	w.SendText(ctx, id, `{"op":1,"d":1}`)
+	if got := advance(29 * time.Second); len(got) != 0 {
+		t.Errorf("ACK before AckDelay: %v", got)
+	}
+	if got := advance(time.Second); !has(got, `{"op":11}`) {
+		t.Errorf("no ACK at AckDelay: %v", got)
+	}
+	// Last beat 30 s ago: the deadline is interval (41.25 s) + grace (20 s) after it.
+	if got := advance(31 * time.Second); len(got) != 0 || len(g.Timeouts) != 0 {
+		t.Errorf("closed before the heartbeat deadline: %v", got)
+	}
+	if got := advance(time.Second); !has(got, "close 4009: Session timed out.") || len(g.Timeouts) != 1 {
+		t.Errorf("no 4009 after a missed heartbeat: %v (timeouts %d)", got, len(g.Timeouts))
+	}
+	if len(tb.errs) != 0 {
+		t.Errorf("gateway errors: %v", tb.errs)
+	}
+}

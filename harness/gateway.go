@@ -59,9 +59,19 @@ type Gateway struct {
 	// relationships before the session fields, as for a real user account.
 	ReadySessions func(self string) string
 	ReadyJunk     int
+	// HeartbeatGrace, when > 0, makes the gateway close a socket with 4009
+	// ("Session timed out.") once no heartbeat arrived for the heartbeat
+	// interval plus this grace since Hello or the last heartbeat, as Discord
+	// drops clients that stop heartbeating. Timeouts lists those sockets.
+	HeartbeatGrace time.Duration
+	Timeouts       []*Conn
+	// ReplyDelay, when > 0, delays Hello, READY and RESUMED by that much
+	// virtual time, AckDelay the heartbeat ACKs (a slow gateway).
+	ReplyDelay, AckDelay time.Duration
 
 	sessions map[string]*GatewaySession // live sessions by id
 	conns    map[*Conn]*GatewaySession  // the session each socket identified or resumed
+	beatDue  map[*Conn]*timer           // HeartbeatGrace deadline per socket
 	started  int
 	Frames   []Frame
 }
@@ -69,7 +79,8 @@ type Gateway struct {
 func NewGateway(t testing.TB, clock *Clock) *Gateway {
 	return &Gateway{t: t, clock: clock, HeartbeatMs: 41250, SendHello: true, AutoAck: true,
 		ResumeURL: "wss://gateway-us-east1-b.discord.gg", RejectTokens: map[string]bool{}, NoAck: map[*Conn]bool{},
-		sessions: map[string]*GatewaySession{}, conns: map[*Conn]*GatewaySession{}, via: func() *Result { return nil }}
+		sessions: map[string]*GatewaySession{}, conns: map[*Conn]*GatewaySession{}, beatDue: map[*Conn]*timer{},
+		via: func() *Result { return nil }}
 }
 
 // Accept is the dial: Hello is queued first on every new socket.
@@ -78,9 +89,36 @@ func (g *Gateway) Accept(c *Conn) error {
 		return g.DialError
 	}
 	if g.SendHello {
-		g.ws.QueueText(c, fmt.Sprintf(`{"op":10,"d":{"heartbeat_interval":%d},"s":null,"t":null}`, g.HeartbeatMs))
+		g.reply(c, fmt.Sprintf(`{"op":10,"d":{"heartbeat_interval":%d},"s":null,"t":null}`, g.HeartbeatMs), g.ReplyDelay)
 	}
+	g.armBeatDeadline(c, g.ReplyDelay) // counted from Hello
 	return nil
+}
+
+// reply queues a frame the gateway answers with, after delay.
+func (g *Gateway) reply(c *Conn, text string, delay time.Duration) {
+	if delay <= 0 {
+		g.ws.QueueText(c, text)
+		return
+	}
+	g.clock.At(g.clock.Now().Add(delay), func() { g.ws.QueueText(c, text) })
+}
+
+// armBeatDeadline (re)starts c's heartbeat deadline (HeartbeatGrace), extra
+// later than usual.
+func (g *Gateway) armBeatDeadline(c *Conn, extra time.Duration) {
+	if g.HeartbeatGrace <= 0 {
+		return
+	}
+	if t := g.beatDue[c]; t != nil {
+		t.Stop()
+	}
+	g.beatDue[c] = g.clock.At(g.clock.Now().Add(time.Duration(g.HeartbeatMs)*time.Millisecond+g.HeartbeatGrace+extra), func() {
+		if !c.Ended {
+			g.Timeouts = append(g.Timeouts, c)
+			g.ws.ServerClose(c, 4009, "Session timed out.")
+		}
+	})
 }
 
 // Closed ends the session when the client closes with 1000/1001 (Discord
@@ -107,8 +145,9 @@ func (g *Gateway) Receive(c *Conn, text string) {
 	g.Frames = append(g.Frames, Frame{Conn: c, At: g.clock.Now(), Op: *env.Op, D: env.D, Raw: text, Via: g.via()})
 	switch op := *env.Op; {
 	case op == 1:
+		g.armBeatDeadline(c, 0)
 		if g.AutoAck && !g.NoAck[c] {
-			g.ws.QueueText(c, `{"op":11}`)
+			g.reply(c, `{"op":11}`, g.AckDelay)
 		}
 	case op == 2 || op == 6:
 		g.authenticate(c, op, env.D)
@@ -185,7 +224,12 @@ func (g *Gateway) Dispatch(c *Conn, event, d string) {
 		return
 	}
 	s.Seq++
-	g.ws.QueueText(c, fmt.Sprintf(`{"op":0,"t":%q,"s":%d,"d":%s}`, event, s.Seq, d))
+	frame := fmt.Sprintf(`{"op":0,"t":%q,"s":%d,"d":%s}`, event, s.Seq, d)
+	if event == "READY" || event == "RESUMED" {
+		g.reply(c, frame, g.ReplyDelay)
+		return
+	}
+	g.ws.QueueText(c, frame)
 }
 
 // SessionOn returns the session c identified or resumed (nil if none).

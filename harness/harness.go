@@ -11,13 +11,10 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log"
 	"os"
 	"reflect"
 	"regexp"
 	"sort"
-	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -37,6 +34,10 @@ type Options struct {
 	Start        time.Time         // virtual clock start; default 2026-07-01 12:00:00 UTC
 	LogLevel     extism.LogLevel   // default LogLevelTrace (capture everything)
 	Setup        func(*Harness)    // runs after the fakes exist, before nd_on_init
+	// Runtime is a plugin already compiled (Compile) to share; nil compiles
+	// one for this harness alone (closed when the test ends). WasmPath,
+	// ManifestPath and LogLevel only apply when compiling.
+	Runtime *Runtime
 }
 
 // LogLine is one message the plugin logged through the kernel's log_* imports.
@@ -79,11 +80,14 @@ type Harness struct {
 	Exports      map[string]string // export name → signature
 	Capabilities []string
 	Logs         []LogLine
-	Calls        []Result // completed calls, nested ones before their caller
+	Calls        []Result   // completed calls, nested ones before their caller
+	HostCalls    []HostCall // every host function call the plugin made
+	// Fault, when set, injects one fault at a numbered host call (faults.go).
+	Fault *FaultPlan
 
-	compiled *extism.CompiledPlugin
-	depth    int
-	stack    []*Result // calls in flight, innermost last
+	rt    *Runtime
+	depth int
+	stack []*Result // calls in flight, innermost last
 }
 
 const notImplementedCode uint32 = 0xFFFFFFFE
@@ -107,78 +111,22 @@ func envOr(v, env, def string) string {
 	return def
 }
 
-// Load builds the fakes, registers the host functions the manifest grants
-// (Config always), compiles the plugin once, detects capabilities, validates
-// them like Navidrome and calls nd_on_init if exported. Any failure is fatal.
+// Load builds the fakes over a compiled plugin (opts.Runtime, or one compiled
+// now), runs opts.Setup and calls nd_on_init if exported. Any failure is fatal.
 func Load(t testing.TB, opts Options) *Harness {
 	t.Helper()
-	wasmPath := envOr(opts.WasmPath, "PLUGIN_WASM", "../dist/plugin.wasm")
-	manifestPath := envOr(opts.ManifestPath, "PLUGIN_MANIFEST", "../manifest.json")
-	wasm, err := os.ReadFile(wasmPath)
-	if err != nil {
-		t.Fatalf("plugin wasm not available: %v (build it with ./build.sh or set PLUGIN_WASM)", err)
-	}
-	m, err := LoadManifest(manifestPath)
-	if err != nil {
-		t.Fatalf("manifest %s: %v (set PLUGIN_MANIFEST to override)", manifestPath, err)
+	rt := opts.Runtime
+	if rt == nil {
+		rt = Compile(t, opts)
+		t.Cleanup(rt.Close)
 	}
 	if opts.Start.IsZero() {
 		opts.Start = time.Date(2026, 7, 1, 12, 0, 0, 0, time.UTC)
 	}
-	if opts.LogLevel == 0 {
-		opts.LogLevel = extism.LogLevelTrace
-	}
-	h := newHarness(t, m, opts)
+	h := newHarness(t, rt.Manifest, opts)
+	h.rt, h.Imports, h.Exports, h.Capabilities = rt, rt.Imports, rt.Exports, rt.Capabilities
 	if opts.Setup != nil {
 		opts.Setup(h)
-	}
-
-	hostFns, err := h.hostFunctions()
-	if err != nil {
-		t.Fatalf("load: %v", err)
-	}
-	imports, exports, err := checkImports(context.Background(), wasm, hostFns)
-	h.Imports, h.Exports = imports, exports
-	var list []string
-	for _, im := range imports {
-		list = append(list, im.String())
-	}
-	t.Logf("plugin imports (%d):\n  %s", len(list), strings.Join(list, "\n  "))
-	if err != nil {
-		t.Fatalf("load: %v", err)
-	}
-
-	extism.SetLogLevel(opts.LogLevel) // process-wide in go-sdk, as in Navidrome
-	// Instance() logs runtime detection through the std logger before a
-	// per-instance logger can be set; keep that out of the test output.
-	log.SetOutput(io.Discard)
-	em := extism.Manifest{
-		Wasm:    []extism.Wasm{extism.WasmData{Data: wasm, Name: "main"}},
-		Config:  opts.Config,
-		Timeout: 30000,
-	}
-	if p := m.Permissions.HTTP; p != nil && len(p.RequiredHosts) > 0 {
-		em.AllowedHosts = p.RequiredHosts
-	}
-	ctx := context.Background()
-	h.compiled, err = extism.NewCompiledPlugin(ctx, em, extism.PluginConfig{
-		EnableWasi:                true,
-		EnableHttpResponseHeaders: true,
-		RuntimeConfig:             wazero.NewRuntimeConfig().WithCloseOnContextDone(true),
-	}, hostFns)
-	if err != nil {
-		t.Fatalf("compiling plugin: %v", err)
-	}
-	t.Cleanup(func() { h.compiled.Close(context.Background()) })
-
-	probe, err := h.compiled.Instance(ctx, extism.PluginInstanceConfig{})
-	if err != nil {
-		t.Fatalf("creating instance: %v", err)
-	}
-	h.Capabilities = detectCapabilities(probe.FunctionExists)
-	probe.Close(ctx)
-	if err := validateCapabilities(m.Permissions, h.Capabilities); err != nil {
-		t.Fatalf("manifest validation: %v", err)
 	}
 	if _, ok := h.Exports["nd_on_init"]; ok {
 		h.Call("nd_on_init", struct{}{}, nil)
@@ -219,32 +167,6 @@ func newHarness(t testing.TB, m *Manifest, opts Options) *Harness {
 	return h
 }
 
-// hostFunctions registers Navidrome's real bindings over the fakes, only for
-// the permissions the manifest declares (hostServices in manager_loader.go).
-func (h *Harness) hostFunctions() ([]extism.HostFunction, error) {
-	p := h.Manifest.Permissions
-	fns := host.RegisterConfigHostFunctions(h.Config)
-	add := func(granted bool, f []extism.HostFunction) {
-		if granted {
-			fns = append(fns, f...)
-		}
-	}
-	add(p.Scheduler != nil, host.RegisterSchedulerHostFunctions(h.Sched))
-	add(p.Websocket != nil, host.RegisterWebSocketHostFunctions(h.WS))
-	add(p.Artwork != nil, host.RegisterArtworkHostFunctions(h.Artwork))
-	add(p.Cache != nil, host.RegisterCacheHostFunctions(h.Cache))
-	add(p.Users != nil, host.RegisterUsersHostFunctions(h.Users))
-	add(p.HTTP != nil, host.RegisterHTTPHostFunctions(h.HTTP))
-	add(p.Subsonicapi != nil, host.RegisterSubsonicAPIHostFunctions(h.Subsonic))
-	for name, granted := range map[string]bool{"library": p.Library != nil,
-		"kvstore": p.Kvstore != nil, "taskqueue": p.Taskqueue != nil, "matcher": p.Matcher != nil} {
-		if granted {
-			return nil, fmt.Errorf("permission %q has no fake in this harness", name)
-		}
-	}
-	return fns, nil
-}
-
 // Call invokes an export in a fresh instance, then pumps. out (a pointer) gets
 // the decoded output; nil means "no output" (decoded into struct{} like
 // Navidrome, so a non-object output is an error).
@@ -268,6 +190,7 @@ func (h *Harness) CallNoPump(fn string, input, out any) Result {
 func (h *Harness) invoke(ctx context.Context, fn string, input, out any) Result {
 	r := Result{Func: fn, At: h.Clock.Now(), Nested: h.depth > 0}
 	r.Err = h.run(ctx, &r, input, out)
+	h.settleFault(&r)
 	if r.Err != nil {
 		h.T.Logf("call %s failed: %v", fn, r.Err)
 	}
@@ -276,13 +199,15 @@ func (h *Harness) invoke(ctx context.Context, fn string, input, out any) Result 
 }
 
 func (h *Harness) run(ctx context.Context, r *Result, input, out any) error {
-	inst, err := h.compiled.Instance(ctx, extism.PluginInstanceConfig{
+	ctx = context.WithValue(ctx, harnessKey{}, h)
+	inst, err := h.rt.compiled.Instance(ctx, extism.PluginInstanceConfig{
 		ModuleConfig: wazero.NewModuleConfig().WithSysWalltime().WithRandSource(rand.Reader),
 	})
 	if err != nil {
 		return fmt.Errorf("failed to create plugin: %w", err)
 	}
 	defer inst.Close(ctx)
+	inst.Config = h.Config // the manifest config of this harness (Navidrome: of this load)
 	inst.SetLogger(func(level extism.LogLevel, msg string) {
 		if sdkLine.MatchString(msg) {
 			return
@@ -292,7 +217,9 @@ func (h *Harness) run(ctx context.Context, r *Result, input, out any) error {
 	if !inst.FunctionExists(r.Func) {
 		return fmt.Errorf("function not found: %s", r.Func)
 	}
-	if r.Input, err = json.Marshal(input); err != nil {
+	if raw, ok := input.(RawInput); ok {
+		r.Input = raw
+	} else if r.Input, err = json.Marshal(input); err != nil {
 		return fmt.Errorf("failed to marshal input: %w", err)
 	}
 	h.depth++
@@ -305,7 +232,9 @@ func (h *Harness) run(ctx context.Context, r *Result, input, out any) error {
 	h.depth--
 	switch {
 	case err != nil:
-		r.Trap = true
+		// go-sdk reports an error_set as an error too; only a failure of
+		// the wasm call itself (trap, timeout) is a trap.
+		r.Trap = err.Error() != inst.GetError()
 		return fmt.Errorf("plugin call failed: %w", err)
 	case r.RC == notImplementedCode:
 		return fmt.Errorf("function not implemented: %s", r.Func)
@@ -318,6 +247,10 @@ func (h *Harness) run(ctx context.Context, r *Result, input, out any) error {
 	}
 	return json.Unmarshal(r.Output, out)
 }
+
+// RawInput is passed to the export as is, without JSON encoding (fuzzing:
+// bytes Navidrome would never send).
+type RawInput []byte
 
 // Current returns the innermost export call in flight (nil between calls).
 func (h *Harness) Current() *Result {

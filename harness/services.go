@@ -43,12 +43,20 @@ func (c Config) Keys(_ context.Context, prefix string) []string {
 }
 
 // Artwork returns <Base>/share/img/<id>[?size=n] like core/publicurl (which
-// signs the id; the fake keeps it readable). It never fails.
-type Artwork struct{ Base string }
+// signs the id; the fake keeps it readable), or, when URL is set, URL with
+// "{id}" replaced by the id (to plant private or credentialed URLs). It never
+// fails.
+type Artwork struct {
+	Base string
+	URL  string
+}
 
 var _ host.ArtworkService = (*Artwork)(nil)
 
 func (a *Artwork) url(id string, size int32) (string, error) {
+	if a.URL != "" {
+		return strings.ReplaceAll(a.URL, "{id}", id), nil
+	}
 	u := a.Base + "/share/img/" + id
 	if size > 0 {
 		u += fmt.Sprintf("?size=%d", size)
@@ -115,11 +123,22 @@ type HTTP struct {
 var _ host.HTTPService = (*HTTP)(nil)
 
 func (h *HTTP) Send(_ context.Context, req host.HTTPRequest) (*host.HTTPResponse, error) {
-	req.Method = strings.ToUpper(req.Method)
-	if req.Method == "" {
-		req.Method = "GET"
-	}
+	req.Method = normMethod(req.Method)
 	resp, err := h.route(req)
+	h.record(req, resp, err)
+	return resp, err
+}
+
+func normMethod(m string) string {
+	if m == "" {
+		return "GET"
+	}
+	return strings.ToUpper(m)
+}
+
+// record adds one request and its outcome to Calls.
+func (h *HTTP) record(req host.HTTPRequest, resp *host.HTTPResponse, err error) {
+	req.Method = normMethod(req.Method)
 	call := HTTPCall{At: h.clock.Now(), Request: req}
 	if err != nil {
 		call.Err = err.Error()
@@ -127,7 +146,6 @@ func (h *HTTP) Send(_ context.Context, req host.HTTPRequest) (*host.HTTPResponse
 		call.Status = resp.StatusCode
 	}
 	h.Calls = append(h.Calls, call)
-	return resp, err
 }
 
 func (h *HTTP) route(req host.HTTPRequest) (*host.HTTPResponse, error) {

@@ -32,15 +32,20 @@ func loadPresencePlugin(t *testing.T) *Harness {
 
 // loadConfigured loads the plugin with a §1.6 config map and the granted
 // users; /api/gateway answers like Discord in case the plugin asks.
-func loadConfigured(t *testing.T, cfg map[string]string, users []host.User) *Harness {
+// setup (optional) runs before nd_on_init, after the gateway route is added.
+func loadConfigured(t testing.TB, cfg map[string]string, users []host.User, setup ...func(*Harness)) *Harness {
 	t.Helper()
 	return Load(t, Options{
-		Config: cfg,
-		Users:  users,
+		Config:  cfg,
+		Users:   users,
+		Runtime: sharedRuntime(t),
 		Setup: func(h *Harness) {
 			h.HTTP.Routes = append(h.HTTP.Routes, Route{Method: "GET", Prefix: "https://discord.com/api/gateway",
 				Resp: host.HTTPResponse{StatusCode: 200, Headers: map[string]string{"Content-Type": "application/json"},
 					Body: []byte(`{"url":"wss://gateway.discord.gg"}`)}})
+			for _, f := range setup {
+				f(h)
+			}
 		},
 	})
 }
@@ -265,5 +270,6 @@ func TestVerticalSlice(t *testing.T) {
 
 	t.Run("6_no_token_leak", func(t *testing.T) {
 		h.AssertNoSecret(sliceToken)
+		h.AssertNoLeaks([]string{sliceToken}, nil)
 	})
 }

@@ -259,6 +259,14 @@ func (w *WebSocket) ServerDrop(c *Conn) {
 	w.ServerClose(c, websocket.CloseAbnormalClosure, "unexpected EOF")
 }
 
+// breakConn queues the server dropping the open connection id (nothing if
+// there is none).
+func (w *WebSocket) breakConn(id string) {
+	if c, ok := w.active[id]; ok {
+		w.ServerDrop(c)
+	}
+}
+
 // Pending returns the number of incoming events waiting for delivery.
 func (w *WebSocket) Pending() int { return len(w.queue) }
 

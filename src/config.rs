@@ -10,14 +10,14 @@ use alloc::string::String;
 /// name or token are skipped; for duplicates the last one wins (as the official plugin).
 /// Errors name the problem, never a token.
 pub fn token_for(users: &str, user: &str) -> Result<Option<String>, &'static str> {
-    let t = users.trim();
+    let t = crate::state::trim(users);
     if !t.starts_with(['[', '{']) {
         let hit = t
             .split(',')
             .filter_map(|e| e.split_once(':'))
-            .filter(|(u, tok)| u.trim() == user && !tok.trim().is_empty())
+            .filter(|(u, tok)| crate::state::trim(u) == user && !crate::state::trim(tok).is_empty())
             .last();
-        return Ok(hit.map(|(_, tok)| tok.trim().into()));
+        return Ok(hit.map(|(_, tok)| crate::state::trim(tok).into()));
     }
     let mut found = None;
     Reader::new(t.as_bytes())
@@ -145,7 +145,7 @@ impl Settings {
 
     /// Whether a player (by name or id) is on the ignore list; names compare exactly.
     pub fn ignores(&self, player_name: &str, player_id: &str) -> bool {
-        self.ignore.split(',').map(str::trim).any(|p| !p.is_empty() && (p == player_name || p == player_id))
+        self.ignore.split(',').map(crate::state::trim).any(|p| !p.is_empty() && (p == player_name || p == player_id))
     }
 }
 
@@ -158,7 +158,7 @@ pub fn from<'a>(pairs: &'a [(&str, &str)]) -> impl FnMut(&str) -> Option<String>
 /// A whole number of minutes (the config form stores integers as JSON numbers, which
 /// reach the plugin as text, ABI §1.6).
 fn minutes(key: &str, v: &str) -> Result<i64, &'static str> {
-    match crate::state::int(v.trim()) {
+    match crate::state::int(crate::state::trim(v)) {
         Some(m) if (0..=1440).contains(&m) => Ok(m),
         _ if key == "idleminutes" => Err("config `idleminutes` must be a whole number of minutes from 0 to 1440"),
         _ => Err("config `pauseminutes` must be a whole number of minutes from 0 to 1440"),

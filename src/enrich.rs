@@ -60,7 +60,7 @@ fn cached(h: &mut impl Host, key: &str, now: i64) -> Option<String> {
 }
 
 fn remember(h: &mut impl Host, key: &str, value: &str, now: i64, ttl_ms: i64) {
-    host::cache_put(h, key, ttl_ms / 1000, &[&state::num(now + ttl_ms), " ", value].concat());
+    let _ = host::cache_put(h, key, ttl_ms / 1000, &[&state::num(now + ttl_ms), " ", value].concat());
 }
 
 fn hashed(prefix: &str, parts: &[&str]) -> String {
@@ -143,7 +143,10 @@ fn cover_url(h: &mut impl Host, u: &User, set: &Settings, w: &Want, now: i64) ->
 /// HEAD whose 307 `Location` is the image (not followed). A hit is kept a day, a
 /// definitive miss (404) four hours, a transient failure not at all.
 fn cover_art_archive(h: &mut impl Host, w: &Want, now: i64) -> Option<String> {
+    // MusicBrainz ids are UUIDs; anything else in a tag never reaches the URL.
+    let uuid = |s: &str| s.len() == 36 && s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
     let key = match (w.album_mbid.as_str(), w.group_mbid.as_str()) {
+        (a, g) if !uuid(a) && !uuid(g) => return None,
         ("", "") => return None,
         ("", rg) => ["caa.rg.", rg].concat(),
         (id, _) => ["caa.", id].concat(),
@@ -153,7 +156,7 @@ fn cover_art_archive(h: &mut impl Host, w: &Want, now: i64) -> Option<String> {
     }
     let mut definitive = false;
     for (kind, id) in [("release/", &w.album_mbid), ("release-group/", &w.group_mbid)] {
-        if id.is_empty() {
+        if !uuid(id) {
             continue;
         }
         let url = ["https://coverartarchive.org/", kind, id, "/front-500"].concat();
@@ -188,7 +191,7 @@ fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64) -> String {
             return String::new();
         }
     };
-    let ctype = if ctype.starts_with("image/") && !ctype.contains(['\r', '\n']) { ctype } else { "image/jpeg".into() };
+    let ctype = if ctype.starts_with("image/") && ctype.bytes().all(|b| b >= b' ') { ctype } else { "image/jpeg".into() };
     const B: &str = "----NavidromeCoverArt";
     let head = ["--", B, "\r\nContent-Disposition: form-data; name=\"files[]\"; filename=\"cover.jpg\"\r\nContent-Type: ", &ctype, "\r\n\r\n"].concat();
     let body = [head.as_bytes(), &data, b"\r\n--", B.as_bytes(), b"--\r\n"].concat();
@@ -348,7 +351,7 @@ pub fn spotify_id(body: &[u8]) -> String {
 /// Go's `url.PathEscape` does; "" when all are empty.
 pub fn search_url(terms: &[&str]) -> String {
     let q = terms.join(" ");
-    let q = q.trim();
+    let q = state::trim(&q);
     if q.is_empty() {
         return String::new();
     }
@@ -398,7 +401,7 @@ mod tests {
     }
 
     fn want() -> Want {
-        Want { title: "Karma Police".into(), artist: "Radiohead".into(), artist0: "Radiohead".into(), album: "OK Computer".into(), track_id: "track1".into(), album_mbid: "album-id".into(), ..Want::default() }
+        Want { title: "Karma Police".into(), artist: "Radiohead".into(), artist0: "Radiohead".into(), album: "OK Computer".into(), track_id: "track1".into(), album_mbid: "9e1f2a3b-4c5d-4e6f-8a7b-1c2d3e4f5a6b".into(), ..Want::default() }
     }
 
     fn expiry(h: &Fake, key: &str) -> i64 {
@@ -408,9 +411,9 @@ mod tests {
     #[test]
     fn caa_release_hit_is_kept_a_day_and_wins() {
         let (mut h, u, s) = (Fake::default(), user(), set(&[("caaenabled", "true")]));
-        h.route("https://coverartarchive.org/release/album-id/front-500", 307, "http://archive.org/download/x.jpg", "");
+        h.route("https://coverartarchive.org/release/9e1f2a3b-4c5d-4e6f-8a7b-1c2d3e4f5a6b/front-500", 307, "http://archive.org/download/x.jpg", "");
         assert_eq!(cover_url(&mut h, &u, &s, &want(), NOW), "https://archive.org/download/x.jpg");
-        assert_eq!(expiry(&h, "caa.album-id"), 24 * HOUR);
+        assert_eq!(expiry(&h, "caa.9e1f2a3b-4c5d-4e6f-8a7b-1c2d3e4f5a6b"), 24 * HOUR);
         assert_eq!(cover_url(&mut h, &u, &s, &want(), NOW + 1000), "https://archive.org/download/x.jpg");
         assert_eq!(h.requests.len(), 1, "cached; no artwork or other lookups");
         assert_eq!(h.requests[0].0, "HEAD");
@@ -420,28 +423,30 @@ mod tests {
     fn caa_misses_fall_back_and_only_definitive_ones_are_cached() {
         let (mut h, u, s) = (Fake::default(), user(), set(&[("caaenabled", "true")]));
         let mut w = want();
-        w.group_mbid = "rg-id".into();
+        w.group_mbid = "0f3c5a2e-7d41-4b6e-9a1c-2b8d4e6f7a90".into();
         h.route("https://coverartarchive.org/", 404, "", "");
         assert_eq!(cover_url(&mut h, &u, &s, &w, NOW), "https://nd.example.org/share/img/track1?size=300");
-        assert_eq!(h.urls(), ["https://coverartarchive.org/release/album-id/front-500", "https://coverartarchive.org/release-group/rg-id/front-500"]);
-        assert_eq!((expiry(&h, "caa.album-id"), h.cache["caa.album-id"].ends_with(' ')), (4 * HOUR, true));
+        assert_eq!(h.urls(), ["https://coverartarchive.org/release/9e1f2a3b-4c5d-4e6f-8a7b-1c2d3e4f5a6b/front-500", "https://coverartarchive.org/release-group/0f3c5a2e-7d41-4b6e-9a1c-2b8d4e6f7a90/front-500"]);
+        assert_eq!((expiry(&h, "caa.9e1f2a3b-4c5d-4e6f-8a7b-1c2d3e4f5a6b"), h.cache["caa.9e1f2a3b-4c5d-4e6f-8a7b-1c2d3e4f5a6b"].ends_with(' ')), (4 * HOUR, true));
         // Release 404 then release group 307: cached under the album key.
         let mut h = Fake::default();
         h.route("https://coverartarchive.org/release/", 404, "", "");
         h.route("https://coverartarchive.org/release-group/", 307, "https://archive.org/rg.jpg", "");
         assert_eq!(cover_art_archive(&mut h, &w, NOW).as_deref(), Some("https://archive.org/rg.jpg"));
-        assert!(h.cache["caa.album-id"].ends_with(" https://archive.org/rg.jpg"));
+        assert!(h.cache["caa.9e1f2a3b-4c5d-4e6f-8a7b-1c2d3e4f5a6b"].ends_with(" https://archive.org/rg.jpg"));
         // Only a release group id: its own key. Transport errors: nothing cached.
         let mut h = Fake::default();
         w.album_mbid.clear();
         assert_eq!(cover_art_archive(&mut h, &w, NOW), None);
-        assert!(h.cache.is_empty() && h.urls() == ["https://coverartarchive.org/release-group/rg-id/front-500"]);
+        assert!(h.cache.is_empty() && h.urls() == ["https://coverartarchive.org/release-group/0f3c5a2e-7d41-4b6e-9a1c-2b8d4e6f7a90/front-500"]);
         h.route("https://coverartarchive.org/", 404, "", "");
         cover_art_archive(&mut h, &w, NOW);
-        assert!(h.cache.contains_key("caa.rg.rg-id"));
-        // No ids: no HTTP at all.
+        assert!(h.cache.contains_key("caa.rg.0f3c5a2e-7d41-4b6e-9a1c-2b8d4e6f7a90"));
+        // No ids, or tags that are not MusicBrainz ids: no HTTP at all.
         let mut h = Fake::default();
         assert_eq!(cover_art_archive(&mut h, &Want::default(), NOW), None);
+        let bad = Want { album_mbid: "%0X00/../../x?y=1#z-aaaaaaaaaaaaaaaaaaaaaaaaa".into(), ..Want::default() };
+        assert_eq!(cover_art_archive(&mut h, &bad, NOW), None);
         assert!(h.requests.is_empty());
     }
 

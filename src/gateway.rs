@@ -115,7 +115,8 @@ pub enum Action {
     /// The session just became ready: (re)send the wanted presence. `fresh` means a
     /// new session, which shows no activity until we send one.
     Flush { fresh: bool },
-    Log(Level, String),
+    /// A log line; a non-zero code is appended as `(code N)`.
+    Log(Level, &'static str, u16),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -162,10 +163,10 @@ pub enum OnClose {
 
 pub fn close_rule(code: u16) -> OnClose {
     match code {
-        4004 => OnClose::Fatal("authentication failed: the Discord token is invalid or revoked; update it in the plugin settings"),
-        4010 | 4011 => OnClose::Fatal("sharding rejected by Discord"),
-        4012 => OnClose::Fatal("gateway API version rejected by Discord"),
-        4013 | 4014 => OnClose::Fatal("gateway intents rejected by Discord"),
+        4004 => OnClose::Fatal("Discord rejected the token (authentication failed): it is invalid or revoked; presence stopped for this user until the token is updated in the plugin settings"),
+        4010 | 4011 => OnClose::Fatal("Discord rejected the sharding; presence stopped for this user"),
+        4012 => OnClose::Fatal("Discord rejected the gateway API version; presence stopped for this user"),
+        4013 | 4014 => OnClose::Fatal("Discord rejected the gateway intents; presence stopped for this user"),
         4003 | 4007 | 4009 => OnClose::Identify,
         4008 | 4015 => OnClose::SlowDown,
         _ => OnClose::Resume,
@@ -185,7 +186,7 @@ impl Session {
         self.gen = self.gen.wrapping_add(1);
         self.phase = Phase::Connecting;
         let url = if self.resumable() {
-            let mut u = String::from(self.resume_url.trim_end_matches('/'));
+            let mut u = String::from(self.resume_url.strip_suffix('/').unwrap_or(&self.resume_url));
             u.push_str(QUERY);
             u
         } else {
@@ -193,7 +194,7 @@ impl Session {
             GATEWAY_URL.into()
         };
         let msg = if self.resumable() { "connecting to Discord to resume the session" } else { "connecting to Discord" };
-        out.push(Action::Log(Level::Info, msg.into()));
+        out.push(Action::Log(Level::Info, msg, 0));
         out.push(Action::Connect(url));
     }
 
@@ -239,6 +240,9 @@ impl Session {
             Event::Want => match self.phase {
                 Phase::Idle if ctx.want => self.connect(&mut out),
                 Phase::Ready => out.push(Action::Flush { fresh: false }),
+                // Waiting for a reconnect whose timer may have been lost: ask again (a
+                // pending one with the same id stays the only one).
+                Phase::Waiting => out.push(Action::Once(Timer::Reconnect, 0)),
                 _ => {}
             },
             // Only a socket we still consider open speaks: late frames or closes after
@@ -247,9 +251,17 @@ impl Session {
             Event::Closed(code) if self.open() => self.on_closed(code, ctx, &mut out),
             Event::Frame(_) | Event::Closed(_) => {}
             Event::Beat { first, ack_pending } => match self.phase {
+                // A heartbeat interval after Hello and still no READY/RESUMED (lost, or
+                // never sent): start over with a new session.
+                Phase::Identifying | Phase::Resuming if !first => {
+                    out.push(Action::Log(Level::Warn, "no READY from Discord; identifying again", 0));
+                    self.close(&mut out);
+                    self.forget();
+                    self.connect(&mut out);
+                }
                 Phase::Identifying | Phase::Resuming | Phase::Ready if ack_pending => {
                     // No ACK since the last beat: a zombied connection (§1.4).
-                    out.push(Action::Log(Level::Warn, "no heartbeat ACK from Discord; reconnecting".into()));
+                    out.push(Action::Log(Level::Warn, "no heartbeat ACK from Discord; reconnecting", 0));
                     self.reconnect_now(&mut out);
                 }
                 Phase::Identifying | Phase::Resuming | Phase::Ready => {
@@ -265,7 +277,7 @@ impl Session {
             Event::Idle if self.phase == Phase::Ready => {
                 self.stop_beats(&mut out);
                 out.push(Action::Close { code: 1000, gen: self.gen });
-                out.push(Action::Log(Level::Info, "idle: closing the gateway session".into()));
+                out.push(Action::Log(Level::Info, "idle: closing the gateway session", 0));
                 self.forget();
                 self.phase = Phase::Idle;
             }
@@ -285,7 +297,7 @@ impl Session {
 
     fn on_frame(&mut self, text: &[u8], ctx: &Ctx, out: &mut Vec<Action>) {
         let Some(env) = Envelope::parse(text) else {
-            out.push(Action::Log(Level::Warn, "ignoring a gateway frame that is not valid JSON".into()));
+            out.push(Action::Log(Level::Warn, "ignoring a gateway frame that is not valid JSON", 0));
             return;
         };
         if let Some(s) = env.s {
@@ -339,17 +351,17 @@ impl Session {
             11 => out.push(Action::Ack(false)),
             1 => out.push(Action::Send(Frame::Heartbeat(self.seq))),
             7 => {
-                out.push(Action::Log(Level::Info, "Discord asked to reconnect (op 7); resuming".into()));
+                out.push(Action::Log(Level::Info, "Discord asked to reconnect (op 7); resuming", 0));
                 self.reconnect_now(out);
             }
             9 => {
                 let resumable = d().boolean() == Some(true);
                 if resumable {
-                    out.push(Action::Log(Level::Info, "invalid session (op 9, resumable); resuming".into()));
+                    out.push(Action::Log(Level::Info, "invalid session (op 9, resumable); resuming", 0));
                     self.reconnect_now(out);
                 } else {
                     // Wait a random 1–5 s, then Identify again (§1.5).
-                    out.push(Action::Log(Level::Info, "invalid session (op 9); identifying again".into()));
+                    out.push(Action::Log(Level::Info, "invalid session (op 9); identifying again", 0));
                     self.forget();
                     self.close(out);
                     self.wait(1 + (ctx.rand % 5) as u32, out);
@@ -366,31 +378,27 @@ impl Session {
         self.status = other.map_or(0, |(_, st)| *st);
     }
 
-    fn ready(&mut self, fresh: bool, out: &mut Vec<Action>) {
+    /// READY or RESUMED: either way a new connection, whose presence is sent again (what
+    /// went out on a dead socket may never have arrived) with a new rate budget.
+    fn ready(&mut self, new_session: bool, out: &mut Vec<Action>) {
         self.phase = Phase::Ready;
         self.attempts = 0;
-        let msg = if fresh { "gateway session ready" } else { "gateway session resumed" };
-        out.push(Action::Log(Level::Info, msg.into()));
-        out.push(Action::Flush { fresh });
+        let msg = if new_session { "gateway session ready" } else { "gateway session resumed" };
+        out.push(Action::Log(Level::Info, msg, 0));
+        out.push(Action::Flush { fresh: true });
     }
 
     fn on_closed(&mut self, code: u16, ctx: &Ctx, out: &mut Vec<Action>) {
         self.stop_beats(out);
         let rule = close_rule(code);
-        let mut msg = String::from("gateway connection closed (code ");
-        msg.push_str(&crate::state::num(code as i64));
-        msg.push(')');
         if let OnClose::Fatal(why) = rule {
-            msg.push_str(": ");
-            msg.push_str(why);
-            msg.push_str("; presence stopped for this user");
-            out.push(Action::Log(Level::Error, msg));
+            out.push(Action::Log(Level::Error, why, code));
             self.phase = Phase::Fatal;
             self.fatal = code;
             self.forget();
             return;
         }
-        out.push(Action::Log(Level::Warn, msg));
+        out.push(Action::Log(Level::Warn, "gateway connection closed", code));
         if rule == OnClose::Identify {
             self.forget();
         }
@@ -485,7 +493,7 @@ mod tests {
 
     /// The actions of one event, without the informational log lines.
     fn step(s: &mut Session, ev: Event, ctx: &Ctx) -> Vec<Action> {
-        s.handle(ev, ctx).into_iter().filter(|a| !matches!(a, Log(Level::Info, _))).collect()
+        s.handle(ev, ctx).into_iter().filter(|a| !matches!(a, Log(Level::Info, ..))).collect()
     }
 
     const WANT: Ctx = Ctx { want: true, rand: 500 };
@@ -557,7 +565,7 @@ mod tests {
         assert_eq!(a[0], Send(Frame::Resume { session_id: "abc".into(), seq: 1 }));
         assert_eq!(s.phase, Phase::Resuming);
         let a = step(&mut s, Event::Frame(br#"{"op":0,"t":"RESUMED","s":2,"d":{}}"#), &WANT);
-        assert_eq!(a.last(), Some(&Flush { fresh: false }));
+        assert_eq!(a.last(), Some(&Flush { fresh: true }));
         assert_eq!((s.phase, s.seq), (Phase::Ready, Some(2)));
     }
 
@@ -579,7 +587,7 @@ mod tests {
     fn fatal_close_stops_for_good() {
         let mut s = ready_session();
         let a = step(&mut s, Event::Closed(4004), &WANT);
-        assert!(matches!(&a[2], Log(Level::Error, m) if m.contains("4004") && m.contains("token")));
+        assert!(matches!(&a[2], Log(Level::Error, m, 4004) if m.contains("token")));
         assert_eq!((s.phase, s.fatal), (Phase::Fatal, 4004));
         assert_eq!(step(&mut s, Event::Want, &WANT), vec![]);
         assert_eq!(step(&mut s, Event::Reconnect, &WANT), vec![]);
@@ -609,6 +617,24 @@ mod tests {
         assert!(max(1, false) <= 2 && max(3, false) <= 8 && max(30, false) <= 60);
         assert!(backoff_secs(30, false, 0) >= 30);
         assert!(backoff_secs(1, true, 0) >= 30);
+    }
+
+    #[test]
+    fn no_ready_within_a_heartbeat_starts_over() {
+        let mut s = Session::default();
+        step(&mut s, Event::Want, &WANT);
+        step(&mut s, Event::Frame(hello()), &WANT);
+        assert!(step(&mut s, Event::Beat { first: true, ack_pending: false }, &WANT).contains(&Send(Frame::Heartbeat(None))));
+        let a = step(&mut s, Event::Beat { first: false, ack_pending: false }, &WANT);
+        assert!(a.contains(&Close { code: 4000, gen: 1 }) && a.contains(&Connect(GATEWAY_URL.into())), "{a:?}");
+        assert_eq!((s.phase, s.gen), (Phase::Connecting, 2));
+    }
+
+    #[test]
+    fn a_want_while_waiting_asks_for_the_reconnect_again() {
+        let mut s = ready_session();
+        step(&mut s, Event::Closed(1006), &WANT);
+        assert_eq!(step(&mut s, Event::Want, &WANT), vec![Once(Timer::Reconnect, 0)]);
     }
 
     #[test]

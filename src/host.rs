@@ -71,10 +71,25 @@ fn strings<const N: usize>(resp: &[u8], want: [&[u8]; N]) -> Option<[String; N]>
     Some(out)
 }
 
-pub fn cache_get(h: &mut impl Host, key: &str) -> Option<String> {
+/// Whether a host error says `what` (Navidrome's texts: `… not found`, `… already
+/// exists`); a byte search, lighter than `str::contains` in the module.
+pub fn says(e: &str, what: &str) -> bool {
+    e.as_bytes().windows(what.len()).any(|w| w == what.as_bytes())
+}
+
+/// A failed cache call, logged with the key it was about.
+fn cache_failed(h: &mut impl Host, what: &str, key: &str, e: &str) -> String {
+    let msg = ["cache ", what, " of ", key, " failed: ", e].concat();
+    h.log(Level::Warn, &msg);
+    msg
+}
+
+/// The cached string at `key`: `Ok(None)` when absent, `Err` when the host failed (so a
+/// caller can refuse to act on state it could not read).
+pub fn cache_read(h: &mut impl Host, key: &str) -> Result<Option<String>, String> {
     let mut o = req();
     o.key("key").str(key);
-    let resp = send(h, Call::CacheGet, o).map_err(|e| h.log(Level::Warn, &e)).ok()?;
+    let resp = send(h, Call::CacheGet, o).map_err(|e| cache_failed(h, "read", key, &e))?;
     // Navidrome omits `exists` when false and `value` when empty (ABI §4.6).
     let (mut value, mut exists) = (String::new(), false);
     Reader::new(&resp).object(|k, r| {
@@ -84,8 +99,13 @@ pub fn cache_get(h: &mut impl Host, key: &str) -> Option<String> {
             _ => r.skip()?,
         }
         Some(())
-    })?;
-    exists.then_some(value)
+    });
+    Ok(exists.then_some(value))
+}
+
+/// `cache_read` for values whose loss only costs a lookup or a default.
+pub fn cache_get(h: &mut impl Host, key: &str) -> Option<String> {
+    cache_read(h, key).ok().flatten()
 }
 
 /// An HTTP response: status, the headers the plugin reads, body.
@@ -165,28 +185,24 @@ pub fn subsonic_raw(h: &mut impl Host, uri: &str) -> Result<(String, Vec<u8>), S
 }
 
 /// Stores a string written by `value` (at depth 1, inside the request's `value` string).
-pub fn cache_set(h: &mut impl Host, key: &str, ttl_secs: i64, value: &dyn Fn(&mut Out)) {
+pub fn cache_set(h: &mut impl Host, key: &str, ttl_secs: i64, value: &dyn Fn(&mut Out)) -> Result<(), String> {
     let mut o = req();
     o.key("key").str(key).key("value").open();
     value(&mut o);
     o.close().key("ttlSeconds").int(ttl_secs);
-    if let Err(e) = send(h, Call::CacheSet, o) {
-        h.log(Level::Warn, &e);
-    }
+    send(h, Call::CacheSet, o).map(drop).map_err(|e| cache_failed(h, "write", key, &e))
 }
 
-pub fn cache_put(h: &mut impl Host, key: &str, ttl_secs: i64, value: &str) {
+pub fn cache_put(h: &mut impl Host, key: &str, ttl_secs: i64, value: &str) -> Result<(), String> {
     cache_set(h, key, ttl_secs, &|o| {
         o.text(value);
-    });
+    })
 }
 
-pub fn cache_remove(h: &mut impl Host, key: &str) {
+pub fn cache_remove(h: &mut impl Host, key: &str) -> Result<(), String> {
     let mut o = req();
     o.key("key").str(key);
-    if let Err(e) = send(h, Call::CacheRemove, o) {
-        h.log(Level::Warn, &e);
-    }
+    send(h, Call::CacheRemove, o).map(drop).map_err(|e| cache_failed(h, "removal", key, &e))
 }
 
 pub fn ws_connect(h: &mut impl Host, url: &str, id: &str) -> Result<(), String> {

@@ -62,7 +62,7 @@ pub fn is_authorized(h: &mut impl Host, input: &[u8]) -> Result {
     // changes (which reloads the plugin and empties the cache).
     let users = h.config("users").unwrap_or_default();
     let ok = match config::token_for(&users, &v[0]) {
-        Ok(Some(_)) => load_session(h, &v[0]).phase != Phase::Fatal,
+        Ok(Some(_)) => !matches!(load_session(h, &v[0]), Ok(s) if s.phase == Phase::Fatal),
         Ok(None) => false,
         Err(e) => {
             h.log(Level::Error, &e);
@@ -102,14 +102,14 @@ fn want_of(rep: Report) -> Want {
     }
 }
 
-fn set_want(h: &mut impl Host, u: &User, w: &Want, now: i64) {
-    host::cache_set(h, &state::key("want", &u.name), DAY, &|o| w.save(o));
-    drive(h, u, Event::Want, now);
+fn set_want(h: &mut impl Host, u: &User, w: &Want, now: i64) -> core::result::Result<(), String> {
+    host::cache_set(h, &state::key("want", &u.name), DAY, &|o| w.save(o))?;
+    drive(h, u, Event::Want, now)
 }
 
 pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
     let (rep, u) = reporting_user(h, input, "playback_report")?;
-    host::cache_put(h, REPORTS_SEEN, DAY, "1");
+    let _ = host::cache_put(h, REPORTS_SEEN, DAY, "1");
     let set = settings(h, &u)?;
     if set.ignores(&rep.player_name, &rep.player_id) {
         log(h, Level::Debug, &u.name, &["ignoring player ", &rep.player_name].concat());
@@ -122,7 +122,7 @@ pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
             let (pos, rate, dur) = (rep.position_ms, rep.rate_milli, rep.track.duration_s);
             let mut w = want_of(rep);
             w.timing(now, pos, rate, dur);
-            set_want(h, &u, &w, now);
+            set_want(h, &u, &w, now)?;
             if let (true, Pause::HideAfter(ms)) = (w.paused, set.pause) {
                 schedule_flush(h, &u, now, now + ms);
             }
@@ -131,13 +131,13 @@ pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
         // §6.3, v2 weakness W12).
         "stopped" | "expired" if load_want(h, &u.name).is_some_and(|w| w.player != rep.player_id) => {}
         "stopped" | "expired" | "paused" => {
-            host::cache_remove(h, &state::key("want", &u.name));
+            host::cache_remove(h, &state::key("want", &u.name))?;
             let stop_key = state::key(STOPPED, &u.name);
             if rep.state == "stopped" {
-                host::cache_put(h, &stop_key, DAY, &state::num(now));
+                host::cache_put(h, &stop_key, DAY, &state::num(now))?;
                 schedule_flush(h, &u, now, now + STOP_GRACE_MS);
             } else {
-                host::cache_remove(h, &stop_key);
+                host::cache_remove(h, &stop_key)?;
                 flush(h, &u, now, false)?;
             }
         }
@@ -160,45 +160,45 @@ pub fn now_playing(h: &mut impl Host, input: &[u8]) -> Result {
     let mut w = want_of(rep);
     let key = state::key("legacy", &u.name);
     w.legacy = host::cache_get(h, &key).and_then(|t| Want::load(&t)).map_or(0, |old| old.legacy) + 1;
-    host::cache_set(h, &key, DAY, &|o| w.save(o));
-    let _ = host::schedule_once(h, LEGACY_WAIT_S, &timer_id("np", w.legacy, &u.name));
-    let _ = host::schedule_once(h, remaining as u32, &timer_id("ne", w.legacy, &u.name));
+    host::cache_set(h, &key, DAY, &|o| w.save(o))?;
+    schedule(h, &u.name, LEGACY_WAIT_S as i64, &timer_id("np", w.legacy, &u.name));
+    schedule(h, &u.name, remaining, &timer_id("ne", w.legacy, &u.name));
     Ok(None)
 }
 
 pub fn on_text(h: &mut impl Host, input: Vec<u8>) -> Result {
     let (id, frame) = input::text_message(input).ok_or_else(|| bad_input("websocket text"))?;
-    on_connection(h, &id, Event::Frame(&frame));
-    Ok(None)
+    on_connection(h, &id, Event::Frame(&frame)).map(|_| None)
 }
 
 pub fn on_error(h: &mut impl Host, input: &[u8]) -> Result {
     let (v, _) = input::fields(input, &["connectionId", "error"]).ok_or_else(|| bad_input("websocket error"))?;
-    on_connection(h, &v[0], Event::Closed(input::close_code(&v[1])));
-    Ok(None)
+    on_connection(h, &v[0], Event::Closed(input::close_code(&v[1]))).map(|_| None)
 }
 
 pub fn on_close(h: &mut impl Host, input: &[u8]) -> Result {
     let (v, code) = input::fields(input, &["connectionId", "reason"]).ok_or_else(|| bad_input("websocket close"))?;
-    if v[1] != OWN_CLOSE {
-        on_connection(h, &v[0], Event::Closed(code as u16));
+    if v[1] == OWN_CLOSE {
+        return Ok(None);
     }
-    Ok(None)
+    on_connection(h, &v[0], Event::Closed(code as u16)).map(|_| None)
 }
 
 /// Feeds an event of connection `<gen>:<user>` to the user's session if it is their
 /// current connection: callbacks of an older socket are stale.
-fn on_connection(h: &mut impl Host, id: &str, ev: Event) {
+fn on_connection(h: &mut impl Host, id: &str, ev: Event) -> core::result::Result<(), String> {
     let Some((gen, name)) = split_id(id) else {
-        return h.log(Level::Warn, "callback for an unknown connection");
+        h.log(Level::Warn, "callback for an unknown connection");
+        return Ok(());
     };
-    let u = match user(h, name) {
-        Ok(Some(u)) => u,
-        _ => return log(h, Level::Warn, name, "callback for a user no longer configured"),
+    let Ok(Some(u)) = user(h, name) else {
+        log(h, Level::Warn, name, "callback for a user no longer configured");
+        return Ok(());
     };
-    let s = load_session(h, name);
+    let s = load_session(h, name)?;
     if s.gen as i64 != gen {
-        return log(h, Level::Debug, name, "ignoring a callback from an old connection");
+        log(h, Level::Debug, name, "ignoring a callback from an old connection");
+        return Ok(());
     }
     drive_with(h, &u, s, ev, 0)
 }
@@ -230,21 +230,21 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
         "np" => {
             let w = host::cache_get(h, &state::key("legacy", name)).and_then(|t| Want::load(&t));
             match w {
-                Some(w) if w.legacy == num && !reports_seen(h) => set_want(h, &u, &w, 0),
+                Some(w) if w.legacy == num && !reports_seen(h) => set_want(h, &u, &w, 0)?,
                 _ => {}
             }
             return Ok(None);
         }
         "ne" => {
             if load_want(h, name).is_some_and(|w| w.legacy == num) {
-                host::cache_remove(h, &state::key("want", name));
+                host::cache_remove(h, &state::key("want", name))?;
                 flush(h, &u, 0, false)?;
             }
             return Ok(None);
         }
         _ => {}
     }
-    let s = load_session(h, name);
+    let s = load_session(h, name)?;
     let ev = match kind {
         "b1" | "hb" if s.gen as i64 == num => {
             let pending = host::cache_get(h, &state::key("ack", name)).is_some_and(|v| v == "1");
@@ -258,12 +258,13 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
         }
         _ => return Ok(None),
     };
-    drive_with(h, &u, s, ev, 0);
-    Ok(None)
+    drive_with(h, &u, s, ev, 0).map(|_| None)
 }
 
-fn load_session(h: &mut impl Host, name: &str) -> Session {
-    host::cache_get(h, &state::key("gw", name)).and_then(|t| state::load_session(&t)).unwrap_or_default()
+/// The user's session; a record that does not parse counts as none, but a cache that
+/// cannot be read is an error: nothing is done on state that could not be read.
+fn load_session(h: &mut impl Host, name: &str) -> core::result::Result<Session, String> {
+    Ok(host::cache_read(h, &state::key("gw", name))?.and_then(|t| state::load_session(&t)).unwrap_or_default())
 }
 
 fn load_want(h: &mut impl Host, name: &str) -> Option<Want> {
@@ -296,14 +297,15 @@ fn timer_kind(t: Timer) -> &'static str {
     }
 }
 
-fn drive(h: &mut impl Host, u: &User, ev: Event, now: i64) {
-    let s = load_session(h, &u.name);
+fn drive(h: &mut impl Host, u: &User, ev: Event, now: i64) -> core::result::Result<(), String> {
+    let s = load_session(h, &u.name)?;
     drive_with(h, u, s, ev, now)
 }
 
 /// Feeds one event to the user's session `s`, saves it if it changed, performs the
-/// actions; a failed dial is fed back as a close (code 0).
-fn drive_with(h: &mut impl Host, u: &User, mut s: Session, ev: Event, now: i64) {
+/// actions; a failed dial is fed back as a close (code 0). Nothing is done when the new
+/// state could not be saved (later callbacks would not recognise the connection).
+fn drive_with(h: &mut impl Host, u: &User, mut s: Session, ev: Event, now: i64) -> core::result::Result<(), String> {
     let mut ev = Some(ev);
     while let Some(e) = ev.take() {
         // Whether there is something to show matters only to these events; `Want` is
@@ -317,10 +319,10 @@ fn drive_with(h: &mut impl Host, u: &User, mut s: Session, ev: Event, now: i64) 
         let ctx = Ctx { want, rand: seed(&u.name, now, s.gen) };
         let actions = s.handle(e, &ctx);
         if s != before {
-            host::cache_put(h, &state::key("gw", &u.name), DAY, &state::save_session(&s));
+            host::cache_put(h, &state::key("gw", &u.name), DAY, &state::save_session(&s))?;
         }
         if before.phase != s.phase && s.phase == Phase::Fatal {
-            host::cache_remove(h, &state::key("sent", &u.name));
+            let _ = host::cache_remove(h, &state::key("sent", &u.name));
         }
         for a in actions {
             if let Some(next) = act(h, u, &s, a, now) {
@@ -328,6 +330,7 @@ fn drive_with(h: &mut impl Host, u: &User, mut s: Session, ev: Event, now: i64) 
             }
         }
     }
+    Ok(())
 }
 
 fn act(h: &mut impl Host, u: &User, s: &Session, a: Action, now: i64) -> Option<Event<'static>> {
@@ -344,18 +347,16 @@ fn act(h: &mut impl Host, u: &User, s: &Session, a: Action, now: i64) -> Option<
         Action::Close { code, gen } => host::ws_close(h, &conn_id(gen, &u.name), code, OWN_CLOSE),
         Action::Once(t, secs) => host::schedule_once(h, secs, &timer_id(timer_kind(t), s.gen as i64, &u.name)),
         Action::Every(t, secs) => host::schedule_every(h, secs, &timer_id(timer_kind(t), s.gen as i64, &u.name)),
-        Action::Cancel(t, gen) => {
-            // Cancelling a timer that already fired or never existed is fine.
-            let _ = host::cancel(h, &timer_id(timer_kind(t), gen as i64, &u.name));
-            Ok(())
-        }
-        Action::Ack(pending) => {
-            host::cache_put(h, &state::key("ack", &u.name), DAY, if pending { "1" } else { "0" });
-            Ok(())
-        }
+        // Cancelling a timer that already fired or never existed is fine.
+        Action::Cancel(t, gen) => host::cancel(h, &timer_id(timer_kind(t), gen as i64, &u.name)).or_else(|e| if host::says(&e, "not found") { Ok(()) } else { Err(e) }),
+        Action::Ack(pending) => host::cache_put(h, &state::key("ack", &u.name), DAY, if pending { "1" } else { "0" }),
         Action::Flush { fresh } => flush(h, u, now, fresh),
-        Action::Log(level, msg) => {
-            log(h, level, &u.name, &msg);
+        Action::Log(level, msg, 0) => {
+            log(h, level, &u.name, msg);
+            Ok(())
+        }
+        Action::Log(level, msg, code) => {
+            log(h, level, &u.name, &[msg, " (code ", &state::num(code as i64), ")"].concat());
             Ok(())
         }
     };
@@ -369,11 +370,19 @@ fn send_frame(h: &mut impl Host, conn: &str, f: &Frame, token: &str) -> core::re
     host::ws_send(h, conn, &|o| presence::frame(o, f, token))
 }
 
-/// Schedules a flush at `at` (ms). One already pending for that moment is fine: a flush
-/// sends whatever is wanted when it runs.
+/// A one-time timer in `secs`; one already pending with that id is fine (its callback
+/// does the same), any other failure is logged.
+fn schedule(h: &mut impl Host, name: &str, secs: i64, id: &str) {
+    if let Err(e) = host::schedule_once(h, secs.clamp(0, 86_400) as u32, id) {
+        if !host::says(&e, "already exists") {
+            log(h, Level::Warn, name, &e);
+        }
+    }
+}
+
+/// Schedules a flush at `at` (ms): a flush sends whatever is wanted when it runs.
 fn schedule_flush(h: &mut impl Host, u: &User, now: i64, at: i64) {
-    let secs = ((at - now).clamp(0, 3_600_000) + 999) / 1000;
-    let _ = host::schedule_once(h, secs as u32, &timer_id("fl", at, &u.name));
+    schedule(h, &u.name, ((at - now).clamp(0, 3_600_000) + 999) / 1000, &timer_id("fl", at, &u.name));
 }
 
 fn load_sent(h: &mut impl Host, name: &str) -> Sent {
@@ -385,11 +394,11 @@ fn load_sent(h: &mut impl Host, name: &str) -> Sent {
 /// 0 when the caller has no clock (a gateway callback): the latest known time is used.
 /// With nothing to show, the session's idle close is scheduled.
 fn flush(h: &mut impl Host, u: &User, now: i64, fresh: bool) -> core::result::Result<(), String> {
-    let s = load_session(h, &u.name);
+    let s = load_session(h, &u.name)?;
     let want = load_want(h, &u.name);
     if s.phase != Phase::Ready {
-        if want.is_some() && s.phase == Phase::Idle {
-            drive(h, u, Event::Want, now);
+        if want.is_some() && matches!(s.phase, Phase::Idle | Phase::Waiting) {
+            drive_with(h, u, s, Event::Want, now)?;
         }
         return Ok(());
     }
@@ -398,7 +407,7 @@ fn flush(h: &mut impl Host, u: &User, now: i64, fresh: bool) -> core::result::Re
         // A new session shows nothing and has its own rate budget (Discord counts per
         // connection); stored at once in case the send below is deferred.
         sent = Sent::default();
-        host::cache_put(h, &state::key("sent", &u.name), DAY, &state::save_sent(&sent));
+        host::cache_put(h, &state::key("sent", &u.name), DAY, &state::save_sent(&sent))?;
     }
     let known = want.as_ref().map_or(0, |w| w.at_ms).max(sent.times.last().copied().unwrap_or(0));
     let now = now.max(known);
@@ -424,13 +433,17 @@ fn flush(h: &mut impl Host, u: &User, now: i64, fresh: bool) -> core::result::Re
                 a
             });
             let conn = conn_id(s.gen, &u.name);
-            host::ws_send(h, &conn, &|o| presence::presence(o, act.as_ref(), &u.client_id, status))?;
-            host::cache_put(h, &state::key("sent", &u.name), DAY, &state::save_sent(&next));
+            if let Err(e) = host::ws_send(h, &conn, &|o| presence::presence(o, act.as_ref(), &u.client_id, status)) {
+                // The socket is gone without a callback having said so: reconnect.
+                log(h, Level::Warn, &u.name, &e);
+                return if host::says(&e, "not found") { drive_with(h, u, s, Event::Closed(1006), now) } else { Err(e) };
+            }
+            host::cache_put(h, &state::key("sent", &u.name), DAY, &state::save_sent(&next))?;
         }
     }
     let idle_ms = set.idle_ms;
     if !showing && idle_ms > 0 {
-        let _ = host::schedule_once(h, (idle_ms / 1000) as u32, &timer_id("ic", now + idle_ms, &u.name));
+        schedule(h, &u.name, idle_ms / 1000, &timer_id("ic", now + idle_ms, &u.name));
     }
     Ok(())
 }
@@ -441,7 +454,7 @@ fn idle(h: &mut impl Host, u: &User, due: i64) -> core::result::Result<(), Strin
     let last = load_sent(h, &u.name).times.last().copied().unwrap_or(0);
     let idle_ms = settings(h, u)?.idle_ms;
     if load_want(h, &u.name).is_none() && last + idle_ms <= due {
-        drive(h, u, Event::Idle, due);
+        drive(h, u, Event::Idle, due)?;
     }
     Ok(())
 }
@@ -737,18 +750,18 @@ mod tests {
         assert_eq!(last_frame(&h), r#"{"op":6,"d":{"token":"tok-SECRET","session_id":"s1","seq":1}}"#);
         // Callbacks of the dead socket are stale now.
         on_error(&mut h, br#"{"connectionId":"1:alice","error":"websocket: close 1006"}"#).unwrap();
-        assert_eq!(load_session(&mut h, "alice").phase, Phase::Resuming);
+        assert_eq!(load_session(&mut h, "alice").unwrap().phase, Phase::Resuming);
     }
 
     #[test]
     fn own_close_is_ignored_and_dial_failure_backs_off() {
         let mut h = ready();
         on_close(&mut h, br#"{"connectionId":"1:alice","code":4000,"reason":"nd:reconnect"}"#).unwrap();
-        assert_eq!(load_session(&mut h, "alice").phase, Phase::Ready);
+        assert_eq!(load_session(&mut h, "alice").unwrap().phase, Phase::Ready);
         let mut h = fake();
         h.refuse_dial = true;
         report(&mut h, "playing", "Song", T0).unwrap();
-        assert_eq!(load_session(&mut h, "alice").phase, Phase::Waiting);
+        assert_eq!(load_session(&mut h, "alice").unwrap().phase, Phase::Waiting);
         assert!(h.timers.keys().any(|k| k.starts_with("rc:1:")));
     }
 

@@ -177,7 +177,7 @@ pub fn activity(w: &Want, s: &Settings) -> Activity {
         Name::Custom => w.fill(&s.name_template),
         Name::Default => String::new(),
     };
-    let (name, display) = if name.trim().is_empty() { ("Navidrome".into(), 2) } else { (name, 0) };
+    let (name, display) = if crate::state::trim(&name).is_empty() { ("Navidrome".into(), 2) } else { (name, 0) };
     Activity {
         name,
         display,
@@ -239,7 +239,7 @@ pub fn truncate(s: &str) -> &str {
 /// A text field within Discord's 2–128 characters: cut with "…", or padded with a zero
 /// width space when a single character (an empty text is left out).
 fn text_field(o: &mut Out, key_template: &str, s: &str) {
-    if s.trim().is_empty() {
+    if crate::state::trim(s).is_empty() {
         return;
     }
     o.raw(key_template);

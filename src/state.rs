@@ -14,6 +14,15 @@ pub fn key(kind: &str, user: &str) -> String {
     k
 }
 
+/// `s` without ASCII white space at either end (config and template text; `str::trim`
+/// would bring Unicode tables and UTF-8 decoding into the module).
+pub fn trim(s: &str) -> &str {
+    let b = s.as_bytes();
+    let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
+    let end = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(start, |i| i + 1);
+    &s[start..end]
+}
+
 pub fn num(v: i64) -> String {
     let mut o = crate::json::Out::new();
     o.int(v);
