@@ -268,9 +268,18 @@ func TestPresenceNavidrome063(t *testing.T) {
 	iResume := fake.WaitFrame(t, i+1, frameWait, "Resume (op 6)", func(f Frame) bool { return f.Op == 6 })
 	frames, conns, _ = fake.Snapshot()
 	checkResume(t, frames[iResume], conns)
+	// The resumed connection gets the presence again (what went out on the old socket may
+	// never have arrived); the report at 60 s then moves its start. The two can interleave,
+	// so this waits for the presence whose start follows the report.
 	w = report(ui, "playing", trackE, 60_000)
-	i = fake.WaitFrame(t, iResume+1, frameWait, "presence on the resumed connection", func(f Frame) bool {
-		return isPresence(trackE.Title)(f) && f.Conn == 2
+	lo, hi := w.secondsMs()
+	i = fake.WaitFrame(t, iResume+1, frameWait, "presence at 60 s on the resumed connection", func(f Frame) bool {
+		var p PresenceUpdate
+		if !isPresence(trackE.Title)(f) || f.Conn != 2 || json.Unmarshal(f.D, &p) != nil {
+			return false
+		}
+		start := p.Activities[0].Timestamps.Start
+		return start >= lo-60_000 && start <= hi-60_000
 	})
 	checkActivity(t, fake, at(i), trackE, w, 60_000, false)
 

@@ -112,11 +112,22 @@ pub enum Action {
     Cancel(Timer, u32),
     /// Set (true) or clear the heartbeat-ACK-pending flag.
     Ack(bool),
-    /// The session just became ready: (re)send the wanted presence. `fresh` means a
-    /// new session, which shows no activity until we send one.
-    Flush { fresh: bool },
+    /// Send the wanted presence if it is not shown yet.
+    Flush(Fresh),
     /// A log line; a non-zero code is appended as `(code N)`.
     Log(Level, &'static str, u16),
+}
+
+/// What a flush may assume about what Discord shows.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Fresh {
+    /// Nothing new: compare with what was sent.
+    No,
+    /// A resumed session: same session and rate budget, but what went out on the dead
+    /// socket may never have arrived, so the presence is sent again.
+    Resumed,
+    /// A new session: it shows nothing and has its own rate budget.
+    Session,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -239,7 +250,7 @@ impl Session {
         match ev {
             Event::Want => match self.phase {
                 Phase::Idle if ctx.want => self.connect(&mut out),
-                Phase::Ready => out.push(Action::Flush { fresh: false }),
+                Phase::Ready => out.push(Action::Flush(Fresh::No)),
                 // Waiting for a reconnect whose timer may have been lost: ask again (a
                 // pending one with the same id stays the only one).
                 Phase::Waiting => out.push(Action::Once(Timer::Reconnect, 0)),
@@ -344,7 +355,7 @@ impl Session {
                 let before = self.status;
                 self.learn_status(&sessions);
                 if self.phase == Phase::Ready && self.status != before {
-                    out.push(Action::Flush { fresh: false });
+                    out.push(Action::Flush(Fresh::No));
                 }
             }
             0 if env.t == b"RESUMED" => self.ready(false, out),
@@ -378,14 +389,13 @@ impl Session {
         self.status = other.map_or(0, |(_, st)| *st);
     }
 
-    /// READY or RESUMED: either way a new connection, whose presence is sent again (what
-    /// went out on a dead socket may never have arrived) with a new rate budget.
+    /// READY (a new session) or RESUMED: either way the presence is sent again.
     fn ready(&mut self, new_session: bool, out: &mut Vec<Action>) {
         self.phase = Phase::Ready;
         self.attempts = 0;
         let msg = if new_session { "gateway session ready" } else { "gateway session resumed" };
         out.push(Action::Log(Level::Info, msg, 0));
-        out.push(Action::Flush { fresh: true });
+        out.push(Action::Flush(if new_session { Fresh::Session } else { Fresh::Resumed }));
     }
 
     fn on_closed(&mut self, code: u16, ctx: &Ctx, out: &mut Vec<Action>) {
@@ -540,7 +550,7 @@ mod tests {
         assert_eq!((s.phase, s.seq, s.attempts), (Phase::Ready, Some(1), 0));
         assert_eq!((s.session_id.as_str(), s.resume_url.as_str()), ("abc", "wss://r.discord.gg"));
         let mut s2 = s.clone();
-        assert_eq!(step(&mut s2, Event::Want, &WANT), vec![Flush { fresh: false }]);
+        assert_eq!(step(&mut s2, Event::Want, &WANT), vec![Flush(Fresh::No)]);
     }
 
     #[test]
@@ -565,7 +575,7 @@ mod tests {
         assert_eq!(a[0], Send(Frame::Resume { session_id: "abc".into(), seq: 1 }));
         assert_eq!(s.phase, Phase::Resuming);
         let a = step(&mut s, Event::Frame(br#"{"op":0,"t":"RESUMED","s":2,"d":{}}"#), &WANT);
-        assert_eq!(a.last(), Some(&Flush { fresh: true }));
+        assert_eq!(a.last(), Some(&Flush(Fresh::Resumed)));
         assert_eq!((s.phase, s.seq), (Phase::Ready, Some(2)));
     }
 
@@ -660,7 +670,7 @@ mod tests {
         step(&mut s, Event::Frame(br#"{"op":0,"s":1,"t":"READY","d":{"sessions":[{"session_id":"all","status":"online"},{"session_id":"me","status":"online"},{"session_id":"desk","status":"dnd","client_info":{}}],"session_id":"me"}}"#), &WANT);
         assert_eq!(STATUSES[s.status as usize], "dnd");
         let a = step(&mut s, Event::Frame(br#"{"op":0,"s":2,"t":"SESSIONS_REPLACE","d":[{"session_id":"desk","status":"idle"}]}"#), &WANT);
-        assert_eq!((STATUSES[s.status as usize], a), ("idle", vec![Flush { fresh: false }]));
+        assert_eq!((STATUSES[s.status as usize], a), ("idle", vec![Flush(Fresh::No)]));
         let a = step(&mut s, Event::Frame(br#"{"op":0,"s":3,"t":"SESSIONS_REPLACE","d":[{"session_id":"me","status":"online"},{"session_id":"desk","status":"idle"}]}"#), &WANT);
         assert_eq!(a, vec![]);
         step(&mut s, Event::Frame(br#"{"op":0,"s":4,"t":"SESSIONS_REPLACE","d":[{"session_id":"me","status":"online"}]}"#), &WANT);

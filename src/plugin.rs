@@ -5,7 +5,7 @@
 
 use crate::config::{self, Pause, Settings, User};
 use crate::enrich;
-use crate::gateway::{Action, Ctx, Event, Frame, Level, Phase, Session, Timer, STATUSES};
+use crate::gateway::{Action, Ctx, Event, Frame, Fresh, Level, Phase, Session, Timer, STATUSES};
 use crate::host::{self, Host};
 use crate::input::{self, Report};
 use crate::presence::{self, Fnv, Plan, Want};
@@ -112,7 +112,7 @@ pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
     let _ = host::cache_put(h, REPORTS_SEEN, DAY, "1");
     let set = settings(h, &u)?;
     if set.ignores(&rep.player_name, &rep.player_id) {
-        log(h, Level::Debug, &u.name, &["ignoring player ", &rep.player_name].concat());
+        log(h, Level::Debug, &u.name, "ignoring a player on the ignore list");
         return Ok(None);
     }
     let now = rep.timestamp.saturating_mul(1000);
@@ -138,10 +138,10 @@ pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
                 schedule_flush(h, &u, now, now + STOP_GRACE_MS);
             } else {
                 host::cache_remove(h, &stop_key)?;
-                flush(h, &u, now, false)?;
+                flush(h, &u, now, Fresh::No)?;
             }
         }
-        other => log(h, Level::Debug, &u.name, &["ignoring playback state ", other].concat()),
+        _ => log(h, Level::Debug, &u.name, "ignoring an unknown playback state"),
     }
     Ok(None)
 }
@@ -225,7 +225,7 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
         None => return Ok(None),
     };
     match kind {
-        "fl" => return flush(h, &u, num, false).map(|_| None),
+        "fl" => return flush(h, &u, num, Fresh::No).map(|_| None),
         "ic" => return idle(h, &u, num).map(|_| None),
         "np" => {
             let w = host::cache_get(h, &state::key("legacy", name)).and_then(|t| Want::load(&t));
@@ -238,7 +238,7 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
         "ne" => {
             if load_want(h, name).is_some_and(|w| w.legacy == num) {
                 host::cache_remove(h, &state::key("want", name))?;
-                flush(h, &u, 0, false)?;
+                flush(h, &u, 0, Fresh::No)?;
             }
             return Ok(None);
         }
@@ -350,7 +350,7 @@ fn act(h: &mut impl Host, u: &User, s: &Session, a: Action, now: i64) -> Option<
         // Cancelling a timer that already fired or never existed is fine.
         Action::Cancel(t, gen) => host::cancel(h, &timer_id(timer_kind(t), gen as i64, &u.name)).or_else(|e| if host::says(&e, "not found") { Ok(()) } else { Err(e) }),
         Action::Ack(pending) => host::cache_put(h, &state::key("ack", &u.name), DAY, if pending { "1" } else { "0" }),
-        Action::Flush { fresh } => flush(h, u, now, fresh),
+        Action::Flush(fresh) => flush(h, u, now, fresh),
         Action::Log(level, msg, 0) => {
             log(h, level, &u.name, msg);
             Ok(())
@@ -393,7 +393,7 @@ fn load_sent(h: &mut impl Host, name: &str) -> Sent {
 /// is shown, and the rate budget allows; otherwise schedules one deferred flush. `now` is
 /// 0 when the caller has no clock (a gateway callback): the latest known time is used.
 /// With nothing to show, the session's idle close is scheduled.
-fn flush(h: &mut impl Host, u: &User, now: i64, fresh: bool) -> core::result::Result<(), String> {
+fn flush(h: &mut impl Host, u: &User, now: i64, fresh: Fresh) -> core::result::Result<(), String> {
     let s = load_session(h, &u.name)?;
     let want = load_want(h, &u.name);
     if s.phase != Phase::Ready {
@@ -403,10 +403,14 @@ fn flush(h: &mut impl Host, u: &User, now: i64, fresh: bool) -> core::result::Re
         return Ok(());
     }
     let mut sent = load_sent(h, &u.name);
-    if fresh && sent != Sent::default() {
-        // A new session shows nothing and has its own rate budget (Discord counts per
-        // connection); stored at once in case the send below is deferred.
-        sent = Sent::default();
+    let before = sent.clone();
+    match fresh {
+        Fresh::Session => sent = Sent::default(),
+        Fresh::Resumed => sent.fingerprint = 0,
+        Fresh::No => {}
+    }
+    if sent != before {
+        // Stored at once, in case the send below is deferred.
         host::cache_put(h, &state::key("sent", &u.name), DAY, &state::save_sent(&sent))?;
     }
     let known = want.as_ref().map_or(0, |w| w.at_ms).max(sent.times.last().copied().unwrap_or(0));
