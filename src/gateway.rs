@@ -366,7 +366,7 @@ impl Session {
                 self.reconnect_now(out);
             }
             9 => {
-                let resumable = d().boolean() == Some(true);
+                let resumable = d().lit(b"true");
                 if resumable {
                     out.push(Action::Log(Level::Info, "invalid session (op 9, resumable); resuming", 0));
                     self.reconnect_now(out);

@@ -95,7 +95,7 @@ pub fn cache_read(h: &mut impl Host, key: &str) -> Result<Option<String>, String
     Reader::new(&resp).object(|k, r| {
         match k {
             b"value" => value = r.string()?,
-            b"exists" => exists = r.boolean()?,
+            b"exists" if r.lit(b"true") => exists = true,
             _ => r.skip()?,
         }
         Some(())

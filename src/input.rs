@@ -168,6 +168,13 @@ mod tests {
     }
 
     #[test]
+    fn go_nil_slices_and_maps_are_empty() {
+        let r = report(br#"{"username":"a","track":{"title":"x","artists":null,"albumArtists":null},"position":1}"#).unwrap();
+        assert_eq!((r.track.title.as_str(), r.track.artist0.as_str()), ("x", ""));
+        assert!(report(br#"{"username":"a","track":null}"#).is_some());
+    }
+
+    #[test]
     fn now_playing_position_is_seconds() {
         let r = report(br#"{"username":"a","track":{"title":"x"},"position":12}"#).unwrap();
         assert_eq!((r.position_ms, r.rate_milli, r.timestamp), (12000, 1000, 0));
@@ -175,7 +182,7 @@ mod tests {
 
     #[test]
     fn malformed_reports_are_rejected() {
-        for bad in [&b""[..], b"null", b"{\"username\":1}", b"{\"track\":[]}", b"{\"positionMs\":\"x\"}"] {
+        for bad in [&b""[..], b"{\"username\":1}", b"{\"track\":[]}", b"{\"positionMs\":\"x\"}"] {
             assert!(report(bad).is_none(), "{}", String::from_utf8_lossy(bad));
         }
     }

@@ -28,11 +28,16 @@ impl<'a> Reader<'a> {
         hit
     }
 
-    /// Eats a `null` literal.
-    pub fn null(&mut self) -> bool {
-        let hit = self.peek() == b'n' && self.s[self.i..].starts_with(b"null");
-        self.i += 4 * hit as usize;
+    /// Eats the literal `word` (`null`, `true`) if it comes next.
+    pub fn lit(&mut self, word: &[u8]) -> bool {
+        self.peek();
+        let hit = self.s[self.i..].starts_with(word);
+        self.i += word.len() * hit as usize;
         hit
+    }
+
+    pub fn null(&mut self) -> bool {
+        self.lit(b"null")
     }
 
     /// The bytes between the quotes of a string token, escapes left in place.
@@ -123,16 +128,6 @@ impl<'a> Reader<'a> {
         self.number(0)
     }
 
-    pub fn boolean(&mut self) -> Option<bool> {
-        for (lit, v) in [(&b"true"[..], true), (&b"false"[..], false)] {
-            if self.peek() == lit[0] && self.s[self.i..].starts_with(lit) {
-                self.i += lit.len();
-                return Some(v);
-            }
-        }
-        None
-    }
-
     /// Skips one value of any kind without recursion.
     pub fn skip(&mut self) -> Option<()> {
         let mut depth = 0u32;
@@ -172,13 +167,17 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Walks an object; `f` gets each raw key and must consume the value.
+    /// Walks an object; `f` gets each raw key and must consume the value. `null` (how Go
+    /// writes a nil map, slice or pointer) is an empty object.
     pub fn object(&mut self, mut f: impl FnMut(&'a [u8], &mut Self) -> Option<()>) -> Option<()> {
         self.object_dyn(&mut f)
     }
 
     #[inline(never)]
     fn object_dyn(&mut self, f: &mut dyn FnMut(&'a [u8], &mut Self) -> Option<()>) -> Option<()> {
+        if self.null() {
+            return Some(());
+        }
         if !self.eat(b'{') {
             return None;
         }
@@ -197,13 +196,16 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Walks an array; `f` must consume each element.
+    /// Walks an array; `f` must consume each element. `null` is an empty array.
     pub fn array(&mut self, mut f: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
         self.array_dyn(&mut f)
     }
 
     #[inline(never)]
     fn array_dyn(&mut self, f: &mut dyn FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        if self.null() {
+            return Some(());
+        }
         if !self.eat(b'[') {
             return None;
         }
