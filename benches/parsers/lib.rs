@@ -45,31 +45,36 @@ mod imp {
 mod json;
 
 #[cfg(not(feature = "miniserde"))]
+#[allow(dead_code)]
+#[path = "../../src/input.rs"]
+mod input;
+#[cfg(not(feature = "miniserde"))]
+#[allow(dead_code)]
+#[path = "../../src/state.rs"]
+mod state;
+#[cfg(not(feature = "miniserde"))]
+#[allow(dead_code)]
+#[path = "../../src/gateway.rs"]
+mod gateway;
+#[cfg(not(feature = "miniserde"))]
+#[allow(dead_code)]
+#[path = "../../src/presence.rs"]
+mod presence;
+#[cfg(not(feature = "miniserde"))]
+#[allow(dead_code)]
+#[path = "../../src/config.rs"]
+mod config;
+
+/// The plugin's own decoding of the report (`src/input.rs`).
+#[cfg(not(feature = "miniserde"))]
 mod imp {
-    use crate::json::Reader;
     use alloc::string::String;
 
     pub fn parse(b: &[u8]) -> Option<(String, i64)> {
-        let (mut title, mut n) = (String::new(), 0i64);
-        Reader::new(b).object(|k, r| {
-            match k {
-                b"username" | b"state" | b"playerId" => n += r.string()?.len() as i64,
-                b"positionMs" | b"timestamp" => n += r.int()?,
-                b"playbackRate" => n += r.number(3)?,
-                b"track" => r.object(|k, r| {
-                    match k {
-                        b"title" => title = r.string()?,
-                        b"id" | b"artist" | b"album" => n += r.string()?.len() as i64,
-                        b"duration" => n += r.int()?,
-                        _ => r.skip()?,
-                    }
-                    Some(())
-                })?,
-                _ => r.skip()?,
-            }
-            Some(())
-        })?;
-        Some((title, n))
+        let r = crate::input::report(b)?;
+        let t = r.track;
+        let n = r.position_ms + r.timestamp + r.rate_milli + t.duration_s + (r.username.len() + r.state.len() + r.player_id.len() + t.id.len() + t.artist.len() + t.album.len()) as i64;
+        Some((t.title, n))
     }
 }
 
