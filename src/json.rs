@@ -31,7 +31,7 @@ impl<'a> Reader<'a> {
     /// Eats the literal `word` (`null`, `true`) if it comes next.
     pub fn lit(&mut self, word: &[u8]) -> bool {
         self.peek();
-        let hit = self.s[self.i..].starts_with(word);
+        let hit = self.s.get(self.i..).is_some_and(|r| r.starts_with(word));
         self.i += word.len() * hit as usize;
         hit
     }
@@ -49,7 +49,8 @@ impl<'a> Reader<'a> {
         loop {
             match *self.s.get(self.i)? {
                 b'"' => break,
-                b'\\' => self.i += 2,
+                // A backslash at the very end must not leave the position past it.
+                b'\\' => self.i = (self.i + 2).min(self.s.len()),
                 _ => self.i += 1,
             }
         }
@@ -441,6 +442,10 @@ mod tests {
         assert_eq!(decode(r#""\u12""#), None);
         assert_eq!(decode(r#""open"#), None);
         assert_eq!(decode("\"\\"), None);
+        // A failed read leaves the reader usable.
+        let mut r = Reader::new(b"\"\\");
+        assert_eq!(r.raw_str(), None);
+        assert!(!r.lit(b"true") && !r.null() && r.skip().is_none() && r.string().is_none());
     }
 
     #[test]
