@@ -74,7 +74,7 @@ impl<'a> Reader<'a> {
         let (mut v, mut scale, mut digits, mut dot) = (0i64, frac as i64, 0, false);
         while let Some(&c) = self.s.get(self.i) {
             match c {
-                b'0'..=b'9' if v < i64::MAX / 10 => {
+                b'0'..=b'9' if v.checked_mul(10).and_then(|x| x.checked_add((c - b'0') as i64)).is_some() => {
                     v = v * 10 + (c - b'0') as i64;
                     scale -= dot as i64;
                 }
@@ -460,6 +460,7 @@ mod tests {
         assert_eq!(n("1e+21", 0), Some(i64::MAX));
         assert_eq!(n("99999999999999999999999", 0), Some(i64::MAX));
         assert_eq!(n("2.5555e1", 0), Some(25));
+        assert_eq!(n("9223372036854775807", 0), Some(i64::MAX), "all 19 digits");
         assert_eq!(n("9E--888888880", 0), None);
         assert_eq!(n("1e-2147483648", 3), Some(0));
         assert_eq!(n("99999999999.599999999999999259E1", 0), Some(999_999_999_995));

@@ -239,6 +239,10 @@ pub fn truncate(s: &str) -> &str {
 /// A text field within Discord's 2–128 characters: cut with "…", or padded with a zero
 /// width space when a single character (an empty text is left out).
 fn text_field(o: &mut Out, key_template: &str, s: &str) {
+    // ASCII control characters show as nothing and cost 6 bytes each once escaped (a
+    // frame must stay under 4096 bytes): they are dropped.
+    let clean: String = s.chars().filter(|c| !c.is_ascii_control()).collect();
+    let s = clean.as_str();
     if crate::state::trim(s).is_empty() {
         return;
     }
@@ -468,6 +472,7 @@ mod tests {
         let mut w = want();
         w.title = "\"quoted\" \\ back\u{1}\n🎵 عربى e\u{301}".into();
         let s = render(|o| presence(o, Some(&activity(&w, &defaults())), "1", "online"));
+        w.title = "\"quoted\" \\ back🎵 عربى e\u{301}".into();
         let mut got = None;
         Reader::new(s.as_bytes()).object(|k, r| {
             if k == b"d" {
