@@ -1,0 +1,325 @@
+//! The plugin's modules compiled for the host by path (the plugin crate is a cdylib only:
+//! an rlib would cost the wasm its LTO), plus what the fuzz targets and property tests
+//! share: a strict JSON check independent of the plugin's reader, a host wrapper that
+//! checks every request, and `World`, a scripted Navidrome (and optionally Discord).
+#![allow(dead_code)]
+
+extern crate alloc;
+
+#[path = "../../src/config.rs"]
+pub mod config;
+#[path = "../../src/enrich.rs"]
+pub mod enrich;
+#[path = "../../src/fake.rs"]
+pub mod fake;
+#[path = "../../src/gateway.rs"]
+pub mod gateway;
+#[path = "../../src/host.rs"]
+pub mod host;
+#[path = "../../src/input.rs"]
+pub mod input;
+#[path = "../../src/json.rs"]
+pub mod json;
+#[path = "../../src/plugin.rs"]
+pub mod plugin;
+#[path = "../../src/presence.rs"]
+pub mod presence;
+#[path = "../../src/state.rs"]
+pub mod state;
+
+use fake::Fake;
+use gateway::Level;
+use host::{Call, Host};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+pub const USER: &str = "alice";
+pub const TOKEN: &str = "MTk4.fzTOKEN.q9";
+pub const CLIENT_ID: &str = "123456789012345678";
+/// Seconds: the time of the first report.
+pub const T0: i64 = 1_714_600_000;
+/// Discord drops a gateway payload over 4096 bytes (gateway docs, "Sending Events").
+pub const MAX_FRAME: usize = 4096;
+
+/// Strict RFC 8259 parse by serde_json; panics with the text when invalid.
+pub fn parse(b: &[u8]) -> Value {
+    serde_json::from_slice(b).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(b)))
+}
+
+/// A string value, as Navidrome's decoder reads a text written at depth 1.
+pub fn string(b: &[u8]) -> String {
+    match parse(b) {
+        Value::String(s) => s,
+        v => panic!("not a JSON string: {v}"),
+    }
+}
+
+pub fn check_frame(f: &str) {
+    parse(f.as_bytes());
+    assert!(f.len() <= MAX_FRAME, "gateway frame of {} bytes: {f}", f.len());
+}
+
+/// JSON as Go's encoder writes it (Navidrome's payloads): `<`, `>`, `&`, U+2028, U+2029
+/// escaped. Those characters only occur inside strings here.
+pub fn go_json(v: &Value) -> Vec<u8> {
+    let mut s = String::new();
+    for c in v.to_string().chars() {
+        match c {
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => s.push_str(&format!("\\u{:04x}", c as u32)),
+            c => s.push(c),
+        }
+    }
+    s.into_bytes()
+}
+
+fn has(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The Fake behind a check of every request: strict JSON, frames within Discord's limits;
+/// keeps each timer's due time and period by the simulated `clock_ms`.
+pub struct Checked {
+    pub fake: Fake,
+    pub clock_ms: i64,
+    pub scheduled: BTreeMap<String, (i64, i64)>,
+}
+
+impl Host for Checked {
+    fn call(&mut self, f: Call, req: &[u8]) -> Vec<u8> {
+        let v = parse(req);
+        if f == Call::WsSend {
+            check_frame(v["message"].as_str().expect("message is a string"));
+        }
+        let resp = self.fake.call(f, req);
+        if matches!(f, Call::Once | Call::Every) && !resp.starts_with(b"{\"error\"") {
+            let secs = v["delaySeconds"].as_i64().or_else(|| v["cronExpression"].as_str()?.get(7..)?.trim_end_matches('s').parse().ok());
+            let period = if f == Call::Every { secs.unwrap_or(0) * 1000 } else { 0 };
+            self.scheduled.insert(v["scheduleId"].as_str().unwrap_or("").into(), (self.clock_ms + secs.unwrap_or(0) * 1000, period));
+        }
+        resp
+    }
+    fn config(&mut self, key: &str) -> Option<String> {
+        self.fake.config(key)
+    }
+    fn log(&mut self, level: Level, msg: &str) {
+        self.fake.log(level, msg)
+    }
+}
+
+/// A configured user over the Fake; `line` runs one scripted step and checks, after it,
+/// that outputs and frames are valid JSON, frames ≤ 4096 bytes, and the token is in no
+/// log line or error (unless an input carried it).
+pub struct World {
+    pub h: Checked,
+    tainted: bool,
+    frames: usize,
+    logs: usize,
+    /// Act as Discord: Hello on connect, READY/RESUMED, heartbeat ACKs.
+    pub discord: bool,
+    answered: (usize, usize),
+    seq: i64,
+    /// (connection, plugin time, simulated clock) of every presence update sent.
+    pub op3: Vec<(String, i64, i64)>,
+}
+
+impl World {
+    pub fn new() -> World {
+        let mut fake = Fake::default();
+        fake.config.insert("clientid".into(), CLIENT_ID.into());
+        fake.config.insert("users".into(), json!([{"token": TOKEN, "username": USER}]).to_string());
+        // Every lookup answers, so settings that enable them reach their parsers.
+        for (prefix, status, location, body) in [
+            ("https://discord.com/api/v9/applications/", 200, "", r#"[{"url":"https://nd.example.org/x","external_asset_path":"external/art"}]"#),
+            ("https://labs.api.listenbrainz.org/", 200, "", r#"[{"spotify_track_ids":["63OQupATfueTdZMWIV7nzz"]}]"#),
+            ("https://coverartarchive.org/", 307, "http://archive.org/download/x.jpg", ""),
+            ("https://uguu.se/upload", 200, "", r#"{"success":true,"files":[{"url":"https://a.uguu.se/up.png"}]}"#),
+        ] {
+            fake.route(prefix, status, location, body);
+        }
+        let h = Checked { fake, clock_ms: T0 * 1000, scheduled: BTreeMap::new() };
+        World { h, tainted: false, frames: 0, logs: 0, discord: false, answered: (0, 0), seq: 0, op3: Vec::new() }
+    }
+
+    /// Connected and READY, showing a track.
+    pub fn ready() -> World {
+        let mut w = World::new();
+        w.report("playing", 0, 10);
+        w.script(b"{\"op\":10,\"d\":{\"heartbeat_interval\":41250},\"s\":null,\"t\":null}\n{\"op\":0,\"t\":\"READY\",\"s\":1,\"d\":{\"session_id\":\"s1\",\"resume_gateway_url\":\"wss://r.discord.gg\"}}");
+        w
+    }
+
+    /// The current connection id (`<gen>:<user>`) as the plugin's session record has it.
+    pub fn conn(&self) -> String {
+        let gen = self.h.fake.cache.get(&state::key("gw", USER)).and_then(|t| state::load_session(t)).map_or(0, |s| s.gen);
+        format!("{gen}:{USER}")
+    }
+
+    /// Calls an export (`a` is_authorized, `p` playback_report, `n` now_playing, `t` text,
+    /// `e` error, `c` close, `s` scheduler) with a raw payload.
+    pub fn call(&mut self, export: u8, payload: &[u8]) -> plugin::Result {
+        self.tainted |= has(payload, b"fzTOKEN");
+        let h = &mut self.h;
+        let r = match export {
+            b'a' => plugin::is_authorized(h, payload),
+            b'p' => plugin::playback_report(h, payload),
+            b'n' => plugin::now_playing(h, payload),
+            b't' => plugin::on_text(h, payload.to_vec()),
+            b'e' => plugin::on_error(h, payload),
+            b'c' => plugin::on_close(h, payload),
+            b's' => plugin::on_timer(h, payload),
+            _ => return Ok(None),
+        };
+        match &r {
+            Ok(Some(out)) => drop(parse(out)),
+            Err(e) => assert!(self.tainted || !e.contains(TOKEN), "token in an error: {e}"),
+            Ok(None) => {}
+        }
+        self.check();
+        r
+    }
+
+    fn check(&mut self) {
+        let fake = &self.h.fake;
+        let new = &fake.frames[self.frames..];
+        new.iter().for_each(|(_, f)| check_frame(f));
+        let sent = fake.cache.get(&state::key("sent", USER)).and_then(|t| state::load_sent(t)).unwrap_or_default();
+        let at = sent.times.last().copied().unwrap_or(i64::MIN);
+        let op3 = new.iter().filter(|(_, f)| f.starts_with("{\"op\":3"));
+        self.op3.extend(op3.map(|(c, _)| (c.clone(), at, self.h.clock_ms)));
+        self.frames = fake.frames.len();
+        for (_, l) in &fake.logs[self.logs..] {
+            assert!(self.tainted || !l.contains(TOKEN), "token logged: {l}");
+        }
+        self.logs = fake.logs.len();
+        if self.discord {
+            self.answer();
+        }
+    }
+
+    /// Discord's side: Hello for each new socket, READY for Identify, RESUMED for
+    /// Resume, an ACK for each heartbeat.
+    fn answer(&mut self) {
+        let (c0, f0) = self.answered;
+        let fake = &self.h.fake;
+        self.answered = (fake.connects.len(), fake.frames.len());
+        let mut out: Vec<(String, Value)> = Vec::new();
+        for (_, id) in &fake.connects[c0..] {
+            out.push((id.clone(), json!({"op": 10, "d": {"heartbeat_interval": 41250}, "s": null, "t": null})));
+        }
+        for (id, f) in &fake.frames[f0..] {
+            self.seq += 1;
+            let reply = match parse(f.as_bytes())["op"].as_i64() {
+                Some(2) => json!({"op": 0, "t": "READY", "s": self.seq, "d": {"session_id": "s1", "resume_gateway_url": "wss://r.discord.gg"}}),
+                Some(6) => json!({"op": 0, "t": "RESUMED", "s": self.seq, "d": {}}),
+                Some(1) => json!({"op": 11}),
+                _ => continue,
+            };
+            out.push((id.clone(), reply));
+        }
+        for (id, frame) in out {
+            if self.h.fake.open.contains(&id) {
+                let _ = self.call(b't', &go_json(&json!({"connectionId": id, "message": frame.to_string()})));
+            }
+        }
+    }
+
+    /// A text frame on the current connection (invalid UTF-8 replaced, as Go does).
+    pub fn text(&mut self, frame: &[u8]) {
+        let p = go_json(&json!({"connectionId": self.conn(), "message": String::from_utf8_lossy(frame)}));
+        let _ = self.call(b't', &p);
+    }
+
+    /// The server ends the current socket: an error text, or a close code.
+    pub fn drop_conn(&mut self, error: Option<&[u8]>, code: i64) {
+        let id = self.conn();
+        self.h.fake.open.remove(&id);
+        let _ = match error {
+            Some(e) => self.call(b'e', &go_json(&json!({"connectionId": id, "error": String::from_utf8_lossy(e)}))),
+            None => self.call(b'c', &go_json(&json!({"connectionId": id, "code": code, "reason": ""}))),
+        };
+    }
+
+    /// Runs a pending timer as the scheduler would (a one-time timer is removed first).
+    pub fn fire(&mut self, id: &str) {
+        let Some(&(_, recurring)) = self.h.fake.timers.get(id) else { return };
+        if !recurring {
+            self.h.fake.timers.remove(id);
+        }
+        let _ = self.call(b's', &go_json(&json!({"scheduleId": id, "payload": "", "isRecurring": recurring})));
+    }
+
+    /// Moves the clock on by `ms`, firing each timer when it falls due.
+    pub fn advance(&mut self, ms: i64) {
+        let end = self.h.clock_ms + ms;
+        for _ in 0..10_000 {
+            let h = &self.h;
+            let next = h.fake.timers.keys().filter_map(|id| Some((h.scheduled.get(id)?.0, id.clone()))).min();
+            match next {
+                Some((at, id)) if at <= end => {
+                    self.h.clock_ms = self.h.clock_ms.max(at);
+                    self.h.scheduled.entry(id.clone()).and_modify(|(due, period)| *due += *period);
+                    self.fire(&id);
+                }
+                _ => {
+                    self.h.clock_ms = end;
+                    return;
+                }
+            }
+        }
+        panic!("timers keep firing without the clock moving: {:?}", self.h.fake.timers);
+    }
+
+    /// A playback report at the current clock, as Navidrome sends it.
+    pub fn report(&mut self, state: &str, track: u8, pos_s: i64) {
+        let t = format!("T{track}");
+        let p = json!({"username": USER, "track": {"id": t, "title": t, "album": "Album", "artist": "Artist", "albumArtist": "Artist",
+            "artists": [{"id": "1", "name": "Artist"}], "albumArtists": [], "duration": 180, "trackNumber": 1, "discNumber": 1},
+            "state": state, "positionMs": pos_s * 1000, "playbackRate": 1, "playerId": "p1", "playerName": "NavidromeUI", "timestamp": self.h.clock_ms / 1000});
+        let _ = self.call(b'p', &go_json(&p));
+    }
+
+    /// One step per line: `{…` a frame on the current connection; `f<n>` fire pending
+    /// timer n; `E<text>` / `C<code>` the server drops the socket; `k<key>=<value>` set (or
+    /// with no value, remove) a config key; `+<secs>` advance the clock; otherwise an
+    /// export letter (see `call`) and its raw payload.
+    pub fn script(&mut self, data: &[u8]) {
+        for line in data.split(|&b| b == b'\n') {
+            let Some((&op, rest)) = line.split_first() else { continue };
+            let num = || std::str::from_utf8(rest).ok().and_then(|s| s.trim().parse::<i64>().ok()).unwrap_or(0);
+            match op {
+                b'{' => self.text(line),
+                b'f' => {
+                    let ids: Vec<String> = self.h.fake.timers.keys().cloned().collect();
+                    if !ids.is_empty() {
+                        self.fire(&ids[num().unsigned_abs() as usize % ids.len()]);
+                    }
+                }
+                b'E' => self.drop_conn(Some(rest), 0),
+                b'C' => self.drop_conn(None, num()),
+                b'k' => {
+                    let s = String::from_utf8_lossy(rest);
+                    let (k, v) = s.split_once('=').unwrap_or((&s, ""));
+                    match v {
+                        "" => self.h.fake.config.remove(k),
+                        v => self.h.fake.config.insert(k.into(), v.into()),
+                    };
+                }
+                b'+' => self.advance(num().clamp(0, 86_400) * 1000),
+                _ => drop(self.call(op, rest)),
+            }
+        }
+    }
+
+    /// Presence updates sent on one connection (Discord's budget is per connection): no
+    /// more than 5 in any 20 s, by the plugin's own time and by the simulated clock.
+    pub fn check_rate(&self) {
+        let conn = self.op3.last().map_or("", |p| &p.0);
+        let sent: Vec<_> = self.op3.iter().filter(|p| p.0 == conn).collect();
+        for (name, pick) in [("plugin time", 0), ("clock", 1)] {
+            let t: Vec<i64> = sent.iter().map(|p| if pick == 0 { p.1 } else { p.2 }).collect();
+            for w in t.windows(6) {
+                assert!(w[5] - w[0] >= 20_000, "6 presence updates on {conn} within {} ms of {name}: {sent:?}", w[5] - w[0]);
+            }
+        }
+    }
+}
