@@ -60,7 +60,13 @@ impl Host for Fake {
     fn call(&mut self, f: Call, req: &[u8]) -> Vec<u8> {
         let req_bytes = req;
         let m = if f == Call::Http { BTreeMap::new() } else { fields(req) };
-        let err = |e: String| format!(r#"{{"error":{:?}}}"#, e).into_bytes();
+        // One JSON object with a single string field, escaped as Navidrome's encoder does.
+        let reply = |k: &str, v: &str| {
+            let mut o = Out::new();
+            o.raw("{").key(k).str(v).raw("}");
+            o.buf
+        };
+        let err = |e: String| reply("error", &e);
         let id = |k: &str| m.get(k).cloned().unwrap_or_default();
         match f {
             Call::CacheGet => match self.cache.get(&id("key")) {
@@ -93,17 +99,19 @@ impl Host for Fake {
             Call::Once | Call::Every => {
                 let recurring = f == Call::Every;
                 let delay = if recurring { id("cronExpression")[7..].trim_end_matches('s').parse().unwrap() } else { id("delaySeconds").parse().unwrap() };
-                if self.timers.insert(id("scheduleId"), (delay, recurring)).is_some() {
+                // Navidrome keeps the pending schedule and refuses the new one.
+                if self.timers.contains_key(&id("scheduleId")) {
                     return err(format!("schedule ID {:?} already exists", id("scheduleId")));
                 }
+                self.timers.insert(id("scheduleId"), (delay, recurring));
             }
             Call::Cancel => {
                 if self.timers.remove(&id("scheduleId")).is_none() {
                     return err(format!("schedule ID {:?} not found", id("scheduleId")));
                 }
             }
-            Call::TrackArt if !self.art_url.is_empty() => return format!(r#"{{"url":"{}"}}"#, self.art_url).into_bytes(),
-            Call::TrackArt => return format!(r#"{{"url":"https://nd.example.org/share/img/{}?size=300"}}"#, id("id")).into_bytes(),
+            Call::TrackArt if !self.art_url.is_empty() => return reply("url", &self.art_url),
+            Call::TrackArt => return reply("url", &format!("https://nd.example.org/share/img/{}?size=300", id("id"))),
             Call::SubsonicRaw => return br#"{"contentType":"image/png","data":"UE5H"}"#.to_vec(),
             Call::Http => {
                 let mut req = (String::new(), String::new(), String::new());
