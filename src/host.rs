@@ -58,19 +58,6 @@ fn send(h: &mut impl Host, f: Call, mut o: Out) -> Result<Vec<u8>, String> {
     }
 }
 
-/// The string fields of a response object that `want` names, by position.
-fn strings<const N: usize>(resp: &[u8], want: [&[u8]; N]) -> Option<[String; N]> {
-    let mut out = core::array::from_fn(|_| String::new());
-    Reader::new(resp).object(|k, r| {
-        match want.iter().position(|w| *w == k) {
-            Some(i) if r.peek() == b'"' => out[i] = r.string()?,
-            _ => r.skip()?,
-        }
-        Some(())
-    })?;
-    Some(out)
-}
-
 /// Whether a host error says `what` (Navidrome's texts: `… not found`, `… already
 /// exists`); a byte search, lighter than `str::contains` in the module.
 pub fn says(e: &str, what: &str) -> bool {
@@ -144,12 +131,7 @@ pub fn http(h: &mut impl Host, method: &str, url: &str, auth: &str, body: Option
             match k {
                 b"statusCode" => out.status = r.int()?,
                 b"body" => out.body = crate::json::unbase64(r.raw_str()?)?,
-                b"headers" => r.object(|k, r| {
-                    if !r.text_into(k, &mut [("Location", &mut out.location), ("Retry-After", &mut out.retry_after)])? {
-                        r.skip()?;
-                    }
-                    Some(())
-                })?,
+                b"headers" => r.texts(&mut [("Location", &mut out.location), ("Retry-After", &mut out.retry_after)])?,
                 _ => r.skip()?,
             }
             Some(())
@@ -164,7 +146,9 @@ pub fn track_art_url(h: &mut impl Host, track_id: &str, size: i64) -> Result<Str
     let mut o = req();
     o.key("id").str(track_id).key("size").int(size);
     let resp = send(h, Call::TrackArt, o)?;
-    Ok(strings(&resp, [b"url"]).map(|[u]| u).unwrap_or_default())
+    let mut url = String::new();
+    Reader::new(&resp).texts(&mut [("url", &mut url)]);
+    Ok(url)
 }
 
 /// A raw Subsonic API response (content type, bytes), `subsonicapi_callraw` (ABI §4.9).

@@ -125,6 +125,11 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Walks an object, decoding the text fields named in `slots` and skipping the rest.
+    pub fn texts(&mut self, slots: &mut [(&str, &mut String)]) -> Option<()> {
+        self.object(|k, r| if r.text_into(k, slots)? { Some(()) } else { r.skip() })
+    }
+
     pub fn int(&mut self) -> Option<i64> {
         self.number(0)
     }
