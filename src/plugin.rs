@@ -138,7 +138,7 @@ pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
                 schedule_flush(h, &u, now, now + STOP_GRACE_MS);
             } else {
                 host::cache_remove(h, &stop_key)?;
-                flush(h, &u, now, Fresh::No)?;
+                flush(h, &u, now, Fresh::No, None)?;
             }
         }
         _ => log(h, Level::Debug, &u.name, "ignoring an unknown playback state"),
@@ -225,7 +225,7 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
         None => return Ok(None),
     };
     match kind {
-        "fl" => return flush(h, &u, num, Fresh::No).map(|_| None),
+        "fl" => return flush(h, &u, num, Fresh::No, None).map(|_| None),
         "ic" => return idle(h, &u, num).map(|_| None),
         "np" => {
             let w = host::cache_get(h, &state::key("legacy", name)).and_then(|t| Want::load(&t));
@@ -238,7 +238,7 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
         "ne" => {
             if load_want(h, name).is_some_and(|w| w.legacy == num) {
                 host::cache_remove(h, &state::key("want", name))?;
-                flush(h, &u, 0, Fresh::No)?;
+                flush(h, &u, 0, Fresh::No, None)?;
             }
             return Ok(None);
         }
@@ -350,7 +350,8 @@ fn act(h: &mut impl Host, u: &User, s: &Session, a: Action, now: i64) -> Option<
         // Cancelling a timer that already fired or never existed is fine.
         Action::Cancel(t, gen) => host::cancel(h, &timer_id(timer_kind(t), gen as i64, &u.name)).or_else(|e| if host::says(&e, "not found") { Ok(()) } else { Err(e) }),
         Action::Ack(pending) => host::cache_put(h, &state::key("ack", &u.name), DAY, if pending { "1" } else { "0" }),
-        Action::Flush(fresh) => flush(h, u, now, fresh),
+        // The session as just saved: no need to read it back.
+        Action::Flush(fresh) => flush(h, u, now, fresh, Some(s.clone())),
         Action::Log(level, msg, 0) => {
             log(h, level, &u.name, msg);
             Ok(())
@@ -392,9 +393,13 @@ fn load_sent(h: &mut impl Host, name: &str) -> Sent {
 /// Sends the wanted presence (or the clear) if the session is ready, it differs from what
 /// is shown, and the rate budget allows; otherwise schedules one deferred flush. `now` is
 /// 0 when the caller has no clock (a gateway callback): the latest known time is used.
-/// With nothing to show, the session's idle close is scheduled.
-fn flush(h: &mut impl Host, u: &User, now: i64, fresh: Fresh) -> core::result::Result<(), String> {
-    let s = load_session(h, &u.name)?;
+/// With nothing to show, the session's idle close is scheduled. `s`: the session when the
+/// caller already holds it.
+fn flush(h: &mut impl Host, u: &User, now: i64, fresh: Fresh, s: Option<Session>) -> core::result::Result<(), String> {
+    let s = match s {
+        Some(s) => s,
+        None => load_session(h, &u.name)?,
+    };
     let want = load_want(h, &u.name);
     if s.phase != Phase::Ready {
         if want.is_some() && matches!(s.phase, Phase::Idle | Phase::Waiting) {
