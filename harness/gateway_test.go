@@ -768,6 +768,28 @@ func TestGatewayStorm(t *testing.T) {
 	}
 }
 
+// A new session's first update goes out from a gateway callback (READY), long
+// after the last report: it must count at the time it is sent, so that track
+// changes right after it stay within 5 updates per 20 s on the new socket.
+func TestGatewayStormAfterNewSession(t *testing.T) {
+	r, c1 := settled(t)
+	r.Gateway.InvalidSession(c1, false)
+	r.Pump()
+	c2 := r.awaitConn(t, 1, 6*time.Second)
+	r.expectIdentify(t, c2, alice, "Song")
+	for i := 1; i <= 30; i++ {
+		r.Advance(time.Second)
+		r.play(alice, fmt.Sprintf("Track %02d", i))
+	}
+	r.Advance(time.Minute)
+	if per20 := r.Gateway.MaxInWindow(c2, 20*time.Second, 3); per20 > maxPresencePer20s {
+		t.Errorf("%d presence updates within 20 s on the new socket, max %d: %v", per20, maxPresencePer20s, r.Gateway.FramesOn(c2, 3))
+	}
+	if _, title := r.shown(t, c2); title != "Track 30" {
+		t.Errorf("shows %q, want the last track", title)
+	}
+}
+
 func TestGatewayIdleClose(t *testing.T) {
 	for _, tc := range []struct {
 		name string

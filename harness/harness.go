@@ -23,6 +23,7 @@ import (
 	"github.com/navidrome/navidrome/plugins/host"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/sys"
 )
 
 // Options configure Load. Zero values take the defaults noted.
@@ -201,7 +202,12 @@ func (h *Harness) invoke(ctx context.Context, fn string, input, out any) Result 
 func (h *Harness) run(ctx context.Context, r *Result, input, out any) error {
 	ctx = context.WithValue(ctx, harnessKey{}, h)
 	inst, err := h.rt.compiled.Instance(ctx, extism.PluginInstanceConfig{
-		ModuleConfig: wazero.NewModuleConfig().WithSysWalltime().WithRandSource(rand.Reader),
+		// Navidrome gives each instance the system wall clock (WithSysWalltime); here
+		// it is the virtual clock, so time moves only when a test moves it.
+		ModuleConfig: wazero.NewModuleConfig().WithWalltime(func() (int64, int32) {
+			t := h.Clock.Now()
+			return t.Unix(), int32(t.Nanosecond())
+		}, sys.ClockResolution(time.Millisecond)).WithRandSource(rand.Reader),
 	})
 	if err != nil {
 		return fmt.Errorf("failed to create plugin: %w", err)

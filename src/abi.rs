@@ -1,6 +1,7 @@
 //! The only room that touches the ABI: raw imports of the Extism kernel
-//! (`extism:host/env`) and of Navidrome's host functions (`extism:host/user`), the nine
-//! `nd_*` exports, the allocator and the panic handler (navidrome-plugin-abi §2–§5).
+//! (`extism:host/env`), of Navidrome's host functions (`extism:host/user`) and of the WASI
+//! clock, the nine `nd_*` exports, the allocator and the panic handler
+//! (navidrome-plugin-abi §2–§5).
 
 use crate::gateway::Level;
 use crate::host::{Call, Host};
@@ -30,6 +31,13 @@ extern "C" {
     fn log_warn(h: u64);
     fn log_error(h: u64);
     fn get_log_level() -> i32;
+}
+
+// Navidrome instantiates every call with WASI and the real wall clock (ABI §2.2,
+// `WithSysWalltime`): gateway and timer callbacks carry no time of their own.
+#[link(wasm_import_module = "wasi_snapshot_preview1")]
+extern "C" {
+    fn clock_time_get(id: u32, precision: u64, time: *mut u64) -> u32;
 }
 
 // Every Navidrome host function takes a request handle and returns a response handle
@@ -145,6 +153,14 @@ impl Host for Kernel {
             free(v);
             Some(crate::json::utf8(out))
         }
+    }
+
+    fn now_ms(&mut self) -> i64 {
+        let mut ns = 0u64;
+        // SAFETY: writes one u64 to a valid local; clock 0 is the realtime clock. On an
+        // error `ns` stays 0, which callers treat as an unknown time.
+        unsafe { clock_time_get(0, 1_000_000, &mut ns) };
+        (ns / 1_000_000) as i64
     }
 
     fn log(&mut self, level: Level, msg: &str) {

@@ -26,6 +26,9 @@ pub struct Fake {
     pub requests: Vec<(String, String, String)>,
     /// What `artwork_gettrackurl` answers; empty: a public https URL.
     pub art_url: String,
+    /// The wall clock (Unix ms), and when each pending timer falls due by it.
+    pub clock: i64,
+    pub due: BTreeMap<String, i64>,
 }
 
 fn fields(req: &[u8]) -> BTreeMap<String, String> {
@@ -104,6 +107,7 @@ impl Host for Fake {
                     return err(format!("schedule ID {:?} already exists", id("scheduleId")));
                 }
                 self.timers.insert(id("scheduleId"), (delay, recurring));
+                self.due.insert(id("scheduleId"), self.clock + delay * 1000);
             }
             Call::Cancel => {
                 if self.timers.remove(&id("scheduleId")).is_none() {
@@ -143,6 +147,10 @@ impl Host for Fake {
     }
     fn log(&mut self, level: Level, msg: &str) {
         self.logs.push((level, msg.into()));
+    }
+
+    fn now_ms(&mut self) -> i64 {
+        self.clock
     }
 }
 

@@ -29,6 +29,8 @@ pub trait Host {
     fn call(&mut self, f: Call, request: &[u8]) -> Vec<u8>;
     fn config(&mut self, key: &str) -> Option<String>;
     fn log(&mut self, level: Level, msg: &str);
+    /// Wall-clock time in Unix milliseconds (0 if unknown).
+    fn now_ms(&mut self) -> i64;
 }
 
 /// Starts a request object; `key` takes care of the commas.

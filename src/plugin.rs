@@ -115,7 +115,7 @@ pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
         log(h, Level::Debug, &u.name, "ignoring a player on the ignore list");
         return Ok(None);
     }
-    let now = rep.timestamp.saturating_mul(1000);
+    let now = rep.timestamp.saturating_mul(1000).max(h.now_ms());
     let hide = rep.state == "paused" && set.pause == Pause::Hide;
     match rep.state.as_str() {
         "playing" | "starting" | "paused" if !hide => {
@@ -200,7 +200,8 @@ fn on_connection(h: &mut impl Host, id: &str, ev: Event) -> core::result::Result
         log(h, Level::Debug, name, "ignoring a callback from an old connection");
         return Ok(());
     }
-    drive_with(h, &u, s, ev, 0)
+    let now = h.now_ms();
+    drive_with(h, &u, s, ev, now)
 }
 
 /// `<number>:<rest>`.
@@ -224,13 +225,15 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
         Some(u) => u,
         None => return Ok(None),
     };
+    let now = h.now_ms();
     match kind {
-        "fl" => return flush(h, &u, num, Fresh::No, None).map(|_| None),
+        // A flush runs at its due time at the earliest.
+        "fl" => return flush(h, &u, num.max(now), Fresh::No, None).map(|_| None),
         "ic" => return idle(h, &u, num).map(|_| None),
         "np" => {
             let w = host::cache_get(h, &state::key("legacy", name)).and_then(|t| Want::load(&t));
             match w {
-                Some(w) if w.legacy == num && !reports_seen(h) => set_want(h, &u, &w, 0)?,
+                Some(w) if w.legacy == num && !reports_seen(h) => set_want(h, &u, &w, now)?,
                 _ => {}
             }
             return Ok(None);
@@ -238,7 +241,7 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
         "ne" => {
             if load_want(h, name).is_some_and(|w| w.legacy == num) {
                 host::cache_remove(h, &state::key("want", name))?;
-                flush(h, &u, 0, Fresh::No, None)?;
+                flush(h, &u, now, Fresh::No, None)?;
             }
             return Ok(None);
         }
@@ -258,7 +261,7 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
         }
         _ => return Ok(None),
     };
-    drive_with(h, &u, s, ev, 0).map(|_| None)
+    drive_with(h, &u, s, ev, now).map(|_| None)
 }
 
 /// The user's session; a record that does not parse counts as none, but a cache that
@@ -391,8 +394,9 @@ fn load_sent(h: &mut impl Host, name: &str) -> Sent {
 }
 
 /// Sends the wanted presence (or the clear) if the session is ready, it differs from what
-/// is shown, and the rate budget allows; otherwise schedules one deferred flush. `now` is
-/// 0 when the caller has no clock (a gateway callback): the latest known time is used.
+/// is shown, and the rate budget allows; otherwise schedules one deferred flush. `now`: the
+/// wall clock, never taken as earlier than the last known time (a host without a WASI
+/// clock reads 0).
 /// With nothing to show, the session's idle close is scheduled. `s`: the session when the
 /// caller already holds it.
 fn flush(h: &mut impl Host, u: &User, now: i64, fresh: Fresh, s: Option<Session>) -> core::result::Result<(), String> {
@@ -484,7 +488,9 @@ mod tests {
         f
     }
 
+    /// A playback report made at `ts` (s), which is then the time on the host's clock.
     fn report(h: &mut Fake, state: &str, title: &str, ts: i64) -> Result {
+        h.clock = ts * 1000;
         let input = format!(
             r#"{{"username":"alice","track":{{"id":"t-{title}","title":"{title}","album":"Album","artist":"Artist","artists":[],"albumArtists":[],"duration":180}},"state":"{state}","positionMs":10000,"playbackRate":1,"playerId":"p1","playerName":"NavidromeUI","timestamp":{ts}}}"#
         );
@@ -498,10 +504,13 @@ mod tests {
         on_text(h, o.buf).unwrap();
     }
 
+    /// Runs the first pending timer whose id starts with `prefix`, at its due time.
     fn fire(h: &mut Fake, prefix: &str) {
         let id = h.timers.keys().find(|k| k.starts_with(prefix)).cloned().unwrap_or_else(|| panic!("no {prefix} timer in {:?}", h.timers));
-        if !h.timers[&id].1 {
-            h.timers.remove(&id);
+        h.clock = h.clock.max(h.due[&id]);
+        match h.timers[&id] {
+            (every, true) => drop(h.due.insert(id.clone(), h.clock + every * 1000)),
+            _ => drop(h.timers.remove(&id)),
         }
         on_timer(h, format!(r#"{{"scheduleId":"{id}","payload":"","isRecurring":false}}"#).as_bytes()).unwrap();
     }
@@ -724,6 +733,31 @@ mod tests {
         assert!(last_frame(&h).contains(r#""details":"Next""#), "{}", last_frame(&h));
         fire(&mut h, "fl:");
         assert_eq!(h.frames.iter().filter(|(c, f)| c == "2:alice" && f.starts_with(r#"{"op":3"#)).count(), 1);
+    }
+
+    #[test]
+    fn a_new_session_keeps_the_rate_limit_in_real_time() {
+        // The first update on a new session goes out from a gateway callback, a minute
+        // after the last report: it counts at the clock's time, not at the report's.
+        let mut h = ready();
+        h.clock = (T0 + 60) * 1000;
+        text(&mut h, r#"{"op":9,"d":false}"#);
+        fire(&mut h, "rc:");
+        text(&mut h, r#"{"op":10,"d":{"heartbeat_interval":41250}}"#);
+        text(&mut h, r#"{"op":0,"t":"READY","s":1,"d":{"session_id":"s2"}}"#);
+        let mut sent = vec![h.clock];
+        for t in (T0 + 62..T0 + 100).step_by(2) {
+            report(&mut h, "playing", &format!("T{t}"), t).unwrap();
+            while let Some(id) = h.due.iter().filter(|(id, &at)| id.starts_with("fl:") && at <= (t + 2) * 1000 && h.timers.contains_key(*id)).map(|(id, _)| id.clone()).next() {
+                fire(&mut h, &id);
+            }
+            let n = h.frames.iter().filter(|(c, f)| c == "2:alice" && f.starts_with(r#"{"op":3"#)).count();
+            sent.resize(n, h.clock);
+        }
+        assert!(sent.len() >= 8, "{sent:?}");
+        for w in sent.windows(6) {
+            assert!(w[5] - w[0] >= 20_000, "6 updates within 20 s: {sent:?}");
+        }
     }
 
     #[test]

@@ -104,6 +104,9 @@ impl Host for Checked {
     fn log(&mut self, level: Level, msg: &str) {
         self.fake.log(level, msg)
     }
+    fn now_ms(&mut self) -> i64 {
+        self.clock_ms
+    }
 }
 
 /// A configured user over the Fake; `line` runs one scripted step and checks, after it,
