@@ -115,13 +115,16 @@ pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
         log(h, Level::Debug, &u.name, "ignoring a player on the ignore list");
         return Ok(None);
     }
-    let now = rep.timestamp.saturating_mul(1000).max(h.now_ms());
+    // The report's time (whole seconds) places the track (v2's math); the clock, which is
+    // never earlier, times what is sent.
+    let at = rep.timestamp.saturating_mul(1000);
+    let now = at.max(h.now_ms());
     let hide = rep.state == "paused" && set.pause == Pause::Hide;
     match rep.state.as_str() {
         "playing" | "starting" | "paused" if !hide => {
             let (pos, rate, dur) = (rep.position_ms, rep.rate_milli, rep.track.duration_s);
             let mut w = want_of(rep);
-            w.timing(now, pos, rate, dur);
+            w.timing(at, pos, rate, dur);
             set_want(h, &u, &w, now)?;
             if let (true, Pause::HideAfter(ms)) = (w.paused, set.pause) {
                 schedule_flush(h, &u, now, now + ms);
