@@ -8,6 +8,7 @@
 # FUZZ_TARGETS     targets to run (default: all)
 # FUZZ_KEEP_GOING  1: go on after a crash (libFuzzer fork mode), counting crashes
 # FUZZ_RELEASE     1: no overflow checks, as the shipped wasm (default: checks on)
+# FUZZ_RUNS        stop a target after this many executions (or SECONDS, whichever first)
 # Grown corpora: fuzz/target/corpus/; logs: fuzz/target/logs/<run>/; crash inputs:
 # fuzz/artifacts/<target>/. Runs at the same time share the corpora, nothing else.
 set -uo pipefail
@@ -40,7 +41,7 @@ if ! fuzz build 2>&1 | tail -n 3; then
     exit 1
 fi
 
-run() { # target → work/<target>.result: "ok|FAIL executions crashes"
+run() { # target → work/<target>.result: "ok|FAIL executions crashes seconds"
     local t=$1 log=$work/$1.log ok=ok len=8192 keep=()
     local dirs=("$here/target/corpus/$t" "$here/corpus/$t") reg=()
     mkdir -p "${dirs[0]}"
@@ -48,14 +49,16 @@ run() { # target → work/<target>.result: "ok|FAIL executions crashes"
     [ "$t" = ratelimit ] && len=512
     [ "${FUZZ_KEEP_GOING:-0}" = 1 ] && keep=(-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1)
     fuzz run "$t" "${dirs[@]}" "${reg[@]}" -- -runs=0 >"$log" 2>&1 || ok=FAIL
-    fuzz run "$t" "${dirs[@]}" -- -max_total_time="$secs" -timeout=10 -max_len=$len -dict="$here/json.dict" \
-        -print_final_stats=1 "${keep[@]}" >>"$log" 2>&1 || ok=FAIL
+    local t0=$SECONDS
+    fuzz run "$t" "${dirs[@]}" -- -max_total_time="$secs" ${FUZZ_RUNS:+-runs=$FUZZ_RUNS} -timeout=10 -max_len=$len \
+        -dict="$here/json.dict" -print_final_stats=1 "${keep[@]}" >>"$log" 2>&1 || ok=FAIL
+    local took=$((SECONDS - t0))
     local execs crashes
     execs=$(grep -oE 'number_of_executed_units: [0-9]+|^#[0-9]+: ' "$log" | tail -n 1 | grep -oE '[0-9]+')
     crashes=$(grep -oE 'oom/timeout/crash: [0-9/]+' "$log" | tail -n 1 | awk -F/ '{print $NF}')
     [ "${crashes:-0}" != 0 ] && ok=FAIL
     [ $ok = FAIL ] && [ "${crashes:-0}" = 0 ] && crashes=1
-    echo "$ok ${execs:-0} ${crashes:-0}" >"$work/$t.result"
+    echo "$ok ${execs:-0} ${crashes:-0} $took" >"$work/$t.result"
 }
 export -f run fuzz; export nightly secs here work bin
 echo "== fuzzing: ${secs}s per target, ${FUZZ_JOBS:-1} at a time"
@@ -63,8 +66,8 @@ printf '%s\n' $targets | xargs -P "${FUZZ_JOBS:-1}" -I{} bash -c 'run {}'
 
 printf '%-10s %-4s %12s %9s %8s\n' target ok execs exec/s crashes
 for t in $targets; do
-    read -r ok execs crashes <"$work/$t.result"
-    printf '%-10s %-4s %12s %9s %8s\n' "$t" "$ok" "$execs" $((execs / (secs > 0 ? secs : 1))) "$crashes"
+    read -r ok execs crashes took <"$work/$t.result"
+    printf '%-10s %-4s %12s %9s %8s\n' "$t" "$ok" "$execs" $((execs / (took > 0 ? took : 1))) "$crashes"
     if [ "$ok" = ok ]; then passed=$((passed + 1)); else
         failed=$((failed + 1))
         # Where each failing input panics (replayed, as fork mode keeps no messages).

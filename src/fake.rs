@@ -10,7 +10,7 @@ use std::format;
 use std::string::String;
 use std::vec::Vec;
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Fake {
     pub config: BTreeMap<String, String>,
     pub cache: BTreeMap<String, String>,

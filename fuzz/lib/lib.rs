@@ -30,6 +30,7 @@ pub mod state;
 use fake::Fake;
 use gateway::Level;
 use host::{Call, Host};
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -54,30 +55,88 @@ pub fn string(b: &[u8]) -> String {
     }
 }
 
+/// The check of `parse` without building the value: serde_json accepts the same texts
+/// (syntax, UTF-8, escapes and surrogates, number range, depth) whatever it builds.
+pub fn validate(b: &[u8]) {
+    if let Err(e) = serde_json::from_slice::<Strict>(b) {
+        panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(b));
+    }
+}
+
+/// Any JSON value, read through serde_json's `deserialize_any` as `Value` is, and dropped
+/// but for an integer (as `Value::as_i64` reads it).
+struct Strict(Option<i64>);
+
+impl<'de> Deserialize<'de> for Strict {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Strict, D::Error> {
+        d.deserialize_any(Strict(None))
+    }
+}
+
+impl<'de> Visitor<'de> for Strict {
+    type Value = Strict;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<Strict, E> {
+        Ok(Strict(None))
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Strict, E> {
+        Ok(Strict(None))
+    }
+    fn visit_i64<E>(self, i: i64) -> Result<Strict, E> {
+        Ok(Strict(Some(i)))
+    }
+    fn visit_u64<E>(self, u: u64) -> Result<Strict, E> {
+        Ok(Strict(i64::try_from(u).ok()))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Strict, E> {
+        Ok(Strict(None))
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Strict, E> {
+        Ok(Strict(None))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Strict, A::Error> {
+        while a.next_element::<Strict>()?.is_some() {}
+        Ok(Strict(None))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Strict, A::Error> {
+        while a.next_entry::<Strict, Strict>()?.is_some() {}
+        Ok(Strict(None))
+    }
+}
+
+/// A JSON text's integer "op" (as `parse(f)["op"].as_i64()` reads it).
+fn op(f: &str) -> Option<i64> {
+    serde_json::from_str::<BTreeMap<String, Strict>>(f).ok()?.remove("op")?.0
+}
+
 pub fn check_frame(f: &str) {
-    parse(f.as_bytes());
+    validate(f.as_bytes());
     assert!(f.len() <= MAX_FRAME, "gateway frame of {} bytes: {f}", f.len());
 }
 
 /// JSON as Go's encoder writes it (Navidrome's payloads): `<`, `>`, `&`, U+2028, U+2029
-/// escaped. Those characters only occur inside strings here.
+/// escaped. Those characters only occur inside strings here. (Searched by std, which the
+/// fuzzer does not instrument.)
 pub fn go_json(v: &Value) -> Vec<u8> {
-    let mut s = String::new();
-    for c in v.to_string().chars() {
-        match c {
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => s.push_str(&format!("\\u{:04x}", c as u32)),
-            c => s.push(c),
+    let mut s = v.to_string();
+    for (c, e) in [('<', "\\u003c"), ('>', "\\u003e"), ('&', "\\u0026"), ('\u{2028}', "\\u2028"), ('\u{2029}', "\\u2029")] {
+        if s.contains(c) {
+            s = s.replace(c, e);
         }
     }
     s.into_bytes()
 }
 
-fn has(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
+/// Whether `hay` holds the ASCII `needle` (replacing invalid UTF-8 keeps every ASCII byte).
+fn has(hay: &[u8], needle: &str) -> bool {
+    String::from_utf8_lossy(hay).contains(needle)
 }
 
 /// The Fake behind a check of every request: strict JSON, frames within Discord's limits;
 /// keeps each timer's due time and period by the simulated `clock_ms`.
+#[derive(Clone)]
 pub struct Checked {
     pub fake: Fake,
     pub clock_ms: i64,
@@ -86,7 +145,14 @@ pub struct Checked {
 
 impl Host for Checked {
     fn call(&mut self, f: Call, req: &[u8]) -> Vec<u8> {
-        let v = parse(req);
+        // Strict JSON; read into a value where a field is needed.
+        let v = match f {
+            Call::WsSend | Call::Once | Call::Every => parse(req),
+            _ => {
+                validate(req);
+                Value::Null
+            }
+        };
         if f == Call::WsSend {
             check_frame(v["message"].as_str().expect("message is a string"));
         }
@@ -112,6 +178,7 @@ impl Host for Checked {
 /// A configured user over the Fake; `line` runs one scripted step and checks, after it,
 /// that outputs and frames are valid JSON, frames ≤ 4096 bytes, and the token is in no
 /// log line or error (unless an input carried it).
+#[derive(Clone)]
 pub struct World {
     pub h: Checked,
     tainted: bool,
@@ -123,6 +190,8 @@ pub struct World {
     seq: i64,
     /// (connection, plugin time, simulated clock) of every presence update sent.
     pub op3: Vec<(String, i64, i64)>,
+    /// By connection: indices in `op3`, and how many of them `check_rate` has checked.
+    rated: BTreeMap<String, (Vec<usize>, usize)>,
 }
 
 impl World {
@@ -140,15 +209,21 @@ impl World {
             fake.route(prefix, status, location, body);
         }
         let h = Checked { fake, clock_ms: T0 * 1000, scheduled: BTreeMap::new() };
-        World { h, tainted: false, frames: 0, logs: 0, discord: false, answered: (0, 0), seq: 0, op3: Vec::new() }
+        World { h, tainted: false, frames: 0, logs: 0, discord: false, answered: (0, 0), seq: 0, op3: Vec::new(), rated: BTreeMap::new() }
     }
 
-    /// Connected and READY, showing a track.
+    /// Connected and READY, showing a track. Built once and cloned: the plugin keeps all
+    /// its state in the host, so a clone is the same session.
     pub fn ready() -> World {
-        let mut w = World::new();
-        w.report("playing", 0, 10);
-        w.script(b"{\"op\":10,\"d\":{\"heartbeat_interval\":41250},\"s\":null,\"t\":null}\n{\"op\":0,\"t\":\"READY\",\"s\":1,\"d\":{\"session_id\":\"s1\",\"resume_gateway_url\":\"wss://r.discord.gg\"}}");
-        w
+        thread_local! {
+            static READY: World = {
+                let mut w = World::new();
+                w.report("playing", 0, 10);
+                w.script(b"{\"op\":10,\"d\":{\"heartbeat_interval\":41250},\"s\":null,\"t\":null}\n{\"op\":0,\"t\":\"READY\",\"s\":1,\"d\":{\"session_id\":\"s1\",\"resume_gateway_url\":\"wss://r.discord.gg\"}}");
+                w
+            };
+        }
+        READY.with(World::clone)
     }
 
     /// The current connection id (`<gen>:<user>`) as the plugin's session record has it.
@@ -160,7 +235,7 @@ impl World {
     /// Calls an export (`a` is_authorized, `p` playback_report, `n` now_playing, `t` text,
     /// `e` error, `c` close, `s` scheduler) with a raw payload.
     pub fn call(&mut self, export: u8, payload: &[u8]) -> plugin::Result {
-        self.tainted |= has(payload, b"fzTOKEN");
+        self.tainted |= has(payload, "fzTOKEN");
         let h = &mut self.h;
         let r = match export {
             b'a' => plugin::is_authorized(h, payload),
@@ -183,12 +258,18 @@ impl World {
 
     fn check(&mut self) {
         let fake = &self.h.fake;
-        let new = &fake.frames[self.frames..];
-        new.iter().for_each(|(_, f)| check_frame(f));
-        let sent = fake.cache.get(&state::key("sent", USER)).and_then(|t| state::load_sent(t)).unwrap_or_default();
-        let at = sent.times.last().copied().unwrap_or(i64::MIN);
-        let op3 = new.iter().filter(|(_, f)| f.starts_with("{\"op\":3"));
-        self.op3.extend(op3.map(|(c, _)| (c.clone(), at, self.h.clock_ms)));
+        let mut at = None;
+        for (c, f) in &fake.frames[self.frames..] {
+            check_frame(f);
+            if f.starts_with("{\"op\":3") {
+                // The plugin's time of its last update (its sent record), read once a step.
+                let at = *at.get_or_insert_with(|| {
+                    let sent = fake.cache.get(&state::key("sent", USER)).and_then(|t| state::load_sent(t)).unwrap_or_default();
+                    sent.times.last().copied().unwrap_or(i64::MIN)
+                });
+                self.op3.push((c.clone(), at, self.h.clock_ms));
+            }
+        }
         self.frames = fake.frames.len();
         for (_, l) in &fake.logs[self.logs..] {
             assert!(self.tainted || !l.contains(TOKEN), "token logged: {l}");
@@ -211,7 +292,7 @@ impl World {
         }
         for (id, f) in &fake.frames[f0..] {
             self.seq += 1;
-            let reply = match parse(f.as_bytes())["op"].as_i64() {
+            let reply = match op(f) {
                 Some(2) => json!({"op": 0, "t": "READY", "s": self.seq, "d": {"session_id": "s1", "resume_gateway_url": "wss://r.discord.gg"}}),
                 Some(6) => json!({"op": 0, "t": "RESUMED", "s": self.seq, "d": {}}),
                 Some(1) => json!({"op": 11}),
@@ -272,13 +353,12 @@ impl World {
         panic!("timers keep firing without the clock moving: {:?}", self.h.fake.timers);
     }
 
-    /// A playback report at the current clock, as Navidrome sends it.
+    /// A playback report at the current clock, as Navidrome sends it: the text `go_json`
+    /// writes (keys in order), built directly. `state` is a plain word.
     pub fn report(&mut self, state: &str, track: u8, pos_s: i64) {
-        let t = format!("T{track}");
-        let p = json!({"username": USER, "track": {"id": t, "title": t, "album": "Album", "artist": "Artist", "albumArtist": "Artist",
-            "artists": [{"id": "1", "name": "Artist"}], "albumArtists": [], "duration": 180, "trackNumber": 1, "discNumber": 1},
-            "state": state, "positionMs": pos_s * 1000, "playbackRate": 1, "playerId": "p1", "playerName": "NavidromeUI", "timestamp": self.h.clock_ms / 1000});
-        let _ = self.call(b'p', &go_json(&p));
+        let track = format!(r#"{{"album":"Album","albumArtist":"Artist","albumArtists":[],"artist":"Artist","artists":[{{"id":"1","name":"Artist"}}],"discNumber":1,"duration":180,"id":"T{track}","title":"T{track}","trackNumber":1}}"#);
+        let p = format!(r#"{{"playbackRate":1,"playerId":"p1","playerName":"NavidromeUI","positionMs":{},"state":"{state}","timestamp":{},"track":{track},"username":"{USER}"}}"#, pos_s * 1000, self.h.clock_ms / 1000);
+        let _ = self.call(b'p', p.as_bytes());
     }
 
     /// One step per line: `{…` a frame on the current connection; `f<n>` fire pending
@@ -315,14 +395,24 @@ impl World {
 
     /// Presence updates sent on one connection (Discord's budget is per connection): no
     /// more than 5 in any 20 s, by the plugin's own time and by the simulated clock.
-    pub fn check_rate(&self) {
-        let conn = self.op3.last().map_or("", |p| &p.0);
-        let sent: Vec<_> = self.op3.iter().filter(|p| p.0 == conn).collect();
+    /// Checks the last update's connection, each window of 6 once: those ending at the
+    /// updates it has not checked before.
+    pub fn check_rate(&mut self) {
+        let from = self.rated.values().map(|(ix, _)| ix.len()).sum();
+        for (i, p) in self.op3.iter().enumerate().skip(from) {
+            self.rated.entry(p.0.clone()).or_default().0.push(i);
+        }
+        let Some((conn, _, _)) = self.op3.last() else { return };
+        let (ix, checked) = self.rated.get_mut(conn).expect("indexed above");
         for (name, pick) in [("plugin time", 0), ("clock", 1)] {
-            let t: Vec<i64> = sent.iter().map(|p| if pick == 0 { p.1 } else { p.2 }).collect();
-            for w in t.windows(6) {
-                assert!(w[5] - w[0] >= 20_000, "6 presence updates on {conn} within {} ms of {name}: {sent:?}", w[5] - w[0]);
+            let t = |j: usize| if pick == 0 { self.op3[ix[j]].1 } else { self.op3[ix[j]].2 };
+            for j in (*checked).max(5)..ix.len() {
+                if t(j) - t(j - 5) < 20_000 {
+                    let sent: Vec<_> = ix.iter().map(|&i| &self.op3[i]).collect();
+                    panic!("6 presence updates on {conn} within {} ms of {name}: {sent:?}", t(j) - t(j - 5));
+                }
             }
         }
+        *checked = ix.len();
     }
 }
