@@ -17,7 +17,7 @@ pub fn token_for(users: &str, user: &str) -> Result<Option<String>, &'static str
             .filter_map(|e| e.split_once(':'))
             .filter(|(u, tok)| crate::state::trim(u) == user && !crate::state::trim(tok).is_empty())
             .last();
-        return Ok(hit.map(|(_, tok)| crate::state::trim(tok).into()));
+        return hit.map(|(_, tok)| token(tok)).transpose();
     }
     let mut found = None;
     Reader::new(t.as_bytes())
@@ -30,7 +30,18 @@ pub fn token_for(users: &str, user: &str) -> Result<Option<String>, &'static str
             Some(())
         })
         .ok_or("config `users` is not a JSON array of {username, token} objects")?;
-    Ok(found)
+    found.as_deref().map(token).transpose()
+}
+
+/// A Discord token is printable ASCII (base64 parts and dots), well under 512 characters;
+/// anything else (a stray control character, a pasted blob) would make an Identify that
+/// Discord rejects, or one over its 4096-byte frame limit. Blanks around it are dropped.
+fn token(t: &str) -> Result<String, &'static str> {
+    let t = crate::state::trim(t);
+    if t.is_empty() || t.len() > 512 || !t.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("config `users`: a token is not a Discord token (printable ASCII without spaces, at most 512 characters)");
+    }
+    Ok(t.into())
 }
 
 /// A configured user with their token and the application id. The other settings are
@@ -199,6 +210,19 @@ mod tests {
         let e = token_for(r#"[{"token":"secret","username":"a"}"#, "a").unwrap_err();
         assert!(!e.contains("secret"));
         assert!(token_for("[1,2]", "a").is_err());
+    }
+
+    #[test]
+    fn tokens_must_look_like_discord_tokens() {
+        assert_eq!(token_for(r#"[{"token":" t.1-_ ","username":"a"}]"#, "a"), Ok(Some("t.1-_".into())));
+        let long = "k".repeat(513);
+        for bad in ["k\\u0000k", "k k", "kö", &long] {
+            let e = token_for(&[r#"[{"username":"a","token":""#, bad, r#""}]"#].concat(), "a").unwrap_err();
+            assert!(e.contains("not a Discord token") && !e.contains(bad), "{e}");
+            let other = [r#"[{"username":"b","token":""#, bad, r#""}]"#].concat();
+            assert_eq!(token_for(&other, "a"), Ok(None), "another user's token is not checked");
+        }
+        assert!(token_for("a:k\u{7}k", "a").is_err());
     }
 
     fn settings(pairs: &[(&str, &str)]) -> Result<Settings, &'static str> {

@@ -22,17 +22,21 @@ fn go_value(v: &Value) -> String {
 }
 
 /// The users lookup on JSON that serde_json accepted: the last entry of `user` with a
-/// non-empty token, or an error when it is not an array of objects with string fields.
+/// non-empty token, or an error when it is not an array of objects with string fields or
+/// that token, without blanks around it, is not 1–512 printable ASCII characters.
 fn reference(v: &Value, user: &str) -> Result<Option<String>, ()> {
     let mut found = None;
     for e in v.as_array().ok_or(())? {
         let field = |k| e.as_object().ok_or(()).and_then(|o| o.get(k).map_or(Ok(""), |x| x.as_str().ok_or(())));
         let (name, token) = (field("username")?, field("token")?);
         if !name.is_empty() && name == user && !token.is_empty() {
-            found = Some(token.to_string());
+            found = Some(token.trim_matches(|c: char| c.is_ascii_whitespace()).to_string());
         }
     }
-    Ok(found)
+    match found {
+        Some(t) if t.is_empty() || t.len() > 512 || !t.bytes().all(|b| b.is_ascii_graphic()) => Err(()),
+        t => Ok(t),
+    }
 }
 
 fuzz_target!(|data: &[u8]| {
