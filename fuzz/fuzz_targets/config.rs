@@ -27,7 +27,10 @@ fn go_value(v: &Value) -> String {
 fn reference(v: &Value, user: &str) -> Result<Option<String>, ()> {
     let mut found = None;
     for e in v.as_array().ok_or(())? {
-        let field = |k| e.as_object().ok_or(()).and_then(|o| o.get(k).map_or(Ok(""), |x| x.as_str().ok_or(())));
+        // Go writes a nil map as null: the plugin reads it as an empty object.
+        let empty = serde_json::Map::new();
+        let o = if e.is_null() { Some(&empty) } else { e.as_object() };
+        let field = |k| o.ok_or(()).and_then(|o| o.get(k).map_or(Ok(""), |x| x.as_str().ok_or(())));
         let (name, token) = (field("username")?, field("token")?);
         if !name.is_empty() && name == user && !token.is_empty() {
             found = Some(token.trim_matches(|c: char| c.is_ascii_whitespace()).to_string());
