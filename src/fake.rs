@@ -110,6 +110,7 @@ impl Host for Fake {
                 self.due.insert(id("scheduleId"), self.clock + delay * 1000);
             }
             Call::Cancel => {
+                self.due.remove(&id("scheduleId"));
                 if self.timers.remove(&id("scheduleId")).is_none() {
                     return err(format!("schedule ID {:?} not found", id("scheduleId")));
                 }

@@ -134,20 +134,18 @@ fn has(hay: &[u8], needle: &str) -> bool {
     String::from_utf8_lossy(hay).contains(needle)
 }
 
-/// The Fake behind a check of every request: strict JSON, frames within Discord's limits;
-/// keeps each timer's due time and period by the simulated `clock_ms`.
+/// The Fake behind a check of every request: strict JSON, frames within Discord's limits.
+/// The Fake's clock is the simulated time; it keeps each timer's due time by it.
 #[derive(Clone)]
 pub struct Checked {
     pub fake: Fake,
-    pub clock_ms: i64,
-    pub scheduled: BTreeMap<String, (i64, i64)>,
 }
 
 impl Host for Checked {
     fn call(&mut self, f: Call, req: &[u8]) -> Vec<u8> {
         // Strict JSON; read into a value where a field is needed.
         let v = match f {
-            Call::WsSend | Call::Once | Call::Every => parse(req),
+            Call::WsSend => parse(req),
             _ => {
                 validate(req);
                 Value::Null
@@ -156,13 +154,7 @@ impl Host for Checked {
         if f == Call::WsSend {
             check_frame(v["message"].as_str().expect("message is a string"));
         }
-        let resp = self.fake.call(f, req);
-        if matches!(f, Call::Once | Call::Every) && !resp.starts_with(b"{\"error\"") {
-            let secs = v["delaySeconds"].as_i64().or_else(|| v["cronExpression"].as_str()?.get(7..)?.trim_end_matches('s').parse().ok());
-            let period = if f == Call::Every { secs.unwrap_or(0) * 1000 } else { 0 };
-            self.scheduled.insert(v["scheduleId"].as_str().unwrap_or("").into(), (self.clock_ms + secs.unwrap_or(0) * 1000, period));
-        }
-        resp
+        self.fake.call(f, req)
     }
     fn config(&mut self, key: &str) -> Option<String> {
         self.fake.config(key)
@@ -171,7 +163,7 @@ impl Host for Checked {
         self.fake.log(level, msg)
     }
     fn now_ms(&mut self) -> i64 {
-        self.clock_ms
+        self.fake.now_ms()
     }
 }
 
@@ -208,7 +200,8 @@ impl World {
         ] {
             fake.route(prefix, status, location, body);
         }
-        let h = Checked { fake, clock_ms: T0 * 1000, scheduled: BTreeMap::new() };
+        fake.clock = T0 * 1000;
+        let h = Checked { fake };
         World { h, tainted: false, frames: 0, logs: 0, discord: false, answered: (0, 0), seq: 0, op3: Vec::new(), rated: BTreeMap::new() }
     }
 
@@ -267,7 +260,7 @@ impl World {
                     let sent = fake.cache.get(&state::key("sent", USER)).and_then(|t| state::load_sent(t)).unwrap_or_default();
                     sent.times.last().copied().unwrap_or(i64::MIN)
                 });
-                self.op3.push((c.clone(), at, self.h.clock_ms));
+                self.op3.push((c.clone(), at, self.h.fake.clock));
             }
         }
         self.frames = fake.frames.len();
@@ -328,24 +321,26 @@ impl World {
         let Some(&(_, recurring)) = self.h.fake.timers.get(id) else { return };
         if !recurring {
             self.h.fake.timers.remove(id);
+            self.h.fake.due.remove(id);
         }
         let _ = self.call(b's', &go_json(&json!({"scheduleId": id, "payload": "", "isRecurring": recurring})));
     }
 
     /// Moves the clock on by `ms`, firing each timer when it falls due.
     pub fn advance(&mut self, ms: i64) {
-        let end = self.h.clock_ms + ms;
+        let end = self.h.fake.clock + ms;
         for _ in 0..10_000 {
-            let h = &self.h;
-            let next = h.fake.timers.keys().filter_map(|id| Some((h.scheduled.get(id)?.0, id.clone()))).min();
-            match next {
+            let fake = &mut self.h.fake;
+            match fake.due.iter().map(|(id, &at)| (at, id.clone())).min() {
                 Some((at, id)) if at <= end => {
-                    self.h.clock_ms = self.h.clock_ms.max(at);
-                    self.h.scheduled.entry(id.clone()).and_modify(|(due, period)| *due += *period);
+                    fake.clock = fake.clock.max(at);
+                    if let Some(&(every, true)) = fake.timers.get(&id) {
+                        fake.due.insert(id.clone(), at + every * 1000);
+                    }
                     self.fire(&id);
                 }
                 _ => {
-                    self.h.clock_ms = end;
+                    fake.clock = end;
                     return;
                 }
             }
@@ -357,7 +352,7 @@ impl World {
     /// writes (keys in order), built directly. `state` is a plain word.
     pub fn report(&mut self, state: &str, track: u8, pos_s: i64) {
         let track = format!(r#"{{"album":"Album","albumArtist":"Artist","albumArtists":[],"artist":"Artist","artists":[{{"id":"1","name":"Artist"}}],"discNumber":1,"duration":180,"id":"T{track}","title":"T{track}","trackNumber":1}}"#);
-        let p = format!(r#"{{"playbackRate":1,"playerId":"p1","playerName":"NavidromeUI","positionMs":{},"state":"{state}","timestamp":{},"track":{track},"username":"{USER}"}}"#, pos_s * 1000, self.h.clock_ms / 1000);
+        let p = format!(r#"{{"playbackRate":1,"playerId":"p1","playerName":"NavidromeUI","positionMs":{},"state":"{state}","timestamp":{},"track":{track},"username":"{USER}"}}"#, pos_s * 1000, self.h.fake.clock / 1000);
         let _ = self.call(b'p', p.as_bytes());
     }
 
