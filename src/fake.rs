@@ -57,6 +57,12 @@ impl Fake {
     pub fn urls(&self) -> Vec<&str> {
         self.requests.iter().map(|r| r.1.as_str()).collect()
     }
+
+    /// Drops a pending timer with its due time; whether there was one.
+    pub fn remove_timer(&mut self, id: &str) -> bool {
+        self.due.remove(id);
+        self.timers.remove(id).is_some()
+    }
 }
 
 impl Host for Fake {
@@ -110,8 +116,7 @@ impl Host for Fake {
                 self.due.insert(id("scheduleId"), self.clock + delay * 1000);
             }
             Call::Cancel => {
-                self.due.remove(&id("scheduleId"));
-                if self.timers.remove(&id("scheduleId")).is_none() {
+                if !self.remove_timer(&id("scheduleId")) {
                     return err(format!("schedule ID {:?} not found", id("scheduleId")));
                 }
             }

@@ -513,7 +513,7 @@ mod tests {
         h.clock = h.clock.max(h.due[&id]);
         match h.timers[&id] {
             (every, true) => drop(h.due.insert(id.clone(), h.clock + every * 1000)),
-            _ => drop((h.timers.remove(&id), h.due.remove(&id))),
+            _ => drop(h.remove_timer(&id)),
         }
         on_timer(h, format!(r#"{{"scheduleId":"{id}","payload":"","isRecurring":false}}"#).as_bytes()).unwrap();
     }

@@ -320,8 +320,7 @@ impl World {
     pub fn fire(&mut self, id: &str) {
         let Some(&(_, recurring)) = self.h.fake.timers.get(id) else { return };
         if !recurring {
-            self.h.fake.timers.remove(id);
-            self.h.fake.due.remove(id);
+            self.h.fake.remove_timer(id);
         }
         let _ = self.call(b's', &go_json(&json!({"scheduleId": id, "payload": "", "isRecurring": recurring})));
     }
