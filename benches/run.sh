@@ -10,7 +10,7 @@
 # Environment:
 #   PLUGIN_WASM     the module measured as "ours" (default: built here like the
 #                   release, the last step of the waterfall)
-#   WASM_OPT_FLAGS  wasm-opt flags of the release build (default: -Oz and the
+#   WASM_OPT_FLAGS  wasm-opt flags of the release build (default: -Oz --converge and the
 #                   features the module uses, from tools/wasminfo.py when present)
 #   NDP_BENCH_CACHE build cache (default ${XDG_CACHE_HOME:-$HOME/.cache}/ndp-bench);
 #                   nothing is built in the repo's target/ or dist/
@@ -59,7 +59,7 @@ wasmopt() {
     local in=$1 out=$2
     shift 2
     local flags key
-    flags=${WASM_OPT_FLAGS:--Oz $(features "$in")}
+    flags=${WASM_OPT_FLAGS:--Oz --converge $(features "$in")}
     key="$(sha "$in") $BINARYEN_VERSION $* $flags"
     fresh "$out" "$key" && return 0
     # shellcheck disable=SC2086

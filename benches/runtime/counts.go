@@ -61,11 +61,10 @@ func countScenario(h *harness.Harness, twin string, sc scenario, res *ScenResult
 	res.KernelCalls, res.UserCalls, res.BytesIn, res.BytesOut = 0, 0, 0, 0
 	for k, n := range first {
 		mod, name, _ := strings.Cut(k, ".")
-		switch {
-		case mod == "extism:host/env":
-			res.KernelCalls += n
-		default:
+		if mod == "extism:host/user" { // Navidrome's host services
 			res.UserCalls += n
+		} else { // the extism kernel and WASI (the wall clock)
+			res.KernelCalls += n
 		}
 		if strings.HasPrefix(name, "store_") {
 			res.BytesOut += n * bytesPer[name]

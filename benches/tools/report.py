@@ -194,7 +194,7 @@ def main():
       "is track B at t+60 s, so it sends a presence frame (no public Navidrome URL, so no cover registration, as in "
       "Navidrome's default setup). READY is the gateway fake's 2 MiB READY (guilds, relationships, escapes, decoys), "
       "delivered while the session is identifying. Host calls come from a counting twin of the module (same code, "
-      "every import call counted): *kernel* are the extism kernel's (`alloc`, `load_u64`, `store_u64`, `config_get`…), "
+      "every import call counted): *kernel* are the extism kernel's (`alloc`, `load_u64`, `store_u64`, `config_get`…) and WASI's wall clock (`clock_time_get`), "
       "*Navidrome* the host services (cache, websocket, scheduler, artwork).\n")
     rows = []
     for s in ["empty", "now_playing", "playback_report", "ack", "dispatch", "heartbeat", "ready2m"]:
