@@ -21,6 +21,8 @@ type CacheEntry struct {
 type Cache struct {
 	clock   *Clock
 	entries map[string]*CacheEntry
+	// Watch, when set, sees every successful write (key, value).
+	Watch func(key string, value any)
 }
 
 var _ host.CacheService = (*Cache)(nil)
@@ -33,6 +35,9 @@ func (c *Cache) set(key string, v any, ttlSeconds int64) error {
 		ttl = time.Duration(ttlSeconds) * time.Second
 	}
 	c.entries[key] = &CacheEntry{Value: v, TTL: ttl, Expires: c.clock.Now().Add(ttl)}
+	if c.Watch != nil {
+		c.Watch(key, v)
+	}
 	return nil
 }
 

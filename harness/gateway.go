@@ -33,6 +33,17 @@ type GatewaySession struct {
 	ID    string
 	Token string
 	Seq   int // last sequence number dispatched on the session
+	// Dead: the gateway said it cannot be resumed (op 9 false, close 4009).
+	Dead bool
+}
+
+// IdentifyAt is one Identify the gateway received, with the sessions of the
+// same token that were still resumable at that moment.
+type IdentifyAt struct {
+	Conn      *Conn
+	At        time.Time
+	N         int // position in the websocket event order
+	Resumable []*GatewaySession
 }
 
 // Gateway is a scripted Discord gateway (v10, JSON, no compression) behind the
@@ -74,6 +85,8 @@ type Gateway struct {
 	beatDue  map[*Conn]*timer           // HeartbeatGrace deadline per socket
 	started  int
 	Frames   []Frame
+	// Identifies records every Identify (see IdentifyAt).
+	Identifies []IdentifyAt
 }
 
 func NewGateway(t testing.TB, clock *Clock) *Gateway {
@@ -115,6 +128,9 @@ func (g *Gateway) armBeatDeadline(c *Conn, extra time.Duration) {
 	}
 	g.beatDue[c] = g.clock.At(g.clock.Now().Add(time.Duration(g.HeartbeatMs)*time.Millisecond+g.HeartbeatGrace+extra), func() {
 		if !c.Ended {
+			if s := g.conns[c]; s != nil {
+				s.Dead = true // Discord: reconnect and start a new session
+			}
 			g.Timeouts = append(g.Timeouts, c)
 			g.ws.ServerClose(c, 4009, "Session timed out.")
 		}
@@ -169,6 +185,14 @@ func (g *Gateway) authenticate(c *Conn, op int, raw json.RawMessage) {
 	case g.RejectTokens[d.Token]:
 		g.ws.ServerClose(c, 4004, "Authentication failed.")
 	case op == 2:
+		var live []*GatewaySession
+		for _, s := range g.sessions {
+			if s.Token == d.Token && !s.Dead {
+				live = append(live, s)
+			}
+		}
+		slices.SortFunc(live, func(a, b *GatewaySession) int { return strings.Compare(a.ID, b.ID) })
+		g.Identifies = append(g.Identifies, IdentifyAt{Conn: c, At: g.clock.Now(), N: g.ws.events, Resumable: live})
 		g.started++
 		s = &GatewaySession{ID: fmt.Sprintf("sess-%d", g.started), Token: d.Token}
 		g.sessions[s.ID], g.conns[c] = s, s
@@ -179,6 +203,9 @@ func (g *Gateway) authenticate(c *Conn, op int, raw json.RawMessage) {
 		g.Dispatch(c, "READY", fmt.Sprintf(`{"v":10,"user":{"id":"1","username":"alice"},%s"sessions":%s,"session_id":%q,"resume_gateway_url":%q}`,
 			readyJunk(g.ReadyJunk), sessions, s.ID, g.ResumeURL))
 	case s == nil || s.Token != d.Token || d.Seq == nil || *d.Seq > s.Seq:
+		if s != nil && s.Token == d.Token {
+			s.Dead = true
+		}
 		g.ws.QueueText(c, `{"op":9,"d":false,"s":null,"t":null}`)
 	default:
 		g.conns[c] = s
@@ -246,6 +273,9 @@ func (g *Gateway) Reconnect(c *Conn) { g.Inject(c, `{"op":7,"d":null}`) }
 
 // InvalidSession queues op 9 with d = resumable.
 func (g *Gateway) InvalidSession(c *Conn, resumable bool) {
+	if s := g.conns[c]; s != nil && !resumable {
+		s.Dead = true
+	}
 	g.Inject(c, fmt.Sprintf(`{"op":9,"d":%t}`, resumable))
 }
 

@@ -983,9 +983,9 @@ func TestInvariantChecks(t *testing.T) {
 	ctx := context.Background()
 	id, _ := h.WS.Connect(ctx, sliceGateway, nil, "")
 	send := func(via *Result, frame string) {
-		h.stack = []*Result{via}
+		h.main.calls = []*Result{via}
 		h.WS.SendText(ctx, id, frame)
-		h.stack = nil
+		h.main.calls = nil
 		for h.WS.Deliver(ctx) {
 		}
 	}

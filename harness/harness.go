@@ -11,6 +11,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"reflect"
 	"regexp"
@@ -86,9 +87,24 @@ type Harness struct {
 	// Fault, when set, injects one fault at a numbered host call (faults.go).
 	Fault *FaultPlan
 
-	rt    *Runtime
-	depth int
-	stack []*Result // calls in flight, innermost last
+	// Sim, when set (NewSim), runs the harness in concurrent mode.
+	Sim *Sim
+
+	rt   *Runtime
+	main callStack // calls in flight outside concurrent-mode tasks
+}
+
+// callStack is the export calls in flight on one thread of execution (the
+// test's, or one concurrent-mode task's), innermost last.
+type callStack struct{ calls []*Result }
+
+// stackOf returns the call stack of the task ctx runs in (the harness's own
+// outside concurrent mode).
+func (h *Harness) stackOf(ctx context.Context) *callStack {
+	if t := taskOf(ctx); t != nil {
+		return &t.stack
+	}
+	return &h.main
 }
 
 const notImplementedCode uint32 = 0xFFFFFFFE
@@ -180,7 +196,7 @@ func (h *Harness) Call(fn string, input, out any) Result {
 // CallNoPump is Call without the pump, to inspect state before the plugin
 // sees any queued traffic.
 func (h *Harness) CallNoPump(fn string, input, out any) Result {
-	if h.depth > 0 {
+	if len(h.main.calls) > 0 {
 		h.T.Errorf("harness: top-level call %s made inside a plugin call", fn)
 	}
 	return h.invoke(context.Background(), fn, input, out)
@@ -189,7 +205,7 @@ func (h *Harness) CallNoPump(fn string, input, out any) Result {
 // invoke is callPluginFunction: fresh instance, FunctionExists, JSON in,
 // §2.6 interpretation of the result, instance closed afterwards.
 func (h *Harness) invoke(ctx context.Context, fn string, input, out any) Result {
-	r := Result{Func: fn, At: h.Clock.Now(), Nested: h.depth > 0}
+	r := Result{Func: fn, At: h.Clock.Now(), Nested: len(h.stackOf(ctx).calls) > 0}
 	r.Err = h.run(ctx, &r, input, out)
 	h.settleFault(&r)
 	if r.Err != nil {
@@ -200,14 +216,19 @@ func (h *Harness) invoke(ctx context.Context, fn string, input, out any) Result 
 }
 
 func (h *Harness) run(ctx context.Context, r *Result, input, out any) error {
+	stack := h.stackOf(ctx)
 	ctx = context.WithValue(ctx, harnessKey{}, h)
+	var rnd io.Reader = rand.Reader
+	if h.Sim != nil {
+		rnd = h.Sim.randReader()
+	}
 	inst, err := h.rt.compiled.Instance(ctx, extism.PluginInstanceConfig{
 		// Navidrome gives each instance the system wall clock (WithSysWalltime); here
 		// it is the virtual clock, so time moves only when a test moves it.
 		ModuleConfig: wazero.NewModuleConfig().WithWalltime(func() (int64, int32) {
 			t := h.Clock.Now()
 			return t.Unix(), int32(t.Nanosecond())
-		}, sys.ClockResolution(time.Millisecond)).WithRandSource(rand.Reader),
+		}, sys.ClockResolution(time.Millisecond)).WithRandSource(rnd),
 	})
 	if err != nil {
 		return fmt.Errorf("failed to create plugin: %w", err)
@@ -228,14 +249,12 @@ func (h *Harness) run(ctx context.Context, r *Result, input, out any) error {
 	} else if r.Input, err = json.Marshal(input); err != nil {
 		return fmt.Errorf("failed to marshal input: %w", err)
 	}
-	h.depth++
-	h.stack = append(h.stack, r)
+	stack.calls = append(stack.calls, r)
 	start := time.Now()
 	r.RC, r.Output, err = inst.CallWithContext(ctx, r.Func, r.Input)
 	r.Wall = time.Since(start)
 	r.Pages = memoryPages(inst)
-	h.stack = h.stack[:len(h.stack)-1]
-	h.depth--
+	stack.calls = stack.calls[:len(stack.calls)-1]
 	switch {
 	case err != nil:
 		// go-sdk reports an error_set as an error too; only a failure of
@@ -258,12 +277,17 @@ func (h *Harness) run(ctx context.Context, r *Result, input, out any) error {
 // bytes Navidrome would never send).
 type RawInput []byte
 
-// Current returns the innermost export call in flight (nil between calls).
+// Current returns the innermost export call in flight (nil between calls); in
+// concurrent mode, that of the task running now (exactly one runs at a time).
 func (h *Harness) Current() *Result {
-	if len(h.stack) == 0 {
+	stack := &h.main
+	if h.Sim != nil && h.Sim.running != nil {
+		stack = &h.Sim.running.stack
+	}
+	if len(stack.calls) == 0 {
 		return nil
 	}
-	return h.stack[len(h.stack)-1]
+	return stack.calls[len(stack.calls)-1]
 }
 
 // memoryPages reads the size of the plugin module's own linear memory (not the
@@ -285,8 +309,12 @@ func memoryPages(inst *extism.Plugin) uint32 {
 // Pump settles the system at the current instant: fires due timers (first)
 // and delivers queued websocket events, one at a time, until neither is left.
 func (h *Harness) Pump() {
-	if h.depth > 0 {
+	if len(h.main.calls) > 0 {
 		h.T.Errorf("harness: pump requested inside a plugin call")
+		return
+	}
+	if h.Sim != nil {
+		h.T.Errorf("harness: sequential pump in concurrent mode (use Sim.Run)")
 		return
 	}
 	for i := 0; h.Clock.RunDue() || h.WS.Deliver(context.Background()); i++ {

@@ -172,6 +172,9 @@ func wrapHostFunction(f extism.HostFunction) extism.HostFunction {
 	name := f.Name
 	w := extism.NewHostFunctionWithStack(name, func(ctx context.Context, p *extism.CurrentPlugin, stack []uint64) {
 		h := harnessOf(ctx)
+		if t := taskOf(ctx); t != nil {
+			t.hostYield(name) // concurrent mode: every host call is a switch point
+		}
 		req, _ := p.ReadBytes(stack[0])
 		kind := h.hostCall(name, req)
 		if kind == FaultDrop {

@@ -62,6 +62,10 @@ type Scheduler struct {
 	// Missed lists ids whose timer fired after the entry was gone
 	// (Navidrome logs "Schedule entry not found during callback").
 	Missed []string
+	// spawn, in concurrent mode, runs each firing on its own task (Navidrome:
+	// time.AfterFunc's goroutine, or one robfig/cron goroutine per run); nil
+	// runs it synchronously.
+	spawn func(name string, body func(context.Context))
 }
 
 var _ host.SchedulerService = (*Scheduler)(nil)
@@ -91,8 +95,10 @@ func (s *Scheduler) ScheduleOneTime(_ context.Context, delaySeconds int32, paylo
 	e := &schedEntry{Schedule: Schedule{ID: id, Payload: payload, Delay: delaySeconds, Created: s.clock.Now(),
 		Next: s.clock.Now().Add(time.Duration(delaySeconds) * time.Second)}}
 	e.timer = s.clock.At(e.Next, func() {
-		s.fire(id)
-		delete(s.active, id) // deleted after the callback, whatever entry holds the id now
+		s.run("once "+id, func(ctx context.Context) {
+			s.fire(ctx, id)
+			delete(s.active, id) // deleted after the callback, whatever entry holds the id now
+		})
 	})
 	s.active[id] = e
 	return s.record(op, id, nil)
@@ -119,7 +125,7 @@ func (s *Scheduler) arm(e *schedEntry) {
 	e.Next = e.every.Next(s.clock.Now())
 	e.timer = s.clock.At(e.Next, func() {
 		s.arm(e) // cron computes the next run before the job runs
-		s.fire(e.ID)
+		s.run("every "+e.ID, func(ctx context.Context) { s.fire(ctx, e.ID) })
 	})
 }
 
@@ -160,8 +166,17 @@ func (s *Scheduler) CancelSchedule(_ context.Context, scheduleID string) error {
 	return err
 }
 
+// run runs one firing: on its own task in concurrent mode, else at once.
+func (s *Scheduler) run(name string, body func(context.Context)) {
+	if s.spawn != nil {
+		s.spawn(name, body)
+		return
+	}
+	body(context.Background())
+}
+
 // fire is invokeCallback: the entry is looked up by id at firing time.
-func (s *Scheduler) fire(id string) {
+func (s *Scheduler) fire(ctx context.Context, id string) {
 	e, ok := s.active[id]
 	if !ok {
 		s.Missed = append(s.Missed, id)
@@ -169,7 +184,7 @@ func (s *Scheduler) fire(id string) {
 	}
 	e.Fired++
 	s.Callbacks[id]++
-	_ = s.call(context.Background(), "nd_scheduler_callback", capabilities.SchedulerCallbackRequest{
+	_ = s.call(ctx, "nd_scheduler_callback", capabilities.SchedulerCallbackRequest{
 		ScheduleID: id, Payload: e.Payload, IsRecurring: e.Recurring,
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,7 +39,10 @@ type Conn struct {
 	Open     bool   // registered in the host's connection table (sendable/closable by id)
 	Ended    bool   // finished: nothing more is delivered
 	ClosedBy string // "client" (websocket_closeconnection) or "server"
+	OpenN    int    // the event order (Event.N) when it opened: later events have a larger N
 	broken   bool   // the server's close was read; the id lingers until the callback returns
+	reading  bool   // concurrent mode: the read loop's callback is in flight
+	writing  bool   // concurrent mode: a text/binary write holds gorilla's writer
 }
 
 // Sent returns the frames the plugin sent on this connection.
@@ -93,7 +97,13 @@ type WebSocket struct {
 	Conns  []*Conn // every connection ever opened, in order
 	Ops    []WSOp
 	events int
+	sim    *Sim // concurrent mode (NewSim), else nil
 }
+
+// ConcurrentWrite is gorilla's panic text when two goroutines write a message
+// on one connection at once (conn.go flushFrame, v1.5.3).
+const ConcurrentWrite = "concurrent write to websocket connection"
+
 
 var _ host.WebSocketService = (*WebSocket)(nil)
 
@@ -132,7 +142,7 @@ func (w *WebSocket) connect(rawURL string, headers map[string]string, id string)
 	if _, exists := w.active[id]; exists {
 		return "", fmt.Errorf("connection ID %q already exists", id)
 	}
-	c := &Conn{ID: id, URL: rawURL, Headers: headers, Opened: w.clock.Now(), Open: true}
+	c := &Conn{ID: id, URL: rawURL, Headers: headers, Opened: w.clock.Now(), Open: true, OpenN: w.events}
 	if err := w.server.Accept(c); err != nil {
 		return "", fmt.Errorf("failed to connect: %w", err)
 	}
@@ -172,17 +182,17 @@ func (w *WebSocket) lookup(id string) (*Conn, error) {
 	return c, nil
 }
 
-func (w *WebSocket) SendText(_ context.Context, connectionID, message string) error {
-	err := w.send(connectionID, message, "text")
+func (w *WebSocket) SendText(ctx context.Context, connectionID, message string) error {
+	err := w.send(ctx, connectionID, message, "text")
 	return w.op(WSOp{Kind: "sendtext", ID: connectionID}, err)
 }
 
-func (w *WebSocket) SendBinary(_ context.Context, connectionID string, data []byte) error {
-	err := w.send(connectionID, string(data), "binary")
+func (w *WebSocket) SendBinary(ctx context.Context, connectionID string, data []byte) error {
+	err := w.send(ctx, connectionID, string(data), "binary")
 	return w.op(WSOp{Kind: "sendbinary", ID: connectionID}, err)
 }
 
-func (w *WebSocket) send(id, payload, kind string) error {
+func (w *WebSocket) send(ctx context.Context, id, payload, kind string) error {
 	c, err := w.lookup(id)
 	if err != nil {
 		return err
@@ -190,9 +200,26 @@ func (w *WebSocket) send(id, payload, kind string) error {
 	if c.broken { // gorilla refuses writes once the peer's close was read
 		return fmt.Errorf("failed to send %s message: %w", kind, websocket.ErrCloseSent)
 	}
+	t := taskOf(ctx)
+	if t != nil && c.writing {
+		// Navidrome's SendText calls WriteMessage with no lock. The second
+		// writer finds isWriting set at flushFrame's first check and panics
+		// before writing anything; the first writer's frame goes out and
+		// the connection stays usable. wazero turns the panic into a failed
+		// plugin call.
+		w.sim.Collisions++
+		w.record(c, Event{Kind: "collision", Text: payload})
+		_ = w.op(WSOp{Kind: "send" + kind, ID: id}, fmt.Errorf("panic: %s", ConcurrentWrite))
+		panic(ConcurrentWrite)
+	}
 	w.record(c, Event{Kind: "send", Text: payload})
 	if kind == "text" {
 		w.server.Receive(c, payload)
+	}
+	if t != nil && w.sim.WriteHold > 0 {
+		c.writing = true
+		t.sleep(w.clock.Now().Add(w.sim.WriteHold))
+		c.writing = false
 	}
 	return nil
 }
@@ -277,11 +304,46 @@ func (w *WebSocket) Deliver(ctx context.Context) bool {
 	}
 	e := w.queue[0]
 	w.queue = w.queue[1:]
+	w.deliver(ctx, e)
+	return true
+}
+
+// deliverable returns, in concurrent mode, the connections whose read loop is
+// idle and has a frame or close waiting, in the order of their first one.
+func (w *WebSocket) deliverable() []*Conn {
+	var out []*Conn
+	for _, e := range w.queue {
+		if !e.conn.reading && !slices.Contains(out, e.conn) {
+			out = append(out, e.conn)
+		}
+	}
+	return out
+}
+
+// startDelivery starts c's read loop on its next queued event: a task that
+// runs the callback; the loop reads the next frame only once it returned.
+func (w *WebSocket) startDelivery(c *Conn) {
+	for i, e := range w.queue {
+		if e.conn == c {
+			w.queue = append(w.queue[:i], w.queue[i+1:]...)
+			c.reading = true
+			w.sim.Go("read "+c.ID, func(ctx context.Context) {
+				defer func() { c.reading = false }()
+				w.deliver(ctx, e)
+			})
+			return
+		}
+	}
+}
+
+// deliver is one iteration of readLoop: the callback for e, and after the
+// final one the loop's deferred cleanup.
+func (w *WebSocket) deliver(ctx context.Context, e wsEvent) {
 	c := e.conn
 	if !e.closed {
 		w.record(c, Event{Kind: "recv", Text: e.text})
 		_ = w.call(ctx, "nd_websocket_on_text_message", capabilities.OnTextMessageRequest{ConnectionID: c.ID, Message: e.text})
-		return true
+		return
 	}
 	c.broken = true
 	if e.code == websocket.CloseNormalClosure || e.code == websocket.CloseGoingAway || e.code == websocket.CloseNoStatusReceived {
@@ -300,7 +362,6 @@ func (w *WebSocket) Deliver(ctx context.Context) bool {
 	}
 	c.Open = false
 	w.finish(c, e.code, "server")
-	return true
 }
 
 // Active returns the connections registered in the host's table.
