@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"math/rand"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,7 +34,7 @@ const (
 	// remaining 10 s.
 	presenceBound = 30 * time.Second
 	// concDefaultSeeds per scenario in a plain `go test` (CONC_SEEDS overrides).
-	concDefaultSeeds = 150
+	concDefaultSeeds = 200
 	// concSeedFile lists failing seeds kept as regressions.
 	concSeedFile = "testdata/concurrency-seeds.txt"
 )
@@ -43,6 +44,17 @@ type concScenario struct {
 	about string
 	users []account
 	run   func(cr *concRig)
+	// weight scales CONC_SEEDS for this scenario, in percent (0: 100), so
+	// the cheap scenarios get more seeds and the run time stays even.
+	weight int
+}
+
+// seeds is the number of seeds sc runs when CONC_SEEDS (or the default) is n.
+func (sc concScenario) seeds(n int) int {
+	if sc.weight == 0 {
+		return n
+	}
+	return n * sc.weight / 100
 }
 
 // concRig is one seed of one scenario: the plugin in concurrent mode, the
@@ -142,7 +154,7 @@ func (cr *concRig) onLive(f func(c *Conn)) {
 }
 
 var concScenarios = []concScenario{
-	{name: "ready", about: "connect → Hello → READY while a report arrives and the first heartbeat (jitter 0 s possible) is due",
+	{name: "ready", weight: 150, about: "connect → Hello → READY while a report arrives and the first heartbeat (jitter 0 s possible) is due",
 		run: func(cr *concRig) {
 			hb := pick(cr, 1000, 2000, 5000, 41250)
 			cr.heartbeat(hb)
@@ -158,7 +170,7 @@ var concScenarios = []concScenario{
 				cr.at(secs(cr, 4, 5, 6)+cr.offset(), func() { cr.play(alice, "Third") })
 			}
 		}},
-	{name: "flappy", about: "1 s heartbeats, the gateway closes resumably (4000 or a drop) every 2–5 s, tracks change every 2–4 s",
+	{name: "flappy", weight: 50, about: "1 s heartbeats, the gateway closes resumably (4000 or a drop) every 2–5 s, tracks change every 2–4 s",
 		run: func(cr *concRig) {
 			cr.heartbeat(1000)
 			at := time.Duration(0)
@@ -300,6 +312,7 @@ func runConc(t testing.TB, sc concScenario, seed int64, verbose bool) (res concR
 		sc.run(cr)
 		cr.sim.Run(cr.last.Add(presenceBound))
 		cr.check()
+		cr.sim.Drain()
 	})
 	for _, e := range ctb.errs {
 		res.viol = append(res.viol, "harness: "+e)
@@ -397,7 +410,7 @@ func (cr *concRig) check() {
 	for _, id := range g.Identifies {
 		for _, s := range id.Resumable {
 			if cr.knew(s, id.N) {
-				cr.violf("needless Identify on %s at %s: session %s (READY delivered) was still resumable", id.Conn.ID, cr.rel(id.At), s.ID)
+				cr.violf("needless Identify: on %s at %s, although session %s (its READY delivered) was still resumable", id.Conn.ID, cr.rel(id.At), s.ID)
 			}
 		}
 	}
@@ -582,6 +595,7 @@ func concRegressions(t *testing.T) map[string][]int64 {
 var concTotals struct {
 	sync.Mutex
 	seeds, failed, violations, collisions, calls int
+	classes map[string]int // violations by class (the text before the first ':')
 }
 
 // TestConcurrent runs every scenario over many seeds (CONC_SEEDS), the
@@ -595,8 +609,13 @@ func TestConcurrent(t *testing.T) {
 		concTotals.Lock()
 		defer concTotals.Unlock()
 		if concTotals.seeds > 0 {
-			reportf("concurrency: %d interleavings (%d plugin calls), %d collisions (gorilla panics), %d invariant violations in %d failing seeds",
-				concTotals.seeds, concTotals.calls, concTotals.collisions, concTotals.violations, concTotals.failed)
+			var classes []string
+			for c, n := range concTotals.classes {
+				classes = append(classes, fmt.Sprintf("%s %d", c, n))
+			}
+			slices.Sort(classes)
+			reportf("concurrency: %d interleavings (%d plugin calls), %d collisions (gorilla panics), %d invariant violations in %d failing seeds (%s)",
+				concTotals.seeds, concTotals.calls, concTotals.collisions, concTotals.violations, concTotals.failed, strings.Join(classes, ", "))
 		}
 	})
 	for _, sc := range concScenarios {
@@ -611,11 +630,12 @@ func TestConcurrent(t *testing.T) {
 			} else {
 				t.Parallel()
 				seeds = append(seeds, regress[sc.name]...)
-				for s := int64(1); s <= int64(n); s++ {
+				for s := int64(1); s <= int64(sc.seeds(n)); s++ {
 					seeds = append(seeds, s)
 				}
 			}
 			var failed, viols, colls, calls, shown int
+			var failing []string
 			for _, seed := range seeds {
 				res := runConc(t, sc, seed, only != "")
 				colls += res.collisions
@@ -625,6 +645,16 @@ func TestConcurrent(t *testing.T) {
 				}
 				failed++
 				viols += len(res.viol)
+				failing = append(failing, strconv.FormatInt(seed, 10))
+				concTotals.Lock()
+				if concTotals.classes == nil {
+					concTotals.classes = map[string]int{}
+				}
+				for _, v := range res.viol {
+					class, _, _ := strings.Cut(v, ":")
+					concTotals.classes[class]++
+				}
+				concTotals.Unlock()
 				if shown++; shown <= 4 || only != "" {
 					t.Errorf("%s", res.report())
 				}
@@ -633,6 +663,9 @@ func TestConcurrent(t *testing.T) {
 				t.Errorf("%s: %d of %d seeds failed (first 4 shown)", sc.name, failed, len(seeds))
 			}
 			t.Logf("%s: %d seeds, %d plugin calls, %d collisions, %d violations in %d seeds", sc.name, len(seeds), calls, colls, viols, failed)
+			if len(failing) > 0 {
+				t.Logf("%s failing seeds: %s", sc.name, strings.Join(failing, " "))
+			}
 			concTotals.Lock()
 			concTotals.seeds += len(seeds)
 			concTotals.failed += failed

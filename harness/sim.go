@@ -222,6 +222,24 @@ func (s *Sim) resume(t *task) {
 	}
 }
 
+// Drain lets the tasks still alive finish (no timer fires, no frame is
+// delivered, the clock moves only to their wake-ups), so no goroutine or
+// plugin instance outlives the simulation. Call it once the checks are done.
+func (s *Sim) Drain() {
+	for len(s.tasks) > 0 {
+		t := s.tasks[0]
+		for _, x := range s.tasks[1:] {
+			if x.wake.Before(t.wake) {
+				t = x
+			}
+		}
+		if t.wake.After(s.h.Clock.now) {
+			s.h.Clock.now = t.wake
+		}
+		s.resume(t)
+	}
+}
+
 // Idle reports whether no task is alive and no websocket frame is waiting.
 func (s *Sim) Idle() bool { return len(s.tasks) == 0 && len(s.h.WS.deliverable()) == 0 }
 

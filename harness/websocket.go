@@ -104,7 +104,6 @@ type WebSocket struct {
 // on one connection at once (conn.go flushFrame, v1.5.3).
 const ConcurrentWrite = "concurrent write to websocket connection"
 
-
 var _ host.WebSocketService = (*WebSocket)(nil)
 
 func NewWebSocket(clock *Clock, ids *idSource, requiredHosts []string, server Server) *WebSocket {
