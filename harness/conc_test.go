@@ -595,6 +595,7 @@ func concRegressions(t *testing.T) map[string][]int64 {
 var concTotals struct {
 	sync.Mutex
 	seeds, failed, violations, collisions, calls int
+
 	classes map[string]int // violations by class (the text before the first ':')
 }
 

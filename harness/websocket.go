@@ -196,20 +196,22 @@ func (w *WebSocket) send(ctx context.Context, id, payload, kind string) error {
 	if err != nil {
 		return err
 	}
-	if c.broken { // gorilla refuses writes once the peer's close was read
-		return fmt.Errorf("failed to send %s message: %w", kind, websocket.ErrCloseSent)
-	}
 	t := taskOf(ctx)
 	if t != nil && c.writing {
 		// Navidrome's SendText calls WriteMessage with no lock. The second
-		// writer finds isWriting set at flushFrame's first check and panics
-		// before writing anything; the first writer's frame goes out and
-		// the connection stays usable. wazero turns the panic into a failed
+		// writer's beginMessage closes the first one's writer, whose
+		// flushFrame finds isWriting set and panics before writing anything
+		// (even if the peer's close was read meanwhile: that error is only
+		// checked afterwards); the first writer's frame goes out and the
+		// connection stays usable. wazero turns the panic into a failed
 		// plugin call.
 		w.sim.Collisions++
 		w.record(c, Event{Kind: "collision", Text: payload})
 		_ = w.op(WSOp{Kind: "send" + kind, ID: id}, fmt.Errorf("panic: %s", ConcurrentWrite))
 		panic(ConcurrentWrite)
+	}
+	if c.broken { // gorilla refuses writes once the peer's close was read
+		return fmt.Errorf("failed to send %s message: %w", kind, websocket.ErrCloseSent)
 	}
 	w.record(c, Event{Kind: "send", Text: payload})
 	if kind == "text" {
