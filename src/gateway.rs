@@ -128,8 +128,9 @@ pub enum Timer {
 
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Action {
-    /// Open the next connection (only the reconnect timer does).
-    Connect(String),
+    /// Open the next connection (only the reconnect timer does); if the dial fails, its
+    /// reconnect timer fires after `retry` seconds.
+    Connect { url: String, retry: u32 },
     Send(Frame),
     /// Close this connection with a code; the driver marks the reason so the `on_close`
     /// it triggers is ignored.
@@ -209,7 +210,8 @@ impl Link {
     /// scheduled the timer closed it or saw it close). Starts the next connection if
     /// something is to be shown, resuming the session if one is held, else rests idle.
     /// `None`: a stale timer (the link moved on) or a fatal connection: nothing changes.
-    pub fn reconnect(&self, gen: u32, conn: Option<&Conn>, want: bool, now: i64) -> Option<(Link, Vec<Action>)> {
+    pub fn reconnect(&self, gen: u32, conn: Option<&Conn>, want: bool, ctx: &Ctx) -> Option<(Link, Vec<Action>)> {
+        let now = ctx.now;
         if gen != self.gen || conn.is_some_and(|c| c.phase == Phase::Fatal) {
             return None;
         }
@@ -238,7 +240,8 @@ impl Link {
         } else {
             (GATEWAY_URL.into(), "connecting to Discord")
         };
-        Some((next, alloc::vec![Action::Log(Level::Info, msg, 0), Action::Connect(url)]))
+        let retry = backoff_secs(next.failures(None), false, ctx.rand);
+        Some((next, alloc::vec![Action::Log(Level::Info, msg, 0), Action::Connect { url, retry }]))
     }
 }
 
@@ -541,6 +544,15 @@ mod tests {
 
     const CTX: Ctx = Ctx { now: 1_000, rand: 500 };
 
+    fn at(now: i64) -> Ctx {
+        Ctx { now, rand: 0 }
+    }
+
+    /// The URLs dialled among the actions.
+    fn dials(a: Vec<Action>) -> Vec<String> {
+        a.into_iter().filter_map(|a| if let Connect { url, .. } = a { Some(url) } else { None }).collect()
+    }
+
     fn hello() -> &'static [u8] {
         br#"{"op":10,"d":{"heartbeat_interval":41250},"s":null,"t":null}"#
     }
@@ -550,7 +562,7 @@ mod tests {
     /// The first link, a connection that said Hello and READY, and the link its
     /// reconnect timer would make.
     fn ready() -> (Link, Conn) {
-        let (link, _) = Link::default().reconnect(0, None, true, 0).unwrap();
+        let (link, _) = Link::default().reconnect(0, None, true, &at(0)).unwrap();
         let mut c = Conn::default();
         c.on_frame(&link, hello(), &CTX);
         c.on_frame(&link, READY, &CTX);
@@ -560,17 +572,17 @@ mod tests {
     #[test]
     fn the_first_want_connects_and_a_stale_timer_does_nothing() {
         let l = Link::default();
-        let (next, a) = l.reconnect(0, None, true, 5).unwrap();
-        assert_eq!(quiet(a), vec![Connect(GATEWAY_URL.into())]);
+        let (next, a) = l.reconnect(0, None, true, &at(5)).unwrap();
+        assert_eq!(dials(a), vec![GATEWAY_URL]);
         assert_eq!((next.gen, next.idle, next.attempts, next.at_ms), (1, false, 0, 5));
-        assert_eq!(next.reconnect(0, None, true, 6), None, "rc:0 again after the link moved on");
-        let (rest, a) = l.reconnect(0, None, false, 5).unwrap();
+        assert_eq!(next.reconnect(0, None, true, &at(6)), None, "rc:0 again after the link moved on");
+        let (rest, a) = l.reconnect(0, None, false, &at(5)).unwrap();
         assert_eq!((rest.gen, rest.idle, a), (0, true, vec![]), "nothing to show: stay idle");
     }
 
     #[test]
     fn hello_identifies_then_schedules_a_jittered_first_beat() {
-        let (link, _) = Link::default().reconnect(0, None, true, 0).unwrap();
+        let (link, _) = Link::default().reconnect(0, None, true, &at(0)).unwrap();
         let mut c = Conn::default();
         let a = c.on_frame(&link, hello(), &CTX);
         assert_eq!(a, vec![Send(Frame::Identify), Once(Timer::FirstBeat, 20)]);
@@ -605,8 +617,8 @@ mod tests {
         let (link, c) = ready();
         let a = quiet(beat(&c, &link, 1_001, Beat::Regular, 0));
         assert_eq!(a[1..], [Cancel(Timer::FirstBeat), Cancel(Timer::Beat), Close(4000), Reconnect(backoff_secs(1, false, 0))]);
-        let (next, a) = link.reconnect(1, Some(&c), true, 9).unwrap();
-        assert_eq!(quiet(a), vec![Connect("wss://r.discord.gg/?v=10&encoding=json".into())]);
+        let (next, a) = link.reconnect(1, Some(&c), true, &at(9)).unwrap();
+        assert_eq!(dials(a), vec!["wss://r.discord.gg/?v=10&encoding=json"]);
         assert_eq!((next.gen, next.attempts), (2, 1), "a session never acknowledged counts as a failure");
         let mut c2 = Conn::default();
         let a = c2.on_frame(&next, hello(), &CTX);
@@ -624,14 +636,14 @@ mod tests {
         let a = c.on_frame(&link, br#"{"op":7,"d":null}"#, &CTX);
         assert_eq!(a.last(), Some(&Reconnect(0)));
         assert_eq!(c.phase, Phase::Closed);
-        let (next, _) = link.reconnect(1, Some(&c), true, 9).unwrap();
+        let (next, _) = link.reconnect(1, Some(&c), true, &at(9)).unwrap();
         assert_eq!(next.attempts, 0);
         // The next connection is resumed but dropped before any ACK: backoff grows.
         let mut c2 = Conn::default();
         c2.on_frame(&next, hello(), &CTX);
         c2.on_frame(&next, br#"{"op":0,"t":"RESUMED","s":2,"d":{}}"#, &CTX);
         assert_eq!(c2.on_closed(&next, 4002, &CTX).last(), Some(&Reconnect(backoff_secs(1, false, 500))));
-        let (third, _) = next.reconnect(2, Some(&c2), true, 9).unwrap();
+        let (third, _) = next.reconnect(2, Some(&c2), true, &at(9)).unwrap();
         assert_eq!(third.attempts, 1);
         let mut c3 = Conn::default();
         c3.on_frame(&third, hello(), &CTX);
@@ -646,8 +658,8 @@ mod tests {
         assert!(a.contains(&Close(4000)), "{a:?}");
         assert!(matches!(a.last(), Some(Reconnect(s)) if (1..=5).contains(s)), "{a:?}");
         assert_eq!((c.phase, c.session_id.as_str(), c.seq), (Phase::Closed, "", None));
-        let (_, a) = link.reconnect(1, Some(&c), true, 9).unwrap();
-        assert_eq!(quiet(a), vec![Connect(GATEWAY_URL.into())]);
+        let (_, a) = link.reconnect(1, Some(&c), true, &at(9)).unwrap();
+        assert_eq!(dials(a), vec![GATEWAY_URL]);
         let (link, mut c) = ready();
         assert!(c.on_frame(&link, br#"{"op":9,"d":true}"#, &CTX).contains(&Close(4000)));
         assert_eq!(c.session_id, "abc");
@@ -660,7 +672,7 @@ mod tests {
         assert!(matches!(&a[2], Log(Level::Error, m, 4004) if m.contains("token")));
         assert!(!a.iter().any(|a| matches!(a, Reconnect(_))));
         assert_eq!((c.phase, c.fatal), (Phase::Fatal, 4004));
-        assert_eq!(link.reconnect(1, Some(&c), true, 9), None);
+        assert_eq!(link.reconnect(1, Some(&c), true, &at(9)), None);
         assert_eq!(c.on_closed(&link, 1006, &CTX), vec![]);
     }
 
@@ -670,32 +682,32 @@ mod tests {
         let a = c.on_closed(&link, 1006, &CTX);
         assert_eq!(a.last(), Some(&Reconnect(backoff_secs(1, false, 500))));
         assert_eq!(c.phase, Phase::Closed);
-        let (_, a) = link.reconnect(1, Some(&c), true, 9).unwrap();
-        assert_eq!(quiet(a), vec![Connect("wss://r.discord.gg/?v=10&encoding=json".into())]);
+        let (_, a) = link.reconnect(1, Some(&c), true, &at(9)).unwrap();
+        assert_eq!(dials(a), vec!["wss://r.discord.gg/?v=10&encoding=json"]);
         // 4009: the session timed out, identify anew.
         let (link, mut c) = ready();
         c.on_closed(&link, 4009, &CTX);
-        assert_eq!(quiet(link.reconnect(1, Some(&c), true, 9).unwrap().1), vec![Connect(GATEWAY_URL.into())]);
+        assert_eq!(dials(link.reconnect(1, Some(&c), true, &at(9)).unwrap().1), vec![GATEWAY_URL]);
         // 4008: slowly.
         let (link, mut c) = ready();
         assert!(matches!(c.on_closed(&link, 4008, &CTX).last(), Some(Reconnect(s)) if *s >= 30));
         // Nothing to show when the timer fires: rest, and start anew later.
         let (link, mut c) = ready();
         c.on_closed(&link, 1006, &CTX);
-        let (rest, a) = link.reconnect(1, Some(&c), false, 9).unwrap();
+        let (rest, a) = link.reconnect(1, Some(&c), false, &at(9)).unwrap();
         assert!(rest.idle && rest.gen == 1 && a.is_empty());
-        let (next, a) = rest.reconnect(1, Some(&c), true, 10).unwrap();
-        assert_eq!((next.gen, next.session_id.as_str(), quiet(a)), (2, "", vec![Connect(GATEWAY_URL.into())]));
+        let (next, a) = rest.reconnect(1, Some(&c), true, &at(10)).unwrap();
+        assert_eq!((next.gen, next.session_id.as_str(), dials(a)), (2, "", vec![GATEWAY_URL.to_string()]));
     }
 
     #[test]
     fn a_failed_dial_keeps_what_the_link_had_and_backs_off() {
         let (link, mut c) = ready();
         c.on_closed(&link, 1006, &CTX);
-        let (second, _) = link.reconnect(1, Some(&c), true, 9).unwrap();
+        let (second, _) = link.reconnect(1, Some(&c), true, &at(9)).unwrap();
         assert_eq!(second.failures(None), second.attempts + 1);
-        let (third, a) = second.reconnect(2, None, true, 10).unwrap();
-        assert_eq!(quiet(a), vec![Connect("wss://r.discord.gg/?v=10&encoding=json".into())]);
+        let (third, a) = second.reconnect(2, None, true, &at(10)).unwrap();
+        assert_eq!(dials(a), vec!["wss://r.discord.gg/?v=10&encoding=json"]);
         assert_eq!(third.attempts, second.attempts + 1);
     }
 
@@ -710,7 +722,7 @@ mod tests {
 
     #[test]
     fn no_ready_within_a_heartbeat_starts_over() {
-        let (link, _) = Link::default().reconnect(0, None, true, 0).unwrap();
+        let (link, _) = Link::default().reconnect(0, None, true, &at(0)).unwrap();
         let mut c = Conn::default();
         c.on_frame(&link, hello(), &CTX);
         assert!(beat(&c, &link, 0, Beat::First, 0).contains(&Send(Frame::Heartbeat(None))));

@@ -31,9 +31,9 @@ const DAY: i64 = 86_400;
 /// The send lock's lease: if its holder dies, the lock frees itself after this long and
 /// its timer sends what is still wanted.
 const LEASE_S: u32 = 10;
-/// Heartbeat retries ("r1".."r3", "f1".."f3" for the first beat), a second apart, when
-/// the send lock is taken.
-const RETRIES: [[&str; 3]; 2] = [["r1", "r2", "r3"], ["f1", "f2", "f3"]];
+/// Heartbeat retries (`r1`–`r3`, `f1`–`f3` for the first beat), a second apart, when the
+/// send lock is taken.
+const RETRIES: u8 = 3;
 /// A connection that has not said Hello this long after its dial is stuck (Navidrome's
 /// handshake gives up after 30 s): a want may end it.
 const STUCK_MS: i64 = 60_000;
@@ -271,7 +271,6 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
     };
     let now = h.now_ms();
     let gen = u32::try_from(num).unwrap_or(u32::MAX);
-    let retry = |first: usize| RETRIES[first].iter().position(|k| *k == kind);
     match kind {
         // A flush runs at its due time at the earliest.
         "fl" => flush(h, &u, num.max(now), None, false)?,
@@ -300,11 +299,11 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
                 flush(h, &u, now, Some(gen), false)?;
             }
         }
-        _ => match (retry(0), retry(1)) {
-            (Some(n), _) => on_beat(h, &u, gen, Beat::Retry(false), n + 1, now)?,
-            (_, Some(n)) => on_beat(h, &u, gen, Beat::Retry(true), n + 1, now)?,
-            _ => {}
-        },
+        _ => {
+            if let [k @ (b'r' | b'f'), n @ b'1'..=b'3'] = *kind.as_bytes() {
+                on_beat(h, &u, gen, Beat::Retry(k == b'f'), n - b'0', now)?;
+            }
+        }
     }
     Ok(None)
 }
@@ -407,7 +406,10 @@ fn perform(h: &mut impl Host, u: &User, gen: u32, actions: Vec<Action>, now: i64
             // One reconnect timer per connection: a second request is the same one.
             Action::Reconnect(secs) => host::schedule_once(h, secs, &timer_id("rc", gen as i64, name)).or_else(|e| if host::says(&e, "already exists") { Ok(()) } else { Err(e) }),
             Action::Flush => flush(h, u, now, if locked { Some(gen) } else { None }, false),
-            Action::Connect(url) => host::ws_connect(h, &url, &conn),
+            Action::Connect { url, retry } => host::ws_connect(h, &url, &conn).or_else(|e| {
+                schedule(h, name, retry as i64, &timer_id("rc", gen as i64, name));
+                Err(["cannot reach the Discord gateway: ", &e].concat())
+            }),
             Action::Log(level, msg, 0) => {
                 log(h, level, name, msg);
                 Ok(())
@@ -435,7 +437,7 @@ fn on_beat_now(h: &mut impl Host, u: &User, gen: u32, now: i64) -> Done {
 /// A heartbeat of connection `gen` is due (`tries`: retries so far). Under the send lock
 /// it is sent and its time recorded, or the connection is ended as a zombie; a taken lock
 /// means another send is under way: try again in a second, at most three times.
-fn on_beat(h: &mut impl Host, u: &User, gen: u32, kind: Beat, tries: usize, now: i64) -> Done {
+fn on_beat(h: &mut impl Host, u: &User, gen: u32, kind: Beat, tries: u8, now: i64) -> Done {
     let name = u.name.as_str();
     let (link, conn) = current(h, name)?;
     let Some(conn) = conn.filter(|_| link.gen == gen) else {
@@ -446,10 +448,12 @@ fn on_beat(h: &mut impl Host, u: &User, gen: u32, kind: Beat, tries: usize, now:
         return Ok(());
     };
     let Ok(id) = lock(h, name, gen, None) else {
-        let first = matches!(kind, Beat::First | Beat::Retry(true)) as usize;
-        match RETRIES[first].get(tries) {
-            Some(k) => schedule(h, name, 1, &timer_id(k, gen as i64, name)),
-            None => log(h, Level::Warn, name, "a heartbeat was skipped: the Discord connection stayed busy"),
+        if tries < RETRIES {
+            let first = matches!(kind, Beat::First | Beat::Retry(true));
+            let k = [if first { b'f' } else { b'r' }, b'1' + tries];
+            schedule(h, name, 1, &timer_id(core::str::from_utf8(&k).unwrap_or("r1"), gen as i64, name));
+        } else {
+            log(h, Level::Warn, name, "heartbeat skipped: the connection stayed busy");
         }
         return Ok(());
     };
@@ -480,23 +484,11 @@ fn reconnect(h: &mut impl Host, u: &User, gen: u32, now: i64) -> Done {
         }
     }
     let want = load_want(h, name).is_some();
-    let Some((next, actions)) = link.reconnect(gen, conn.as_ref(), want, now) else {
+    let Some((next, actions)) = link.reconnect(gen, conn.as_ref(), want, &Ctx { now, rand: seed(name, now, gen) }) else {
         return Ok(());
     };
     host::cache_put(h, &state::key("gw", name), DAY, &state::save_link(&next))?;
-    for a in actions {
-        if let Action::Connect(url) = &a {
-            if let Err(e) = host::ws_connect(h, url, &conn_id(next.gen, name)) {
-                log(h, Level::Warn, name, &["cannot reach the Discord gateway: ", &e].concat());
-                let secs = gateway::backoff_secs(next.failures(None), false, seed(name, now, next.gen));
-                schedule(h, name, secs as i64, &timer_id("rc", next.gen as i64, name));
-                continue;
-            }
-        }
-        if let Action::Log(level, msg, _) = a {
-            log(h, level, name, msg);
-        }
-    }
+    perform(h, u, next.gen, actions, now, false);
     Ok(())
 }
 
@@ -974,7 +966,7 @@ mod tests {
         for k in ["r1:1:", "r2:1:", "r3:1:"] {
             fire(&mut h, k);
         }
-        assert!(h.logs.iter().any(|(l, m)| *l == Level::Warn && m.contains("heartbeat was skipped")), "bounded: three retries");
+        assert!(h.logs.iter().any(|(l, m)| *l == Level::Warn && m.contains("heartbeat skipped")), "bounded: three retries");
     }
 
     #[test]
