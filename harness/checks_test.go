@@ -112,12 +112,12 @@ func TestFaultChecksDetect(t *testing.T) {
 	r.WS.Connect(ctx, sliceGateway, nil, "5:alice")
 	r.WS.Connect(ctx, sliceGateway, nil, "6:alice")
 	for k, v := range map[string]string{"gw.alice": "1 4 - 41250 0 0 0 sess wss://x y", "want.alice": `{"at":1.5}`,
-		"sent.alice": "1 x", "ack.alice": "2"} {
+		"cn.1.alice": "9 - 0 0 0 0 0 a b", "tx.1.alice": "1 x"} {
 		r.Cache.SetString(ctx, k, v, 0)
 	}
 	want := []string{"2 open sockets", "open socket 5:alice is not the session's", "open socket 6:alice is not the session's",
 		"recurring heartbeat hb:7:alice without a live connection", "3 recurring heartbeats for 2", "2 pending reconnects",
-		"gw.alice", "want.alice", "sent.alice", "ack.alice"}
+		"gw.alice", "want.alice", "cn.1.alice", "tx.1.alice"}
 	ps := r.stateProblems()
 	for _, w := range want {
 		if !slices.ContainsFunc(ps, func(p problem) bool { return strings.Contains(p.msg, w) }) {

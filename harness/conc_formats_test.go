@@ -8,38 +8,53 @@ import (
 	"strings"
 )
 
-// gwRecord is what the invariants read from the plugin's per-user
-// gateway record.
+// gwRecord is what the invariants read from the plugin's gateway records.
 type gwRecord struct {
+	Key     string // the record written: the link or one connection's record
 	User    string
-	Gen     int64  // connection generation
+	Gen     int64  // link: current generation; connection: its generation
+	Phase   int64  // connection: its phase, which only moves forward; -1 for the link
 	Seq     int64  // last sequence number (valid if HasSeq)
 	HasSeq  bool   //
 	Session string // Discord session id ("" before READY)
 }
 
 // parseRecord reads one cache write: ok is false for keys that are not a
-// gateway record, or values that do not parse. Today (src/state.rs
-// save_session) the key is `gw.<user>` and the value a space-separated text
-// `gen phase seq heartbeat attempts fatal status session_id resume_url`, seq
-// being `-` when none.
+// gateway record, or values that do not parse. Today (src/state.rs) there are
+// two: the link `gw.<user>` = `gen idle attempts at seq session_id resume_url`,
+// written only by the reconnect timer, and each connection's record
+// `cn.<gen>.<user>` = `phase seq heartbeat status fatal ready ack session_id
+// resume_url`, written only by its read loop; seq is `-` when none.
 func parseRecord(key string, value any) (rec gwRecord, ok bool) {
-	user, isGw := strings.CutPrefix(key, "gw.")
 	text, isText := value.(string)
-	if !isGw || !isText {
+	if !isText {
 		return rec, false
 	}
 	f := strings.Split(text, " ")
-	if len(f) < 8 {
+	var seq, session string
+	var err error
+	if user, isLink := strings.CutPrefix(key, "gw."); isLink && len(f) == 7 {
+		rec = gwRecord{Key: key, User: user, Phase: -1}
+		if rec.Gen, err = strconv.ParseInt(f[0], 10, 64); err != nil {
+			return rec, false
+		}
+		seq, session = f[4], f[5]
+	} else if rest, isConn := strings.CutPrefix(key, "cn."); isConn && len(f) == 9 {
+		gen, user, _ := strings.Cut(rest, ".")
+		rec = gwRecord{Key: key, User: user}
+		if rec.Gen, err = strconv.ParseInt(gen, 10, 64); err != nil {
+			return rec, false
+		}
+		if rec.Phase, err = strconv.ParseInt(f[0], 10, 64); err != nil {
+			return rec, false
+		}
+		seq, session = f[1], f[7]
+	} else {
 		return rec, false
 	}
-	gen, err := strconv.ParseInt(f[0], 10, 64)
-	if err != nil {
-		return rec, false
-	}
-	rec = gwRecord{User: user, Gen: gen, Session: f[7]}
-	if f[2] != "-" {
-		if rec.Seq, err = strconv.ParseInt(f[2], 10, 64); err != nil {
+	rec.Session = session
+	if seq != "-" {
+		if rec.Seq, err = strconv.ParseInt(seq, 10, 64); err != nil {
 			return rec, false
 		}
 		rec.HasSeq = true

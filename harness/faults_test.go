@@ -266,10 +266,12 @@ func (r *rig) stateProblems() (ps []problem) {
 		if reconnects > 1 {
 			add("schedule", "%s: %d pending reconnects", u.name, reconnects)
 		}
-		for kind, check := range map[string]func(string) string{"gw": badSession, "want": badWant, "sent": badSent, "ack": badAck} {
-			if v, ok := r.cacheString(kind + "." + u.name); ok {
+		// The link and want per user; the current connection's records per generation.
+		for key, check := range map[string]func(string) string{"gw." + u.name: badLink, "want." + u.name: badWant,
+			"cn." + gen + "." + u.name: badConn, "tx." + gen + "." + u.name: badSent} {
+			if v, ok := r.cacheString(key); ok {
 				if why := check(v); why != "" {
-					add("cache", "%s.%s = %q: %s", kind, u.name, v, why)
+					add("cache", "%s = %q: %s", key, v, why)
 				}
 			}
 		}
@@ -297,33 +299,35 @@ func (r *rig) cacheString(key string) (string, bool) {
 
 var (
 	intField = regexp.MustCompile(`^-?\d+$`)
-	// gen phase seq heartbeat attempts fatal status session_id resume_url
-	sessionRecord = regexp.MustCompile(`^\d+ [0-6] (-|-?\d+) \d+ \d+ \d+ [0-3] [!-~]* ((wss://[!-~]+)?)$`)
+	// gen idle attempts at seq session_id resume_url
+	linkRecord = regexp.MustCompile(`^\d+ [01] \d+ -?\d+ (-|-?\d+) [!-~]* ((wss://[!-~]+)?)$`)
+	// phase seq heartbeat status fatal ready ack session_id resume_url
+	connRecord = regexp.MustCompile(`^[0-5] (-|-?\d+) \d+ [0-3] \d+ -?\d+ -?\d+ [!-~]* ((wss://[!-~]+)?)$`)
 )
 
-func badSession(v string) string {
-	if !sessionRecord.MatchString(v) {
-		return "not `gen phase seq heartbeat attempts fatal status session_id resume_url`"
+func badLink(v string) string {
+	if !linkRecord.MatchString(v) {
+		return "not `gen idle attempts at seq session_id resume_url`"
+	}
+	return ""
+}
+
+func badConn(v string) string {
+	if !connRecord.MatchString(v) {
+		return "not `phase seq heartbeat status fatal ready ack session_id resume_url`"
 	}
 	return ""
 }
 
 func badSent(v string) string {
 	f := strings.Split(v, " ")
-	if len(f) < 2 || len(f) > 7 {
-		return fmt.Sprintf("%d fields, want fingerprint start and up to 5 times", len(f))
+	if len(f) < 3 || len(f) > 8 {
+		return fmt.Sprintf("%d fields, want fingerprint start beat and up to 5 times", len(f))
 	}
 	for _, x := range f {
 		if !intField.MatchString(x) {
 			return fmt.Sprintf("field %q is not an integer", x)
 		}
-	}
-	return ""
-}
-
-func badAck(v string) string {
-	if v != "0" && v != "1" {
-		return "want 0 or 1"
 	}
 	return ""
 }

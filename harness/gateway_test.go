@@ -724,7 +724,8 @@ func TestGatewayBigReady(t *testing.T) {
 	sess := r.Gateway.SessionOn(c1)
 	r.Gateway.Reconnect(c1)
 	r.Pump()
-	c2 := r.awaitConn(t, 1, 0)
+	// Asked to reconnect before any heartbeat ACK: not a stable session, so backoff.
+	c2 := r.awaitConn(t, 1, 2*time.Second)
 	r.expectClientClose(t, c1, 4000)
 	r.expectResume(t, c1, c2, "wss://gateway-us-west1-c.discord.gg/?v=10&encoding=json", sess, 1)
 }
@@ -925,7 +926,8 @@ func TestGatewayStaleCallbacks(t *testing.T) {
 	oldScheds := r.Sched.Active()
 	r.Gateway.Reconnect(c1)
 	r.Pump()
-	c2 := r.awaitConn(t, 1, 0)
+	// Asked to reconnect before any heartbeat ACK: not a stable session, so backoff.
+	c2 := r.awaitConn(t, 1, 2*time.Second)
 	r.Advance(time.Second)
 	stale := []struct {
 		fn    string

@@ -143,6 +143,9 @@ func TestVerticalSlice(t *testing.T) {
 		if r := h.CallNoPump("nd_scrobbler_playback_report", playbackReport(h, "playing", 10000), nil); r.Err != nil {
 			t.Errorf("playback_report: %v", r.Err)
 		}
+		// The report asks for the reconnect timer at 0 s, which dials.
+		for h.Clock.RunDue() {
+		}
 		if connects() != 1 || len(h.WS.Conns) != 1 {
 			t.Fatalf("want exactly 1 successful connect, got %d call(s): %+v", connects(), h.WS.Ops)
 		}

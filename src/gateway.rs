@@ -1,6 +1,15 @@
-//! The Discord gateway client as a plain state machine (sans-IO): one `Session` per user,
-//! events in, actions out. Rules cited are from Discord's gateway docs
-//! (discord-presence spec §1); the driver in `plugin.rs` performs the actions.
+//! The Discord gateway client as plain state machines (sans-IO): events in, actions out.
+//! Rules cited are from Discord's gateway docs (discord-presence spec §1); the driver in
+//! `plugin.rs` performs the actions.
+//!
+//! Navidrome runs callbacks concurrently and its cache has no compare-and-swap, so the
+//! state is split by who may change it (the table is in `state.rs`):
+//! - [`Link`], which connection is current, is changed only by the reconnect timer of the
+//!   current generation ([`Link::reconnect`]); the scheduler runs one timer per id at a time.
+//! - [`Conn`], one connection's session, is changed only by that connection's read loop
+//!   ([`Conn::on_frame`], [`Conn::on_closed`]), which Navidrome runs one frame at a time.
+//! - Timers of a connection ([`beat`], [`idle`]) only send, close it and ask for the
+//!   reconnect timer.
 
 use crate::json::Reader;
 use alloc::string::String;
@@ -10,50 +19,87 @@ use alloc::vec::Vec;
 pub const GATEWAY_URL: &str = "wss://gateway.discord.gg/?v=10&encoding=json";
 const QUERY: &str = "/?v=10&encoding=json";
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+/// Where one connection is; only its read loop moves it, and only forward.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 pub enum Phase {
-    /// No socket, nothing to show.
-    Idle = 0,
     /// Socket requested; waiting for Hello (op 10).
-    Connecting = 1,
+    Connecting = 0,
     /// Identify (op 2) sent; waiting for READY.
-    Identifying = 2,
+    Identifying = 1,
     /// Resume (op 6) sent; waiting for RESUMED.
-    Resuming = 3,
+    Resuming = 2,
     /// Session usable: presence updates may be sent.
-    Ready = 4,
-    /// Socket gone; a reconnect is scheduled.
-    Waiting = 5,
+    Ready = 3,
+    /// Socket gone; the reconnect timer takes over.
+    Closed = 4,
     /// Discord refused us for good (4004, 4010–4014): nothing until the config changes.
-    Fatal = 6,
+    Fatal = 5,
 }
 
 impl Phase {
     pub fn from_u8(v: u8) -> Option<Phase> {
         use Phase::*;
-        [Idle, Connecting, Identifying, Resuming, Ready, Waiting, Fatal].get(v as usize).copied()
+        [Connecting, Identifying, Resuming, Ready, Closed, Fatal].get(v as usize).copied()
     }
 }
 
-/// Per-user gateway state kept in the host cache between calls.
+/// Which connection is current, and what carries over to the next one.
 #[derive(Clone, PartialEq, Eq, Debug)]
-pub struct Session {
-    /// Connection generation; the connection and timer ids carry it so callbacks from an
+pub struct Link {
+    /// Connection generation; connection and timer ids carry it so callbacks from an
     /// older socket are recognised and ignored (Navidrome frees ids late, ABI §7.3).
     pub gen: u32,
+    /// No connection is wanted: the next one starts from a new session.
+    pub idle: bool,
+    /// Consecutive connections that ended before a stable session, for backoff.
+    pub attempts: u32,
+    /// When this generation was started (ms).
+    pub at_ms: i64,
+    /// The session to resume on the next connection (§1.6), if any.
+    pub seq: Option<i64>,
+    pub session_id: String,
+    pub resume_url: String,
+}
+
+impl Default for Link {
+    fn default() -> Self {
+        Link { gen: 0, idle: true, attempts: 0, at_ms: 0, seq: None, session_id: String::new(), resume_url: String::new() }
+    }
+}
+
+/// Per-connection gateway state.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Conn {
     pub phase: Phase,
     /// Last dispatch sequence number `s` (§1.2), sent back in heartbeats and Resume.
     pub seq: Option<i64>,
     pub heartbeat_ms: u32,
-    /// Consecutive failed connection attempts, for backoff; reset on READY/RESUMED.
-    pub attempts: u32,
-    /// Close code that made the session fatal.
-    pub fatal: u16,
-    pub session_id: String,
-    pub resume_url: String,
     /// The user's own status as their other Discord sessions show it (index in
     /// `STATUSES`), so our presence never overrides it (spec W16: v2 forced `dnd`).
     pub status: u8,
+    /// Close code that made the session fatal.
+    pub fatal: u16,
+    /// When READY or RESUMED arrived, and the last heartbeat ACK (ms).
+    pub ready_ms: i64,
+    pub ack_ms: i64,
+    pub session_id: String,
+    pub resume_url: String,
+}
+
+impl Default for Conn {
+    fn default() -> Self {
+        Conn {
+            phase: Phase::Connecting,
+            seq: None,
+            heartbeat_ms: 0,
+            status: 0,
+            fatal: 0,
+            ready_ms: 0,
+            ack_ms: 0,
+            session_id: String::new(),
+            resume_url: String::new(),
+        }
+    }
 }
 
 /// Statuses an Update Presence may carry (Discord gateway-events).
@@ -61,22 +107,6 @@ pub const STATUSES: [&str; 4] = ["online", "idle", "dnd", "invisible"];
 
 pub fn status_index(s: &[u8]) -> Option<u8> {
     STATUSES.iter().position(|x| x.as_bytes() == s).map(|i| i as u8)
-}
-
-impl Default for Session {
-    fn default() -> Self {
-        Session {
-            gen: 0,
-            phase: Phase::Idle,
-            seq: None,
-            heartbeat_ms: 0,
-            attempts: 0,
-            fatal: 0,
-            session_id: String::new(),
-            resume_url: String::new(),
-            status: 0,
-        }
-    }
 }
 
 /// Frames the client sends. Rendering is in `presence.rs`.
@@ -87,47 +117,34 @@ pub enum Frame {
     Heartbeat(Option<i64>),
 }
 
-/// Timers, one id per (kind, generation, user).
+/// Heartbeat timers of a connection, one id per (kind, generation, user).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Timer {
     /// First heartbeat after `interval × jitter` (one-time).
     FirstBeat,
     /// Every later heartbeat (recurring).
     Beat,
-    /// Reconnect after a backoff (one-time).
-    Reconnect,
 }
 
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Action {
-    Connect(String),
+    /// Open the next connection (only the reconnect timer does); if the dial fails, its
+    /// reconnect timer fires after `retry` seconds.
+    Connect { url: String, retry: u32 },
     Send(Frame),
-    /// Close our socket of generation `gen` with `code`; the driver marks the reason so
-    /// the `on_close` it triggers is ignored.
-    Close { code: u16, gen: u32 },
-    /// Timers of the current generation, in seconds.
+    /// Close this connection with a code; the driver marks the reason so the `on_close`
+    /// it triggers is ignored.
+    Close(u16),
+    /// Heartbeat timers of this connection, in seconds.
     Once(Timer, u32),
     Every(Timer, u32),
-    /// Cancel a timer of generation `gen`.
-    Cancel(Timer, u32),
-    /// Set (true) or clear the heartbeat-ACK-pending flag.
-    Ack(bool),
+    Cancel(Timer),
+    /// This connection is over: its reconnect timer fires after this many seconds.
+    Reconnect(u32),
     /// Send the wanted presence if it is not shown yet.
-    Flush(Fresh),
+    Flush,
     /// A log line; a non-zero code is appended as `(code N)`.
     Log(Level, &'static str, u16),
-}
-
-/// What a flush may assume about what Discord shows.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Fresh {
-    /// Nothing new: compare with what was sent.
-    No,
-    /// A resumed session: same session and rate budget, but what went out on the dead
-    /// socket may never have arrived, so the presence is sent again.
-    Resumed,
-    /// A new session: it shows nothing and has its own rate budget.
-    Session,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -138,24 +155,10 @@ pub enum Level {
     Error = 4,
 }
 
-pub enum Event<'a> {
-    /// The wanted presence changed (`want`: there is something to show).
-    Want,
-    /// A text frame arrived on the current connection.
-    Frame(&'a [u8]),
-    /// The socket ended (server close, network error, or a failed dial: code 0).
-    Closed(u16),
-    /// A heartbeat timer fired; `ack_pending` is the flag set by the previous beat.
-    Beat { first: bool, ack_pending: bool },
-    Reconnect,
-    /// Nothing was shown for the configured idle time: end the session.
-    Idle,
-}
-
-/// What the machine needs besides its state: is there something to show, and entropy
-/// for jitter (wasm32-unknown-unknown has no RNG; the driver hashes time and ids).
+/// What the machines need besides their state: the time (ms) and entropy for jitter
+/// (wasm32-unknown-unknown has no RNG; the driver hashes time and ids).
 pub struct Ctx {
-    pub want: bool,
+    pub now: i64,
     pub rand: u64,
 }
 
@@ -184,132 +187,154 @@ pub fn close_rule(code: u16) -> OnClose {
     }
 }
 
-/// Reconnect delay in seconds: exponential from 2 s, capped at 60 s, with jitter in the
-/// upper half so clients spread out; 4008/4015 wait at least 60 s.
-pub fn backoff_secs(attempts: u32, slow: bool, rand: u64) -> u32 {
+/// Reconnect delay in seconds after `failures` consecutive connections without a stable
+/// session: exponential from 2 s, capped at 60 s, with jitter in the upper half so
+/// clients spread out; 4008/4015 wait at least 60 s (and at most 600 s).
+pub fn backoff_secs(failures: u32, slow: bool, rand: u64) -> u32 {
     let cap = if slow { 600 } else { 60 };
-    let base = (2u32 << attempts.min(9).saturating_sub(1)).max(if slow { 60 } else { 2 }).min(cap);
+    let base = (2u32 << failures.min(9).saturating_sub(1)).max(if slow { 60 } else { 2 }).min(cap);
     base / 2 + (rand % (base as u64 / 2 + 1)) as u32
 }
 
-impl Session {
-    fn connect(&mut self, out: &mut Vec<Action>) {
-        self.gen = self.gen.wrapping_add(1);
-        self.phase = Phase::Connecting;
-        let url = if self.resumable() {
-            let mut u = String::from(self.resume_url.strip_suffix('/').unwrap_or(&self.resume_url));
-            u.push_str(QUERY);
-            u
-        } else {
-            self.forget();
-            GATEWAY_URL.into()
-        };
-        let msg = if self.resumable() { "connecting to Discord to resume the session" } else { "connecting to Discord" };
-        out.push(Action::Log(Level::Info, msg, 0));
-        out.push(Action::Connect(url));
-    }
-
-    fn open(&self) -> bool {
-        matches!(self.phase, Phase::Connecting | Phase::Identifying | Phase::Resuming | Phase::Ready)
-    }
-
+impl Link {
     fn resumable(&self) -> bool {
         !self.session_id.is_empty() && !self.resume_url.is_empty() && self.seq.is_some()
     }
 
-    /// Drops the session so the next Hello is answered with Identify (§1.6).
-    fn forget(&mut self) {
+    /// Connections in a row, counting `conn`, that ended without a stable session.
+    pub fn failures(&self, conn: Option<&Conn>) -> u32 {
+        if conn.is_some_and(Conn::stable) { 0 } else { self.attempts.saturating_add(1) }
+    }
+
+    /// The reconnect timer of generation `gen` fired: that connection is over (whoever
+    /// scheduled the timer closed it or saw it close). Starts the next connection if
+    /// something is to be shown, resuming the session if one is held, else rests idle.
+    /// `None`: a stale timer (the link moved on) or a fatal connection: nothing changes.
+    pub fn reconnect(&self, gen: u32, conn: Option<&Conn>, want: bool, ctx: &Ctx) -> Option<(Link, Vec<Action>)> {
+        let now = ctx.now;
+        if gen != self.gen || conn.is_some_and(|c| c.phase == Phase::Fatal) {
+            return None;
+        }
+        let mut next = Link { gen: self.gen, at_ms: now, ..Link::default() };
+        if !want {
+            return Some((next, Vec::new()));
+        }
+        next.gen = gen.wrapping_add(1);
+        next.idle = false;
+        if !self.idle {
+            next.attempts = self.failures(conn);
+            match conn {
+                // What the connection held; it may have dropped the session (op 9, 4009).
+                Some(c) => (next.seq, next.session_id, next.resume_url) = (c.seq, c.session_id.clone(), c.resume_url.clone()),
+                // It never said Hello (a failed dial): what this link had.
+                None => (next.seq, next.session_id, next.resume_url) = (self.seq, self.session_id.clone(), self.resume_url.clone()),
+            }
+            if !next.resumable() {
+                (next.seq, next.session_id, next.resume_url) = (None, String::new(), String::new());
+            }
+        }
+        let (url, msg) = if next.resumable() {
+            let mut u = String::from(next.resume_url.strip_suffix('/').unwrap_or(&next.resume_url));
+            u.push_str(QUERY);
+            (u, "connecting to Discord to resume the session")
+        } else {
+            (GATEWAY_URL.into(), "connecting to Discord")
+        };
+        let retry = backoff_secs(next.failures(None), false, ctx.rand);
+        Some((next, alloc::vec![Action::Log(Level::Info, msg, 0), Action::Connect { url, retry }]))
+    }
+}
+
+/// Ends a connection that is still open: beats stop, the socket closes with `code`
+/// (4000 keeps the session resumable, §1.5), the reconnect timer fires in `secs`.
+fn end(code: u16, secs: u32, out: &mut Vec<Action>) {
+    out.push(Action::Cancel(Timer::FirstBeat));
+    out.push(Action::Cancel(Timer::Beat));
+    out.push(Action::Close(code));
+    out.push(Action::Reconnect(secs));
+}
+
+/// Which heartbeat a timer asks for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Beat {
+    /// The jittered first one; it starts the recurring timer.
+    First,
+    /// The recurring one.
+    Regular,
+    /// A beat that found the connection busy, tried again (`true`: the first one).
+    Retry(bool),
+}
+
+/// A heartbeat timer of this connection fired; `beat_ms`: when the last heartbeat went
+/// out on it (0: none yet).
+pub fn beat(conn: &Conn, link: &Link, beat_ms: i64, kind: Beat, rand: u64) -> Vec<Action> {
+    let mut out = Vec::new();
+    let first = matches!(kind, Beat::First | Beat::Retry(true));
+    match conn.phase {
+        // A heartbeat interval after Hello and still no READY/RESUMED (lost, or never
+        // sent): start over.
+        Phase::Identifying | Phase::Resuming if kind == Beat::Regular => {
+            out.push(Action::Log(Level::Warn, "no READY from Discord; reconnecting", 0));
+            end(4000, backoff_secs(link.failures(Some(conn)), false, rand), &mut out);
+        }
+        // No ACK since the last beat: a zombied connection (§1.4).
+        Phase::Identifying | Phase::Resuming | Phase::Ready if beat_ms > conn.ack_ms => {
+            out.push(Action::Log(Level::Warn, "no heartbeat ACK from Discord; reconnecting", 0));
+            let secs = if conn.stable() { 0 } else { backoff_secs(link.failures(Some(conn)), false, rand) };
+            end(4000, secs, &mut out);
+        }
+        Phase::Identifying | Phase::Resuming | Phase::Ready => {
+            out.push(Action::Send(Frame::Heartbeat(conn.seq)));
+            if first {
+                out.push(Action::Every(Timer::Beat, (conn.heartbeat_ms / 1000).max(1)));
+            }
+        }
+        _ if kind == Beat::First => out.push(Action::Cancel(Timer::FirstBeat)),
+        _ if kind == Beat::Regular => out.push(Action::Cancel(Timer::Beat)),
+        _ => {}
+    }
+    out
+}
+
+/// Nothing was shown for the configured idle time: end the session (closing with 1000
+/// ends it at Discord, so the next connection identifies).
+pub fn idle(conn: &Conn) -> Vec<Action> {
+    let mut out = Vec::new();
+    if conn.phase == Phase::Ready {
+        out.push(Action::Log(Level::Info, "idle: closing the gateway session", 0));
+        end(1000, 0, &mut out);
+    }
+    out
+}
+
+impl Conn {
+    fn open(&self) -> bool {
+        self.phase < Phase::Closed
+    }
+
+    /// READY or RESUMED, then an acknowledged heartbeat: the kind of session whose loss
+    /// does not count towards backoff.
+    pub fn stable(&self) -> bool {
+        self.ready_ms > 0 && self.ack_ms > self.ready_ms
+    }
+
+    /// Drops the session so the next connection identifies (§1.6).
+    pub fn forget(&mut self) {
         self.session_id.clear();
         self.resume_url.clear();
         self.seq = None;
     }
 
-    fn stop_beats(&self, out: &mut Vec<Action>) {
-        out.push(Action::Cancel(Timer::FirstBeat, self.gen));
-        out.push(Action::Cancel(Timer::Beat, self.gen));
-    }
-
-    /// Closes our socket with 4000, which keeps the session resumable (§1.5).
-    fn close(&self, out: &mut Vec<Action>) {
-        self.stop_beats(out);
-        out.push(Action::Close { code: 4000, gen: self.gen });
-    }
-
-    fn reconnect_now(&mut self, out: &mut Vec<Action>) {
-        self.close(out);
-        self.connect(out);
-    }
-
-    fn wait(&mut self, secs: u32, out: &mut Vec<Action>) {
-        self.phase = Phase::Waiting;
-        out.push(Action::Once(Timer::Reconnect, secs));
-    }
-
-    pub fn handle(&mut self, ev: Event, ctx: &Ctx) -> Vec<Action> {
+    /// A text frame on this connection.
+    pub fn on_frame(&mut self, link: &Link, text: &[u8], ctx: &Ctx) -> Vec<Action> {
         let mut out = Vec::new();
-        match ev {
-            Event::Want => match self.phase {
-                Phase::Idle if ctx.want => self.connect(&mut out),
-                Phase::Ready => out.push(Action::Flush(Fresh::No)),
-                // Waiting for a reconnect whose timer may have been lost: ask again (a
-                // pending one with the same id stays the only one).
-                Phase::Waiting => out.push(Action::Once(Timer::Reconnect, 0)),
-                _ => {}
-            },
-            // Only a socket we still consider open speaks: late frames or closes after
-            // our own close (idle, op 9) change nothing.
-            Event::Frame(text) if self.open() => self.on_frame(text, ctx, &mut out),
-            Event::Closed(code) if self.open() => self.on_closed(code, ctx, &mut out),
-            Event::Frame(_) | Event::Closed(_) => {}
-            Event::Beat { first, ack_pending } => match self.phase {
-                // A heartbeat interval after Hello and still no READY/RESUMED (lost, or
-                // never sent): start over with a new session.
-                Phase::Identifying | Phase::Resuming if !first => {
-                    out.push(Action::Log(Level::Warn, "no READY from Discord; identifying again", 0));
-                    self.close(&mut out);
-                    self.forget();
-                    self.connect(&mut out);
-                }
-                Phase::Identifying | Phase::Resuming | Phase::Ready if ack_pending => {
-                    // No ACK since the last beat: a zombied connection (§1.4).
-                    out.push(Action::Log(Level::Warn, "no heartbeat ACK from Discord; reconnecting", 0));
-                    self.reconnect_now(&mut out);
-                }
-                Phase::Identifying | Phase::Resuming | Phase::Ready => {
-                    out.push(Action::Ack(true));
-                    out.push(Action::Send(Frame::Heartbeat(self.seq)));
-                    if first {
-                        out.push(Action::Every(Timer::Beat, (self.heartbeat_ms / 1000).max(1)));
-                    }
-                }
-                _ => out.push(Action::Cancel(if first { Timer::FirstBeat } else { Timer::Beat }, self.gen)),
-            },
-            // Closing with 1000 ends the session at Discord, so the next socket identifies.
-            Event::Idle if self.phase == Phase::Ready => {
-                self.stop_beats(&mut out);
-                out.push(Action::Close { code: 1000, gen: self.gen });
-                out.push(Action::Log(Level::Info, "idle: closing the gateway session", 0));
-                self.forget();
-                self.phase = Phase::Idle;
-            }
-            Event::Idle => {}
-            Event::Reconnect => {
-                if self.phase == Phase::Waiting {
-                    if ctx.want {
-                        self.connect(&mut out)
-                    } else {
-                        self.phase = Phase::Idle
-                    }
-                }
-            }
+        // Only a socket we still consider open speaks: frames after its end change nothing.
+        if !self.open() {
+            return out;
         }
-        out
-    }
-
-    fn on_frame(&mut self, text: &[u8], ctx: &Ctx, out: &mut Vec<Action>) {
         let Some(env) = Envelope::parse(text) else {
             out.push(Action::Log(Level::Warn, "ignoring a gateway frame that is not valid JSON", 0));
-            return;
+            return out;
         };
         if let Some(s) = env.s {
             self.seq = Some(s);
@@ -317,6 +342,8 @@ impl Session {
         let d = || Reader::new(&text[env.d..]);
         match env.op {
             // Hello: answer with Identify or Resume, then heartbeat at its interval (§1.3).
+            // The answer goes out before the first beat is scheduled: nothing else sends
+            // on this connection until then.
             10 => {
                 let mut ms = 0;
                 d().object(|k, r| {
@@ -328,8 +355,10 @@ impl Session {
                     Some(())
                 });
                 self.heartbeat_ms = ms.clamp(1000, 600_000) as u32;
-                if self.resumable() {
+                self.ack_ms = ctx.now;
+                if link.resumable() {
                     self.phase = Phase::Resuming;
+                    (self.seq, self.session_id, self.resume_url) = (link.seq, link.session_id.clone(), link.resume_url.clone());
                     let (session_id, seq) = (self.session_id.clone(), self.seq.unwrap_or(0));
                     out.push(Action::Send(Frame::Resume { session_id, seq }));
                 } else {
@@ -337,8 +366,8 @@ impl Session {
                     self.forget();
                     out.push(Action::Send(Frame::Identify));
                 }
-                out.push(Action::Ack(false));
-                let first = (self.heartbeat_ms as u64 * (ctx.rand % 1000) / 1_000_000) as u32;
+                // Jitter in [0, interval) (§1.3), at least 1 s.
+                let first = (self.heartbeat_ms as u64 * (ctx.rand % 1000) / 1_000_000).max(1) as u32;
                 out.push(Action::Once(Timer::FirstBeat, first));
             }
             0 if env.t == b"READY" => {
@@ -346,7 +375,7 @@ impl Session {
                 self.session_id = sid;
                 self.resume_url = url;
                 self.learn_status(&sessions);
-                self.ready(true, out);
+                self.ready(true, ctx, &mut out);
             }
             // The user's sessions changed (e.g. status set on another device).
             0 if env.t == b"SESSIONS_REPLACE" => {
@@ -355,31 +384,38 @@ impl Session {
                 let before = self.status;
                 self.learn_status(&sessions);
                 if self.phase == Phase::Ready && self.status != before {
-                    out.push(Action::Flush(Fresh::No));
+                    out.push(Action::Flush);
                 }
             }
-            0 if env.t == b"RESUMED" => self.ready(false, out),
-            11 => out.push(Action::Ack(false)),
+            0 if env.t == b"RESUMED" => self.ready(false, ctx, &mut out),
+            11 => self.ack_ms = ctx.now,
             1 => out.push(Action::Send(Frame::Heartbeat(self.seq))),
             7 => {
                 out.push(Action::Log(Level::Info, "Discord asked to reconnect (op 7); resuming", 0));
-                self.reconnect_now(out);
+                self.phase = Phase::Closed;
+                end(4000, self.retry_secs(link, false, ctx.rand), &mut out);
             }
             9 => {
-                let resumable = d().lit(b"true");
-                if resumable {
+                self.phase = Phase::Closed;
+                if d().lit(b"true") {
                     out.push(Action::Log(Level::Info, "invalid session (op 9, resumable); resuming", 0));
-                    self.reconnect_now(out);
+                    end(4000, self.retry_secs(link, false, ctx.rand), &mut out);
                 } else {
-                    // Wait a random 1–5 s, then Identify again (§1.5).
+                    // Wait a random 1–5 s, then Identify again (§1.5); longer while no
+                    // session holds.
                     out.push(Action::Log(Level::Info, "invalid session (op 9); identifying again", 0));
                     self.forget();
-                    self.close(out);
-                    self.wait(1 + (ctx.rand % 5) as u32, out);
+                    end(4000, self.retry_secs(link, false, ctx.rand).max(1 + (ctx.rand % 5) as u32), &mut out);
                 }
             }
             _ => {}
         }
+        out
+    }
+
+    /// A stable session that ends comes back at once; otherwise backoff.
+    fn retry_secs(&self, link: &Link, slow: bool, rand: u64) -> u32 {
+        if self.stable() && !slow { 0 } else { backoff_secs(link.failures(Some(self)).max(1), slow, rand) }
     }
 
     /// Adopts the status of the user's first other session (not ours, not the "all"
@@ -390,38 +426,38 @@ impl Session {
     }
 
     /// READY (a new session) or RESUMED: either way the presence is sent again.
-    fn ready(&mut self, new_session: bool, out: &mut Vec<Action>) {
+    fn ready(&mut self, new_session: bool, ctx: &Ctx, out: &mut Vec<Action>) {
         self.phase = Phase::Ready;
-        self.attempts = 0;
+        self.ready_ms = ctx.now;
         let msg = if new_session { "gateway session ready" } else { "gateway session resumed" };
         out.push(Action::Log(Level::Info, msg, 0));
-        out.push(Action::Flush(if new_session { Fresh::Session } else { Fresh::Resumed }));
+        out.push(Action::Flush);
     }
 
-    fn on_closed(&mut self, code: u16, ctx: &Ctx, out: &mut Vec<Action>) {
-        self.stop_beats(out);
+    /// The socket ended (server close or network error).
+    pub fn on_closed(&mut self, link: &Link, code: u16, ctx: &Ctx) -> Vec<Action> {
+        let mut out = Vec::new();
+        if !self.open() {
+            return out;
+        }
+        out.push(Action::Cancel(Timer::FirstBeat));
+        out.push(Action::Cancel(Timer::Beat));
         let rule = close_rule(code);
         if let OnClose::Fatal(why) = rule {
             out.push(Action::Log(Level::Error, why, code));
             self.phase = Phase::Fatal;
             self.fatal = code;
             self.forget();
-            return;
+            return out;
         }
         out.push(Action::Log(Level::Warn, "gateway connection closed", code));
         if rule == OnClose::Identify {
             self.forget();
         }
-        if !ctx.want {
-            self.phase = Phase::Idle;
-            return;
-        }
-        // A failed dial also lands here (code 0): try a fresh session next time.
-        if code == 0 {
-            self.forget();
-        }
-        self.attempts = self.attempts.saturating_add(1);
-        self.wait(backoff_secs(self.attempts, rule == OnClose::SlowDown, ctx.rand), out);
+        let secs = self.retry_secs(link, rule == OnClose::SlowDown, ctx.rand).max(1);
+        self.phase = Phase::Closed;
+        out.push(Action::Reconnect(secs));
+        out
     }
 }
 
@@ -502,122 +538,177 @@ mod tests {
     use Action::*;
 
     /// The actions of one event, without the informational log lines.
-    fn step(s: &mut Session, ev: Event, ctx: &Ctx) -> Vec<Action> {
-        s.handle(ev, ctx).into_iter().filter(|a| !matches!(a, Log(Level::Info, ..))).collect()
+    fn quiet(a: Vec<Action>) -> Vec<Action> {
+        a.into_iter().filter(|a| !matches!(a, Log(Level::Info, ..))).collect()
     }
 
-    const WANT: Ctx = Ctx { want: true, rand: 500 };
-    const IDLE: Ctx = Ctx { want: false, rand: 500 };
+    const CTX: Ctx = Ctx { now: 1_000, rand: 500 };
+
+    fn at(now: i64) -> Ctx {
+        Ctx { now, rand: 0 }
+    }
+
+    /// The URLs dialled among the actions.
+    fn dials(a: Vec<Action>) -> Vec<String> {
+        a.into_iter().filter_map(|a| if let Connect { url, .. } = a { Some(url) } else { None }).collect()
+    }
 
     fn hello() -> &'static [u8] {
         br#"{"op":10,"d":{"heartbeat_interval":41250},"s":null,"t":null}"#
     }
 
-    fn ready_session() -> Session {
-        let mut s = Session::default();
-        step(&mut s, Event::Want, &WANT);
-        step(&mut s, Event::Frame(hello()), &WANT);
-        step(&mut s, 
-            Event::Frame(br#"{"t":"READY","s":1,"op":0,"d":{"v":9,"session_id":"abc","resume_gateway_url":"wss://r.discord.gg","x":[{"y":"}"}]}}"#),
-            &WANT,
-        );
-        s
+    const READY: &[u8] = br#"{"t":"READY","s":1,"op":0,"d":{"v":9,"session_id":"abc","resume_gateway_url":"wss://r.discord.gg","x":[{"y":"}"}]}}"#;
+
+    /// The first link, a connection that said Hello and READY, and the link its
+    /// reconnect timer would make.
+    fn ready() -> (Link, Conn) {
+        let (link, _) = Link::default().reconnect(0, None, true, &at(0)).unwrap();
+        let mut c = Conn::default();
+        c.on_frame(&link, hello(), &CTX);
+        c.on_frame(&link, READY, &CTX);
+        (link, c)
     }
 
     #[test]
-    fn want_connects_once_and_waits_for_hello() {
-        let mut s = Session::default();
-        assert_eq!(step(&mut s, Event::Want, &IDLE), vec![]);
-        assert_eq!(step(&mut s, Event::Want, &WANT), vec![Connect(GATEWAY_URL.into())]);
-        assert_eq!((s.phase, s.gen), (Phase::Connecting, 1));
-        assert_eq!(step(&mut s, Event::Want, &WANT), vec![], "no second socket, nothing sent before Hello");
+    fn the_first_want_connects_and_a_stale_timer_does_nothing() {
+        let l = Link::default();
+        let (next, a) = l.reconnect(0, None, true, &at(5)).unwrap();
+        assert_eq!(dials(a), vec![GATEWAY_URL]);
+        assert_eq!((next.gen, next.idle, next.attempts, next.at_ms), (1, false, 0, 5));
+        assert_eq!(next.reconnect(0, None, true, &at(6)), None, "rc:0 again after the link moved on");
+        let (rest, a) = l.reconnect(0, None, false, &at(5)).unwrap();
+        assert_eq!((rest.gen, rest.idle, a), (0, true, vec![]), "nothing to show: stay idle");
     }
 
     #[test]
-    fn hello_identifies_and_schedules_jittered_first_beat() {
-        let mut s = Session::default();
-        step(&mut s, Event::Want, &WANT);
-        let a = step(&mut s, Event::Frame(hello()), &WANT);
-        assert_eq!(a, vec![Send(Frame::Identify), Ack(false), Once(Timer::FirstBeat, 20)]);
-        assert_eq!((s.phase, s.heartbeat_ms), (Phase::Identifying, 41250));
-        let a = step(&mut s, Event::Beat { first: true, ack_pending: false }, &WANT);
-        assert_eq!(a, vec![Ack(true), Send(Frame::Heartbeat(None)), Every(Timer::Beat, 41)]);
+    fn hello_identifies_then_schedules_a_jittered_first_beat() {
+        let (link, _) = Link::default().reconnect(0, None, true, &at(0)).unwrap();
+        let mut c = Conn::default();
+        let a = c.on_frame(&link, hello(), &CTX);
+        assert_eq!(a, vec![Send(Frame::Identify), Once(Timer::FirstBeat, 20)]);
+        assert_eq!((c.phase, c.heartbeat_ms, c.ack_ms), (Phase::Identifying, 41250, 1_000));
+        assert_eq!(beat(&c, &link, 0, Beat::First, 0), vec![Send(Frame::Heartbeat(None)), Every(Timer::Beat, 41)]);
+        // A jitter of 0 still waits a second: never at the instant of Hello's answer.
+        let mut c = Conn::default();
+        assert_eq!(c.on_frame(&link, hello(), &Ctx { now: 0, rand: 0 })[1], Once(Timer::FirstBeat, 1));
     }
 
     #[test]
-    fn ready_stores_session_and_flushes() {
-        let s = ready_session();
-        assert_eq!((s.phase, s.seq, s.attempts), (Phase::Ready, Some(1), 0));
-        assert_eq!((s.session_id.as_str(), s.resume_url.as_str()), ("abc", "wss://r.discord.gg"));
-        let mut s2 = s.clone();
-        assert_eq!(step(&mut s2, Event::Want, &WANT), vec![Flush(Fresh::No)]);
+    fn ready_stores_the_session_and_flushes() {
+        let (_, c) = ready();
+        assert_eq!((c.phase, c.seq, c.ready_ms), (Phase::Ready, Some(1), 1_000));
+        assert_eq!((c.session_id.as_str(), c.resume_url.as_str()), ("abc", "wss://r.discord.gg"));
+        assert!(!c.stable(), "no ACK yet");
     }
 
     #[test]
-    fn dispatches_update_seq_and_heartbeats_carry_it() {
-        let mut s = ready_session();
-        step(&mut s, Event::Frame(br#"{"op":0,"t":"SESSIONS_REPLACE","s":7,"d":[]}"#), &WANT);
-        assert_eq!(s.seq, Some(7));
-        let a = step(&mut s, Event::Beat { first: false, ack_pending: false }, &WANT);
-        assert_eq!(a, vec![Ack(true), Send(Frame::Heartbeat(Some(7)))]);
-        assert_eq!(step(&mut s, Event::Frame(br#"{"op":11}"#), &WANT), vec![Ack(false)]);
-        assert_eq!(step(&mut s, Event::Frame(br#"{"op":1,"d":null}"#), &WANT), vec![Send(Frame::Heartbeat(Some(7)))]);
+    fn dispatches_update_seq_heartbeats_carry_it_acks_are_timed() {
+        let (link, mut c) = ready();
+        c.on_frame(&link, br#"{"op":0,"t":"SESSIONS_REPLACE","s":7,"d":[]}"#, &CTX);
+        assert_eq!(c.seq, Some(7));
+        assert_eq!(beat(&c, &link, 900, Beat::Regular, 0), vec![Send(Frame::Heartbeat(Some(7)))]);
+        assert_eq!(c.on_frame(&link, br#"{"op":11}"#, &Ctx { now: 2_000, rand: 0 }), vec![]);
+        assert!(c.ack_ms == 2_000 && c.stable());
+        assert_eq!(c.on_frame(&link, br#"{"op":1,"d":null}"#, &CTX), vec![Send(Frame::Heartbeat(Some(7)))]);
     }
 
     #[test]
-    fn missed_ack_is_a_zombie_and_resumes() {
-        let mut s = ready_session();
-        let a = step(&mut s, Event::Beat { first: false, ack_pending: true }, &WANT);
-        assert_eq!(a[3..], [Close { code: 4000, gen: 1 }, Connect("wss://r.discord.gg/?v=10&encoding=json".into())]);
-        assert_eq!(a[1..3], [Cancel(Timer::FirstBeat, 1), Cancel(Timer::Beat, 1)]);
-        assert_eq!(s.gen, 2);
-        let a = step(&mut s, Event::Frame(hello()), &WANT);
+    fn missed_ack_ends_the_connection_and_the_next_one_resumes() {
+        let (link, c) = ready();
+        let a = quiet(beat(&c, &link, 1_001, Beat::Regular, 0));
+        assert_eq!(a[1..], [Cancel(Timer::FirstBeat), Cancel(Timer::Beat), Close(4000), Reconnect(backoff_secs(1, false, 0))]);
+        let (next, a) = link.reconnect(1, Some(&c), true, &at(9)).unwrap();
+        assert_eq!(dials(a), vec!["wss://r.discord.gg/?v=10&encoding=json"]);
+        assert_eq!((next.gen, next.attempts), (2, 1), "a session never acknowledged counts as a failure");
+        let mut c2 = Conn::default();
+        let a = c2.on_frame(&next, hello(), &CTX);
         assert_eq!(a[0], Send(Frame::Resume { session_id: "abc".into(), seq: 1 }));
-        assert_eq!(s.phase, Phase::Resuming);
-        let a = step(&mut s, Event::Frame(br#"{"op":0,"t":"RESUMED","s":2,"d":{}}"#), &WANT);
-        assert_eq!(a.last(), Some(&Flush(Fresh::Resumed)));
-        assert_eq!((s.phase, s.seq), (Phase::Ready, Some(2)));
+        assert_eq!(c2.phase, Phase::Resuming);
+        let a = c2.on_frame(&next, br#"{"op":0,"t":"RESUMED","s":2,"d":{}}"#, &CTX);
+        assert_eq!(a.last(), Some(&Flush));
+        assert_eq!((c2.phase, c2.seq, c2.session_id.as_str()), (Phase::Ready, Some(2), "abc"));
     }
 
     #[test]
-    fn op7_and_op9_true_resume_op9_false_reidentifies_later() {
-        for f in [&br#"{"op":7,"d":null}"#[..], br#"{"op":9,"d":true}"#] {
-            let mut s = ready_session();
-            let a = step(&mut s, Event::Frame(f), &WANT);
-            assert!(a.contains(&Connect("wss://r.discord.gg/?v=10&encoding=json".into())), "{a:?}");
-        }
-        let mut s = ready_session();
-        let a = step(&mut s, Event::Frame(br#"{"op":9,"d":false}"#), &WANT);
-        assert!(a.contains(&Close { code: 4000, gen: 1 }) && a.contains(&Once(Timer::Reconnect, 1)), "{a:?}");
-        assert_eq!((s.phase, s.session_id.as_str(), s.seq), (Phase::Waiting, "", None));
-        assert_eq!(step(&mut s, Event::Reconnect, &WANT), vec![Connect(GATEWAY_URL.into())]);
+    fn a_stable_session_comes_back_at_once_an_unstable_one_backs_off() {
+        let (link, mut c) = ready();
+        c.on_frame(&link, br#"{"op":11}"#, &Ctx { now: 3_000, rand: 0 });
+        let a = c.on_frame(&link, br#"{"op":7,"d":null}"#, &CTX);
+        assert_eq!(a.last(), Some(&Reconnect(0)));
+        assert_eq!(c.phase, Phase::Closed);
+        let (next, _) = link.reconnect(1, Some(&c), true, &at(9)).unwrap();
+        assert_eq!(next.attempts, 0);
+        // The next connection is resumed but dropped before any ACK: backoff grows.
+        let mut c2 = Conn::default();
+        c2.on_frame(&next, hello(), &CTX);
+        c2.on_frame(&next, br#"{"op":0,"t":"RESUMED","s":2,"d":{}}"#, &CTX);
+        assert_eq!(c2.on_closed(&next, 4002, &CTX).last(), Some(&Reconnect(backoff_secs(1, false, 500))));
+        let (third, _) = next.reconnect(2, Some(&c2), true, &at(9)).unwrap();
+        assert_eq!(third.attempts, 1);
+        let mut c3 = Conn::default();
+        c3.on_frame(&third, hello(), &CTX);
+        c3.on_frame(&third, br#"{"op":0,"t":"RESUMED","s":3,"d":{}}"#, &CTX);
+        assert_eq!(c3.on_closed(&third, 4002, &CTX).last(), Some(&Reconnect(backoff_secs(2, false, 500))));
+    }
+
+    #[test]
+    fn op9_false_forgets_the_session_and_waits() {
+        let (link, mut c) = ready();
+        let a = quiet(c.on_frame(&link, br#"{"op":9,"d":false}"#, &CTX));
+        assert!(a.contains(&Close(4000)), "{a:?}");
+        assert!(matches!(a.last(), Some(Reconnect(s)) if (1..=5).contains(s)), "{a:?}");
+        assert_eq!((c.phase, c.session_id.as_str(), c.seq), (Phase::Closed, "", None));
+        let (_, a) = link.reconnect(1, Some(&c), true, &at(9)).unwrap();
+        assert_eq!(dials(a), vec![GATEWAY_URL]);
+        let (link, mut c) = ready();
+        assert!(c.on_frame(&link, br#"{"op":9,"d":true}"#, &CTX).contains(&Close(4000)));
+        assert_eq!(c.session_id, "abc");
     }
 
     #[test]
     fn fatal_close_stops_for_good() {
-        let mut s = ready_session();
-        let a = step(&mut s, Event::Closed(4004), &WANT);
+        let (link, mut c) = ready();
+        let a = c.on_closed(&link, 4004, &CTX);
         assert!(matches!(&a[2], Log(Level::Error, m, 4004) if m.contains("token")));
-        assert_eq!((s.phase, s.fatal), (Phase::Fatal, 4004));
-        assert_eq!(step(&mut s, Event::Want, &WANT), vec![]);
-        assert_eq!(step(&mut s, Event::Reconnect, &WANT), vec![]);
+        assert!(!a.iter().any(|a| matches!(a, Reconnect(_))));
+        assert_eq!((c.phase, c.fatal), (Phase::Fatal, 4004));
+        assert_eq!(link.reconnect(1, Some(&c), true, &at(9)), None);
+        assert_eq!(c.on_closed(&link, 1006, &CTX), vec![]);
     }
 
     #[test]
-    fn abnormal_close_resumes_with_backoff() {
-        let mut s = ready_session();
-        let a = step(&mut s, Event::Closed(1006), &WANT);
-        assert_eq!(a.last(), Some(&Once(Timer::Reconnect, backoff_secs(1, false, 500))));
-        assert_eq!(s.phase, Phase::Waiting);
-        assert!(step(&mut s, Event::Reconnect, &WANT)[0] == Connect("wss://r.discord.gg/?v=10&encoding=json".into()));
+    fn closes_pick_resume_or_identify() {
+        let (link, mut c) = ready();
+        let a = c.on_closed(&link, 1006, &CTX);
+        assert_eq!(a.last(), Some(&Reconnect(backoff_secs(1, false, 500))));
+        assert_eq!(c.phase, Phase::Closed);
+        let (_, a) = link.reconnect(1, Some(&c), true, &at(9)).unwrap();
+        assert_eq!(dials(a), vec!["wss://r.discord.gg/?v=10&encoding=json"]);
         // 4009: the session timed out, identify anew.
-        let mut s = ready_session();
-        step(&mut s, Event::Closed(4009), &WANT);
-        assert_eq!(step(&mut s, Event::Reconnect, &WANT), vec![Connect(GATEWAY_URL.into())]);
-        // Nothing to show: no reconnect.
-        let mut s = ready_session();
-        step(&mut s, Event::Closed(1006), &IDLE);
-        assert_eq!(s.phase, Phase::Idle);
+        let (link, mut c) = ready();
+        c.on_closed(&link, 4009, &CTX);
+        assert_eq!(dials(link.reconnect(1, Some(&c), true, &at(9)).unwrap().1), vec![GATEWAY_URL]);
+        // 4008: slowly.
+        let (link, mut c) = ready();
+        assert!(matches!(c.on_closed(&link, 4008, &CTX).last(), Some(Reconnect(s)) if *s >= 30));
+        // Nothing to show when the timer fires: rest, and start anew later.
+        let (link, mut c) = ready();
+        c.on_closed(&link, 1006, &CTX);
+        let (rest, a) = link.reconnect(1, Some(&c), false, &at(9)).unwrap();
+        assert!(rest.idle && rest.gen == 1 && a.is_empty());
+        let (next, a) = rest.reconnect(1, Some(&c), true, &at(10)).unwrap();
+        assert_eq!((next.gen, next.session_id.as_str(), dials(a)), (2, "", vec![GATEWAY_URL.to_string()]));
+    }
+
+    #[test]
+    fn a_failed_dial_keeps_what_the_link_had_and_backs_off() {
+        let (link, mut c) = ready();
+        c.on_closed(&link, 1006, &CTX);
+        let (second, _) = link.reconnect(1, Some(&c), true, &at(9)).unwrap();
+        assert_eq!(second.failures(None), second.attempts + 1);
+        let (third, a) = second.reconnect(2, None, true, &at(10)).unwrap();
+        assert_eq!(dials(a), vec!["wss://r.discord.gg/?v=10&encoding=json"]);
+        assert_eq!(third.attempts, second.attempts + 1);
     }
 
     #[test]
@@ -631,26 +722,20 @@ mod tests {
 
     #[test]
     fn no_ready_within_a_heartbeat_starts_over() {
-        let mut s = Session::default();
-        step(&mut s, Event::Want, &WANT);
-        step(&mut s, Event::Frame(hello()), &WANT);
-        assert!(step(&mut s, Event::Beat { first: true, ack_pending: false }, &WANT).contains(&Send(Frame::Heartbeat(None))));
-        let a = step(&mut s, Event::Beat { first: false, ack_pending: false }, &WANT);
-        assert!(a.contains(&Close { code: 4000, gen: 1 }) && a.contains(&Connect(GATEWAY_URL.into())), "{a:?}");
-        assert_eq!((s.phase, s.gen), (Phase::Connecting, 2));
+        let (link, _) = Link::default().reconnect(0, None, true, &at(0)).unwrap();
+        let mut c = Conn::default();
+        c.on_frame(&link, hello(), &CTX);
+        assert!(beat(&c, &link, 0, Beat::First, 0).contains(&Send(Frame::Heartbeat(None))));
+        let a = beat(&c, &link, 0, Beat::Regular, 0);
+        assert!(a.contains(&Close(4000)) && a.contains(&Reconnect(backoff_secs(1, false, 0))), "{a:?}");
     }
 
     #[test]
-    fn a_want_while_waiting_asks_for_the_reconnect_again() {
-        let mut s = ready_session();
-        step(&mut s, Event::Closed(1006), &WANT);
-        assert_eq!(step(&mut s, Event::Want, &WANT), vec![Once(Timer::Reconnect, 0)]);
-    }
-
-    #[test]
-    fn beats_from_a_dead_socket_cancel_themselves() {
-        let mut s = Session::default();
-        assert_eq!(step(&mut s, Event::Beat { first: false, ack_pending: false }, &WANT), vec![Cancel(Timer::Beat, 0)]);
+    fn beats_of_an_ended_connection_cancel_themselves() {
+        let (link, mut c) = ready();
+        c.on_closed(&link, 1006, &CTX);
+        assert_eq!(beat(&c, &link, 0, Beat::Regular, 0), vec![Cancel(Timer::Beat)]);
+        assert_eq!(beat(&c, &link, 0, Beat::First, 0), vec![Cancel(Timer::FirstBeat)]);
     }
 
     #[test]
@@ -664,31 +749,28 @@ mod tests {
 
     #[test]
     fn status_follows_the_users_other_sessions() {
-        let mut s = Session::default();
-        step(&mut s, Event::Want, &WANT);
-        step(&mut s, Event::Frame(hello()), &WANT);
-        step(&mut s, Event::Frame(br#"{"op":0,"s":1,"t":"READY","d":{"sessions":[{"session_id":"all","status":"online"},{"session_id":"me","status":"online"},{"session_id":"desk","status":"dnd","client_info":{}}],"session_id":"me"}}"#), &WANT);
-        assert_eq!(STATUSES[s.status as usize], "dnd");
-        let a = step(&mut s, Event::Frame(br#"{"op":0,"s":2,"t":"SESSIONS_REPLACE","d":[{"session_id":"desk","status":"idle"}]}"#), &WANT);
-        assert_eq!((STATUSES[s.status as usize], a), ("idle", vec![Flush(Fresh::No)]));
-        let a = step(&mut s, Event::Frame(br#"{"op":0,"s":3,"t":"SESSIONS_REPLACE","d":[{"session_id":"me","status":"online"},{"session_id":"desk","status":"idle"}]}"#), &WANT);
+        let link = Link::default();
+        let mut c = Conn::default();
+        c.on_frame(&link, hello(), &CTX);
+        c.on_frame(&link, br#"{"op":0,"s":1,"t":"READY","d":{"sessions":[{"session_id":"all","status":"online"},{"session_id":"me","status":"online"},{"session_id":"desk","status":"dnd","client_info":{}}],"session_id":"me"}}"#, &CTX);
+        assert_eq!(STATUSES[c.status as usize], "dnd");
+        let a = c.on_frame(&link, br#"{"op":0,"s":2,"t":"SESSIONS_REPLACE","d":[{"session_id":"desk","status":"idle"}]}"#, &CTX);
+        assert_eq!((STATUSES[c.status as usize], a), ("idle", vec![Flush]));
+        let a = c.on_frame(&link, br#"{"op":0,"s":3,"t":"SESSIONS_REPLACE","d":[{"session_id":"me","status":"online"},{"session_id":"desk","status":"idle"}]}"#, &CTX);
         assert_eq!(a, vec![]);
-        step(&mut s, Event::Frame(br#"{"op":0,"s":4,"t":"SESSIONS_REPLACE","d":[{"session_id":"me","status":"online"}]}"#), &WANT);
-        assert_eq!(s.status, 0, "alone again: online");
+        c.on_frame(&link, br#"{"op":0,"s":4,"t":"SESSIONS_REPLACE","d":[{"session_id":"me","status":"online"}]}"#, &CTX);
+        assert_eq!(c.status, 0, "alone again: online");
     }
 
     #[test]
-    fn idle_ends_the_session() {
-        let mut s = ready_session();
-        let a = step(&mut s, Event::Idle, &IDLE);
-        assert!(a.contains(&Close { code: 1000, gen: 1 }));
-        assert_eq!((s.phase, s.session_id.as_str()), (Phase::Idle, ""));
-        assert_eq!(step(&mut s, Event::Idle, &IDLE), vec![]);
-        // Frames still in flight on the closed socket change nothing.
+    fn idle_ends_the_session_and_late_frames_change_nothing() {
+        let (link, mut c) = ready();
+        let a = quiet(idle(&c));
+        assert_eq!(a, vec![Cancel(Timer::FirstBeat), Cancel(Timer::Beat), Close(1000), Reconnect(0)]);
+        c.on_closed(&link, 1006, &CTX);
+        assert_eq!(idle(&c), vec![]);
         for f in [&br#"{"op":7}"#[..], br#"{"op":1}"#, br#"{"op":9,"d":true}"#, hello()] {
-            assert_eq!(step(&mut s, Event::Frame(f), &WANT), vec![]);
+            assert_eq!(c.on_frame(&link, f, &CTX), vec![]);
         }
-        assert_eq!(step(&mut s, Event::Closed(1006), &WANT), vec![]);
-        assert_eq!(s.phase, Phase::Idle);
     }
 }

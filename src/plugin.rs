@@ -1,11 +1,19 @@
-//! The driver: one function per export. Each loads the user's records from the cache,
-//! feeds one event to the gateway machine, saves the result *before* acting on it (a
-//! Hello can arrive on another instance as soon as the socket opens), then performs the
-//! actions through the host.
+//! The driver: one function per export. Each loads the records its event needs, feeds
+//! the event to a gateway machine (`gateway.rs`) or the presence decision
+//! (`presence::plan`), saves the records its caller owns *before* acting (a Hello can
+//! arrive on another instance as soon as a socket opens), then performs the actions
+//! through the host. Which call may write which record, and why that holds while
+//! Navidrome runs calls concurrently, is in `state.rs`.
+//!
+//! Sends on a connection hold its send lock (`sl:<gen>:<user>`, a one-time schedule:
+//! Navidrome refuses a duplicate id), because two instances writing to one socket at
+//! once make gorilla panic and the host fail the whole call. The one exception is the
+//! answer to Hello, sent by the read loop before anything else can send on that
+//! connection. A send that finds the lock taken is retried by a timer a second later.
 
 use crate::config::{self, Pause, Settings, User};
 use crate::enrich;
-use crate::gateway::{Action, Ctx, Event, Frame, Fresh, Level, Phase, Session, Timer, STATUSES};
+use crate::gateway::{self, Action, Beat, Conn, Ctx, Frame, Level, Link, Phase, Timer, STATUSES};
 use crate::host::{self, Host};
 use crate::input::{self, Report};
 use crate::presence::{self, Fnv, Plan, Want};
@@ -20,8 +28,21 @@ const OWN_CLOSE: &str = "nd:reconnect";
 /// waits this long for the next track.
 const STOP_GRACE_MS: i64 = 5_000;
 const DAY: i64 = 86_400;
+/// The send lock's lease: if its holder dies, the lock frees itself after this long and
+/// its timer sends what is still wanted.
+const LEASE_S: u32 = 10;
+/// Heartbeat retries (`r1`–`r3`, `f1`–`f3` for the first beat), a second apart, when the
+/// send lock is taken.
+const RETRIES: u8 = 3;
+/// A connection that has not said Hello this long after its dial is stuck (Navidrome's
+/// handshake gives up after 30 s): a want may end it.
+const STUCK_MS: i64 = 60_000;
+/// After a want finds the reconnect timer already there, a flush this much later checks
+/// that it did not just decide to rest without seeing the want.
+const RECHECK_MS: i64 = 2_000;
 
 pub type Result = core::result::Result<Option<Vec<u8>>, String>;
+type Done = core::result::Result<(), String>;
 
 /// Marks a host that sends playback reports (Navidrome ≥ 0.62): its now-playing calls
 /// are then redundant.
@@ -62,7 +83,7 @@ pub fn is_authorized(h: &mut impl Host, input: &[u8]) -> Result {
     // changes (which reloads the plugin and empties the cache).
     let users = h.config("users").unwrap_or_default();
     let ok = match config::token_for(&users, &v[0]) {
-        Ok(Some(_)) => !matches!(load_session(h, &v[0]), Ok(s) if s.phase == Phase::Fatal),
+        Ok(Some(_)) => !current(h, &v[0]).is_ok_and(|(_, c)| c.is_some_and(|c| c.phase == Phase::Fatal)),
         Ok(None) => false,
         Err(e) => {
             h.log(Level::Error, &e);
@@ -102,9 +123,11 @@ fn want_of(rep: Report) -> Want {
     }
 }
 
-fn set_want(h: &mut impl Host, u: &User, w: &Want, now: i64) -> core::result::Result<(), String> {
+/// Stores what the user wants shown and shows it. `recheck`: the caller may race the
+/// reconnect timer (see `start`).
+fn set_want(h: &mut impl Host, u: &User, w: &Want, now: i64, recheck: bool) -> Done {
     host::cache_set(h, &state::key("want", &u.name), DAY, &|o| w.save(o))?;
-    drive(h, u, Event::Want, now)
+    flush(h, u, now, None, recheck)
 }
 
 pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
@@ -125,7 +148,7 @@ pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
             let (pos, rate, dur) = (rep.position_ms, rep.rate_milli, rep.track.duration_s);
             let mut w = want_of(rep);
             w.timing(at, pos, rate, dur);
-            set_want(h, &u, &w, now)?;
+            set_want(h, &u, &w, now, true)?;
             if let (true, Pause::HideAfter(ms)) = (w.paused, set.pause) {
                 schedule_flush(h, &u, now, now + ms);
             }
@@ -141,7 +164,7 @@ pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
                 schedule_flush(h, &u, now, now + STOP_GRACE_MS);
             } else {
                 host::cache_remove(h, &stop_key)?;
-                flush(h, &u, now, Fresh::No, None)?;
+                flush(h, &u, now, None, false)?;
             }
         }
         _ => log(h, Level::Debug, &u.name, "ignoring an unknown playback state"),
@@ -152,8 +175,7 @@ pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
 /// Navidrome 0.60–0.61 send only now-playing (no state, no time): show the track without
 /// timestamps and clear it 5 s after its end unless another one replaced it. Newer hosts
 /// call now-playing *and*, at the same moment from another worker, playback-report; so a
-/// now-playing only takes effect after `LEGACY_WAIT_S`, if no report was seen meanwhile
-/// (acting at once raced the report into two connections on one id).
+/// now-playing only takes effect after `LEGACY_WAIT_S`, if no report was seen meanwhile.
 pub fn now_playing(h: &mut impl Host, input: &[u8]) -> Result {
     if reports_seen(h) {
         return Ok(None);
@@ -171,12 +193,12 @@ pub fn now_playing(h: &mut impl Host, input: &[u8]) -> Result {
 
 pub fn on_text(h: &mut impl Host, input: Vec<u8>) -> Result {
     let (id, frame) = input::text_message(input).ok_or_else(|| bad_input("websocket text"))?;
-    on_connection(h, &id, Event::Frame(&frame)).map(|_| None)
+    on_connection(h, &id, Ok(&frame)).map(|_| None)
 }
 
 pub fn on_error(h: &mut impl Host, input: &[u8]) -> Result {
     let (v, _) = input::fields(input, &["connectionId", "error"]).ok_or_else(|| bad_input("websocket error"))?;
-    on_connection(h, &v[0], Event::Closed(input::close_code(&v[1]))).map(|_| None)
+    on_connection(h, &v[0], Err(input::close_code(&v[1]))).map(|_| None)
 }
 
 pub fn on_close(h: &mut impl Host, input: &[u8]) -> Result {
@@ -184,12 +206,14 @@ pub fn on_close(h: &mut impl Host, input: &[u8]) -> Result {
     if v[1] == OWN_CLOSE {
         return Ok(None);
     }
-    on_connection(h, &v[0], Event::Closed(code as u16)).map(|_| None)
+    on_connection(h, &v[0], Err(code as u16)).map(|_| None)
 }
 
-/// Feeds an event of connection `<gen>:<user>` to the user's session if it is their
-/// current connection: callbacks of an older socket are stale.
-fn on_connection(h: &mut impl Host, id: &str, ev: Event) -> core::result::Result<(), String> {
+/// The read loop of connection `<gen>:<user>` delivers a frame (`Ok`) or its end (`Err`
+/// with the close code). Only this loop writes the connection's record, and Navidrome
+/// calls it one event at a time; callbacks of a connection that is no longer current
+/// change nothing.
+fn on_connection(h: &mut impl Host, id: &str, ev: core::result::Result<&[u8], u16>) -> Done {
     let Some((gen, name)) = split_id(id) else {
         h.log(Level::Warn, "callback for an unknown connection");
         return Ok(());
@@ -198,29 +222,46 @@ fn on_connection(h: &mut impl Host, id: &str, ev: Event) -> core::result::Result
         log(h, Level::Warn, name, "callback for a user no longer configured");
         return Ok(());
     };
-    let s = load_session(h, name)?;
-    if s.gen as i64 != gen {
+    let link = load_link(h, name)?;
+    if link.idle || link.gen != gen {
         log(h, Level::Debug, name, "ignoring a callback from an old connection");
         return Ok(());
     }
+    let mut c = load_conn(h, gen, name)?.unwrap_or_default();
+    let before = c.clone();
     let now = h.now_ms();
-    drive_with(h, &u, s, ev, now)
+    let ctx = Ctx { now, rand: seed(name, now, gen) };
+    let actions = match ev {
+        Ok(frame) => c.on_frame(&link, frame, &ctx),
+        Err(code) => c.on_closed(&link, code, &ctx),
+    };
+    if c != before {
+        host::cache_put(h, &state::conn_key("cn", gen, name), DAY, &state::save_conn(&c))?;
+    }
+    perform(h, &u, gen, actions, now, false);
+    Ok(())
 }
 
-/// `<number>:<rest>`.
-fn split_id(id: &str) -> Option<(i64, &str)> {
+/// `<number>:<rest>`, the number a generation or a time.
+fn split_id(id: &str) -> Option<(u32, &str)> {
     let (n, rest) = id.split_once(':')?;
-    Some((state::int(n)?, rest))
+    Some((u32::try_from(state::int(n)?).ok()?, rest))
 }
 
-/// Timer ids: `<kind>:<gen or due time>:<user>`, kinds `b1` first heartbeat, `hb`
-/// heartbeat, `rc` reconnect (with the generation); `fl` presence flush, `ic` idle close
-/// (with the due time in ms, which is also the time when they run).
+/// Timer ids: `<kind>:<number>:<user>`. With the connection generation: `b1` first
+/// heartbeat, `hb` heartbeat, `f1`–`f3`/`r1`–`r3` retries of a first/later heartbeat
+/// that found the send lock taken, `sl` the send lock, `rc` reconnect. With the due time
+/// (ms), which is also when they run: `fl` presence flush, `ic` idle close. With the
+/// now-playing number (old hosts): `np` show it, `ne` clear it after the track's end.
 pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
     let (v, _) = input::fields(input, &["scheduleId"]).ok_or_else(|| bad_input("scheduler callback"))?;
     let id = &v[0];
     // Not one of ours (as the official plugin, an unknown timer is only a warning).
-    let Some((kind, (num, name))) = id.split_once(':').and_then(|(k, rest)| Some((k, split_id(rest)?))) else {
+    let parsed = id.split_once(':').and_then(|(k, rest)| {
+        let (n, name) = rest.split_once(':')?;
+        Some((k, state::int(n)?, name))
+    });
+    let Some((kind, num, name)) = parsed else {
         h.log(Level::Warn, "ignoring an unknown timer");
         return Ok(None);
     };
@@ -229,48 +270,67 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
         None => return Ok(None),
     };
     let now = h.now_ms();
+    let gen = u32::try_from(num).unwrap_or(u32::MAX);
     match kind {
         // A flush runs at its due time at the earliest.
-        "fl" => return flush(h, &u, num.max(now), Fresh::No, None).map(|_| None),
-        "ic" => return idle(h, &u, num).map(|_| None),
+        "fl" => flush(h, &u, num.max(now), None, false)?,
+        "ic" => idle(h, &u, num)?,
         "np" => {
             let w = host::cache_get(h, &state::key("legacy", name)).and_then(|t| Want::load(&t));
             match w {
-                Some(w) if w.legacy == num && !reports_seen(h) => set_want(h, &u, &w, now)?,
+                Some(w) if w.legacy == num && !reports_seen(h) => set_want(h, &u, &w, now, false)?,
                 _ => {}
             }
-            return Ok(None);
         }
         "ne" => {
             if load_want(h, name).is_some_and(|w| w.legacy == num) {
                 host::cache_remove(h, &state::key("want", name))?;
-                flush(h, &u, now, Fresh::No, None)?;
+                flush(h, &u, now, None, false)?;
             }
-            return Ok(None);
         }
-        _ => {}
+        "rc" => reconnect(h, &u, gen, now)?,
+        "b1" => on_beat(h, &u, gen, Beat::First, 0, now)?,
+        "hb" => on_beat(h, &u, gen, Beat::Regular, 0, now)?,
+        // The send lock's lease ran out: its holder died. Still holding it (its id stays
+        // registered until this returns), send what is wanted.
+        "sl" => {
+            if load_link(h, name)?.gen == gen {
+                log(h, Level::Warn, name, "a send on the Discord connection did not finish; sending again");
+                flush(h, &u, now, Some(gen), false)?;
+            }
+        }
+        _ => {
+            if let [k @ (b'r' | b'f'), n @ b'1'..=b'3'] = *kind.as_bytes() {
+                on_beat(h, &u, gen, Beat::Retry(k == b'f'), n - b'0', now)?;
+            }
+        }
     }
-    let s = load_session(h, name)?;
-    let ev = match kind {
-        "b1" | "hb" if s.gen as i64 == num => {
-            let pending = host::cache_get(h, &state::key("ack", name)).is_some_and(|v| v == "1");
-            Event::Beat { first: kind == "b1", ack_pending: pending }
-        }
-        "rc" if s.gen as i64 == num => Event::Reconnect,
-        "hb" => {
-            // A recurring beat of an old connection: stop it.
-            let _ = host::cancel(h, id);
-            return Ok(None);
-        }
-        _ => return Ok(None),
-    };
-    drive_with(h, &u, s, ev, now).map(|_| None)
+    Ok(None)
 }
 
-/// The user's session; a record that does not parse counts as none, but a cache that
-/// cannot be read is an error: nothing is done on state that could not be read.
-fn load_session(h: &mut impl Host, name: &str) -> core::result::Result<Session, String> {
-    Ok(host::cache_read(h, &state::key("gw", name))?.and_then(|t| state::load_session(&t)).unwrap_or_default())
+/// The link (a record that does not parse counts as none); a cache that cannot be read
+/// is an error: nothing is done on state that could not be read.
+fn load_link(h: &mut impl Host, name: &str) -> core::result::Result<Link, String> {
+    Ok(host::cache_read(h, &state::key("gw", name))?.and_then(|t| state::load_link(&t)).unwrap_or_default())
+}
+
+fn load_conn(h: &mut impl Host, gen: u32, name: &str) -> core::result::Result<Option<Conn>, String> {
+    Ok(host::cache_read(h, &state::conn_key("cn", gen, name))?.and_then(|t| state::load_conn(&t)))
+}
+
+/// The link and its current connection, if it said Hello.
+fn current(h: &mut impl Host, name: &str) -> core::result::Result<(Link, Option<Conn>), String> {
+    let link = load_link(h, name)?;
+    let conn = if link.idle { None } else { load_conn(h, link.gen, name)? };
+    Ok((link, conn))
+}
+
+fn load_sent(h: &mut impl Host, gen: u32, name: &str) -> Sent {
+    host::cache_get(h, &state::conn_key("tx", gen, name)).and_then(|t| state::load_sent(&t)).unwrap_or_default()
+}
+
+fn save_sent(h: &mut impl Host, gen: u32, name: &str, s: &Sent) -> Done {
+    host::cache_put(h, &state::conn_key("tx", gen, name), DAY, &state::save_sent(s))
 }
 
 fn load_want(h: &mut impl Host, name: &str) -> Option<Want> {
@@ -299,82 +359,151 @@ fn timer_kind(t: Timer) -> &'static str {
     match t {
         Timer::FirstBeat => "b1",
         Timer::Beat => "hb",
-        Timer::Reconnect => "rc",
     }
 }
 
-fn drive(h: &mut impl Host, u: &User, ev: Event, now: i64) -> core::result::Result<(), String> {
-    let s = load_session(h, &u.name)?;
-    drive_with(h, u, s, ev, now)
+/// Takes the send lock of connection `gen`: `Ok(Some(id))` to release after the send,
+/// `Ok(None)` when the caller already holds it (`held`), `Err(())` when another call
+/// holds it.
+fn lock(h: &mut impl Host, name: &str, gen: u32, held: Option<u32>) -> core::result::Result<Option<String>, ()> {
+    if held == Some(gen) {
+        return Ok(None);
+    }
+    let id = timer_id("sl", gen as i64, name);
+    match host::schedule_once(h, LEASE_S, &id) {
+        Err(e) if host::says(&e, "already exists") => return Err(()),
+        // Navidrome's scheduler fails only on a duplicate id; anything else: send unlocked.
+        Err(e) => log(h, Level::Warn, name, &e),
+        Ok(()) => {}
+    }
+    Ok(Some(id))
 }
 
-/// Feeds one event to the user's session `s`, saves it if it changed, performs the
-/// actions; a failed dial is fed back as a close (code 0). Nothing is done when the new
-/// state could not be saved (later callbacks would not recognise the connection).
-fn drive_with(h: &mut impl Host, u: &User, mut s: Session, ev: Event, now: i64) -> core::result::Result<(), String> {
-    let mut ev = Some(ev);
-    while let Some(e) = ev.take() {
-        // Whether there is something to show matters only to these events; `Want` is
-        // sent right after storing it.
-        let want = match e {
-            Event::Want => true,
-            Event::Closed(_) | Event::Reconnect => load_want(h, &u.name).is_some(),
-            _ => false,
-        };
-        let before = s.clone();
-        let ctx = Ctx { want, rand: seed(&u.name, now, s.gen) };
-        let actions = s.handle(e, &ctx);
-        if s != before {
-            host::cache_put(h, &state::key("gw", &u.name), DAY, &state::save_session(&s))?;
-        }
-        if before.phase != s.phase && s.phase == Phase::Fatal {
-            let _ = host::cache_remove(h, &state::key("sent", &u.name));
-        }
-        for a in actions {
-            if let Some(next) = act(h, u, &s, a, now) {
-                ev = Some(next);
+fn unlock(h: &mut impl Host, name: &str, id: Option<String>) {
+    if let Some(id) = id {
+        if let Err(e) = host::cancel(h, &id) {
+            if !host::says(&e, "not found") {
+                log(h, Level::Warn, name, &e);
             }
         }
     }
+}
+
+/// Performs a machine's actions for connection `gen`. `locked`: the caller holds its
+/// send lock. Failures are logged; the actions after one still run.
+fn perform(h: &mut impl Host, u: &User, gen: u32, actions: Vec<Action>, now: i64, locked: bool) {
+    let name = u.name.as_str();
+    let conn = conn_id(gen, name);
+    for a in actions {
+        let result = match a {
+            Action::Send(Frame::Heartbeat(_)) if !locked => on_beat_now(h, u, gen, now),
+            Action::Send(f) => host::ws_send(h, &conn, &|o| presence::frame(o, &f, &u.token)),
+            Action::Close(code) => host::ws_close(h, &conn, code, OWN_CLOSE).or_else(not_found_is_fine),
+            Action::Once(t, secs) => host::schedule_once(h, secs, &timer_id(timer_kind(t), gen as i64, name)),
+            Action::Every(t, secs) => host::schedule_every(h, secs, &timer_id(timer_kind(t), gen as i64, name)),
+            // Cancelling a timer that already fired or never existed is fine.
+            Action::Cancel(t) => host::cancel(h, &timer_id(timer_kind(t), gen as i64, name)).or_else(not_found_is_fine),
+            // One reconnect timer per connection: a second request is the same one.
+            Action::Reconnect(secs) => host::schedule_once(h, secs, &timer_id("rc", gen as i64, name)).or_else(|e| if host::says(&e, "already exists") { Ok(()) } else { Err(e) }),
+            Action::Flush => flush(h, u, now, if locked { Some(gen) } else { None }, false),
+            Action::Connect { url, retry } => host::ws_connect(h, &url, &conn).or_else(|e| {
+                schedule(h, name, retry as i64, &timer_id("rc", gen as i64, name));
+                Err(["cannot reach the Discord gateway: ", &e].concat())
+            }),
+            Action::Log(level, msg, 0) => {
+                log(h, level, name, msg);
+                Ok(())
+            }
+            Action::Log(level, msg, code) => {
+                log(h, level, name, &[msg, " (code ", &state::num(code as i64), ")"].concat());
+                Ok(())
+            }
+        };
+        if let Err(e) = result {
+            log(h, Level::Warn, name, &e);
+        }
+    }
+}
+
+fn not_found_is_fine(e: String) -> Done {
+    if host::says(&e, "not found") { Ok(()) } else { Err(e) }
+}
+
+/// Discord asked for a heartbeat at once (op 1): a retry, so it never restarts anything.
+fn on_beat_now(h: &mut impl Host, u: &User, gen: u32, now: i64) -> Done {
+    on_beat(h, u, gen, Beat::Retry(false), 0, now)
+}
+
+/// A heartbeat of connection `gen` is due (`tries`: retries so far). Under the send lock
+/// it is sent and its time recorded, or the connection is ended as a zombie; a taken lock
+/// means another send is under way: try again in a second, at most three times.
+fn on_beat(h: &mut impl Host, u: &User, gen: u32, kind: Beat, tries: u8, now: i64) -> Done {
+    let name = u.name.as_str();
+    let (link, conn) = current(h, name)?;
+    let Some(conn) = conn.filter(|_| link.gen == gen) else {
+        // A recurring beat of an old connection: stop it.
+        if kind == Beat::Regular {
+            let _ = host::cancel(h, &timer_id("hb", gen as i64, name));
+        }
+        return Ok(());
+    };
+    let Ok(id) = lock(h, name, gen, None) else {
+        if tries < RETRIES {
+            let first = matches!(kind, Beat::First | Beat::Retry(true));
+            let k = [if first { b'f' } else { b'r' }, b'1' + tries];
+            schedule(h, name, 1, &timer_id(core::str::from_utf8(&k).unwrap_or("r1"), gen as i64, name));
+        } else {
+            log(h, Level::Warn, name, "heartbeat skipped: the connection stayed busy");
+        }
+        return Ok(());
+    };
+    let mut sent = load_sent(h, gen, name);
+    let actions = gateway::beat(&conn, &link, sent.beat_ms, kind, seed(name, now, gen));
+    let saved = if actions.iter().any(|a| matches!(a, Action::Send(_))) {
+        sent.beat_ms = now;
+        save_sent(h, gen, name, &sent)
+    } else {
+        Ok(())
+    };
+    if saved.is_ok() {
+        perform(h, u, gen, actions, now, true);
+    }
+    unlock(h, name, id);
+    saved
+}
+
+/// The reconnect timer of generation `gen`: the only writer of the link. It starts the
+/// next connection (or rests), saving the link before dialling.
+fn reconnect(h: &mut impl Host, u: &User, gen: u32, now: i64) -> Done {
+    let name = u.name.as_str();
+    let (link, mut conn) = current(h, name)?;
+    if let Some(c) = conn.as_mut() {
+        // An idle close ended the session at Discord: it cannot be resumed.
+        if host::cache_get(h, &state::conn_key("end", gen, name)).is_some() {
+            c.forget();
+        }
+    }
+    let want = load_want(h, name).is_some();
+    let Some((next, actions)) = link.reconnect(gen, conn.as_ref(), want, &Ctx { now, rand: seed(name, now, gen) }) else {
+        return Ok(());
+    };
+    host::cache_put(h, &state::key("gw", name), DAY, &state::save_link(&next))?;
+    perform(h, u, next.gen, actions, now, false);
     Ok(())
 }
 
-fn act(h: &mut impl Host, u: &User, s: &Session, a: Action, now: i64) -> Option<Event<'static>> {
-    let conn = conn_id(s.gen, &u.name);
-    let result = match a {
-        Action::Connect(url) => {
-            if let Err(e) = host::ws_connect(h, &url, &conn) {
-                log(h, Level::Warn, &u.name, &["cannot reach the Discord gateway: ", &e].concat());
-                return Some(Event::Closed(0));
+/// Asks the reconnect timer of generation `gen` to run now. If it is already there it may
+/// be running and have decided without this want (`recheck`): a flush checks again soon.
+fn start(h: &mut impl Host, u: &User, gen: u32, now: i64, recheck: bool) {
+    match host::schedule_once(h, 0, &timer_id("rc", gen as i64, &u.name)) {
+        Err(e) if host::says(&e, "already exists") => {
+            if recheck {
+                schedule_flush(h, u, now, now + RECHECK_MS);
             }
-            Ok(())
         }
-        Action::Send(f) => send_frame(h, &conn, &f, &u.token),
-        Action::Close { code, gen } => host::ws_close(h, &conn_id(gen, &u.name), code, OWN_CLOSE),
-        Action::Once(t, secs) => host::schedule_once(h, secs, &timer_id(timer_kind(t), s.gen as i64, &u.name)),
-        Action::Every(t, secs) => host::schedule_every(h, secs, &timer_id(timer_kind(t), s.gen as i64, &u.name)),
-        // Cancelling a timer that already fired or never existed is fine.
-        Action::Cancel(t, gen) => host::cancel(h, &timer_id(timer_kind(t), gen as i64, &u.name)).or_else(|e| if host::says(&e, "not found") { Ok(()) } else { Err(e) }),
-        Action::Ack(pending) => host::cache_put(h, &state::key("ack", &u.name), DAY, if pending { "1" } else { "0" }),
-        // The session as just saved: no need to read it back.
-        Action::Flush(fresh) => flush(h, u, now, fresh, Some(s.clone())),
-        Action::Log(level, msg, 0) => {
-            log(h, level, &u.name, msg);
-            Ok(())
-        }
-        Action::Log(level, msg, code) => {
-            log(h, level, &u.name, &[msg, " (code ", &state::num(code as i64), ")"].concat());
-            Ok(())
-        }
-    };
-    if let Err(e) = result {
-        log(h, Level::Warn, &u.name, &e);
+        Err(e) => log(h, Level::Warn, &u.name, &e),
+        Ok(()) => {}
     }
-    None
-}
-
-fn send_frame(h: &mut impl Host, conn: &str, f: &Frame, token: &str) -> core::result::Result<(), String> {
-    host::ws_send(h, conn, &|o| presence::frame(o, f, token))
 }
 
 /// A one-time timer in `secs`; one already pending with that id is fine (its callback
@@ -392,85 +521,98 @@ fn schedule_flush(h: &mut impl Host, u: &User, now: i64, at: i64) {
     schedule(h, &u.name, ((at - now).clamp(0, 3_600_000) + 999) / 1000, &timer_id("fl", at, &u.name));
 }
 
-fn load_sent(h: &mut impl Host, name: &str) -> Sent {
-    host::cache_get(h, &state::key("sent", name)).and_then(|t| state::load_sent(&t)).unwrap_or_default()
-}
-
-/// Sends the wanted presence (or the clear) if the session is ready, it differs from what
-/// is shown, and the rate budget allows; otherwise schedules one deferred flush. `now`: the
-/// wall clock, never taken as earlier than the last known time (a host without a WASI
-/// clock reads 0).
-/// With nothing to show, the session's idle close is scheduled. `s`: the session when the
-/// caller already holds it.
-fn flush(h: &mut impl Host, u: &User, now: i64, fresh: Fresh, s: Option<Session>) -> core::result::Result<(), String> {
-    let s = match s {
-        Some(s) => s,
-        None => load_session(h, &u.name)?,
-    };
-    let want = load_want(h, &u.name);
-    if s.phase != Phase::Ready {
-        if want.is_some() && matches!(s.phase, Phase::Idle | Phase::Waiting) {
-            drive_with(h, u, s, Event::Want, now)?;
+/// Sends the wanted presence (or the clear) on the current connection if it is ready, it
+/// differs from what was sent there, and the rate budget allows; otherwise arranges it:
+/// a deferred flush, or the reconnect timer. With nothing to show, the idle close is
+/// scheduled. `now`: the wall clock, never taken as earlier than the last known time (a
+/// host without a WASI clock reads 0). `held`: the caller holds that connection's send
+/// lock. `recheck`: see `start`.
+fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, recheck: bool) -> Done {
+    let name = u.name.as_str();
+    let (link, conn) = current(h, name)?;
+    let want = load_want(h, name);
+    let gen = link.gen;
+    let conn = match conn {
+        Some(c) if c.phase == Phase::Ready => c,
+        _ if want.is_none() => return Ok(()),
+        // Resting, or the connection ended: the reconnect timer starts the next one (a
+        // pending one keeps its backoff).
+        None if link.idle => return Ok(start(h, u, gen, now, recheck)),
+        Some(c) if c.phase == Phase::Closed => return Ok(start(h, u, gen, now, recheck)),
+        None if now - link.at_ms > STUCK_MS => {
+            log(h, Level::Warn, name, "the Discord connection never opened; reconnecting");
+            host::ws_close(h, &conn_id(gen, name), 4000, OWN_CLOSE).or_else(not_found_is_fine)?;
+            return Ok(start(h, u, gen, now, recheck));
         }
-        return Ok(());
-    }
-    let mut sent = load_sent(h, &u.name);
-    let before = sent.clone();
-    match fresh {
-        Fresh::Session => sent = Sent::default(),
-        Fresh::Resumed => sent.fingerprint = 0,
-        Fresh::No => {}
-    }
-    if sent != before {
-        // Stored at once, in case the send below is deferred.
-        host::cache_put(h, &state::key("sent", &u.name), DAY, &state::save_sent(&sent))?;
-    }
+        // Opening (READY flushes), or stopped for good.
+        _ => return Ok(()),
+    };
+    let sent = load_sent(h, gen, name);
     let known = want.as_ref().map_or(0, |w| w.at_ms).max(sent.times.last().copied().unwrap_or(0));
     let now = now.max(known);
     if want.is_none() {
         // A clear waits for the grace after the *last* stop: an earlier stop's timer (a
         // skip just before) must not clear early.
-        let stopped = host::cache_get(h, &state::key(STOPPED, &u.name)).and_then(|t| state::int(&t));
+        let stopped = host::cache_get(h, &state::key(STOPPED, name)).and_then(|t| state::int(&t));
         if stopped.is_some_and(|t| now < t + STOP_GRACE_MS) {
             return Ok(());
         }
     }
     let set = settings(h, u)?;
-    let status = STATUSES[set.status.unwrap_or(s.status) as usize];
+    let status = STATUSES[set.status.unwrap_or(conn.status) as usize];
     let want = want.filter(|w| !w.pause_over(set.pause, now));
     let showing = want.is_some();
-    match presence::plan(want, &sent, now, &[&u.client_id, status].concat()) {
-        Plan::Nothing => {}
-        Plan::Later(at) => schedule_flush(h, u, now, at),
-        Plan::Send(w, next) => {
-            let act = w.map(|w| {
-                let mut a = presence::activity(&w, set);
-                enrich::enrich(h, u, set, &w, &mut a, now);
+    let salt = [&u.client_id, status].concat();
+    match presence::plan(want.as_ref(), &sent, now, &salt) {
+        Plan::Send(_) => {
+            // Rendered and enriched (which may take HTTP round trips) before taking the lock.
+            let act = want.as_ref().map(|w| {
+                let mut a = presence::activity(w, set);
+                enrich::enrich(h, u, set, w, &mut a, now);
                 a
             });
-            let conn = conn_id(s.gen, &u.name);
-            if let Err(e) = host::ws_send(h, &conn, &|o| presence::presence(o, act.as_ref(), &u.client_id, status)) {
-                // The socket is gone without a callback having said so: reconnect.
-                log(h, Level::Warn, &u.name, &e);
-                return if host::says(&e, "not found") { drive_with(h, u, s, Event::Closed(1006), now) } else { Err(e) };
+            let Ok(id) = lock(h, name, gen, held) else {
+                schedule_flush(h, u, now, now + 1_000);
+                return Ok(());
+            };
+            // Decided again under the lock: another send may have gone out meanwhile.
+            let sent = match presence::plan(want.as_ref(), &load_sent(h, gen, name), now, &salt) {
+                // Recorded before the send: the rate budget counts it even if the call
+                // dies during the write.
+                Plan::Send(next) => save_sent(h, gen, name, &next)
+                    .and_then(|_| host::ws_send(h, &conn_id(gen, name), &|o| presence::presence(o, act.as_ref(), &u.client_id, status))),
+                Plan::Later(at) => Ok(schedule_flush(h, u, now, at)),
+                Plan::Nothing => Ok(()),
+            };
+            unlock(h, name, id);
+            // The socket is gone or broken: its read loop's last callback reconnects, and
+            // the next session shows the presence.
+            if let Err(e) = sent {
+                log(h, Level::Warn, name, &e);
             }
-            host::cache_put(h, &state::key("sent", &u.name), DAY, &state::save_sent(&next))?;
         }
+        Plan::Later(at) => schedule_flush(h, u, now, at),
+        Plan::Nothing => {}
     }
     let idle_ms = set.idle_ms;
     if !showing && idle_ms > 0 {
-        schedule(h, &u.name, idle_ms / 1000, &timer_id("ic", now + idle_ms, &u.name));
+        schedule(h, name, idle_ms / 1000, &timer_id("ic", now + idle_ms, name));
     }
     Ok(())
 }
 
 /// Idle-close timer due at `due`: ends the session if nothing has been shown since the
 /// last update for the whole idle time; a newer clear has its own timer.
-fn idle(h: &mut impl Host, u: &User, due: i64) -> core::result::Result<(), String> {
-    let last = load_sent(h, &u.name).times.last().copied().unwrap_or(0);
+fn idle(h: &mut impl Host, u: &User, due: i64) -> Done {
+    let name = u.name.as_str();
+    let (link, conn) = current(h, name)?;
+    let Some(conn) = conn else { return Ok(()) };
+    let last = load_sent(h, link.gen, name).times.last().copied().unwrap_or(0);
     let idle_ms = settings(h, u)?.idle_ms;
-    if load_want(h, &u.name).is_none() && last + idle_ms <= due {
-        drive(h, u, Event::Idle, due)?;
+    if load_want(h, name).is_none() && last + idle_ms <= due {
+        // The close ends the session at Discord: the reconnect timer must not resume it.
+        host::cache_put(h, &state::conn_key("end", link.gen, name), DAY, "1000")?;
+        perform(h, u, link.gen, gateway::idle(&conn), due, false);
     }
     Ok(())
 }
@@ -497,7 +639,20 @@ mod tests {
         let input = format!(
             r#"{{"username":"alice","track":{{"id":"t-{title}","title":"{title}","album":"Album","artist":"Artist","artists":[],"albumArtists":[],"duration":180}},"state":"{state}","positionMs":10000,"playbackRate":1,"playerId":"p1","playerName":"NavidromeUI","timestamp":{ts}}}"#
         );
-        playback_report(h, input.as_bytes())
+        let r = playback_report(h, input.as_bytes());
+        settle(h);
+        r
+    }
+
+    /// Runs the reconnect timers due now, as Navidrome does at once for a 0 s delay.
+    fn settle(h: &mut Fake) {
+        while let Some(id) = h.timers.keys().find(|k| k.starts_with("rc:") && h.due[*k] <= h.clock).cloned() {
+            fire(h, &id);
+        }
+    }
+
+    fn phase(h: &mut Fake) -> Option<Phase> {
+        current(h, "alice").unwrap().1.map(|c| c.phase)
     }
 
     fn text(h: &mut Fake, frame: &str) {
@@ -516,6 +671,7 @@ mod tests {
             _ => drop(h.remove_timer(&id)),
         }
         on_timer(h, format!(r#"{{"scheduleId":"{id}","payload":"","isRecurring":false}}"#).as_bytes()).unwrap();
+        settle(h);
     }
 
     fn last_frame(h: &Fake) -> &str {
@@ -763,6 +919,100 @@ mod tests {
         }
     }
 
+    fn presences(h: &Fake) -> Vec<&str> {
+        h.frames.iter().filter(|(_, f)| f.starts_with(r#"{"op":3"#)).map(|(_, f)| f.as_str()).collect()
+    }
+
+    /// Another instance holds connection 1's send lock (as its schedule id).
+    fn hold_lock(h: &mut Fake) {
+        h.timers.insert("sl:1:alice".into(), (10, false));
+        h.due.insert("sl:1:alice".into(), h.clock + 10_000);
+    }
+
+    #[test]
+    fn a_send_that_finds_the_lock_taken_waits_for_it() {
+        let mut h = ready();
+        assert!(!h.timers.contains_key("sl:1:alice"), "the lock is released after a send");
+        let before = presences(&h).len();
+        hold_lock(&mut h);
+        report(&mut h, "playing", "Next", T0 + 30).unwrap();
+        assert_eq!(presences(&h).len(), before, "nothing sent while another instance sends");
+        let retry = format!("fl:{}:alice", (T0 + 31) * 1000);
+        assert!(h.timers.contains_key(&retry), "{:?}", h.timers);
+        h.remove_timer("sl:1:alice");
+        fire(&mut h, "fl:");
+        assert!(presences(&h).last().unwrap().contains("Next"));
+    }
+
+    #[test]
+    fn a_heartbeat_that_finds_the_lock_taken_is_retried_not_lost() {
+        let mut h = ready();
+        fire(&mut h, "b1:");
+        text(&mut h, r#"{"op":11}"#);
+        let beats = |h: &Fake| h.frames.iter().filter(|(_, f)| f.starts_with(r#"{"op":1,"#)).count();
+        hold_lock(&mut h);
+        fire(&mut h, "hb:");
+        assert_eq!(beats(&h), 1, "no beat while the lock is held");
+        fire(&mut h, "r1:1:");
+        fire(&mut h, "r2:1:");
+        h.remove_timer("sl:1:alice");
+        fire(&mut h, "r3:1:");
+        assert_eq!(beats(&h), 2, "the third retry sends");
+        assert!(h.timers.contains_key("hb:1:alice"));
+        // A retry is not a regular beat: it never takes the pending ACK for a zombie.
+        text(&mut h, r#"{"op":11}"#);
+        hold_lock(&mut h);
+        fire(&mut h, "hb:");
+        for k in ["r1:1:", "r2:1:", "r3:1:"] {
+            fire(&mut h, k);
+        }
+        assert!(h.logs.iter().any(|(l, m)| *l == Level::Warn && m.contains("heartbeat skipped")), "bounded: three retries");
+    }
+
+    #[test]
+    fn a_lock_whose_holder_died_repairs_the_presence() {
+        let mut h = ready();
+        // The holder stored the want and died before sending.
+        hold_lock(&mut h);
+        report(&mut h, "playing", "Next", T0 + 30).unwrap();
+        h.remove_timer(&format!("fl:{}:alice", (T0 + 31) * 1000));
+        fire(&mut h, "sl:1:");
+        assert!(presences(&h).last().unwrap().contains("Next"));
+        assert!(h.logs.iter().any(|(_, m)| m.contains("did not finish")));
+    }
+
+    #[test]
+    fn only_the_reconnect_timer_dials_and_only_once_per_generation() {
+        let mut h = fake();
+        // A report and a legacy now-playing both want a connection: one timer, one dial.
+        let input = format!(r#"{{"username":"alice","track":{{"id":"t","title":"Song","duration":180}},"state":"playing","positionMs":0,"playbackRate":1,"playerId":"p1","timestamp":{T0}}}"#);
+        h.clock = T0 * 1000;
+        playback_report(&mut h, input.as_bytes()).unwrap();
+        playback_report(&mut h, input.as_bytes()).unwrap();
+        assert_eq!(h.timers.keys().filter(|k| k.starts_with("rc:0:")).count(), 1);
+        assert!(h.connects.is_empty());
+        settle(&mut h);
+        assert_eq!(h.connects.len(), 1);
+        // A stale reconnect timer of generation 0 finds the link moved on.
+        on_timer(&mut h, br#"{"scheduleId":"rc:0:alice","payload":"","isRecurring":false}"#).unwrap();
+        assert_eq!(h.connects.len(), 1);
+    }
+
+    #[test]
+    fn callbacks_of_an_old_connection_leave_the_new_one_alone() {
+        let mut h = ready();
+        text(&mut h, r#"{"op":7}"#);
+        fire(&mut h, "rc:1:");
+        text(&mut h, r#"{"op":10,"d":{"heartbeat_interval":41250}}"#);
+        let record = h.cache.get("cn.2.alice").cloned();
+        let old = |f: &str| format!(r#"{{"connectionId":"1:alice","message":"{}"}}"#, f.replace('"', "\\\""));
+        on_text(&mut h, old(r#"{"op":0,"t":"X","s":99,"d":{}}"#).into_bytes()).unwrap();
+        on_error(&mut h, br#"{"connectionId":"1:alice","error":"websocket: close 1006"}"#).unwrap();
+        assert_eq!(h.cache.get("cn.2.alice").cloned(), record);
+        assert_eq!(h.cache.get("cn.1.alice").map(|c| c.split(' ').nth(1) == Some("99")), Some(false));
+        assert!(!h.timers.contains_key("rc:1:alice") && !h.timers.contains_key("rc:2:alice"));
+    }
+
     #[test]
     fn unknown_states_and_timers_are_ignored() {
         let mut h = ready();
@@ -796,19 +1046,19 @@ mod tests {
         assert_eq!(last_frame(&h), r#"{"op":6,"d":{"token":"tok-SECRET","session_id":"s1","seq":1}}"#);
         // Callbacks of the dead socket are stale now.
         on_error(&mut h, br#"{"connectionId":"1:alice","error":"websocket: close 1006"}"#).unwrap();
-        assert_eq!(load_session(&mut h, "alice").unwrap().phase, Phase::Resuming);
+        assert_eq!(phase(&mut h), Some(Phase::Resuming));
     }
 
     #[test]
     fn own_close_is_ignored_and_dial_failure_backs_off() {
         let mut h = ready();
         on_close(&mut h, br#"{"connectionId":"1:alice","code":4000,"reason":"nd:reconnect"}"#).unwrap();
-        assert_eq!(load_session(&mut h, "alice").unwrap().phase, Phase::Ready);
+        assert_eq!(phase(&mut h), Some(Phase::Ready));
         let mut h = fake();
         h.refuse_dial = true;
         report(&mut h, "playing", "Song", T0).unwrap();
-        assert_eq!(load_session(&mut h, "alice").unwrap().phase, Phase::Waiting);
-        assert!(h.timers.keys().any(|k| k.starts_with("rc:1:")));
+        assert_eq!(phase(&mut h), None);
+        assert!(h.timers.keys().any(|k| k.starts_with("rc:1:")), "{:?}", h.timers);
     }
 
     #[test]

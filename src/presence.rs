@@ -195,8 +195,8 @@ pub fn activity(w: &Want, s: &Settings) -> Activity {
 pub enum Plan {
     /// Already shown.
     Nothing,
-    /// Send this update (`None`: clear the activity) and record it.
-    Send(Option<Want>, Sent),
+    /// Send the wanted update (or the clear) and record this.
+    Send(Sent),
     /// Over the rate budget: try again at this time (ms).
     Later(i64),
 }
@@ -205,9 +205,9 @@ pub enum Plan {
 /// are not resent (`salt` holds whatever else the frame carries), updates are 4 s apart and
 /// at most 5 per 20 s; the rest wait for one deferred send of whatever is wanted then, so
 /// fast skips coalesce (spec §6.3).
-pub fn plan(want: Option<Want>, sent: &Sent, now: i64, salt: &str) -> Plan {
-    let fingerprint = want.as_ref().map_or(0, |w| w.fingerprint(salt));
-    let start = want.as_ref().map_or(0, |w| w.start_ms);
+pub fn plan(want: Option<&Want>, sent: &Sent, now: i64, salt: &str) -> Plan {
+    let fingerprint = want.map_or(0, |w| w.fingerprint(salt));
+    let start = want.map_or(0, |w| w.start_ms);
     if fingerprint == sent.fingerprint && (start - sent.start_ms).abs() < SAME_START_MS {
         return Plan::Nothing;
     }
@@ -224,7 +224,7 @@ pub fn plan(want: Option<Want>, sent: &Sent, now: i64, salt: &str) -> Plan {
     if times.len() > WINDOW_SENDS {
         times.remove(0);
     }
-    Plan::Send(want, Sent { fingerprint, start_ms: start, times })
+    Plan::Send(Sent { fingerprint, start_ms: start, beat_ms: sent.beat_ms, times })
 }
 
 /// Keeps at most 128 characters (Unicode scalar values, never splitting one), ending a
@@ -526,14 +526,14 @@ mod tests {
     fn plan_dedupes_and_keeps_the_rate_budget() {
         let w = want();
         let now = w.at_ms;
-        let Plan::Send(_, sent) = plan(Some(w.clone()), &Sent::default(), now, "c") else { panic!() };
-        assert_eq!(plan(Some(w.clone()), &sent, now + 60_000, "c"), Plan::Nothing);
+        let Plan::Send(sent) = plan(Some(&w), &Sent::default(), now, "c") else { panic!() };
+        assert_eq!(plan(Some(&w), &sent, now + 60_000, "c"), Plan::Nothing);
         // A periodic report one second later is the same presence.
         let mut w2 = w.clone();
         w2.timing(now + 1000, 11_000, 1000, 180);
-        assert_eq!(plan(Some(w2), &sent, now + 1000, "c"), Plan::Nothing);
+        assert_eq!(plan(Some(&w2), &sent, now + 1000, "c"), Plan::Nothing);
         // Clearing differs from showing.
-        assert!(matches!(plan(None, &sent, now + MIN_GAP_MS, "c"), Plan::Send(None, _)));
+        assert!(matches!(plan(None, &sent, now + MIN_GAP_MS, "c"), Plan::Send(s) if s.fingerprint == 0));
         assert_eq!(plan(None, &sent, now + 1, "c"), Plan::Later(now + MIN_GAP_MS));
         assert_eq!(plan(None, &Sent::default(), now, "c"), Plan::Nothing);
         // A change every second: one update per 4 s, never more than 5 per 21 s.
@@ -542,8 +542,8 @@ mod tests {
         for i in 0..40 {
             let mut t = w.clone();
             t.title = num_title(i);
-            match plan(Some(t), &sent, now + i * 1000, "c") {
-                Plan::Send(_, s) => {
+            match plan(Some(&t), &sent, now + i * 1000, "c") {
+                Plan::Send(s) => {
                     sent = s;
                     out.push(i)
                 }
@@ -553,7 +553,7 @@ mod tests {
         }
         assert_eq!(out, [0, 4, 8, 12, 16, 21, 25, 29, 33, 37]);
         // A changed status is a different presence.
-        assert!(matches!(plan(Some(w.clone()), &Sent { fingerprint: w.fingerprint("c"), ..Sent::default() }, now, "cdnd"), Plan::Send(..)));
+        assert!(matches!(plan(Some(&w), &Sent { fingerprint: w.fingerprint("c"), ..Sent::default() }, now, "cdnd"), Plan::Send(..)));
     }
 
     fn num_title(i: i64) -> String {

@@ -1,8 +1,28 @@
 //! What outlives a call: records kept in the Navidrome cache (every call is a fresh
 //! instance, ABI §2.2). Each record is a short text value; a value that does not parse
 //! is treated as absent, so a corrupted entry degrades to a reconnect, never a trap.
+//!
+//! Navidrome runs callbacks concurrently: a goroutine per timer firing, one read loop per
+//! websocket (one callback at a time), one worker for playback reports beside one for
+//! now-playing, users in parallel. Its cache has no compare-and-swap, so two calls that
+//! read, change and write one record lose an update. Every record therefore has one
+//! writer at a time, or a lost update is harmless. The only atomic operation the host
+//! offers is its scheduler's refusal of a duplicate id (`already exists`, under a
+//! mutex), which serves as the lock and as the single-run guarantee below.
+//!
+//! | record | written by | why concurrent writers cannot corrupt it |
+//! |---|---|---|
+//! | `gw.<user>` link: current generation, idle, attempts, session to resume | the reconnect timer `rc:<gen>:<user>` only | one timer per id runs at a time; `rc:<gen+1>` exists only after `rc:<gen>` wrote the link and dialled; a stale `rc` finds a newer generation and does nothing |
+//! | `cn.<gen>.<user>` one connection: phase, seq, session, status, READY and ACK times | that connection's read loop only | Navidrome calls one websocket callback at a time per connection; other calls read it |
+//! | `tx.<gen>.<user>` sent on one connection: presence fingerprint, rate window, last heartbeat | whoever holds the send lock `sl:<gen>:<user>` | the lock is a one-time schedule (a duplicate id is refused); it also keeps two sends off one socket (gorilla panics on concurrent writes); if a holder dies its lease fires and repairs |
+//! | `want.<user>` the wanted presence; `stopped.<user>` time of the last stop | playback reports (one worker for the server); on 0.60–0.61 the now-playing timers `np`/`ne`, which only write the newest presence they were scheduled for | a lost update can only lose a want that a later report or timer writes again |
+//! | `legacy.<user>` the newest now-playing | now-playing calls (one worker) | serial |
+//! | `host.reports`, lookup caches (covers, links, registrations, failures) | any call | values, not read-modify-write: two writers write equivalent values |
+//!
+//! Connection and timer ids carry the generation, so a callback of an older connection
+//! finds a newer link and changes nothing.
 
-use crate::gateway::{Phase, Session};
+use crate::gateway::{Conn, Link, Phase};
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -12,6 +32,11 @@ pub fn key(kind: &str, user: &str) -> String {
     k.push('.');
     k.push_str(user);
     k
+}
+
+/// Records of connection `gen`: `<kind>.<gen>.<user>`.
+pub fn conn_key(kind: &str, gen: u32, user: &str) -> String {
+    [kind, ".", &num(gen as i64), ".", user].concat()
 }
 
 /// `s` without ASCII white space at either end (config and template text; `str::trim`
@@ -46,70 +71,131 @@ pub fn int(s: &str) -> Option<i64> {
     if neg { Some(v) } else { v.checked_neg() }
 }
 
-/// `gen phase seq heartbeat attempts fatal status session_id resume_url`, space-separated
-/// (`-` for no seq). The two strings were checked to hold no spaces (`gateway::ready_fields`).
-pub fn save_session(s: &Session) -> String {
-    let mut o = String::new();
-    for v in [s.gen as i64, s.phase as i64] {
-        o.push_str(&num(v));
-        o.push(' ');
+/// Fields of a record, space-separated; strings were checked to hold no spaces
+/// (`gateway::ready_fields`), `-` stands for no sequence number.
+struct Fields(String);
+
+impl Fields {
+    fn int(mut self, v: i64) -> Self {
+        if !self.0.is_empty() {
+            self.0.push(' ');
+        }
+        self.0.push_str(&num(v));
+        self
     }
-    match s.seq {
-        Some(q) => o.push_str(&num(q)),
-        None => o.push('-'),
+    fn seq(mut self, v: Option<i64>) -> Self {
+        match v {
+            Some(q) => self.int(q),
+            None => {
+                self.0.push_str(if self.0.is_empty() { "-" } else { " -" });
+                self
+            }
+        }
     }
-    for v in [s.heartbeat_ms as i64, s.attempts as i64, s.fatal as i64, s.status as i64] {
-        o.push(' ');
-        o.push_str(&num(v));
+    fn text(mut self, v: &str) -> Self {
+        self.0.push(' ');
+        self.0.push_str(v);
+        self
     }
-    for v in [&s.session_id, &s.resume_url] {
-        o.push(' ');
-        o.push_str(v);
-    }
-    o
 }
 
-pub fn load_session(text: &str) -> Option<Session> {
-    let mut f = text.split(' ');
-    let mut n = || int(f.next()?);
-    let gen = n()? as u32;
-    let phase = Phase::from_u8(n()? as u8)?;
-    let seq = {
-        let raw = f.next()?;
-        if raw == "-" { None } else { Some(int(raw)?) }
+struct Parse<'a>(core::str::Split<'a, char>);
+
+impl<'a> Parse<'a> {
+    fn new(text: &'a str) -> Self {
+        Parse(text.split(' '))
+    }
+    fn int(&mut self) -> Option<i64> {
+        int(self.0.next()?)
+    }
+    fn seq(&mut self) -> Option<Option<i64>> {
+        let raw = self.0.next()?;
+        if raw == "-" { Some(None) } else { Some(Some(int(raw)?)) }
+    }
+    fn text(&mut self) -> Option<String> {
+        self.0.next().map(String::from)
+    }
+    fn end(mut self) -> Option<()> {
+        self.0.next().is_none().then_some(())
+    }
+}
+
+/// `gen idle attempts at seq session_id resume_url`.
+pub fn save_link(l: &Link) -> String {
+    Fields(String::new()).int(l.gen as i64).int(l.idle as i64).int(l.attempts as i64).int(l.at_ms).seq(l.seq).text(&l.session_id).text(&l.resume_url).0
+}
+
+pub fn load_link(text: &str) -> Option<Link> {
+    let mut p = Parse::new(text);
+    let l = Link {
+        gen: p.int()? as u32,
+        idle: p.int()? != 0,
+        attempts: p.int()? as u32,
+        at_ms: p.int()?,
+        seq: p.seq()?,
+        session_id: p.text()?,
+        resume_url: p.text()?,
     };
-    let mut n = || int(f.next()?);
-    let (heartbeat_ms, attempts, fatal) = (n()? as u32, n()? as u32, n()? as u16);
-    let status = n()?.clamp(0, 3) as u8;
-    let session_id = f.next()?.into();
-    let resume_url = f.next()?.into();
-    f.next().is_none().then_some(Session { gen, phase, seq, heartbeat_ms, attempts, fatal, session_id, resume_url, status })
+    p.end().map(|_| l)
 }
 
-/// The last presence frames sent on the current session: a fingerprint of what was shown
-/// (0: nothing), its start time, and the times of the last 5 presence updates (rate budget).
+/// `phase seq heartbeat status fatal ready ack session_id resume_url`.
+pub fn save_conn(c: &Conn) -> String {
+    Fields(String::new())
+        .int(c.phase as i64)
+        .seq(c.seq)
+        .int(c.heartbeat_ms as i64)
+        .int(c.status as i64)
+        .int(c.fatal as i64)
+        .int(c.ready_ms)
+        .int(c.ack_ms)
+        .text(&c.session_id)
+        .text(&c.resume_url)
+        .0
+}
+
+pub fn load_conn(text: &str) -> Option<Conn> {
+    let mut p = Parse::new(text);
+    let c = Conn {
+        phase: Phase::from_u8(p.int()? as u8)?,
+        seq: p.seq()?,
+        heartbeat_ms: p.int()? as u32,
+        status: p.int()?.clamp(0, 3) as u8,
+        fatal: p.int()? as u16,
+        ready_ms: p.int()?,
+        ack_ms: p.int()?,
+        session_id: p.text()?,
+        resume_url: p.text()?,
+    };
+    p.end().map(|_| c)
+}
+
+/// What went out on one connection: a fingerprint of the presence shown (0: nothing or
+/// unknown), its start time, the times of the last 5 presence updates (rate budget), and
+/// when the last heartbeat was sent.
 #[derive(Clone, Default, PartialEq, Eq, Debug)]
 pub struct Sent {
     pub fingerprint: u64,
     pub start_ms: i64,
+    pub beat_ms: i64,
     pub times: Vec<i64>,
 }
 
 pub fn save_sent(s: &Sent) -> String {
-    let mut o = num(s.fingerprint as i64);
-    for v in core::iter::once(&s.start_ms).chain(&s.times) {
-        o.push(' ');
-        o.push_str(&num(*v));
+    let mut f = Fields(String::new()).int(s.fingerprint as i64).int(s.start_ms).int(s.beat_ms);
+    for t in &s.times {
+        f = f.int(*t);
     }
-    o
+    f.0
 }
 
 pub fn load_sent(text: &str) -> Option<Sent> {
     let mut f = text.split(' ').map(int);
     let fingerprint = f.next()?? as u64;
     let start_ms = f.next()??;
+    let beat_ms = f.next()??;
     let times = f.collect::<Option<Vec<_>>>()?;
-    (times.len() <= crate::presence::WINDOW_SENDS).then_some(Sent { fingerprint, start_ms, times })
+    (times.len() <= crate::presence::WINDOW_SENDS).then_some(Sent { fingerprint, start_ms, beat_ms, times })
 }
 
 #[cfg(test)]
@@ -117,34 +203,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn session_round_trips() {
-        let mut s = Session::default();
-        assert_eq!(load_session(&save_session(&s)), Some(s.clone()));
-        s.gen = 7;
-        s.phase = Phase::Ready;
-        s.seq = Some(123456789);
-        s.heartbeat_ms = 41250;
-        s.attempts = 3;
-        s.fatal = 4004;
-        s.status = 2;
-        s.session_id = "abc".into();
-        s.resume_url = "wss://gateway-us-east1-b.discord.gg".into();
-        assert_eq!(load_session(&save_session(&s)), Some(s));
+    fn link_and_conn_round_trip() {
+        let mut l = Link::default();
+        assert_eq!(load_link(&save_link(&l)), Some(l.clone()));
+        l = Link { gen: 7, idle: false, attempts: 3, at_ms: 1714600000000, seq: Some(123456789), session_id: "abc".into(), resume_url: "wss://gateway-us-east1-b.discord.gg".into() };
+        assert_eq!(load_link(&save_link(&l)), Some(l));
+        let mut c = Conn::default();
+        assert_eq!(load_conn(&save_conn(&c)), Some(c.clone()));
+        c = Conn { phase: Phase::Fatal, seq: Some(9), heartbeat_ms: 41250, status: 2, fatal: 4004, ready_ms: 5, ack_ms: 6, session_id: "s".into(), resume_url: String::new() };
+        assert_eq!(load_conn(&save_conn(&c)), Some(c));
     }
 
     #[test]
     fn corrupt_records_are_absent() {
-        for bad in ["", "x", "1 9 - 0 0 0 0  ", "1 4 - 0 0 0 0 a b c", "1 4 1x 0 0 0 0 a b", "99999999999999999999 1 - 0 0 0 0 a b", "1 4 - 0 0 0 a b"] {
-            assert_eq!(load_session(bad), None, "{bad:?}");
+        for bad in ["", "x", "1 0 0 0 - a", "1 0 0 0 - a b c", "1 0 0 0 1x a b", "99999999999999999999 0 0 0 - a b"] {
+            assert_eq!(load_link(bad), None, "{bad:?}");
         }
-        assert_eq!(load_sent("1 2 3 4 5 6 7 8"), None);
-        assert_eq!(load_sent("1"), None);
-        assert_eq!(load_sent("a 1"), None);
+        for bad in ["", "9 - 0 0 0 0 0 a b", "1 - 0 0 0 0 0 a", "1 - 0 0 0 0 0 a b c"] {
+            assert_eq!(load_conn(bad), None, "{bad:?}");
+        }
+        assert_eq!(load_sent("1 2 3 4 5 6 7 8 9"), None);
+        assert_eq!(load_sent("1 2"), None);
+        assert_eq!(load_sent("a 1 2"), None);
     }
 
     #[test]
     fn sent_round_trips() {
-        let s = Sent { fingerprint: u64::MAX - 5, start_ms: -1, times: vec![1, 2, 1714600000000] };
+        let s = Sent { fingerprint: u64::MAX - 5, start_ms: -1, beat_ms: 7, times: vec![1, 2, 1714600000000] };
         assert_eq!(load_sent(&save_sent(&s)), Some(s));
         let s = Sent::default();
         assert_eq!(load_sent(&save_sent(&s)), Some(s));
@@ -158,5 +243,6 @@ mod tests {
         assert_eq!(int(&num(i64::MAX)), Some(i64::MAX));
         assert_eq!(int("9223372036854775808"), None);
         assert_eq!(key("gw", "a:b"), "gw.a:b");
+        assert_eq!(conn_key("cn", 12, "a:b"), "cn.12.a:b");
     }
 }

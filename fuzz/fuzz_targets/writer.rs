@@ -3,7 +3,7 @@
 //! back exactly; so must the cache records built from the same text (want, session, sent).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use nd::gateway::{Phase, Session};
+use nd::gateway::{Conn, Link, Phase};
 use nd::json::{Out, Reader};
 use nd::presence::Want;
 use nd::state::{self, Sent};
@@ -61,8 +61,10 @@ fuzz_target!(|data: &[u8]| {
     let (sid, url) = (t().replace(' ', ""), t().replace(' ', ""));
     let x = int();
     let seq = (x & 1 == 1).then(|| int());
-    let sess = Session { gen: x as u32, phase: Phase::from_u8((x >> 32) as u8 % 7).unwrap(), seq, heartbeat_ms: (x >> 8) as u32, attempts: (x >> 16) as u32, fatal: (x >> 40) as u16, session_id: sid, resume_url: url, status: (x >> 56) as u8 % 4 };
-    assert_eq!(state::load_session(&state::save_session(&sess)).as_ref(), Some(&sess));
-    let sent = Sent { fingerprint: int() as u64, start_ms: int(), times: (0..(n as u8 % 6)).map(|_| int()).collect() };
+    let link = Link { gen: x as u32, idle: x & 2 == 2, attempts: (x >> 16) as u32, at_ms: int(), seq, session_id: sid.clone(), resume_url: url.clone() };
+    assert_eq!(state::load_link(&state::save_link(&link)).as_ref(), Some(&link));
+    let conn = Conn { phase: Phase::from_u8((x >> 32) as u8 % 6).unwrap(), seq, heartbeat_ms: (x >> 8) as u32, status: (x >> 56) as u8 % 4, fatal: (x >> 40) as u16, ready_ms: int(), ack_ms: int(), session_id: sid, resume_url: url };
+    assert_eq!(state::load_conn(&state::save_conn(&conn)).as_ref(), Some(&conn));
+    let sent = Sent { fingerprint: int() as u64, start_ms: int(), beat_ms: int(), times: (0..(n as u8 % 6)).map(|_| int()).collect() };
     assert_eq!(state::load_sent(&state::save_sent(&sent)).as_ref(), Some(&sent));
 });

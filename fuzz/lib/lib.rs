@@ -212,6 +212,8 @@ impl World {
             static READY: World = {
                 let mut w = World::new();
                 w.report("playing", 0, 10);
+                // The report asks for the reconnect timer at 0 s, which dials.
+                w.advance(0);
                 w.script(b"{\"op\":10,\"d\":{\"heartbeat_interval\":41250},\"s\":null,\"t\":null}\n{\"op\":0,\"t\":\"READY\",\"s\":1,\"d\":{\"session_id\":\"s1\",\"resume_gateway_url\":\"wss://r.discord.gg\"}}");
                 w
             };
@@ -219,10 +221,14 @@ impl World {
         READY.with(World::clone)
     }
 
-    /// The current connection id (`<gen>:<user>`) as the plugin's session record has it.
+    /// The current generation, as the plugin's link record has it.
+    fn gen(&self) -> u32 {
+        self.h.fake.cache.get(&state::key("gw", USER)).and_then(|t| state::load_link(t)).map_or(0, |l| l.gen)
+    }
+
+    /// The current connection id (`<gen>:<user>`).
     pub fn conn(&self) -> String {
-        let gen = self.h.fake.cache.get(&state::key("gw", USER)).and_then(|t| state::load_session(t)).map_or(0, |s| s.gen);
-        format!("{gen}:{USER}")
+        format!("{}:{USER}", self.gen())
     }
 
     /// Calls an export (`a` is_authorized, `p` playback_report, `n` now_playing, `t` text,
@@ -257,7 +263,7 @@ impl World {
             if f.starts_with("{\"op\":3") {
                 // The plugin's time of its last update (its sent record), read once a step.
                 let at = *at.get_or_insert_with(|| {
-                    let sent = fake.cache.get(&state::key("sent", USER)).and_then(|t| state::load_sent(t)).unwrap_or_default();
+                    let sent = fake.cache.get(&state::conn_key("tx", self.gen(), USER)).and_then(|t| state::load_sent(t)).unwrap_or_default();
                     sent.times.last().copied().unwrap_or(i64::MIN)
                 });
                 self.op3.push((c.clone(), at, self.h.fake.clock));
