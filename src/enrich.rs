@@ -423,6 +423,12 @@ mod tests {
         assert_eq!(cover_url(&mut h, &u, &s, &w, NOW), "https://nd.example.org/share/img/track1?size=300");
         assert_eq!(h.urls(), ["https://coverartarchive.org/release/9e1f2a3b-4c5d-4e6f-8a7b-1c2d3e4f5a6b/front-500", "https://coverartarchive.org/release-group/0f3c5a2e-7d41-4b6e-9a1c-2b8d4e6f7a90/front-500"]);
         assert_eq!((expiry(&h, "caa.9e1f2a3b-4c5d-4e6f-8a7b-1c2d3e4f5a6b"), h.cache["caa.9e1f2a3b-4c5d-4e6f-8a7b-1c2d3e4f5a6b"].ends_with(' ')), (4 * HOUR, true));
+        // Redirects to what Discord must not get (a private host, a credential): misses too.
+        let mut h = Fake::default();
+        h.route("https://coverartarchive.org/release/", 307, "http://127.0.0.1/x.jpg", "");
+        h.route("https://coverartarchive.org/release-group/", 302, "https://archive.org/x.jpg?%75=admin", "");
+        assert_eq!(cover_url(&mut h, &u, &s, &w, NOW), "https://nd.example.org/share/img/track1?size=300");
+        assert!(h.cache["caa.9e1f2a3b-4c5d-4e6f-8a7b-1c2d3e4f5a6b"].ends_with(' '));
         // Release 404 then release group 307: cached under the album key.
         let mut h = Fake::default();
         h.route("https://coverartarchive.org/release/", 404, "", "");
