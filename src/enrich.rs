@@ -12,6 +12,7 @@ use crate::host::{self, Host, Response};
 use crate::json::{Out, Reader};
 use crate::presence::{Activity, Fnv, Want};
 use crate::state;
+use crate::url::public_https;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -78,47 +79,6 @@ fn hashed(prefix: &str, parts: &[&str]) -> String {
     k
 }
 
-/// Whether Discord's servers can fetch `url`: https, a public host (no localhost, no
-/// loopback, private or link-local address literal), no credentials in it — neither user
-/// info nor Subsonic's `u`, `t`, `s`, `p`, `apiKey`, `jwt` query parameters — and within
-/// the 256 bytes external-assets accepts.
-pub fn public_https(url: &str) -> bool {
-    let Some(rest) = url.strip_prefix("https://") else { return false };
-    let cut = |s: &str, stops: &[u8]| s.bytes().position(|c| stops.contains(&c)).unwrap_or(s.len());
-    let authority = &rest[..cut(rest, b"/?#")];
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => &v6[..cut(v6, b"]")],
-        None => &authority[..cut(authority, b":")],
-    };
-    let after = &rest[authority.len()..];
-    let query = &after[cut(after, b"?")..];
-    let credential = query.as_bytes().split(|&c| matches!(c, b'?' | b'&' | b'#')).any(|kv| {
-        let key = &kv[..kv.iter().position(|&c| c == b'=').unwrap_or(kv.len())];
-        [&b"u"[..], b"t", b"s", b"p", b"apiKey", b"jwt"].contains(&key)
-    });
-    url.len() <= 256 && !authority.contains('@') && !host.is_empty() && !credential && !private_host(&host.to_ascii_lowercase())
-}
-
-fn private_host(host: &str) -> bool {
-    // Names that never resolve publicly, and IPv6 literals: loopback, unspecified,
-    // unique-local fc00::/7, link-local fe80::/10, IPv4-mapped.
-    let local = ["localhost", ".localhost", ".local", ".internal"].iter().any(|s| host.ends_with(s));
-    let v6 = ["::", "fc", "fd", "fe8", "fe9", "fea", "feb"].iter().any(|p| host.starts_with(p)) && host.contains(':');
-    if local || v6 || host == "::1" {
-        return true;
-    }
-    let mut o = [0i64; 4];
-    let mut n = 0;
-    for part in host.split('.') {
-        match state::int(part) {
-            Some(v @ 0..=255) if n < 4 && part.bytes().all(|b| b.is_ascii_digit()) => o[n] = v,
-            _ => return false,
-        }
-        n += 1;
-    }
-    n == 4 && matches!(o, [0 | 10 | 127, ..] | [169, 254, ..] | [192, 168, ..] | [100, 64..=127, ..] | [172, 16..=31, ..])
-}
-
 /// The large image's source URL (spec §3.6), or "" when there is none.
 fn cover_url(h: &mut impl Host, u: &User, set: &Settings, w: &Want, now: i64) -> String {
     if set.caa {
@@ -161,12 +121,16 @@ fn cover_art_archive(h: &mut impl Host, w: &Want, now: i64) -> Option<String> {
         }
         let url = ["https://coverartarchive.org/", kind, id, "/front-500"].concat();
         match fetch(h, "HEAD", &url, "", None, false) {
-            Some(Response { status: 301..=308, location, .. }) if !location.is_empty() => {
+            // A redirect anywhere but a public https URL (after the upgrade) is no image.
+            Some(Response { status: 301..=308, location, .. }) => {
                 let loc = location.strip_prefix("http://").map_or(location.clone(), |r| ["https://", r].concat());
-                remember(h, &key, &loc, now, 24 * HOUR);
-                return Some(loc);
+                if public_https(&loc) {
+                    remember(h, &key, &loc, now, 24 * HOUR);
+                    return Some(loc);
+                }
+                definitive = true;
             }
-            Some(Response { status: 404 | 301..=308, .. }) => definitive = true,
+            Some(Response { status: 404, .. }) => definitive = true,
             _ => definitive = false,
         }
     }
@@ -423,6 +387,12 @@ mod tests {
         assert_eq!(cover_url(&mut h, &u, &s, &w, NOW), "https://nd.example.org/share/img/track1?size=300");
         assert_eq!(h.urls(), ["https://coverartarchive.org/release/9e1f2a3b-4c5d-4e6f-8a7b-1c2d3e4f5a6b/front-500", "https://coverartarchive.org/release-group/0f3c5a2e-7d41-4b6e-9a1c-2b8d4e6f7a90/front-500"]);
         assert_eq!((expiry(&h, "caa.9e1f2a3b-4c5d-4e6f-8a7b-1c2d3e4f5a6b"), h.cache["caa.9e1f2a3b-4c5d-4e6f-8a7b-1c2d3e4f5a6b"].ends_with(' ')), (4 * HOUR, true));
+        // Redirects to what Discord must not get (a private host, a credential): misses too.
+        let mut h = Fake::default();
+        h.route("https://coverartarchive.org/release/", 307, "http://127.0.0.1/x.jpg", "");
+        h.route("https://coverartarchive.org/release-group/", 302, "https://archive.org/x.jpg?%75=admin", "");
+        assert_eq!(cover_url(&mut h, &u, &s, &w, NOW), "https://nd.example.org/share/img/track1?size=300");
+        assert!(h.cache["caa.9e1f2a3b-4c5d-4e6f-8a7b-1c2d3e4f5a6b"].ends_with(' '));
         // Release 404 then release group 307: cached under the album key.
         let mut h = Fake::default();
         h.route("https://coverartarchive.org/release/", 404, "", "");
@@ -542,34 +512,6 @@ mod tests {
         h.route("https://labs.api.listenbrainz.org/spotify-id-from-metadata/json", 500, "", "");
         assert_eq!(spotify(&mut h, &w, NOW), "https://open.spotify.com/search/Radiohead%20Karma%20Police");
         assert_eq!((h.requests.len(), expiry(&h, &key)), (2, 4 * HOUR));
-    }
-
-    #[test]
-    fn public_https_filters_private_and_credentialed_urls() {
-        for ok in ["https://example.com/a.jpg", "https://nd.example.org:4533/share/img/x?size=300", "https://[2001:db8::1]/x", "https://8.8.8.8/x", "https://172.32.0.1/x"] {
-            assert!(public_https(ok), "{ok}");
-        }
-        for bad in [
-            "http://example.com/a.jpg",
-            "https://localhost/x",
-            "https://LOCALHOST:4533/x",
-            "https://127.0.0.1/x",
-            "https://10.1.2.3/x",
-            "https://172.16.0.1/x",
-            "https://192.168.1.10:4533/x",
-            "https://169.254.1.1/x",
-            "https://[::1]/x",
-            "https://[fd00::1]/x",
-            "https://nas.local/x",
-            "https://user:pw@example.com/x",
-            "https://example.com/rest/getCoverArt?id=1&u=alice&t=abc&s=salt",
-            "https://example.com/x?apiKey=k",
-            "https://example.com/x?jwt=k",
-            "https:///x",
-        ] {
-            assert!(!public_https(bad), "{bad}");
-        }
-        assert!(!public_https(&["https://example.com/", &"a".repeat(240)].concat()));
     }
 
     #[test]

@@ -20,3 +20,4 @@ mod json;
 mod plugin;
 mod presence;
 mod state;
+mod url;

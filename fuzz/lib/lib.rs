@@ -26,6 +26,8 @@ pub mod plugin;
 pub mod presence;
 #[path = "../../src/state.rs"]
 pub mod state;
+#[path = "../../src/url.rs"]
+pub mod url;
 
 use fake::Fake;
 use gateway::Level;
