@@ -3,7 +3,8 @@
 # ./build.sh test      build, then every test: Rust units, size budget, manifest, Go harness,
 #                      fuzz smoke run and real-Navidrome end to end (the last two once they exist)
 # ./build.sh bench     build, then size and per-call cost in Navidrome's runtime (benches/run.sh)
-# ./build.sh fuzz [S]  long fuzzing campaign (fuzz/run.sh, S seconds per target, default 600)
+# ./build.sh fuzz [S]  long fuzzing campaign (fuzz/run.sh, S seconds per target, default 600),
+#                      then the concurrent harness over CONC_SEEDS (default 20000) seeds per scenario
 # Installs what it needs on a fresh machine: the wasm target and a pinned wasm-opt.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -109,7 +110,19 @@ optional() { # optional NAME SCRIPT [ARGS...]: a check stage if SCRIPT exists ye
   if [[ -x $2 ]]; then check "$@"; else summary+=("$1 skipped(no $2)"); fi
 }
 
-if [[ $mode == fuzz ]]; then check fuzz fuzz/run.sh "${2:-600}"; exit; fi
+concurrency_long() {
+  # Many more seeded interleavings of the concurrent harness (CONC_SEEDS per scenario).
+  (cd harness && PLUGIN_WASM="$root/$wasm" PLUGIN_MANIFEST="$root/manifest.json" \
+    CONC_SEEDS=${CONC_SEEDS:-20000} go test -count=1 -run 'TestConcurrent$' -timeout 0 .)
+}
+if [[ $mode == fuzz ]]; then
+  stage tools ensure_tools
+  stage cargo-build cargo build -q --release --target "$target" --locked
+  stage wasm-opt optimize
+  check fuzz fuzz/run.sh "${2:-600}"
+  check concurrency concurrency_long
+  exit
+fi
 
 stage tools ensure_tools
 stage cargo-build cargo build -q --release --target "$target" --locked
