@@ -47,6 +47,9 @@ var failedCallLine = func() *regexp.Regexp {
 	return regexp.MustCompile(`msg="(` + strings.Join(alts, "|") + `)"`)
 }()
 
+// wasmTrace is the stack trace wazero appends to a trap's error text.
+var wasmTrace = regexp.MustCompile(`\\nwasm stack trace:(\\n\\t[^\\"]+)+`)
+
 // failedCalls returns Navidrome's log lines about failed plugin calls, and their count by
 // message.
 func failedCalls(log string) (lines []string, byMsg map[string]int) {
@@ -79,7 +82,7 @@ func failedCallsReport(log string, quote int) string {
 	fmt.Fprintf(&b, "%d failed plugin calls in Navidrome's log (want 0): %s; the first %d:\n",
 		len(lines), strings.Join(counts, ", "), min(quote, len(lines)))
 	for _, l := range lines[:min(quote, len(lines))] {
-		b.WriteString("  " + redact(l) + "\n")
+		b.WriteString("  " + wasmTrace.ReplaceAllString(redact(l), `\n(wasm stack trace cut)`) + "\n")
 	}
 	return b.String()
 }
