@@ -136,6 +136,10 @@ func TestConnectionChurnNavidrome063(t *testing.T) {
 	nDrops := drops
 	mu.Unlock()
 	checkChurn(t, fake, nd, frames, conns, nDrops, time.Now())
+	fake.mu.Lock()
+	t.Logf("op 1 timing: scheduled beats arrive %v past the second, answers to op 1 %v after it",
+		fake.tickOffset.Round(10*time.Microsecond), fake.answerLatency.Round(10*time.Microsecond))
+	fake.mu.Unlock()
 	t.Logf("churn for %v: %d drops, %d track changes, %d connections, %d Identify, %d Resume, %d presence updates, %d heartbeats",
 		time.Since(began).Round(time.Second), nDrops, changes+1, len(conns), countOp(frames, 2), countOp(frames, 6),
 		countOp(frames, 3), countOp(frames, 1))
