@@ -32,6 +32,10 @@ var failedCallMessages = []struct{ Msg, Source string }{
 	{"Error sending scrobble to service. Discarding", "core/scrobbler/buffered_scrobbler.go:167"},
 	// nd_on_init.
 	{"Plugin init function failed", "plugins/capability_lifecycle.go:33"},
+	// A task-queue worker callback (the plugin uses no task queue; listed for completeness).
+	{"Task execution failed", "plugins/host_taskqueue.go:457"},
+	// Not logged at all: a failed nd_scrobbler_is_authorized only makes IsAuthorized false
+	// (plugins/scrobbler_adapter.go:77), and the report is then not sent to the plugin.
 }
 
 // failedCallErrors are the error texts callPluginFunction (plugins/manager_call.go:71 and
