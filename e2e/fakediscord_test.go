@@ -56,11 +56,7 @@ type Conn struct {
 	Dropped  time.Time
 	DropKind string
 	out      *writer
-	// SetOnTick's state: when the last op 1 went out (asked: until a heartbeat arrives),
-	// whether one is waiting for its second, whether the last was the connection's first.
-	asked, lastAsk  time.Time
-	asking, probing bool
-	probed          bool
+	asking   bool // SetAskBetweenBeats: an op 1 is waiting for its moment
 }
 
 // writer serialises writes to one websocket (gorilla allows one writer at a time).
@@ -88,19 +84,15 @@ type FakeDiscord struct {
 	// Diagnose, if set, adds context (e.g. the plugin's errors) to a failed wait.
 	Diagnose func() string
 
-	mu       sync.Mutex
-	frames   []Frame
-	conns    []*Conn
-	requests []Request
-	assets   map[string]string // external_asset_path → the URL registered
-	seq      int64
-	srv      *http.Server
-	helloMs  int
-	onTick   bool // SetOnTick
-	nudges   int
-	// Estimates for SetOnTick, from arrival times at the fake: how far past the whole
-	// second the scheduled heartbeats arrive, and how long the plugin takes to answer op 1.
-	tickOffset, answerLatency time.Duration
+	mu         sync.Mutex
+	frames     []Frame
+	conns      []*Conn
+	requests   []Request
+	assets     map[string]string // external_asset_path → the URL registered
+	seq        int64
+	srv        *http.Server
+	helloMs    int
+	askBetween bool // SetAskBetweenBeats
 	// Invalidated counts the Resumes answered with op 9 false (unknown session or a
 	// sequence number never sent): the plugin must Identify again after each.
 	Invalidated int
@@ -113,8 +105,7 @@ func startFakeDiscord(t *testing.T) *FakeDiscord {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &FakeDiscord{CAFile: dir + "/ca.pem", assets: map[string]string{}, helloMs: helloIntervalMs,
-		tickOffset: 3 * time.Millisecond, answerLatency: 2 * time.Millisecond}
+	f := &FakeDiscord{CAFile: dir + "/ca.pem", assets: map[string]string{}, helloMs: helloIntervalMs}
 	if err := os.WriteFile(f.CAFile, caPEM, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -268,31 +259,16 @@ func (f *FakeDiscord) gateway(w http.ResponseWriter, r *http.Request, host strin
 		at := time.Now()
 		f.mu.Lock()
 		f.frames = append(f.frames, Frame{Conn: c.N, At: at, Op: env.Op, D: env.D, Raw: string(msg)})
-		onTick, ask := f.onTick, false
-		if env.Op == 1 && f.onTick {
-			// Learn the timing (moving averages) from beats that cannot be confused: the
-			// answer to an op 1 sent between ticks, a scheduled beat with no op 1 near it.
-			switch {
-			case !c.asked.IsZero():
-				if l := at.Sub(c.asked); c.probing && l < 100*time.Millisecond {
-					f.answerLatency = (7*f.answerLatency + 3*l) / 10
-				}
-				c.asked = time.Time{}
-			case at.Sub(c.lastAsk) > 500*time.Millisecond:
-				if o := at.Sub(at.Truncate(time.Second)); o < 100*time.Millisecond {
-					f.tickOffset = (7*f.tickOffset + 3*o) / 10
-				}
-			}
-			if !c.asking && c.asked.IsZero() {
-				ask, c.asking = true, true
-			}
+		ask := env.Op == 1 && f.askBetween && !c.asking
+		if ask {
+			c.asking = true
 		}
 		f.mu.Unlock()
 		switch env.Op {
 		case 1:
 			f.send(c, `{"op":11,"d":null,"s":null,"t":null}`)
-			if onTick && ask {
-				go f.askOnTick(c)
+			if ask {
+				go f.askBetweenBeats(c)
 			}
 		case 2:
 			f.dispatch(c, "READY", `{"v":10,"session_id":"e2e-session","resume_gateway_url":"wss://`+resumeHost+`",`+
@@ -345,38 +321,23 @@ func (f *FakeDiscord) Invalidations() int {
 	return f.Invalidated
 }
 
-// SetOnTick makes the gateway ask for a heartbeat (op 1) every second, timed so that the
-// answer would arrive with that second's scheduled beat: Navidrome's scheduler runs an
-// "@every 1s" heartbeat a few milliseconds past the whole second. The plugin then sends
-// from the connection's read loop while a scheduler callback sends on the same socket, as
-// happens by chance over a long session with Discord, only far more often. (Two beats a
-// second on connections that live a few seconds: far from Discord's 120 sends a minute.)
-func (f *FakeDiscord) SetOnTick(on bool) {
+// SetAskBetweenBeats makes the gateway ask for a heartbeat (op 1) every other second,
+// half a second after a whole second: between the beats of a 1000 ms interval, so that the
+// answer is acknowledged long before the next scheduled beat (no client may take it for a
+// zombied connection). The plugin sends the answer from the connection's read loop, while
+// its other sends come from scheduler and report callbacks.
+func (f *FakeDiscord) SetAskBetweenBeats(on bool) {
 	f.mu.Lock()
-	f.onTick = on
+	f.askBetween = on
 	f.mu.Unlock()
 }
 
-// askOnTick sends op 1 on c when its answer should arrive with the next second's beat,
-// give or take up to 1.5 ms (in turn, so that the noise is covered); a connection's first
-// op 1 goes out at once, between ticks, to measure how long the answer takes.
-func (f *FakeDiscord) askOnTick(c *Conn) {
-	f.mu.Lock()
-	f.nudges++
-	aim := f.tickOffset - f.answerLatency + time.Duration(f.nudges%7-3)*500*time.Microsecond
-	probe := !c.probed
-	c.probed = true
-	f.mu.Unlock()
+func (f *FakeDiscord) askBetweenBeats(c *Conn) {
 	now := time.Now()
-	next := now.Truncate(time.Second).Add(time.Second + aim)
-	if next.Sub(now) < 300*time.Millisecond {
-		next = next.Add(time.Second)
-	}
-	if !probe {
-		time.Sleep(next.Sub(now))
-	}
+	next := now.Truncate(2 * time.Second).Add(2*time.Second + 500*time.Millisecond)
+	time.Sleep(next.Sub(now))
 	f.mu.Lock()
-	c.asked, c.lastAsk, c.asking, c.probing = time.Now(), time.Now(), false, probe
+	c.asking = false
 	f.mu.Unlock()
 	f.send(c, `{"op":1,"d":null,"s":null,"t":null}`)
 }
