@@ -20,7 +20,7 @@ import (
 const (
 	churnHelloMs    = 1000             // Hello's heartbeat_interval in this scenario
 	churnFor        = 60 * time.Second // how long the gateway drops connections
-	churnDropEvery  = 4 * time.Second  // pause between a resumed connection settling and its drop
+	churnDropEvery  = 2 * time.Second  // pause between a resumed connection settling and its drop
 	churnTrackEvery = 3 * time.Second  // pause between track changes
 	// A heartbeat may come this much later than Hello's interval (1 s scheduler ticks, a
 	// loaded 2-core machine); Discord closes a connection with 4009 after a longer silence.
