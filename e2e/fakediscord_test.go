@@ -52,7 +52,11 @@ type Conn struct {
 	Seqs []Seq
 	// CloseCode is the close code the plugin sent (0: none yet, -1: dropped without one).
 	CloseCode int
-	out       *writer
+	// Dropped is when the fake dropped the connection (Drop), and how.
+	Dropped  time.Time
+	DropKind string
+	out      *writer
+	asking   bool // SetAskBetweenBeats: an op 1 is waiting for its moment
 }
 
 // writer serialises writes to one websocket (gorilla allows one writer at a time).
@@ -80,13 +84,18 @@ type FakeDiscord struct {
 	// Diagnose, if set, adds context (e.g. the plugin's errors) to a failed wait.
 	Diagnose func() string
 
-	mu       sync.Mutex
-	frames   []Frame
-	conns    []*Conn
-	requests []Request
-	assets   map[string]string // external_asset_path → the URL registered
-	seq      int64
-	srv      *http.Server
+	mu         sync.Mutex
+	frames     []Frame
+	conns      []*Conn
+	requests   []Request
+	assets     map[string]string // external_asset_path → the URL registered
+	seq        int64
+	srv        *http.Server
+	helloMs    int
+	askBetween bool // SetAskBetweenBeats
+	// Invalidated counts the Resumes answered with op 9 false (unknown session or a
+	// sequence number never sent): the plugin must Identify again after each.
+	Invalidated int
 }
 
 func startFakeDiscord(t *testing.T) *FakeDiscord {
@@ -96,7 +105,7 @@ func startFakeDiscord(t *testing.T) *FakeDiscord {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &FakeDiscord{CAFile: dir + "/ca.pem", assets: map[string]string{}}
+	f := &FakeDiscord{CAFile: dir + "/ca.pem", assets: map[string]string{}, helloMs: helloIntervalMs}
 	if err := os.WriteFile(f.CAFile, caPEM, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +122,11 @@ func startFakeDiscord(t *testing.T) *FakeDiscord {
 		frames, conns, requests := f.Snapshot()
 		var b strings.Builder
 		for _, c := range conns {
-			fmt.Fprintf(&b, "connection %d to %s/?%s at %s, closed with %d\n", c.N, c.Host, c.Query, c.Opened.Format("15:04:05.000"), c.CloseCode)
+			fmt.Fprintf(&b, "connection %d to %s/?%s at %s, closed with %d", c.N, c.Host, c.Query, c.Opened.Format("15:04:05.000"), c.CloseCode)
+			if !c.Dropped.IsZero() {
+				fmt.Fprintf(&b, ", dropped by the fake at %s (%s)", c.Dropped.Format("15:04:05.000"), c.DropKind)
+			}
+			b.WriteString("\n")
 		}
 		b.WriteString(dumpFrames(frames))
 		for _, r := range requests {
@@ -222,9 +235,10 @@ func (f *FakeDiscord) gateway(w http.ResponseWriter, r *http.Request, host strin
 	f.mu.Lock()
 	c := &Conn{N: len(f.conns) + 1, Host: host, Query: r.URL.RawQuery, Opened: time.Now(), out: &writer{ws: ws}}
 	f.conns = append(f.conns, c)
+	hello := f.helloMs
 	f.mu.Unlock()
 	defer ws.Close()
-	f.send(c, fmt.Sprintf(`{"op":10,"d":{"heartbeat_interval":%d},"s":null,"t":null}`, helloIntervalMs))
+	f.send(c, fmt.Sprintf(`{"op":10,"d":{"heartbeat_interval":%d},"s":null,"t":null}`, hello))
 	for {
 		_, msg, err := ws.ReadMessage()
 		if err != nil {
@@ -242,18 +256,43 @@ func (f *FakeDiscord) gateway(w http.ResponseWriter, r *http.Request, host strin
 			D  json.RawMessage `json:"d"`
 		}
 		_ = json.Unmarshal(msg, &env)
+		at := time.Now()
 		f.mu.Lock()
-		f.frames = append(f.frames, Frame{Conn: c.N, At: time.Now(), Op: env.Op, D: env.D, Raw: string(msg)})
+		f.frames = append(f.frames, Frame{Conn: c.N, At: at, Op: env.Op, D: env.D, Raw: string(msg)})
+		ask := env.Op == 1 && f.askBetween && !c.asking
+		if ask {
+			c.asking = true
+		}
 		f.mu.Unlock()
 		switch env.Op {
 		case 1:
 			f.send(c, `{"op":11,"d":null,"s":null,"t":null}`)
+			if ask {
+				go f.askBetweenBeats(c)
+			}
 		case 2:
 			f.dispatch(c, "READY", `{"v":10,"session_id":"e2e-session","resume_gateway_url":"wss://`+resumeHost+`",`+
 				`"user":{"id":"100000000000000001","username":"e2e"},"sessions":[{"session_id":"e2e-session","status":"online"}]}`)
 			f.dispatch(c, "READY_SUPPLEMENTAL", `{"guilds":[]}`)
 		case 6:
-			f.dispatch(c, "RESUMED", `{}`)
+			// As Discord: a Resume of an unknown session, or from a sequence number never
+			// sent, is refused with op 9 false (then the client must Identify).
+			var d struct {
+				SessionID string `json:"session_id"`
+				Seq       int64  `json:"seq"`
+			}
+			_ = json.Unmarshal(env.D, &d)
+			f.mu.Lock()
+			ok := d.SessionID == "e2e-session" && d.Seq >= 1 && d.Seq <= f.seq
+			if !ok {
+				f.Invalidated++
+			}
+			f.mu.Unlock()
+			if ok {
+				f.dispatch(c, "RESUMED", `{}`)
+			} else {
+				f.send(c, `{"op":9,"d":false,"s":null,"t":null}`)
+			}
 		}
 	}
 }
@@ -273,6 +312,62 @@ func (f *FakeDiscord) send(c *Conn, text string) {
 	defer c.out.mu.Unlock()
 	_ = c.out.ws.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	_ = c.out.ws.WriteMessage(websocket.TextMessage, []byte(text))
+}
+
+// Invalidations returns how many Resumes the fake refused with op 9 false.
+func (f *FakeDiscord) Invalidations() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.Invalidated
+}
+
+// SetAskBetweenBeats makes the gateway ask for a heartbeat (op 1) every other second,
+// half a second after a whole second: between the beats of a 1000 ms interval, so that the
+// answer is acknowledged long before the next scheduled beat (no client may take it for a
+// zombied connection). The plugin sends the answer from the connection's read loop, while
+// its other sends come from scheduler and report callbacks.
+func (f *FakeDiscord) SetAskBetweenBeats(on bool) {
+	f.mu.Lock()
+	f.askBetween = on
+	f.mu.Unlock()
+}
+
+func (f *FakeDiscord) askBetweenBeats(c *Conn) {
+	now := time.Now()
+	next := now.Truncate(2 * time.Second).Add(2*time.Second + 500*time.Millisecond)
+	time.Sleep(next.Sub(now))
+	f.mu.Lock()
+	c.asking = false
+	f.mu.Unlock()
+	f.send(c, `{"op":1,"d":null,"s":null,"t":null}`)
+}
+
+// SetHelloInterval sets the heartbeat_interval announced by the next connections' Hello.
+func (f *FakeDiscord) SetHelloInterval(ms int) {
+	f.mu.Lock()
+	f.helloMs = ms
+	f.mu.Unlock()
+}
+
+// Drop ends the newest connection from the server side, keeping the session resumable as
+// Discord does after an outage: kind "close 4000" sends a close frame with 4000 (unknown
+// error) and closes the TCP connection a second later (after the client's echo); kind
+// "tcp" closes the TCP connection without a close frame. It returns the connection number.
+func (f *FakeDiscord) Drop(kind string) int {
+	f.mu.Lock()
+	c := f.conns[len(f.conns)-1]
+	c.Dropped, c.DropKind = time.Now(), kind
+	f.mu.Unlock()
+	c.out.mu.Lock()
+	defer c.out.mu.Unlock()
+	switch kind {
+	case "close 4000":
+		_ = c.out.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(4000, "e2e: connection churn"), time.Now().Add(time.Second))
+		time.AfterFunc(time.Second, func() { _ = c.out.ws.NetConn().Close() })
+	default:
+		_ = c.out.ws.NetConn().Close()
+	}
+	return c.N
 }
 
 // SendLatest sends a raw frame on the newest connection.

@@ -96,6 +96,9 @@ func startNavidrome(t *testing.T, binary, musicDir, ndpPath, caFile string, port
 	}
 	go func() { _ = n.cmd.Wait(); close(n.exited) }()
 	t.Cleanup(n.stop)
+	// At the end of every scenario (before the server stops: its shutdown is not part of
+	// it), whether it passed or not: no plugin call failed.
+	t.Cleanup(func() { checkNoFailedCalls(t, n.Log()) })
 	// Poll /ping: the server needs a moment for migrations and the plugin sync.
 	n.poll(t, 60*time.Second, "Navidrome to answer /ping", func() bool {
 		resp, err := n.http.Get(n.Base + "/ping")

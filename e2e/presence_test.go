@@ -602,7 +602,8 @@ func deref(p *int64) any {
 func pluginProblems(log string) string {
 	var b strings.Builder
 	for _, l := range strings.Split(log, "\n") {
-		if logLine.MatchString(l) && (strings.Contains(l, "level=error") || strings.Contains(l, "level=warn")) {
+		if logLine.MatchString(l) && (strings.Contains(l, "level=error") || strings.Contains(l, "level=warn")) ||
+			failedCallLine.MatchString(l) || failedCallErrors.MatchString(l) {
 			b.WriteString("  " + redact(l) + "\n")
 		}
 	}
