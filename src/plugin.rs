@@ -325,8 +325,18 @@ fn current(h: &mut impl Host, name: &str) -> core::result::Result<(Link, Option<
     Ok((link, conn))
 }
 
-fn load_sent(h: &mut impl Host, gen: u32, name: &str) -> Sent {
-    host::cache_get(h, &state::conn_key("tx", gen, name)).and_then(|t| state::load_sent(&t)).unwrap_or_default()
+/// What was sent on connection `gen`. `resumed`: the connection resumed the session of an
+/// earlier one; until it has sent something, it goes on with the rate window of the last
+/// connection that did (up to 3 generations back; failed dials send nothing), since the
+/// budget is the session's. A new session starts with its own.
+fn load_sent(h: &mut impl Host, gen: u32, name: &str, resumed: bool) -> Sent {
+    for back in 0..if resumed { 4 } else { 1 } {
+        let Some(g) = gen.checked_sub(back) else { break };
+        if let Some(s) = host::cache_get(h, &state::conn_key("tx", g, name)).and_then(|t| state::load_sent(&t)) {
+            return if back == 0 { s } else { Sent { times: s.times, ..Sent::default() } };
+        }
+    }
+    Sent::default()
 }
 
 fn save_sent(h: &mut impl Host, gen: u32, name: &str, s: &Sent) -> Done {
@@ -457,7 +467,7 @@ fn on_beat(h: &mut impl Host, u: &User, gen: u32, kind: Beat, tries: u8, now: i6
         }
         return Ok(());
     };
-    let mut sent = load_sent(h, gen, name);
+    let mut sent = load_sent(h, gen, name, false);
     let actions = gateway::beat(&conn, &link, sent.beat_ms, kind, seed(name, now, gen));
     let saved = if actions.iter().any(|a| matches!(a, Action::Send(_))) {
         sent.beat_ms = now;
@@ -547,7 +557,8 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, recheck: bool
         // Opening (READY flushes), or stopped for good.
         _ => return Ok(()),
     };
-    let sent = load_sent(h, gen, name);
+    let resumed = !link.session_id.is_empty() && conn.session_id == link.session_id;
+    let sent = load_sent(h, gen, name, resumed);
     let known = want.as_ref().map_or(0, |w| w.at_ms).max(sent.times.last().copied().unwrap_or(0));
     let now = now.max(known);
     if want.is_none() {
@@ -576,7 +587,7 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, recheck: bool
                 return Ok(());
             };
             // Decided again under the lock: another send may have gone out meanwhile.
-            let sent = match presence::plan(want.as_ref(), &load_sent(h, gen, name), now, &salt) {
+            let sent = match presence::plan(want.as_ref(), &load_sent(h, gen, name, resumed), now, &salt) {
                 // Recorded before the send: the rate budget counts it even if the call
                 // dies during the write.
                 Plan::Send(next) => save_sent(h, gen, name, &next)
@@ -607,7 +618,7 @@ fn idle(h: &mut impl Host, u: &User, due: i64) -> Done {
     let name = u.name.as_str();
     let (link, conn) = current(h, name)?;
     let Some(conn) = conn else { return Ok(()) };
-    let last = load_sent(h, link.gen, name).times.last().copied().unwrap_or(0);
+    let last = load_sent(h, link.gen, name, false).times.last().copied().unwrap_or(0);
     let idle_ms = settings(h, u)?.idle_ms;
     if load_want(h, name).is_none() && last + idle_ms <= due {
         // The close ends the session at Discord: the reconnect timer must not resume it.
@@ -1011,6 +1022,26 @@ mod tests {
         assert_eq!(h.cache.get("cn.2.alice").cloned(), record);
         assert_eq!(h.cache.get("cn.1.alice").map(|c| c.split(' ').nth(1) == Some("99")), Some(false));
         assert!(!h.timers.contains_key("rc:1:alice") && !h.timers.contains_key("rc:2:alice"));
+    }
+
+    #[test]
+    fn the_rate_window_carries_over_to_the_next_connection() {
+        let mut h = ready();
+        for i in 1..=4 {
+            report(&mut h, "playing", &format!("T{i}"), T0 + 4 * i).unwrap();
+        }
+        assert_eq!(presences(&h).len(), 5);
+        // Discord moves the session: the resumed connection shows the track again, but not
+        // before the window of the first connection allows a sixth update.
+        text(&mut h, r#"{"op":7}"#);
+        fire(&mut h, "rc:1:");
+        text(&mut h, r#"{"op":10,"d":{"heartbeat_interval":41250}}"#);
+        text(&mut h, r#"{"op":0,"t":"RESUMED","s":2,"d":{}}"#);
+        assert_eq!(presences(&h).len(), 5, "a sixth update within 20 s");
+        fire(&mut h, "fl:");
+        assert_eq!(presences(&h).len(), 6);
+        assert!(h.clock >= T0 * 1000 + 21_000, "{}", h.clock);
+        assert!(h.frames.last().unwrap().0 == "2:alice" && presences(&h)[5].contains("T4"));
     }
 
     #[test]
