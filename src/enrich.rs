@@ -47,7 +47,7 @@ fn fetch(h: &mut impl Host, method: &str, url: &str, auth: &str, body: Option<(&
         }
         Ok(r) => Some(r),
         Err(e) => {
-            h.log(Level::Warn, &["cannot reach ", url.split('/').nth(2).unwrap_or(url), ": ", &e].concat());
+            h.log(Level::Warn, &["cannot reach ", state::split(url, b'/').nth(2).unwrap_or(url), ": ", &e].concat());
             None
         }
     }
@@ -56,7 +56,7 @@ fn fetch(h: &mut impl Host, method: &str, url: &str, auth: &str, body: Option<(&
 /// A cached value that has not expired: `<expiry ms> <value>`.
 fn cached(h: &mut impl Host, key: &str, now: i64) -> Option<String> {
     let v = host::cache_get(h, key)?;
-    let (exp, value) = v.split_once(' ')?;
+    let (exp, value) = state::cut(&v, b' ')?;
     (state::int(exp)? > now).then(|| value.into())
 }
 

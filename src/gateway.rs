@@ -234,7 +234,7 @@ impl Link {
             }
         }
         let (url, msg) = if next.resumable() {
-            let mut u = String::from(next.resume_url.strip_suffix('/').unwrap_or(&next.resume_url));
+            let mut u = String::from(next.resume_url.strip_suffix("/").unwrap_or(&next.resume_url));
             u.push_str(QUERY);
             (u, "connecting to Discord to resume the session")
         } else {

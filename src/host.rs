@@ -61,9 +61,9 @@ fn send(h: &mut impl Host, f: Call, mut o: Out) -> Result<Vec<u8>, String> {
 }
 
 /// Whether a host error says `what` (Navidrome's texts: `… not found`, `… already
-/// exists`); a byte search, lighter than `str::contains` in the module.
+/// exists`).
 pub fn says(e: &str, what: &str) -> bool {
-    e.as_bytes().windows(what.len()).any(|w| w == what.as_bytes())
+    crate::state::find(e, what).is_some()
 }
 
 /// A failed cache call, logged with the key it was about.

@@ -142,14 +142,11 @@ pub fn text_message(mut input: Vec<u8>) -> Option<(String, Vec<u8>)> {
 /// The close code in a websocket error text (gorilla: `websocket: close 4004: …`);
 /// anything else, such as a dropped connection, counts as 1006 (abnormal closure).
 pub fn close_code(error: &str) -> u16 {
-    let b = error.as_bytes();
-    b.windows(6)
-        .position(|w| w == b"close ")
-        .and_then(|i| {
-            let digits = b[i + 6..].iter().take_while(|c| c.is_ascii_digit()).count();
-            crate::state::int(&error[i + 6..i + 6 + digits]).and_then(|c| u16::try_from(c).ok())
-        })
-        .unwrap_or(1006)
+    let code = crate::state::find(error, "close ").and_then(|i| error.get(i + 6..)).and_then(|rest| {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        crate::state::int(rest.get(..digits)?)
+    });
+    code.and_then(|c| u16::try_from(c).ok()).unwrap_or(1006)
 }
 
 #[cfg(test)]

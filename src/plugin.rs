@@ -244,7 +244,7 @@ fn on_connection(h: &mut impl Host, id: &str, ev: core::result::Result<&[u8], u1
 
 /// `<number>:<rest>`, the number a generation or a time.
 fn split_id(id: &str) -> Option<(u32, &str)> {
-    let (n, rest) = id.split_once(':')?;
+    let (n, rest) = state::cut(id, b':')?;
     Some((u32::try_from(state::int(n)?).ok()?, rest))
 }
 
@@ -257,8 +257,8 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
     let (v, _) = input::fields(input, &["scheduleId"]).ok_or_else(|| bad_input("scheduler callback"))?;
     let id = &v[0];
     // Not one of ours (as the official plugin, an unknown timer is only a warning).
-    let parsed = id.split_once(':').and_then(|(k, rest)| {
-        let (n, name) = rest.split_once(':')?;
+    let parsed = state::cut(id, b':').and_then(|(k, rest)| {
+        let (n, name) = state::cut(rest, b':')?;
         Some((k, state::int(n)?, name))
     });
     let Some((kind, num, name)) = parsed else {
@@ -450,8 +450,8 @@ fn on_beat(h: &mut impl Host, u: &User, gen: u32, kind: Beat, tries: u8, now: i6
     let Ok(id) = lock(h, name, gen, None) else {
         if tries < RETRIES {
             let first = matches!(kind, Beat::First | Beat::Retry(true));
-            let k = [if first { b'f' } else { b'r' }, b'1' + tries];
-            schedule(h, name, 1, &timer_id(core::str::from_utf8(&k).unwrap_or("r1"), gen as i64, name));
+            let kinds = if first { ["f1", "f2", "f3"] } else { ["r1", "r2", "r3"] };
+            schedule(h, name, 1, &timer_id(kinds[tries as usize], gen as i64, name));
         } else {
             log(h, Level::Warn, name, "heartbeat skipped: the connection stayed busy");
         }

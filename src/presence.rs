@@ -122,22 +122,14 @@ impl Want {
     pub fn fill(&self, template: &str) -> String {
         let mut out = String::new();
         let mut rest = template;
-        while let Some(i) = rest.find('{') {
-            out.push_str(&rest[..i]);
-            rest = &rest[i..];
-            let hit = [("{track}", &self.title), ("{artist}", &self.artist), ("{album}", &self.album), ("{albumartist}", &self.album_artist)]
+        while let Some((text, after)) = crate::state::cut(rest, b'{') {
+            out.push_str(text);
+            let hit = [("track}", &self.title), ("artist}", &self.artist), ("album}", &self.album), ("albumartist}", &self.album_artist)]
                 .into_iter()
-                .find(|(p, _)| rest.starts_with(p));
-            match hit {
-                Some((p, v)) => {
-                    out.push_str(v);
-                    rest = &rest[p.len()..];
-                }
-                None => {
-                    out.push('{');
-                    rest = &rest[1..];
-                }
-            }
+                .find_map(|(p, v)| Some((after.strip_prefix(p)?, v.as_str())));
+            let (next, value) = hit.unwrap_or((after, "{"));
+            out.push_str(value);
+            rest = next;
         }
         out.push_str(rest);
         out
@@ -230,10 +222,16 @@ pub fn plan(want: Option<&Want>, sent: &Sent, now: i64, salt: &str) -> Plan {
 /// Keeps at most 128 characters (Unicode scalar values, never splitting one), ending a
 /// cut text with "…", as Discord's limits and the official plugin do (spec §3.5).
 pub fn truncate(s: &str) -> &str {
-    match s.char_indices().nth(MAX_TEXT - 1) {
-        Some((i, _)) if s[i..].chars().nth(1).is_some() => &s[..i],
+    let mut starts = char_starts(s);
+    match (starts.nth(MAX_TEXT - 1), starts.next()) {
+        (Some(i), Some(_)) => s.get(..i).unwrap_or(s),
         _ => s,
     }
+}
+
+/// The byte offsets where the characters of `s` start (no UTF-8 decoding needed).
+fn char_starts(s: &str) -> impl Iterator<Item = usize> + '_ {
+    s.bytes().enumerate().filter(|&(_, b)| (b as i8) >= -0x40).map(|(i, _)| i)
 }
 
 /// A text field within Discord's 2–128 characters: cut with "…", or padded with a zero
@@ -241,7 +239,7 @@ pub fn truncate(s: &str) -> &str {
 fn text_field(o: &mut Out, key_template: &str, s: &str) {
     // ASCII control characters show as nothing and cost 6 bytes each once escaped (a
     // frame must stay under 4096 bytes): they are dropped.
-    let clean: String = s.chars().filter(|c| !c.is_ascii_control()).collect();
+    let clean = crate::json::utf8(s.bytes().filter(|c| !c.is_ascii_control()).collect());
     let s = clean.as_str();
     if crate::state::trim(s).is_empty() {
         return;
@@ -251,7 +249,7 @@ fn text_field(o: &mut Out, key_template: &str, s: &str) {
     let mut t = String::from(cut);
     if cut.len() < s.len() {
         t.push('…');
-    } else if s.chars().nth(1).is_none() {
+    } else if char_starts(s).nth(1).is_none() {
         t.push('\u{200B}');
     }
     o.str(&t);

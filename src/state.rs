@@ -45,7 +45,37 @@ pub fn trim(s: &str) -> &str {
     let b = s.as_bytes();
     let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
     let end = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(start, |i| i + 1);
-    &s[start..end]
+    s.get(start..end).unwrap_or_default()
+}
+
+/// `s` split around its first `sep`, an ASCII byte: `str::split_once` without the
+/// character searcher it brings into the module.
+pub fn cut(s: &str, sep: u8) -> Option<(&str, &str)> {
+    let i = s.bytes().position(|b| b == sep)?;
+    Some((s.get(..i)?, s.get(i + 1..)?))
+}
+
+/// Where `needle` first occurs in `hay`: a byte search, lighter than `str::find` in the
+/// module.
+pub fn find(hay: &str, needle: &str) -> Option<usize> {
+    hay.as_bytes().windows(needle.len()).position(|w| w == needle.as_bytes())
+}
+
+/// The pieces of a text between `sep` bytes (ASCII), as `str::split` yields them.
+pub struct Split<'a>(Option<&'a str>, u8);
+
+pub fn split(s: &str, sep: u8) -> Split<'_> {
+    Split(Some(s), sep)
+}
+
+impl<'a> Iterator for Split<'a> {
+    type Item = &'a str;
+    fn next(&mut self) -> Option<&'a str> {
+        let rest = self.0?;
+        let (piece, next) = cut(rest, self.1).map_or((rest, None), |(p, n)| (p, Some(n)));
+        self.0 = next;
+        Some(piece)
+    }
 }
 
 pub fn num(v: i64) -> String {
@@ -57,12 +87,15 @@ pub fn num(v: i64) -> String {
 /// A decimal integer (`-` allowed), `None` on anything else or on overflow. One parser
 /// for every number in text form, instead of `str::parse` per type.
 pub fn int(s: &str) -> Option<i64> {
-    let (neg, digits) = s.strip_prefix('-').map_or((false, s), |d| (true, d));
+    let (neg, digits) = match s.as_bytes() {
+        [b'-', d @ ..] => (true, d),
+        d => (false, d),
+    };
     if digits.is_empty() {
         return None;
     }
     let mut v = 0i64;
-    for b in digits.bytes() {
+    for &b in digits {
         if !b.is_ascii_digit() {
             return None;
         }
@@ -99,11 +132,11 @@ impl Fields {
     }
 }
 
-struct Parse<'a>(core::str::Split<'a, char>);
+struct Parse<'a>(Split<'a>);
 
 impl<'a> Parse<'a> {
     fn new(text: &'a str) -> Self {
-        Parse(text.split(' '))
+        Parse(split(text, b' '))
     }
     fn int(&mut self) -> Option<i64> {
         int(self.0.next()?)
@@ -190,7 +223,7 @@ pub fn save_sent(s: &Sent) -> String {
 }
 
 pub fn load_sent(text: &str) -> Option<Sent> {
-    let mut f = text.split(' ').map(int);
+    let mut f = split(text, b' ').map(int);
     let fingerprint = f.next()?? as u64;
     let start_ms = f.next()??;
     let beat_ms = f.next()??;
