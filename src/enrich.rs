@@ -74,7 +74,7 @@ fn hashed(prefix: &str, parts: &[&str]) -> String {
     }
     let mut k = String::from(prefix);
     for i in (0..16).rev() {
-        k.push(char::from_digit((f.0 >> (i * 4)) as u32 & 15, 16).unwrap_or('0'));
+        k.push(crate::json::hex((f.0 >> (i * 4)) as u8) as char);
     }
     k
 }
@@ -329,8 +329,8 @@ fn escape(s: &str, keep: &[u8]) -> String {
             o.push(b as char);
         } else {
             o.push('%');
-            for n in [b >> 4, b & 15] {
-                o.push(char::from_digit(n as u32, 16).unwrap_or('0').to_ascii_uppercase());
+            for n in [b >> 4, b] {
+                o.push(crate::json::hex(n).to_ascii_uppercase() as char);
             }
         }
     }

@@ -307,7 +307,7 @@ impl Out {
                 self.put(c, depth - 1);
             }
             0..=0x1f => {
-                for h in [b'\\', b'u', b'0', b'0', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]] {
+                for h in [b'\\', b'u', b'0', b'0', hex(c >> 4), hex(c)] {
                     self.put(h, depth - 1);
                 }
             }
@@ -373,7 +373,11 @@ impl Out {
     }
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
+/// The lower-case hex digit of the low four bits of `n`.
+pub fn hex(n: u8) -> u8 {
+    b"0123456789abcdef"[(n & 15) as usize]
+}
+
 /// RFC 4648 §4 alphabet: Go encodes `[]byte` fields with it, `=`-padded (ABI §4.0).
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
