@@ -234,11 +234,7 @@ pub fn utf8(v: Vec<u8>) -> String {
 }
 
 fn hex4(b: &[u8]) -> Option<u32> {
-    let mut v = 0;
-    for &c in b.get(..4)? {
-        v = v * 16 + (c as char).to_digit(16)?;
-    }
-    Some(v)
+    crate::state::uint(b.get(..4)?, 16)
 }
 
 /// Decodes JSON string escapes in place (the result is never longer) and returns the new

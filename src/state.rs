@@ -104,6 +104,19 @@ pub fn int(s: &str) -> Option<i64> {
     if neg { Some(v) } else { v.checked_neg() }
 }
 
+/// `s` as a number in `radix` ("" is 0), if it fits 32 bits.
+#[inline(never)]
+pub fn uint(s: &[u8], radix: u32) -> Option<u32> {
+    let mut v = 0u64;
+    for &c in s {
+        v = v * radix as u64 + (c as char).to_digit(radix)? as u64;
+        if v >> 32 != 0 {
+            return None;
+        }
+    }
+    Some(v as u32)
+}
+
 /// Fields of a record, space-separated; strings were checked to hold no spaces
 /// (`gateway::ready_fields`), `-` stands for no sequence number.
 struct Fields(String);
