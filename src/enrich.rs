@@ -325,7 +325,7 @@ fn query_escape(s: &str) -> String {
 fn escape(s: &str, keep: &[u8]) -> String {
     let mut o = String::new();
     for &b in s.as_bytes() {
-        if b.is_ascii_alphanumeric() || keep.contains(&b) {
+        if b.is_ascii_alphanumeric() || keep.iter().any(|&k| k == b) {
             o.push(b as char);
         } else {
             o.push('%');

@@ -23,7 +23,7 @@ pub fn public_https(url: &str) -> bool {
     if b.len() > 256 || b.iter().any(|&c| c <= b' ' || c == 127) {
         return false;
     }
-    let (auth, tail) = rest.split_at(rest.iter().position(|c| b"/?#".contains(c)).unwrap_or(rest.len()));
+    let (auth, tail) = rest.split_at(rest.iter().position(|c| matches!(c, b'/' | b'?' | b'#')).unwrap_or(rest.len()));
     // The path comes first (empty or from `/`, never a key); `;` and `#` count as `&`.
     let credential = tail.split(|&c| matches!(c, b'?' | b'&' | b';' | b'#')).any(|kv| KEYS.iter().any(|&k| k == word(kv, 0)));
     !credential && public_authority(auth).is_some()
