@@ -77,9 +77,9 @@ impl Want {
     const TEXT_KEYS: [&'static str; 10] = ["t", "a", "l", "aa", "id", "a0", "lm", "gm", "rm", "pl"];
     const INT_KEYS: [&'static str; 5] = ["at", "s", "e", "lg", "p"];
 
-    fn texts(&mut self) -> [&mut String; 10] {
+    fn texts(&self) -> [&String; 10] {
         let w = self;
-        [&mut w.title, &mut w.artist, &mut w.album, &mut w.album_artist, &mut w.track_id, &mut w.artist0, &mut w.album_mbid, &mut w.group_mbid, &mut w.recording_mbid, &mut w.player]
+        [&w.title, &w.artist, &w.album, &w.album_artist, &w.track_id, &w.artist0, &w.album_mbid, &w.group_mbid, &w.recording_mbid, &w.player]
     }
 
     fn ints(&self) -> [i64; 5] {
@@ -92,29 +92,28 @@ impl Want {
         for (k, v) in Self::INT_KEYS.iter().zip(self.ints()) {
             o.key(k).int(v);
         }
-        for (k, v) in Self::TEXT_KEYS.iter().zip(self.clone().texts()) {
+        for (k, v) in Self::TEXT_KEYS.iter().zip(self.texts()) {
             o.key(k).str(v);
         }
         o.raw("}");
     }
 
     pub fn load(text: &str) -> Option<Want> {
-        let mut w = Want::default();
+        let mut texts: [String; 10] = Default::default();
         let mut ints = [0i64; 5];
         Reader::new(text.as_bytes()).object(|k, r| {
             if let Some(i) = Self::INT_KEYS.iter().position(|n| n.as_bytes() == k) {
                 ints[i] = r.int()?;
             } else if let Some(i) = Self::TEXT_KEYS.iter().position(|n| n.as_bytes() == k) {
-                let v = r.string()?;
-                *w.texts()[i] = v;
+                texts[i] = r.string()?;
             } else {
                 r.skip()?;
             }
             Some(())
         })?;
-        let [at, s, e, lg, p] = ints;
-        (w.at_ms, w.start_ms, w.end_ms, w.legacy, w.paused) = (at, s, e, lg, p != 0);
-        Some(w)
+        let [at_ms, start_ms, end_ms, legacy, paused] = ints;
+        let [title, artist, album, album_artist, track_id, artist0, album_mbid, group_mbid, recording_mbid, player] = texts;
+        Some(Want { at_ms, paused: paused != 0, start_ms, end_ms, title, artist, album, album_artist, track_id, artist0, album_mbid, group_mbid, recording_mbid, player, legacy })
     }
 
     /// The template with `{track}`, `{artist}`, `{album}`, `{albumartist}` replaced in one
