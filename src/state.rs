@@ -236,11 +236,12 @@ pub fn save_sent(s: &Sent) -> String {
 }
 
 pub fn load_sent(text: &str) -> Option<Sent> {
-    let mut f = split(text, b' ').map(int);
-    let fingerprint = f.next()?? as u64;
-    let start_ms = f.next()??;
-    let beat_ms = f.next()??;
-    let times = f.collect::<Option<Vec<_>>>()?;
+    let mut p = Parse::new(text);
+    let (fingerprint, start_ms, beat_ms) = (p.int()? as u64, p.int()?, p.int()?);
+    let mut times = Vec::new();
+    while let Some(t) = p.0.next() {
+        times.push(int(t)?);
+    }
     (times.len() <= crate::presence::WINDOW_SENDS).then_some(Sent { fingerprint, start_ms, beat_ms, times })
 }
 
