@@ -243,15 +243,14 @@ fn text_field(o: &mut Out, key_template: &str, s: &str) {
     if crate::state::trim(s).is_empty() {
         return;
     }
-    o.raw(key_template);
     let cut = truncate(s);
-    let mut t = String::from(cut);
+    o.raw(key_template).open().text(cut);
     if cut.len() < s.len() {
-        t.push('…');
+        o.text("…");
     } else if char_starts(s).nth(1).is_none() {
-        t.push('\u{200B}');
+        o.text("\u{200B}");
     }
-    o.str(&t);
+    o.close();
 }
 
 /// A URL field, left out when empty or longer than Discord's 256 bytes (never cut).
