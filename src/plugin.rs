@@ -184,7 +184,7 @@ pub fn now_playing(h: &mut impl Host, input: &[u8]) -> Result {
     let remaining = (rep.track.duration_s - rep.position_ms / 1000).clamp(0, 86_400) + 5;
     let mut w = want_of(rep);
     let key = state::key("legacy", &u.name);
-    w.legacy = host::cache_get(h, &key).and_then(|t| Want::load(&t)).map_or(0, |old| old.legacy) + 1;
+    w.legacy = want_at(h, &key).map_or(0, |old| old.legacy) + 1;
     host::cache_set(h, &key, DAY, &|o| w.save(o))?;
     schedule(h, &u.name, LEGACY_WAIT_S as i64, &timer_id("np", w.legacy, &u.name));
     schedule(h, &u.name, remaining, &timer_id("ne", w.legacy, &u.name));
@@ -276,7 +276,7 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
         "fl" => flush(h, &u, num.max(now), None, false)?,
         "ic" => idle(h, &u, num)?,
         "np" => {
-            let w = host::cache_get(h, &state::key("legacy", name)).and_then(|t| Want::load(&t));
+            let w = want_at(h, &state::key("legacy", name));
             match w {
                 Some(w) if w.legacy == num && !reports_seen(h) => set_want(h, &u, &w, now, false)?,
                 _ => {}
@@ -334,7 +334,12 @@ fn save_sent(h: &mut impl Host, gen: u32, name: &str, s: &Sent) -> Done {
 }
 
 fn load_want(h: &mut impl Host, name: &str) -> Option<Want> {
-    host::cache_get(h, &state::key("want", name)).and_then(|t| Want::load(&t))
+    want_at(h, &state::key("want", name))
+}
+
+/// The presence record at `key` (the wanted one, or the newest now-playing).
+fn want_at(h: &mut impl Host, key: &str) -> Option<Want> {
+    host::cache_get(h, key).and_then(|t| Want::load(&t))
 }
 
 /// Entropy for jitter: wasm32-unknown-unknown has no RNG, so hash what differs per call.
