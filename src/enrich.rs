@@ -108,8 +108,8 @@ fn cover_art_archive(h: &mut impl Host, w: &Want, now: i64) -> Option<String> {
     let key = match (w.album_mbid.as_str(), w.group_mbid.as_str()) {
         (a, g) if !uuid(a) && !uuid(g) => return None,
         ("", "") => return None,
-        ("", rg) => ["caa.rg.", rg].concat(),
-        (id, _) => ["caa.", id].concat(),
+        ("", rg) => state::key("caa.rg", rg),
+        (id, _) => state::key("caa", id),
     };
     if let Some(v) = cached(h, &key, now) {
         return (!v.is_empty()).then_some(v);
@@ -143,7 +143,7 @@ fn cover_art_archive(h: &mut impl Host, w: &Want, now: i64) -> Option<String> {
 /// Opt-in: uploads the cover to uguu.se (files live 3 h) for servers whose own URL is not
 /// public. The link is reused for 2.5 h.
 fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64) -> String {
-    let key = ["uguu.", &w.track_id].concat();
+    let key = state::key("uguu", &w.track_id);
     if let Some(v) = cached(h, &key, now) {
         return v;
     }
