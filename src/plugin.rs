@@ -357,7 +357,7 @@ fn conn_id(gen: u32, name: &str) -> String {
 }
 
 fn timer_id(kind: &str, num: i64, name: &str) -> String {
-    [kind, ":", &state::num(num), ":", name].concat()
+    state::numbered(kind, ":", num, name)
 }
 
 fn timer_kind(t: Timer) -> &'static str {

@@ -36,7 +36,12 @@ pub fn key(kind: &str, user: &str) -> String {
 
 /// Records of connection `gen`: `<kind>.<gen>.<user>`.
 pub fn conn_key(kind: &str, gen: u32, user: &str) -> String {
-    [kind, ".", &num(gen as i64), ".", user].concat()
+    numbered(kind, ".", gen as i64, user)
+}
+
+/// `<kind><sep><n><sep><user>`: connection record keys, and timer ids (`:`).
+pub fn numbered(kind: &str, sep: &str, n: i64, user: &str) -> String {
+    [kind, sep, &num(n), sep, user].concat()
 }
 
 /// `s` without ASCII white space at either end (config and template text; `str::trim`
