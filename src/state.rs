@@ -23,6 +23,7 @@
 //! finds a newer link and changes nothing.
 
 use crate::gateway::{Conn, Link, Phase};
+use crate::json::Out;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -124,29 +125,34 @@ pub fn uint(s: &[u8], radix: u32) -> Option<u32> {
 
 /// Fields of a record, space-separated; strings were checked to hold no spaces
 /// (`gateway::ready_fields`), `-` stands for no sequence number.
-struct Fields(String);
+struct Fields(Out);
 
 impl Fields {
+    fn new() -> Self {
+        Fields(Out::new())
+    }
     fn int(mut self, v: i64) -> Self {
-        if !self.0.is_empty() {
-            self.0.push(' ');
+        if !self.0.buf.is_empty() {
+            self.0.raw(" ");
         }
-        self.0.push_str(&num(v));
+        self.0.int(v);
         self
     }
     fn seq(mut self, v: Option<i64>) -> Self {
         match v {
             Some(q) => self.int(q),
             None => {
-                self.0.push_str(if self.0.is_empty() { "-" } else { " -" });
+                self.0.raw(if self.0.buf.is_empty() { "-" } else { " -" });
                 self
             }
         }
     }
     fn text(mut self, v: &str) -> Self {
-        self.0.push(' ');
-        self.0.push_str(v);
+        self.0.raw(" ").raw(v);
         self
+    }
+    fn done(self) -> String {
+        crate::json::utf8(self.0.buf)
     }
 }
 
@@ -173,7 +179,7 @@ impl<'a> Parse<'a> {
 
 /// `gen idle attempts at seq session_id resume_url`.
 pub fn save_link(l: &Link) -> String {
-    Fields(String::new()).int(l.gen as i64).int(l.idle as i64).int(l.attempts as i64).int(l.at_ms).seq(l.seq).text(&l.session_id).text(&l.resume_url).0
+    Fields::new().int(l.gen as i64).int(l.idle as i64).int(l.attempts as i64).int(l.at_ms).seq(l.seq).text(&l.session_id).text(&l.resume_url).done()
 }
 
 pub fn load_link(text: &str) -> Option<Link> {
@@ -192,7 +198,7 @@ pub fn load_link(text: &str) -> Option<Link> {
 
 /// `phase seq heartbeat status fatal ready ack session_id resume_url`.
 pub fn save_conn(c: &Conn) -> String {
-    Fields(String::new())
+    Fields::new()
         .int(c.phase as i64)
         .seq(c.seq)
         .int(c.heartbeat_ms as i64)
@@ -202,7 +208,7 @@ pub fn save_conn(c: &Conn) -> String {
         .int(c.ack_ms)
         .text(&c.session_id)
         .text(&c.resume_url)
-        .0
+        .done()
 }
 
 pub fn load_conn(text: &str) -> Option<Conn> {
@@ -233,11 +239,11 @@ pub struct Sent {
 }
 
 pub fn save_sent(s: &Sent) -> String {
-    let mut f = Fields(String::new()).int(s.fingerprint as i64).int(s.start_ms).int(s.beat_ms);
+    let mut f = Fields::new().int(s.fingerprint as i64).int(s.start_ms).int(s.beat_ms);
     for t in &s.times {
         f = f.int(*t);
     }
-    f.0
+    f.done()
 }
 
 pub fn load_sent(text: &str) -> Option<Sent> {
