@@ -210,11 +210,9 @@ pub fn plan(want: Option<&Want>, sent: &Sent, now: i64, salt: &str) -> Plan {
     if now < earliest {
         return Plan::Later(earliest);
     }
-    let mut times = sent.times.clone();
+    // The window keeps the last `WINDOW_SENDS` times, this one included.
+    let mut times = sent.times[n.saturating_sub(WINDOW_SENDS - 1)..].to_vec();
     times.push(now);
-    if times.len() > WINDOW_SENDS {
-        times.remove(0);
-    }
     Plan::Send(Sent { fingerprint, start_ms: start, beat_ms: sent.beat_ms, times })
 }
 
