@@ -45,12 +45,12 @@ pub fn report(input: &[u8]) -> Option<Report> {
         if r.text_into(k, texts)? {
             return Some(());
         }
-        match k {
-            b"positionMs" => rep.position_ms = r.int()?,
-            b"position" => rep.position_ms = r.number(3)?,
-            b"playbackRate" => rep.rate_milli = r.number(3)?,
-            b"timestamp" => rep.timestamp = r.int()?,
-            b"track" => rep.track = track(r)?,
+        match json::key_index(k, &["positionMs", "position", "playbackRate", "timestamp", "track"]) {
+            Some(0) => rep.position_ms = r.int()?,
+            Some(1) => rep.position_ms = r.number(3)?,
+            Some(2) => rep.rate_milli = r.number(3)?,
+            Some(3) => rep.timestamp = r.int()?,
+            Some(4) => rep.track = track(r)?,
             _ => r.skip()?,
         }
         Some(())

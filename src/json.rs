@@ -227,6 +227,12 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Which of `names` the object key `k` is: one table lookup, where a `match` on byte
+/// string literals compiles to a comparison per name and byte.
+pub fn key_index(k: &[u8], names: &[&str]) -> Option<usize> {
+    names.iter().position(|n| n.as_bytes() == k)
+}
+
 /// Bytes to a String. Everything Navidrome hands over went through Go's encoder, which
 /// already replaced invalid UTF-8, so an invalid value is simply dropped (empty).
 pub fn utf8(v: Vec<u8>) -> String {
