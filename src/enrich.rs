@@ -169,9 +169,10 @@ fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64) -> String {
                 }
                 r.array(|r| {
                     r.object(|k, r| {
-                        match k {
-                            b"url" if url.is_empty() => url = r.string()?,
-                            _ => r.skip()?,
+                        if k == b"url" && url.is_empty() {
+                            url = r.string()?;
+                        } else {
+                            r.skip()?;
                         }
                         Some(())
                     })

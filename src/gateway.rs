@@ -495,9 +495,9 @@ impl<'a> Envelope<'a> {
 fn session_entry(r: &mut Reader, out: &mut Vec<(String, u8)>) -> Option<()> {
     let (mut id, mut st) = (String::new(), None);
     r.object(|k, r| {
-        match k {
-            b"session_id" => id = r.string()?,
-            b"status" => st = status_index(r.raw_str()?),
+        match crate::json::key_index(k, &["session_id", "status"]) {
+            Some(0) => id = r.string()?,
+            Some(1) => st = status_index(r.raw_str()?),
             _ => r.skip()?,
         }
         Some(())
@@ -516,9 +516,10 @@ fn ready_fields(d: &[u8]) -> (String, String, Vec<(String, u8)>) {
         if r.text_into(k, &mut [("session_id", &mut sid), ("resume_gateway_url", &mut url)])? {
             return Some(());
         }
-        match k {
-            b"sessions" => r.array(|r| session_entry(r, &mut sessions)),
-            _ => r.skip(),
+        if k == b"sessions" {
+            r.array(|r| session_entry(r, &mut sessions))
+        } else {
+            r.skip()
         }
     });
     // Both are stored space-separated and the URL is dialled: keep only sane values.

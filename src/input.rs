@@ -80,13 +80,14 @@ fn track(r: &mut Reader) -> Option<Track> {
         if r.text_into(k, texts)? {
             return Some(());
         }
-        match k {
-            b"duration" => t.duration_s = r.int()?,
-            b"artists" => r.array(|r| {
+        match json::key_index(k, &["duration", "artists"]) {
+            Some(0) => t.duration_s = r.int()?,
+            Some(1) => r.array(|r| {
                 r.object(|k, r| {
-                    match k {
-                        b"name" if t.artist0.is_empty() => t.artist0 = r.string()?,
-                        _ => r.skip()?,
+                    if k == b"name" && t.artist0.is_empty() {
+                        t.artist0 = r.string()?;
+                    } else {
+                        r.skip()?;
                     }
                     Some(())
                 })
@@ -121,9 +122,9 @@ pub fn fields(input: &[u8], keys: &[&str]) -> Option<(Vec<String>, i64)> {
 pub fn text_message(mut input: Vec<u8>) -> Option<(String, Vec<u8>)> {
     let (mut id, mut span) = (String::new(), None);
     Reader::new(&input).object(|k, r| {
-        match k {
-            b"connectionId" => id = r.string()?,
-            b"message" => {
+        match json::key_index(k, &["connectionId", "message"]) {
+            Some(0) => id = r.string()?,
+            Some(1) => {
                 let raw = r.raw_str()?;
                 let start = r.i - raw.len() - 1;
                 span = Some((start, start + raw.len()));
