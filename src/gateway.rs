@@ -340,6 +340,8 @@ impl Conn {
             self.seq = Some(s);
         }
         let d = || Reader::new(&text[env.d..]);
+        // Dispatches (op 0) by their event name.
+        let event = crate::json::key_index(env.t, &["READY", "SESSIONS_REPLACE", "RESUMED"]);
         match env.op {
             // Hello: answer with Identify or Resume, then heartbeat at its interval (§1.3).
             // The answer goes out before the first beat is scheduled: nothing else sends
@@ -370,15 +372,16 @@ impl Conn {
                 let first = (self.heartbeat_ms as u64 * (ctx.rand % 1000) / 1_000_000).max(1) as u32;
                 out.push(Action::Once(Timer::FirstBeat, first));
             }
-            0 if env.t == b"READY" => {
+            // READY: the new session.
+            0 if event == Some(0) => {
                 let (sid, url, sessions) = ready_fields(&text[env.d..]);
                 self.session_id = sid;
                 self.resume_url = url;
                 self.learn_status(&sessions);
                 self.ready(true, ctx, &mut out);
             }
-            // The user's sessions changed (e.g. status set on another device).
-            0 if env.t == b"SESSIONS_REPLACE" => {
+            // SESSIONS_REPLACE: the user's sessions changed (e.g. status set on another device).
+            0 if event == Some(1) => {
                 let mut sessions = Vec::new();
                 d().array(|r| session_entry(r, &mut sessions));
                 let before = self.status;
@@ -387,7 +390,8 @@ impl Conn {
                     out.push(Action::Flush);
                 }
             }
-            0 if env.t == b"RESUMED" => self.ready(false, ctx, &mut out),
+            // RESUMED.
+            0 if event == Some(2) => self.ready(false, ctx, &mut out),
             11 => self.ack_ms = ctx.now,
             1 => out.push(Action::Send(Frame::Heartbeat(self.seq))),
             7 => {
