@@ -22,7 +22,7 @@ pub fn token_for(users: &str, user: &str) -> Result<Option<String>, &'static str
     Reader::new(t.as_bytes())
         .array(|r| {
             let (mut name, mut token) = (String::new(), String::new());
-            r.texts(&mut [("username", &mut name), ("token", &mut token)])?;
+            r.texts(&["username", "token"], &mut [&mut name, &mut token])?;
             if !name.is_empty() && name == user && !token.is_empty() {
                 found = Some(token);
             }

@@ -230,7 +230,7 @@ fn register(h: &mut impl Host, u: &User, urls: [&str; 2], now: i64) -> [String; 
             let mut n = 0;
             Reader::new(&r.body).array(|r| {
                 let (mut url, mut path) = (String::new(), String::new());
-                r.texts(&mut [("url", &mut url), ("external_asset_path", &mut path)])?;
+                r.texts(&["url", "external_asset_path"], &mut [&mut url, &mut path])?;
                 // Matched by URL; in order if Discord rewrote it.
                 if let Some(&i) = ask.iter().find(|&&i| urls[i] == url).or(ask.get(n)) {
                     if !path.is_empty() {

@@ -517,7 +517,7 @@ fn session_entry(r: &mut Reader, out: &mut Vec<(String, u8)>) -> Option<()> {
 fn ready_fields(d: &[u8]) -> (String, String, Vec<(String, u8)>) {
     let (mut sid, mut url, mut sessions) = (String::new(), String::new(), Vec::new());
     Reader::new(d).object(|k, r| {
-        if r.text_into(k, &mut [("session_id", &mut sid), ("resume_gateway_url", &mut url)])? {
+        if r.text_into(k, &["session_id", "resume_gateway_url"], &mut [&mut sid, &mut url])? {
             return Some(());
         }
         if k == b"sessions" {

@@ -133,7 +133,7 @@ pub fn http(h: &mut impl Host, method: &str, url: &str, auth: &str, body: Option
             match json::key_index(k, &["statusCode", "body", "headers"]) {
                 Some(0) => out.status = r.int()?,
                 Some(1) => out.body = json::unbase64(r.raw_str()?)?,
-                Some(2) => r.texts(&mut [("Location", &mut out.location), ("Retry-After", &mut out.retry_after)])?,
+                Some(2) => r.texts(&["Location", "Retry-After"], &mut [&mut out.location, &mut out.retry_after])?,
                 _ => r.skip()?,
             }
             Some(())
@@ -149,7 +149,7 @@ pub fn track_art_url(h: &mut impl Host, track_id: &str, size: i64) -> Result<Str
     o.key("id").str(track_id).key("size").int(size);
     let resp = send(h, Call::TrackArt, o)?;
     let mut url = String::new();
-    Reader::new(&resp).texts(&mut [("url", &mut url)]);
+    Reader::new(&resp).texts(&["url"], &mut [&mut url]);
     Ok(url)
 }
 

@@ -41,8 +41,8 @@ pub struct Track {
 pub fn report(input: &[u8]) -> Option<Report> {
     let mut rep = Report { rate_milli: 1000, ..Default::default() };
     Reader::new(input).object(|k, r| {
-        let texts = &mut [("username", &mut rep.username), ("state", &mut rep.state), ("playerId", &mut rep.player_id), ("playerName", &mut rep.player_name)];
-        if r.text_into(k, texts)? {
+        let texts = &mut [&mut rep.username, &mut rep.state, &mut rep.player_id, &mut rep.player_name];
+        if r.text_into(k, &["username", "state", "playerId", "playerName"], texts)? {
             return Some(());
         }
         match json::key_index(k, &["positionMs", "position", "playbackRate", "timestamp", "track"]) {
@@ -67,17 +67,9 @@ pub fn report(input: &[u8]) -> Option<Report> {
 fn track(r: &mut Reader) -> Option<Track> {
     let mut t = Track::default();
     r.object(|k, r| {
-        let texts = &mut [
-            ("id", &mut t.id),
-            ("title", &mut t.title),
-            ("artist", &mut t.artist),
-            ("album", &mut t.album),
-            ("albumArtist", &mut t.album_artist),
-            ("mbzAlbumId", &mut t.album_mbid),
-            ("mbzReleaseGroupId", &mut t.group_mbid),
-            ("mbzRecordingId", &mut t.recording_mbid),
-        ];
-        if r.text_into(k, texts)? {
+        let names = ["id", "title", "artist", "album", "albumArtist", "mbzAlbumId", "mbzReleaseGroupId", "mbzRecordingId"];
+        let texts = &mut [&mut t.id, &mut t.title, &mut t.artist, &mut t.album, &mut t.album_artist, &mut t.album_mbid, &mut t.group_mbid, &mut t.recording_mbid];
+        if r.text_into(k, &names, texts)? {
             return Some(());
         }
         match json::key_index(k, &["duration", "artists"]) {

@@ -113,21 +113,22 @@ impl<'a> Reader<'a> {
         Some(if neg { -v } else { v })
     }
 
-    /// If `k` names one of `slots`, decodes the value (a string) into it: one decode call
-    /// for a whole table of text fields. `Some(false)` when `k` is not in the table.
-    pub fn text_into(&mut self, k: &[u8], slots: &mut [(&str, &mut String)]) -> Option<bool> {
-        match slots.iter_mut().find(|(n, _)| n.as_bytes() == k) {
-            Some((_, v)) => {
-                **v = self.string()?;
+    /// If `k` is one of `names`, decodes the value (a string) into the slot at the same
+    /// place: one decode call for a whole table of text fields. `Some(false)` when `k` is
+    /// not in the table.
+    pub fn text_into(&mut self, k: &[u8], names: &[&str], slots: &mut [&mut String]) -> Option<bool> {
+        match key_index(k, names) {
+            Some(i) => {
+                *slots[i] = self.string()?;
                 Some(true)
             }
             None => Some(false),
         }
     }
 
-    /// Walks an object, decoding the text fields named in `slots` and skipping the rest.
-    pub fn texts(&mut self, slots: &mut [(&str, &mut String)]) -> Option<()> {
-        self.object(|k, r| if r.text_into(k, slots)? { Some(()) } else { r.skip() })
+    /// Walks an object, decoding the text fields `names` into `slots` and skipping the rest.
+    pub fn texts(&mut self, names: &[&str], slots: &mut [&mut String]) -> Option<()> {
+        self.object(|k, r| if r.text_into(k, names, slots)? { Some(()) } else { r.skip() })
     }
 
     pub fn int(&mut self) -> Option<i64> {
