@@ -455,8 +455,8 @@ fn on_beat(h: &mut impl Host, u: &User, gen: u32, kind: Beat, tries: u8, now: i6
     let Ok(id) = lock(h, name, gen, None) else {
         if tries < RETRIES {
             let first = matches!(kind, Beat::First | Beat::Retry(true));
-            let kinds = if first { ["f1", "f2", "f3"] } else { ["r1", "r2", "r3"] };
-            schedule(h, name, 1, &timer_id(kinds[tries as usize], gen as i64, name));
+            const KINDS: [[&str; 3]; 2] = [["r1", "r2", "r3"], ["f1", "f2", "f3"]];
+            schedule(h, name, 1, &timer_id(KINDS[first as usize][tries as usize], gen as i64, name));
         } else {
             log(h, Level::Warn, name, "heartbeat skipped: the connection stayed busy");
         }
