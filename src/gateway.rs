@@ -106,7 +106,7 @@ impl Default for Conn {
 pub const STATUSES: [&str; 4] = ["online", "idle", "dnd", "invisible"];
 
 pub fn status_index(s: &[u8]) -> Option<u8> {
-    STATUSES.iter().position(|x| x.as_bytes() == s).map(|i| i as u8)
+    crate::json::key_index(s, &STATUSES).map(|i| i as u8)
 }
 
 /// Frames the client sends. Rendering is in `presence.rs`.

@@ -99,7 +99,7 @@ pub fn fields(input: &[u8], keys: &[&str]) -> Option<(Vec<String>, i64)> {
     Reader::new(input).object(|k, r| {
         if k == b"code" {
             code = r.int()?;
-        } else if let Some(i) = keys.iter().position(|x| x.as_bytes() == k) {
+        } else if let Some(i) = json::key_index(k, keys) {
             vals[i] = r.string()?;
         } else {
             r.skip()?;

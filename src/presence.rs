@@ -4,7 +4,7 @@
 
 use crate::config::{Name, Pause, Settings};
 use crate::gateway::Frame;
-use crate::json::{Out, Reader};
+use crate::json::{key_index, Out, Reader};
 use crate::state::Sent;
 use alloc::string::String;
 
@@ -102,9 +102,9 @@ impl Want {
         let mut texts: [String; 10] = Default::default();
         let mut ints = [0i64; 5];
         Reader::new(text.as_bytes()).object(|k, r| {
-            if let Some(i) = Self::INT_KEYS.iter().position(|n| n.as_bytes() == k) {
+            if let Some(i) = key_index(k, &Self::INT_KEYS) {
                 ints[i] = r.int()?;
-            } else if let Some(i) = Self::TEXT_KEYS.iter().position(|n| n.as_bytes() == k) {
+            } else if let Some(i) = key_index(k, &Self::TEXT_KEYS) {
                 texts[i] = r.string()?;
             } else {
                 r.skip()?;
