@@ -271,39 +271,36 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
     };
     let now = h.now_ms();
     let gen = u32::try_from(num).unwrap_or(u32::MAX);
-    match kind {
+    match kind.as_bytes() {
         // A flush runs at its due time at the earliest.
-        "fl" => flush(h, &u, num.max(now), None, false)?,
-        "ic" => idle(h, &u, num)?,
-        "np" => {
+        b"fl" => flush(h, &u, num.max(now), None, false)?,
+        b"ic" => idle(h, &u, num)?,
+        b"np" => {
             let w = want_at(h, &state::key("legacy", name));
             match w {
                 Some(w) if w.legacy == num && !reports_seen(h) => set_want(h, &u, &w, now, false)?,
                 _ => {}
             }
         }
-        "ne" => {
+        b"ne" => {
             if load_want(h, name).is_some_and(|w| w.legacy == num) {
                 host::cache_remove(h, &state::key("want", name))?;
                 flush(h, &u, now, None, false)?;
             }
         }
-        "rc" => reconnect(h, &u, gen, now)?,
-        "b1" => on_beat(h, &u, gen, Beat::First, 0, now)?,
-        "hb" => on_beat(h, &u, gen, Beat::Regular, 0, now)?,
+        b"rc" => reconnect(h, &u, gen, now)?,
+        b"b1" => on_beat(h, &u, gen, Beat::First, 0, now)?,
+        b"hb" => on_beat(h, &u, gen, Beat::Regular, 0, now)?,
         // The send lock's lease ran out: its holder died. Still holding it (its id stays
         // registered until this returns), send what is wanted.
-        "sl" => {
+        b"sl" => {
             if load_link(h, name)?.gen == gen {
                 log(h, Level::Warn, name, "a send on the Discord connection did not finish; sending again");
                 flush(h, &u, now, Some(gen), false)?;
             }
         }
-        _ => {
-            if let [k @ (b'r' | b'f'), n @ b'1'..=b'3'] = *kind.as_bytes() {
-                on_beat(h, &u, gen, Beat::Retry(k == b'f'), n - b'0', now)?;
-            }
-        }
+        &[k @ (b'r' | b'f'), n @ b'1'..=b'3'] => on_beat(h, &u, gen, Beat::Retry(k == b'f'), n - b'0', now)?,
+        _ => {}
     }
     Ok(None)
 }
