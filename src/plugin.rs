@@ -383,10 +383,8 @@ fn lock(h: &mut impl Host, name: &str, gen: u32, held: Option<u32>) -> core::res
 
 fn unlock(h: &mut impl Host, name: &str, id: Option<String>) {
     if let Some(id) = id {
-        if let Err(e) = host::cancel(h, &id) {
-            if !host::says(&e, "not found") {
-                log(h, Level::Warn, name, &e);
-            }
+        if let Err(e) = host::cancel(h, &id).or_else(not_found_is_fine) {
+            log(h, Level::Warn, name, &e);
         }
     }
 }
@@ -406,7 +404,7 @@ fn perform(h: &mut impl Host, u: &User, gen: u32, actions: Vec<Action>, now: i64
             // Cancelling a timer that already fired or never existed is fine.
             Action::Cancel(t) => host::cancel(h, &timer_id(timer_kind(t), gen as i64, name)).or_else(not_found_is_fine),
             // One reconnect timer per connection: a second request is the same one.
-            Action::Reconnect(secs) => host::schedule_once(h, secs, &timer_id("rc", gen as i64, name)).or_else(|e| if host::says(&e, "already exists") { Ok(()) } else { Err(e) }),
+            Action::Reconnect(secs) => host::schedule_once(h, secs, &timer_id("rc", gen as i64, name)).or_else(already_exists_is_fine),
             Action::Flush => flush(h, u, now, if locked { Some(gen) } else { None }, false),
             Action::Connect { url, retry } => host::ws_connect(h, &url, &conn).or_else(|e| {
                 schedule(h, name, retry as i64, &timer_id("rc", gen as i64, name));
@@ -429,6 +427,10 @@ fn perform(h: &mut impl Host, u: &User, gen: u32, actions: Vec<Action>, now: i64
 
 fn not_found_is_fine(e: String) -> Done {
     if host::says(&e, "not found") { Ok(()) } else { Err(e) }
+}
+
+fn already_exists_is_fine(e: String) -> Done {
+    if host::says(&e, "already exists") { Ok(()) } else { Err(e) }
 }
 
 /// Discord asked for a heartbeat at once (op 1): a retry, so it never restarts anything.
@@ -511,10 +513,8 @@ fn start(h: &mut impl Host, u: &User, gen: u32, now: i64, recheck: bool) {
 /// A one-time timer in `secs`; one already pending with that id is fine (its callback
 /// does the same), any other failure is logged.
 fn schedule(h: &mut impl Host, name: &str, secs: i64, id: &str) {
-    if let Err(e) = host::schedule_once(h, secs.clamp(0, 86_400) as u32, id) {
-        if !host::says(&e, "already exists") {
-            log(h, Level::Warn, name, &e);
-        }
+    if let Err(e) = host::schedule_once(h, secs.clamp(0, 86_400) as u32, id).or_else(already_exists_is_fine) {
+        log(h, Level::Warn, name, &e);
     }
 }
 
