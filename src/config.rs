@@ -11,10 +11,9 @@ use alloc::string::String;
 /// Errors name the problem, never a token.
 pub fn token_for(users: &str, user: &str) -> Result<Option<String>, &'static str> {
     let t = crate::state::trim(users);
-    if !t.starts_with(['[', '{']) {
-        let hit = t
-            .split(',')
-            .filter_map(|e| e.split_once(':'))
+    if !matches!(t.as_bytes().first(), Some(b'[' | b'{')) {
+        let hit = crate::state::split(t, b',')
+            .filter_map(|e| crate::state::cut(e, b':'))
             .filter(|(u, tok)| crate::state::trim(u) == user && !crate::state::trim(tok).is_empty())
             .last();
         return hit.map(|(_, tok)| token(tok)).transpose();
@@ -23,7 +22,7 @@ pub fn token_for(users: &str, user: &str) -> Result<Option<String>, &'static str
     Reader::new(t.as_bytes())
         .array(|r| {
             let (mut name, mut token) = (String::new(), String::new());
-            r.texts(&mut [("username", &mut name), ("token", &mut token)])?;
+            r.texts(&["username", "token"], &mut [&mut name, &mut token])?;
             if !name.is_empty() && name == user && !token.is_empty() {
                 found = Some(token);
             }
@@ -151,7 +150,7 @@ impl Settings {
 
     /// Whether a player (by name or id) is on the ignore list; names compare exactly.
     pub fn ignores(&self, player_name: &str, player_id: &str) -> bool {
-        self.ignore.split(',').map(crate::state::trim).any(|p| !p.is_empty() && (p == player_name || p == player_id))
+        crate::state::split(&self.ignore, b',').map(crate::state::trim).any(|p| !p.is_empty() && (p == player_name || p == player_id))
     }
 }
 

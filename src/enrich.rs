@@ -47,7 +47,7 @@ fn fetch(h: &mut impl Host, method: &str, url: &str, auth: &str, body: Option<(&
         }
         Ok(r) => Some(r),
         Err(e) => {
-            h.log(Level::Warn, &["cannot reach ", url.split('/').nth(2).unwrap_or(url), ": ", &e].concat());
+            h.log(Level::Warn, &["cannot reach ", state::split(url, b'/').nth(2).unwrap_or(url), ": ", &e].concat());
             None
         }
     }
@@ -56,7 +56,7 @@ fn fetch(h: &mut impl Host, method: &str, url: &str, auth: &str, body: Option<(&
 /// A cached value that has not expired: `<expiry ms> <value>`.
 fn cached(h: &mut impl Host, key: &str, now: i64) -> Option<String> {
     let v = host::cache_get(h, key)?;
-    let (exp, value) = v.split_once(' ')?;
+    let (exp, value) = state::cut(&v, b' ')?;
     (state::int(exp)? > now).then(|| value.into())
 }
 
@@ -74,7 +74,7 @@ fn hashed(prefix: &str, parts: &[&str]) -> String {
     }
     let mut k = String::from(prefix);
     for i in (0..16).rev() {
-        k.push(char::from_digit((f.0 >> (i * 4)) as u32 & 15, 16).unwrap_or('0'));
+        k.push(crate::json::hex((f.0 >> (i * 4)) as u8) as char);
     }
     k
 }
@@ -108,8 +108,8 @@ fn cover_art_archive(h: &mut impl Host, w: &Want, now: i64) -> Option<String> {
     let key = match (w.album_mbid.as_str(), w.group_mbid.as_str()) {
         (a, g) if !uuid(a) && !uuid(g) => return None,
         ("", "") => return None,
-        ("", rg) => ["caa.rg.", rg].concat(),
-        (id, _) => ["caa.", id].concat(),
+        ("", rg) => state::key("caa.rg", rg),
+        (id, _) => state::key("caa", id),
     };
     if let Some(v) = cached(h, &key, now) {
         return (!v.is_empty()).then_some(v);
@@ -143,7 +143,7 @@ fn cover_art_archive(h: &mut impl Host, w: &Want, now: i64) -> Option<String> {
 /// Opt-in: uploads the cover to uguu.se (files live 3 h) for servers whose own URL is not
 /// public. The link is reused for 2.5 h.
 fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64) -> String {
-    let key = ["uguu.", &w.track_id].concat();
+    let key = state::key("uguu", &w.track_id);
     if let Some(v) = cached(h, &key, now) {
         return v;
     }
@@ -169,9 +169,10 @@ fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64) -> String {
                 }
                 r.array(|r| {
                     r.object(|k, r| {
-                        match k {
-                            b"url" if url.is_empty() => url = r.string()?,
-                            _ => r.skip()?,
+                        if k == b"url" && url.is_empty() {
+                            url = r.string()?;
+                        } else {
+                            r.skip()?;
                         }
                         Some(())
                     })
@@ -229,7 +230,7 @@ fn register(h: &mut impl Host, u: &User, urls: [&str; 2], now: i64) -> [String; 
             let mut n = 0;
             Reader::new(&r.body).array(|r| {
                 let (mut url, mut path) = (String::new(), String::new());
-                r.texts(&mut [("url", &mut url), ("external_asset_path", &mut path)])?;
+                r.texts(&["url", "external_asset_path"], &mut [&mut url, &mut path])?;
                 // Matched by URL; in order if Discord rewrote it.
                 if let Some(&i) = ask.iter().find(|&&i| urls[i] == url).or(ask.get(n)) {
                     if !path.is_empty() {
@@ -325,12 +326,12 @@ fn query_escape(s: &str) -> String {
 fn escape(s: &str, keep: &[u8]) -> String {
     let mut o = String::new();
     for &b in s.as_bytes() {
-        if b.is_ascii_alphanumeric() || keep.contains(&b) {
+        if b.is_ascii_alphanumeric() || keep.iter().any(|&k| k == b) {
             o.push(b as char);
         } else {
             o.push('%');
-            for n in [b >> 4, b & 15] {
-                o.push(char::from_digit(n as u32, 16).unwrap_or('0').to_ascii_uppercase());
+            for n in [b >> 4, b] {
+                o.push(crate::json::hex(n).to_ascii_uppercase() as char);
             }
         }
     }

@@ -106,7 +106,7 @@ impl Default for Conn {
 pub const STATUSES: [&str; 4] = ["online", "idle", "dnd", "invisible"];
 
 pub fn status_index(s: &[u8]) -> Option<u8> {
-    STATUSES.iter().position(|x| x.as_bytes() == s).map(|i| i as u8)
+    crate::json::key_index(s, &STATUSES).map(|i| i as u8)
 }
 
 /// Frames the client sends. Rendering is in `presence.rs`.
@@ -234,7 +234,7 @@ impl Link {
             }
         }
         let (url, msg) = if next.resumable() {
-            let mut u = String::from(next.resume_url.strip_suffix('/').unwrap_or(&next.resume_url));
+            let mut u = String::from(next.resume_url.strip_suffix("/").unwrap_or(&next.resume_url));
             u.push_str(QUERY);
             (u, "connecting to Discord to resume the session")
         } else {
@@ -340,6 +340,8 @@ impl Conn {
             self.seq = Some(s);
         }
         let d = || Reader::new(&text[env.d..]);
+        // Dispatches (op 0) by their event name.
+        let event = crate::json::key_index(env.t, &["READY", "SESSIONS_REPLACE", "RESUMED"]);
         match env.op {
             // Hello: answer with Identify or Resume, then heartbeat at its interval (§1.3).
             // The answer goes out before the first beat is scheduled: nothing else sends
@@ -370,15 +372,16 @@ impl Conn {
                 let first = (self.heartbeat_ms as u64 * (ctx.rand % 1000) / 1_000_000).max(1) as u32;
                 out.push(Action::Once(Timer::FirstBeat, first));
             }
-            0 if env.t == b"READY" => {
+            // READY: the new session.
+            0 if event == Some(0) => {
                 let (sid, url, sessions) = ready_fields(&text[env.d..]);
                 self.session_id = sid;
                 self.resume_url = url;
                 self.learn_status(&sessions);
                 self.ready(true, ctx, &mut out);
             }
-            // The user's sessions changed (e.g. status set on another device).
-            0 if env.t == b"SESSIONS_REPLACE" => {
+            // SESSIONS_REPLACE: the user's sessions changed (e.g. status set on another device).
+            0 if event == Some(1) => {
                 let mut sessions = Vec::new();
                 d().array(|r| session_entry(r, &mut sessions));
                 let before = self.status;
@@ -387,7 +390,8 @@ impl Conn {
                     out.push(Action::Flush);
                 }
             }
-            0 if env.t == b"RESUMED" => self.ready(false, ctx, &mut out),
+            // RESUMED.
+            0 if event == Some(2) => self.ready(false, ctx, &mut out),
             11 => self.ack_ms = ctx.now,
             1 => out.push(Action::Send(Frame::Heartbeat(self.seq))),
             7 => {
@@ -495,9 +499,9 @@ impl<'a> Envelope<'a> {
 fn session_entry(r: &mut Reader, out: &mut Vec<(String, u8)>) -> Option<()> {
     let (mut id, mut st) = (String::new(), None);
     r.object(|k, r| {
-        match k {
-            b"session_id" => id = r.string()?,
-            b"status" => st = status_index(r.raw_str()?),
+        match crate::json::key_index(k, &["session_id", "status"]) {
+            Some(0) => id = r.string()?,
+            Some(1) => st = status_index(r.raw_str()?),
             _ => r.skip()?,
         }
         Some(())
@@ -513,12 +517,13 @@ fn session_entry(r: &mut Reader, out: &mut Vec<(String, u8)>) -> Option<()> {
 fn ready_fields(d: &[u8]) -> (String, String, Vec<(String, u8)>) {
     let (mut sid, mut url, mut sessions) = (String::new(), String::new(), Vec::new());
     Reader::new(d).object(|k, r| {
-        if r.text_into(k, &mut [("session_id", &mut sid), ("resume_gateway_url", &mut url)])? {
+        if r.text_into(k, &["session_id", "resume_gateway_url"], &mut [&mut sid, &mut url])? {
             return Some(());
         }
-        match k {
-            b"sessions" => r.array(|r| session_entry(r, &mut sessions)),
-            _ => r.skip(),
+        if k == b"sessions" {
+            r.array(|r| session_entry(r, &mut sessions))
+        } else {
+            r.skip()
         }
     });
     // Both are stored space-separated and the URL is dialled: keep only sane values.

@@ -3,7 +3,7 @@
 //! are written straight into the buffer that goes to the host, frames included.
 
 use crate::gateway::Level;
-use crate::json::{Out, Reader};
+use crate::json::{self, Out, Reader};
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -61,9 +61,9 @@ fn send(h: &mut impl Host, f: Call, mut o: Out) -> Result<Vec<u8>, String> {
 }
 
 /// Whether a host error says `what` (Navidrome's texts: `… not found`, `… already
-/// exists`); a byte search, lighter than `str::contains` in the module.
+/// exists`).
 pub fn says(e: &str, what: &str) -> bool {
-    e.as_bytes().windows(what.len()).any(|w| w == what.as_bytes())
+    crate::state::find(e, what).is_some()
 }
 
 /// A failed cache call, logged with the key it was about.
@@ -82,9 +82,9 @@ pub fn cache_read(h: &mut impl Host, key: &str) -> Result<Option<String>, String
     // Navidrome omits `exists` when false and `value` when empty (ABI §4.6).
     let (mut value, mut exists) = (String::new(), false);
     Reader::new(&resp).object(|k, r| {
-        match k {
-            b"value" => value = r.string()?,
-            b"exists" if r.lit(b"true") => exists = true,
+        match json::key_index(k, &["value", "exists"]) {
+            Some(0) => value = r.string()?,
+            Some(1) if r.lit(b"true") => exists = true,
             _ => r.skip()?,
         }
         Some(())
@@ -130,10 +130,10 @@ pub fn http(h: &mut impl Host, method: &str, url: &str, auth: &str, body: Option
             return r.skip();
         }
         r.object(|k, r| {
-            match k {
-                b"statusCode" => out.status = r.int()?,
-                b"body" => out.body = crate::json::unbase64(r.raw_str()?)?,
-                b"headers" => r.texts(&mut [("Location", &mut out.location), ("Retry-After", &mut out.retry_after)])?,
+            match json::key_index(k, &["statusCode", "body", "headers"]) {
+                Some(0) => out.status = r.int()?,
+                Some(1) => out.body = json::unbase64(r.raw_str()?)?,
+                Some(2) => r.texts(&["Location", "Retry-After"], &mut [&mut out.location, &mut out.retry_after])?,
                 _ => r.skip()?,
             }
             Some(())
@@ -149,7 +149,7 @@ pub fn track_art_url(h: &mut impl Host, track_id: &str, size: i64) -> Result<Str
     o.key("id").str(track_id).key("size").int(size);
     let resp = send(h, Call::TrackArt, o)?;
     let mut url = String::new();
-    Reader::new(&resp).texts(&mut [("url", &mut url)]);
+    Reader::new(&resp).texts(&["url"], &mut [&mut url]);
     Ok(url)
 }
 
@@ -160,9 +160,9 @@ pub fn subsonic_raw(h: &mut impl Host, uri: &str) -> Result<(String, Vec<u8>), S
     let resp = send(h, Call::SubsonicRaw, o)?;
     let mut out = (String::new(), Vec::new());
     Reader::new(&resp).object(|k, r| {
-        match k {
-            b"contentType" => out.0 = r.string()?,
-            b"data" => out.1 = crate::json::unbase64(r.raw_str()?)?,
+        match json::key_index(k, &["contentType", "data"]) {
+            Some(0) => out.0 = r.string()?,
+            Some(1) => out.1 = json::unbase64(r.raw_str()?)?,
             _ => r.skip()?,
         }
         Some(())

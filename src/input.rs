@@ -41,16 +41,16 @@ pub struct Track {
 pub fn report(input: &[u8]) -> Option<Report> {
     let mut rep = Report { rate_milli: 1000, ..Default::default() };
     Reader::new(input).object(|k, r| {
-        let texts = &mut [("username", &mut rep.username), ("state", &mut rep.state), ("playerId", &mut rep.player_id), ("playerName", &mut rep.player_name)];
-        if r.text_into(k, texts)? {
+        let texts = &mut [&mut rep.username, &mut rep.state, &mut rep.player_id, &mut rep.player_name];
+        if r.text_into(k, &["username", "state", "playerId", "playerName"], texts)? {
             return Some(());
         }
-        match k {
-            b"positionMs" => rep.position_ms = r.int()?,
-            b"position" => rep.position_ms = r.number(3)?,
-            b"playbackRate" => rep.rate_milli = r.number(3)?,
-            b"timestamp" => rep.timestamp = r.int()?,
-            b"track" => rep.track = track(r)?,
+        match json::key_index(k, &["positionMs", "position", "playbackRate", "timestamp", "track"]) {
+            Some(0) => rep.position_ms = r.int()?,
+            Some(1) => rep.position_ms = r.number(3)?,
+            Some(2) => rep.rate_milli = r.number(3)?,
+            Some(3) => rep.timestamp = r.int()?,
+            Some(4) => rep.track = track(r)?,
             _ => r.skip()?,
         }
         Some(())
@@ -67,26 +67,19 @@ pub fn report(input: &[u8]) -> Option<Report> {
 fn track(r: &mut Reader) -> Option<Track> {
     let mut t = Track::default();
     r.object(|k, r| {
-        let texts = &mut [
-            ("id", &mut t.id),
-            ("title", &mut t.title),
-            ("artist", &mut t.artist),
-            ("album", &mut t.album),
-            ("albumArtist", &mut t.album_artist),
-            ("mbzAlbumId", &mut t.album_mbid),
-            ("mbzReleaseGroupId", &mut t.group_mbid),
-            ("mbzRecordingId", &mut t.recording_mbid),
-        ];
-        if r.text_into(k, texts)? {
+        let names = ["id", "title", "artist", "album", "albumArtist", "mbzAlbumId", "mbzReleaseGroupId", "mbzRecordingId"];
+        let texts = &mut [&mut t.id, &mut t.title, &mut t.artist, &mut t.album, &mut t.album_artist, &mut t.album_mbid, &mut t.group_mbid, &mut t.recording_mbid];
+        if r.text_into(k, &names, texts)? {
             return Some(());
         }
-        match k {
-            b"duration" => t.duration_s = r.int()?,
-            b"artists" => r.array(|r| {
+        match json::key_index(k, &["duration", "artists"]) {
+            Some(0) => t.duration_s = r.int()?,
+            Some(1) => r.array(|r| {
                 r.object(|k, r| {
-                    match k {
-                        b"name" if t.artist0.is_empty() => t.artist0 = r.string()?,
-                        _ => r.skip()?,
+                    if k == b"name" && t.artist0.is_empty() {
+                        t.artist0 = r.string()?;
+                    } else {
+                        r.skip()?;
                     }
                     Some(())
                 })
@@ -106,7 +99,7 @@ pub fn fields(input: &[u8], keys: &[&str]) -> Option<(Vec<String>, i64)> {
     Reader::new(input).object(|k, r| {
         if k == b"code" {
             code = r.int()?;
-        } else if let Some(i) = keys.iter().position(|x| x.as_bytes() == k) {
+        } else if let Some(i) = json::key_index(k, keys) {
             vals[i] = r.string()?;
         } else {
             r.skip()?;
@@ -121,9 +114,9 @@ pub fn fields(input: &[u8], keys: &[&str]) -> Option<(Vec<String>, i64)> {
 pub fn text_message(mut input: Vec<u8>) -> Option<(String, Vec<u8>)> {
     let (mut id, mut span) = (String::new(), None);
     Reader::new(&input).object(|k, r| {
-        match k {
-            b"connectionId" => id = r.string()?,
-            b"message" => {
+        match json::key_index(k, &["connectionId", "message"]) {
+            Some(0) => id = r.string()?,
+            Some(1) => {
                 let raw = r.raw_str()?;
                 let start = r.i - raw.len() - 1;
                 span = Some((start, start + raw.len()));
@@ -142,14 +135,11 @@ pub fn text_message(mut input: Vec<u8>) -> Option<(String, Vec<u8>)> {
 /// The close code in a websocket error text (gorilla: `websocket: close 4004: …`);
 /// anything else, such as a dropped connection, counts as 1006 (abnormal closure).
 pub fn close_code(error: &str) -> u16 {
-    let b = error.as_bytes();
-    b.windows(6)
-        .position(|w| w == b"close ")
-        .and_then(|i| {
-            let digits = b[i + 6..].iter().take_while(|c| c.is_ascii_digit()).count();
-            crate::state::int(&error[i + 6..i + 6 + digits]).and_then(|c| u16::try_from(c).ok())
-        })
-        .unwrap_or(1006)
+    let code = crate::state::find(error, "close ").and_then(|i| error.get(i + 6..)).and_then(|rest| {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        crate::state::int(rest.get(..digits)?)
+    });
+    code.and_then(|c| u16::try_from(c).ok()).unwrap_or(1006)
 }
 
 #[cfg(test)]

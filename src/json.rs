@@ -113,21 +113,22 @@ impl<'a> Reader<'a> {
         Some(if neg { -v } else { v })
     }
 
-    /// If `k` names one of `slots`, decodes the value (a string) into it: one decode call
-    /// for a whole table of text fields. `Some(false)` when `k` is not in the table.
-    pub fn text_into(&mut self, k: &[u8], slots: &mut [(&str, &mut String)]) -> Option<bool> {
-        match slots.iter_mut().find(|(n, _)| n.as_bytes() == k) {
-            Some((_, v)) => {
-                **v = self.string()?;
+    /// If `k` is one of `names`, decodes the value (a string) into the slot at the same
+    /// place: one decode call for a whole table of text fields. `Some(false)` when `k` is
+    /// not in the table.
+    pub fn text_into(&mut self, k: &[u8], names: &[&str], slots: &mut [&mut String]) -> Option<bool> {
+        match key_index(k, names) {
+            Some(i) => {
+                *slots[i] = self.string()?;
                 Some(true)
             }
             None => Some(false),
         }
     }
 
-    /// Walks an object, decoding the text fields named in `slots` and skipping the rest.
-    pub fn texts(&mut self, slots: &mut [(&str, &mut String)]) -> Option<()> {
-        self.object(|k, r| if r.text_into(k, slots)? { Some(()) } else { r.skip() })
+    /// Walks an object, decoding the text fields `names` into `slots` and skipping the rest.
+    pub fn texts(&mut self, names: &[&str], slots: &mut [&mut String]) -> Option<()> {
+        self.object(|k, r| if r.text_into(k, names, slots)? { Some(()) } else { r.skip() })
     }
 
     pub fn int(&mut self) -> Option<i64> {
@@ -227,6 +228,12 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Which of `names` the object key `k` is: one table lookup, where a `match` on byte
+/// string literals compiles to a comparison per name and byte.
+pub fn key_index(k: &[u8], names: &[&str]) -> Option<usize> {
+    names.iter().position(|n| n.as_bytes() == k)
+}
+
 /// Bytes to a String. Everything Navidrome hands over went through Go's encoder, which
 /// already replaced invalid UTF-8, so an invalid value is simply dropped (empty).
 pub fn utf8(v: Vec<u8>) -> String {
@@ -234,11 +241,7 @@ pub fn utf8(v: Vec<u8>) -> String {
 }
 
 fn hex4(b: &[u8]) -> Option<u32> {
-    let mut v = 0;
-    for &c in b.get(..4)? {
-        v = v * 16 + (c as char).to_digit(16)?;
-    }
-    Some(v)
+    crate::state::uint(b.get(..4)?, 16)
 }
 
 /// Decodes JSON string escapes in place (the result is never longer) and returns the new
@@ -307,7 +310,7 @@ impl Out {
                 self.put(c, depth - 1);
             }
             0..=0x1f => {
-                for h in [b'\\', b'u', b'0', b'0', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]] {
+                for h in [b'\\', b'u', b'0', b'0', hex(c >> 4), hex(c)] {
                     self.put(h, depth - 1);
                 }
             }
@@ -373,7 +376,11 @@ impl Out {
     }
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
+/// The lower-case hex digit of the low four bits of `n`.
+pub fn hex(n: u8) -> u8 {
+    b"0123456789abcdef"[(n & 15) as usize]
+}
+
 /// RFC 4648 §4 alphabet: Go encodes `[]byte` fields with it, `=`-padded (ABI §4.0).
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 

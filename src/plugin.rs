@@ -184,7 +184,7 @@ pub fn now_playing(h: &mut impl Host, input: &[u8]) -> Result {
     let remaining = (rep.track.duration_s - rep.position_ms / 1000).clamp(0, 86_400) + 5;
     let mut w = want_of(rep);
     let key = state::key("legacy", &u.name);
-    w.legacy = host::cache_get(h, &key).and_then(|t| Want::load(&t)).map_or(0, |old| old.legacy) + 1;
+    w.legacy = want_at(h, &key).map_or(0, |old| old.legacy) + 1;
     host::cache_set(h, &key, DAY, &|o| w.save(o))?;
     schedule(h, &u.name, LEGACY_WAIT_S as i64, &timer_id("np", w.legacy, &u.name));
     schedule(h, &u.name, remaining, &timer_id("ne", w.legacy, &u.name));
@@ -244,7 +244,7 @@ fn on_connection(h: &mut impl Host, id: &str, ev: core::result::Result<&[u8], u1
 
 /// `<number>:<rest>`, the number a generation or a time.
 fn split_id(id: &str) -> Option<(u32, &str)> {
-    let (n, rest) = id.split_once(':')?;
+    let (n, rest) = state::cut(id, b':')?;
     Some((u32::try_from(state::int(n)?).ok()?, rest))
 }
 
@@ -257,8 +257,8 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
     let (v, _) = input::fields(input, &["scheduleId"]).ok_or_else(|| bad_input("scheduler callback"))?;
     let id = &v[0];
     // Not one of ours (as the official plugin, an unknown timer is only a warning).
-    let parsed = id.split_once(':').and_then(|(k, rest)| {
-        let (n, name) = rest.split_once(':')?;
+    let parsed = state::cut(id, b':').and_then(|(k, rest)| {
+        let (n, name) = state::cut(rest, b':')?;
         Some((k, state::int(n)?, name))
     });
     let Some((kind, num, name)) = parsed else {
@@ -271,39 +271,36 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
     };
     let now = h.now_ms();
     let gen = u32::try_from(num).unwrap_or(u32::MAX);
-    match kind {
+    match kind.as_bytes() {
         // A flush runs at its due time at the earliest.
-        "fl" => flush(h, &u, num.max(now), None, false)?,
-        "ic" => idle(h, &u, num)?,
-        "np" => {
-            let w = host::cache_get(h, &state::key("legacy", name)).and_then(|t| Want::load(&t));
+        b"fl" => flush(h, &u, num.max(now), None, false)?,
+        b"ic" => idle(h, &u, num)?,
+        b"np" => {
+            let w = want_at(h, &state::key("legacy", name));
             match w {
                 Some(w) if w.legacy == num && !reports_seen(h) => set_want(h, &u, &w, now, false)?,
                 _ => {}
             }
         }
-        "ne" => {
+        b"ne" => {
             if load_want(h, name).is_some_and(|w| w.legacy == num) {
                 host::cache_remove(h, &state::key("want", name))?;
                 flush(h, &u, now, None, false)?;
             }
         }
-        "rc" => reconnect(h, &u, gen, now)?,
-        "b1" => on_beat(h, &u, gen, Beat::First, 0, now)?,
-        "hb" => on_beat(h, &u, gen, Beat::Regular, 0, now)?,
+        b"rc" => reconnect(h, &u, gen, now)?,
+        b"b1" => on_beat(h, &u, gen, Beat::First, 0, now)?,
+        b"hb" => on_beat(h, &u, gen, Beat::Regular, 0, now)?,
         // The send lock's lease ran out: its holder died. Still holding it (its id stays
         // registered until this returns), send what is wanted.
-        "sl" => {
+        b"sl" => {
             if load_link(h, name)?.gen == gen {
                 log(h, Level::Warn, name, "a send on the Discord connection did not finish; sending again");
                 flush(h, &u, now, Some(gen), false)?;
             }
         }
-        _ => {
-            if let [k @ (b'r' | b'f'), n @ b'1'..=b'3'] = *kind.as_bytes() {
-                on_beat(h, &u, gen, Beat::Retry(k == b'f'), n - b'0', now)?;
-            }
-        }
+        &[k @ (b'r' | b'f'), n @ b'1'..=b'3'] => on_beat(h, &u, gen, Beat::Retry(k == b'f'), n - b'0', now)?,
+        _ => {}
     }
     Ok(None)
 }
@@ -344,7 +341,12 @@ fn save_sent(h: &mut impl Host, gen: u32, name: &str, s: &Sent) -> Done {
 }
 
 fn load_want(h: &mut impl Host, name: &str) -> Option<Want> {
-    host::cache_get(h, &state::key("want", name)).and_then(|t| Want::load(&t))
+    want_at(h, &state::key("want", name))
+}
+
+/// The presence record at `key` (the wanted one, or the newest now-playing).
+fn want_at(h: &mut impl Host, key: &str) -> Option<Want> {
+    host::cache_get(h, key).and_then(|t| Want::load(&t))
 }
 
 /// Entropy for jitter: wasm32-unknown-unknown has no RNG, so hash what differs per call.
@@ -362,7 +364,7 @@ fn conn_id(gen: u32, name: &str) -> String {
 }
 
 fn timer_id(kind: &str, num: i64, name: &str) -> String {
-    [kind, ":", &state::num(num), ":", name].concat()
+    state::numbered(kind, ":", num, name)
 }
 
 fn timer_kind(t: Timer) -> &'static str {
@@ -391,10 +393,8 @@ fn lock(h: &mut impl Host, name: &str, gen: u32, held: Option<u32>) -> core::res
 
 fn unlock(h: &mut impl Host, name: &str, id: Option<String>) {
     if let Some(id) = id {
-        if let Err(e) = host::cancel(h, &id) {
-            if !host::says(&e, "not found") {
-                log(h, Level::Warn, name, &e);
-            }
+        if let Err(e) = host::cancel(h, &id).or_else(not_found_is_fine) {
+            log(h, Level::Warn, name, &e);
         }
     }
 }
@@ -414,7 +414,7 @@ fn perform(h: &mut impl Host, u: &User, gen: u32, actions: Vec<Action>, now: i64
             // Cancelling a timer that already fired or never existed is fine.
             Action::Cancel(t) => host::cancel(h, &timer_id(timer_kind(t), gen as i64, name)).or_else(not_found_is_fine),
             // One reconnect timer per connection: a second request is the same one.
-            Action::Reconnect(secs) => host::schedule_once(h, secs, &timer_id("rc", gen as i64, name)).or_else(|e| if host::says(&e, "already exists") { Ok(()) } else { Err(e) }),
+            Action::Reconnect(secs) => host::schedule_once(h, secs, &timer_id("rc", gen as i64, name)).or_else(already_exists_is_fine),
             Action::Flush => flush(h, u, now, if locked { Some(gen) } else { None }, false),
             Action::Connect { url, retry } => host::ws_connect(h, &url, &conn).or_else(|e| {
                 schedule(h, name, retry as i64, &timer_id("rc", gen as i64, name));
@@ -439,6 +439,10 @@ fn not_found_is_fine(e: String) -> Done {
     if host::says(&e, "not found") { Ok(()) } else { Err(e) }
 }
 
+fn already_exists_is_fine(e: String) -> Done {
+    if host::says(&e, "already exists") { Ok(()) } else { Err(e) }
+}
+
 /// Discord asked for a heartbeat at once (op 1): a retry, so it never restarts anything.
 fn on_beat_now(h: &mut impl Host, u: &User, gen: u32, now: i64) -> Done {
     on_beat(h, u, gen, Beat::Retry(false), 0, now)
@@ -460,8 +464,8 @@ fn on_beat(h: &mut impl Host, u: &User, gen: u32, kind: Beat, tries: u8, now: i6
     let Ok(id) = lock(h, name, gen, None) else {
         if tries < RETRIES {
             let first = matches!(kind, Beat::First | Beat::Retry(true));
-            let k = [if first { b'f' } else { b'r' }, b'1' + tries];
-            schedule(h, name, 1, &timer_id(core::str::from_utf8(&k).unwrap_or("r1"), gen as i64, name));
+            const KINDS: [[&str; 3]; 2] = [["r1", "r2", "r3"], ["f1", "f2", "f3"]];
+            schedule(h, name, 1, &timer_id(KINDS[first as usize][tries as usize], gen as i64, name));
         } else {
             log(h, Level::Warn, name, "heartbeat skipped: the connection stayed busy");
         }
@@ -519,10 +523,8 @@ fn start(h: &mut impl Host, u: &User, gen: u32, now: i64, recheck: bool) {
 /// A one-time timer in `secs`; one already pending with that id is fine (its callback
 /// does the same), any other failure is logged.
 fn schedule(h: &mut impl Host, name: &str, secs: i64, id: &str) {
-    if let Err(e) = host::schedule_once(h, secs.clamp(0, 86_400) as u32, id) {
-        if !host::says(&e, "already exists") {
-            log(h, Level::Warn, name, &e);
-        }
+    if let Err(e) = host::schedule_once(h, secs.clamp(0, 86_400) as u32, id).or_else(already_exists_is_fine) {
+        log(h, Level::Warn, name, &e);
     }
 }
 

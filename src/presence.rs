@@ -4,7 +4,7 @@
 
 use crate::config::{Name, Pause, Settings};
 use crate::gateway::Frame;
-use crate::json::{Out, Reader};
+use crate::json::{key_index, Out, Reader};
 use crate::state::Sent;
 use alloc::string::String;
 
@@ -77,9 +77,9 @@ impl Want {
     const TEXT_KEYS: [&'static str; 10] = ["t", "a", "l", "aa", "id", "a0", "lm", "gm", "rm", "pl"];
     const INT_KEYS: [&'static str; 5] = ["at", "s", "e", "lg", "p"];
 
-    fn texts(&mut self) -> [&mut String; 10] {
+    fn texts(&self) -> [&String; 10] {
         let w = self;
-        [&mut w.title, &mut w.artist, &mut w.album, &mut w.album_artist, &mut w.track_id, &mut w.artist0, &mut w.album_mbid, &mut w.group_mbid, &mut w.recording_mbid, &mut w.player]
+        [&w.title, &w.artist, &w.album, &w.album_artist, &w.track_id, &w.artist0, &w.album_mbid, &w.group_mbid, &w.recording_mbid, &w.player]
     }
 
     fn ints(&self) -> [i64; 5] {
@@ -92,29 +92,28 @@ impl Want {
         for (k, v) in Self::INT_KEYS.iter().zip(self.ints()) {
             o.key(k).int(v);
         }
-        for (k, v) in Self::TEXT_KEYS.iter().zip(self.clone().texts()) {
+        for (k, v) in Self::TEXT_KEYS.iter().zip(self.texts()) {
             o.key(k).str(v);
         }
         o.raw("}");
     }
 
     pub fn load(text: &str) -> Option<Want> {
-        let mut w = Want::default();
+        let mut texts: [String; 10] = Default::default();
         let mut ints = [0i64; 5];
         Reader::new(text.as_bytes()).object(|k, r| {
-            if let Some(i) = Self::INT_KEYS.iter().position(|n| n.as_bytes() == k) {
+            if let Some(i) = key_index(k, &Self::INT_KEYS) {
                 ints[i] = r.int()?;
-            } else if let Some(i) = Self::TEXT_KEYS.iter().position(|n| n.as_bytes() == k) {
-                let v = r.string()?;
-                *w.texts()[i] = v;
+            } else if let Some(i) = key_index(k, &Self::TEXT_KEYS) {
+                texts[i] = r.string()?;
             } else {
                 r.skip()?;
             }
             Some(())
         })?;
-        let [at, s, e, lg, p] = ints;
-        (w.at_ms, w.start_ms, w.end_ms, w.legacy, w.paused) = (at, s, e, lg, p != 0);
-        Some(w)
+        let [at_ms, start_ms, end_ms, legacy, paused] = ints;
+        let [title, artist, album, album_artist, track_id, artist0, album_mbid, group_mbid, recording_mbid, player] = texts;
+        Some(Want { at_ms, paused: paused != 0, start_ms, end_ms, title, artist, album, album_artist, track_id, artist0, album_mbid, group_mbid, recording_mbid, player, legacy })
     }
 
     /// The template with `{track}`, `{artist}`, `{album}`, `{albumartist}` replaced in one
@@ -122,22 +121,14 @@ impl Want {
     pub fn fill(&self, template: &str) -> String {
         let mut out = String::new();
         let mut rest = template;
-        while let Some(i) = rest.find('{') {
-            out.push_str(&rest[..i]);
-            rest = &rest[i..];
-            let hit = [("{track}", &self.title), ("{artist}", &self.artist), ("{album}", &self.album), ("{albumartist}", &self.album_artist)]
+        while let Some((text, after)) = crate::state::cut(rest, b'{') {
+            out.push_str(text);
+            let hit = [("track}", &self.title), ("artist}", &self.artist), ("album}", &self.album), ("albumartist}", &self.album_artist)]
                 .into_iter()
-                .find(|(p, _)| rest.starts_with(p));
-            match hit {
-                Some((p, v)) => {
-                    out.push_str(v);
-                    rest = &rest[p.len()..];
-                }
-                None => {
-                    out.push('{');
-                    rest = &rest[1..];
-                }
-            }
+                .find_map(|(p, v)| Some((after.strip_prefix(p)?, v.as_str())));
+            let (next, value) = hit.unwrap_or((after, "{"));
+            out.push_str(value);
+            rest = next;
         }
         out.push_str(rest);
         out
@@ -219,21 +210,25 @@ pub fn plan(want: Option<&Want>, sent: &Sent, now: i64, salt: &str) -> Plan {
     if now < earliest {
         return Plan::Later(earliest);
     }
-    let mut times = sent.times.clone();
+    // The window keeps the last `WINDOW_SENDS` times, this one included.
+    let mut times = sent.times[n.saturating_sub(WINDOW_SENDS - 1)..].to_vec();
     times.push(now);
-    if times.len() > WINDOW_SENDS {
-        times.remove(0);
-    }
     Plan::Send(Sent { fingerprint, start_ms: start, beat_ms: sent.beat_ms, times })
 }
 
 /// Keeps at most 128 characters (Unicode scalar values, never splitting one), ending a
 /// cut text with "…", as Discord's limits and the official plugin do (spec §3.5).
 pub fn truncate(s: &str) -> &str {
-    match s.char_indices().nth(MAX_TEXT - 1) {
-        Some((i, _)) if s[i..].chars().nth(1).is_some() => &s[..i],
+    let mut starts = char_starts(s);
+    match (starts.nth(MAX_TEXT - 1), starts.next()) {
+        (Some(i), Some(_)) => s.get(..i).unwrap_or(s),
         _ => s,
     }
+}
+
+/// The byte offsets where the characters of `s` start (no UTF-8 decoding needed).
+fn char_starts(s: &str) -> impl Iterator<Item = usize> + '_ {
+    s.bytes().enumerate().filter(|&(_, b)| (b as i8) >= -0x40).map(|(i, _)| i)
 }
 
 /// A text field within Discord's 2–128 characters: cut with "…", or padded with a zero
@@ -241,20 +236,19 @@ pub fn truncate(s: &str) -> &str {
 fn text_field(o: &mut Out, key_template: &str, s: &str) {
     // ASCII control characters show as nothing and cost 6 bytes each once escaped (a
     // frame must stay under 4096 bytes): they are dropped.
-    let clean: String = s.chars().filter(|c| !c.is_ascii_control()).collect();
+    let clean = crate::json::utf8(s.bytes().filter(|c| !c.is_ascii_control()).collect());
     let s = clean.as_str();
     if crate::state::trim(s).is_empty() {
         return;
     }
-    o.raw(key_template);
     let cut = truncate(s);
-    let mut t = String::from(cut);
+    o.raw(key_template).open().text(cut);
     if cut.len() < s.len() {
-        t.push('…');
-    } else if s.chars().nth(1).is_none() {
-        t.push('\u{200B}');
+        o.text("…");
+    } else if char_starts(s).nth(1).is_none() {
+        o.text("\u{200B}");
     }
-    o.str(&t);
+    o.close();
 }
 
 /// A URL field, left out when empty or longer than Discord's 256 bytes (never cut).

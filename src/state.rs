@@ -23,6 +23,7 @@
 //! finds a newer link and changes nothing.
 
 use crate::gateway::{Conn, Link, Phase};
+use crate::json::Out;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -36,7 +37,12 @@ pub fn key(kind: &str, user: &str) -> String {
 
 /// Records of connection `gen`: `<kind>.<gen>.<user>`.
 pub fn conn_key(kind: &str, gen: u32, user: &str) -> String {
-    [kind, ".", &num(gen as i64), ".", user].concat()
+    numbered(kind, ".", gen as i64, user)
+}
+
+/// `<kind><sep><n><sep><user>`: connection record keys, and timer ids (`:`).
+pub fn numbered(kind: &str, sep: &str, n: i64, user: &str) -> String {
+    [kind, sep, &num(n), sep, user].concat()
 }
 
 /// `s` without ASCII white space at either end (config and template text; `str::trim`
@@ -45,7 +51,37 @@ pub fn trim(s: &str) -> &str {
     let b = s.as_bytes();
     let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
     let end = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(start, |i| i + 1);
-    &s[start..end]
+    s.get(start..end).unwrap_or_default()
+}
+
+/// `s` split around its first `sep`, an ASCII byte: `str::split_once` without the
+/// character searcher it brings into the module.
+pub fn cut(s: &str, sep: u8) -> Option<(&str, &str)> {
+    let i = s.bytes().position(|b| b == sep)?;
+    Some((s.get(..i)?, s.get(i + 1..)?))
+}
+
+/// Where `needle` first occurs in `hay`: a byte search, lighter than `str::find` in the
+/// module.
+pub fn find(hay: &str, needle: &str) -> Option<usize> {
+    hay.as_bytes().windows(needle.len()).position(|w| w == needle.as_bytes())
+}
+
+/// The pieces of a text between `sep` bytes (ASCII), as `str::split` yields them.
+pub struct Split<'a>(Option<&'a str>, u8);
+
+pub fn split(s: &str, sep: u8) -> Split<'_> {
+    Split(Some(s), sep)
+}
+
+impl<'a> Iterator for Split<'a> {
+    type Item = &'a str;
+    fn next(&mut self) -> Option<&'a str> {
+        let rest = self.0?;
+        let (piece, next) = cut(rest, self.1).map_or((rest, None), |(p, n)| (p, Some(n)));
+        self.0 = next;
+        Some(piece)
+    }
 }
 
 pub fn num(v: i64) -> String {
@@ -57,12 +93,15 @@ pub fn num(v: i64) -> String {
 /// A decimal integer (`-` allowed), `None` on anything else or on overflow. One parser
 /// for every number in text form, instead of `str::parse` per type.
 pub fn int(s: &str) -> Option<i64> {
-    let (neg, digits) = s.strip_prefix('-').map_or((false, s), |d| (true, d));
+    let (neg, digits) = match s.as_bytes() {
+        [b'-', d @ ..] => (true, d),
+        d => (false, d),
+    };
     if digits.is_empty() {
         return None;
     }
     let mut v = 0i64;
-    for b in digits.bytes() {
+    for &b in digits {
         if !b.is_ascii_digit() {
             return None;
         }
@@ -71,39 +110,57 @@ pub fn int(s: &str) -> Option<i64> {
     if neg { Some(v) } else { v.checked_neg() }
 }
 
+/// `s` as a number in `radix` ("" is 0), if it fits 32 bits.
+#[inline(never)]
+pub fn uint(s: &[u8], radix: u32) -> Option<u32> {
+    let mut v = 0u64;
+    for &c in s {
+        v = v * radix as u64 + (c as char).to_digit(radix)? as u64;
+        if v >> 32 != 0 {
+            return None;
+        }
+    }
+    Some(v as u32)
+}
+
 /// Fields of a record, space-separated; strings were checked to hold no spaces
 /// (`gateway::ready_fields`), `-` stands for no sequence number.
-struct Fields(String);
+struct Fields(Out);
 
 impl Fields {
+    fn new() -> Self {
+        Fields(Out::new())
+    }
     fn int(mut self, v: i64) -> Self {
-        if !self.0.is_empty() {
-            self.0.push(' ');
+        if !self.0.buf.is_empty() {
+            self.0.raw(" ");
         }
-        self.0.push_str(&num(v));
+        self.0.int(v);
         self
     }
     fn seq(mut self, v: Option<i64>) -> Self {
         match v {
             Some(q) => self.int(q),
             None => {
-                self.0.push_str(if self.0.is_empty() { "-" } else { " -" });
+                self.0.raw(if self.0.buf.is_empty() { "-" } else { " -" });
                 self
             }
         }
     }
     fn text(mut self, v: &str) -> Self {
-        self.0.push(' ');
-        self.0.push_str(v);
+        self.0.raw(" ").raw(v);
         self
+    }
+    fn done(self) -> String {
+        crate::json::utf8(self.0.buf)
     }
 }
 
-struct Parse<'a>(core::str::Split<'a, char>);
+struct Parse<'a>(Split<'a>);
 
 impl<'a> Parse<'a> {
     fn new(text: &'a str) -> Self {
-        Parse(text.split(' '))
+        Parse(split(text, b' '))
     }
     fn int(&mut self) -> Option<i64> {
         int(self.0.next()?)
@@ -122,7 +179,7 @@ impl<'a> Parse<'a> {
 
 /// `gen idle attempts at seq session_id resume_url`.
 pub fn save_link(l: &Link) -> String {
-    Fields(String::new()).int(l.gen as i64).int(l.idle as i64).int(l.attempts as i64).int(l.at_ms).seq(l.seq).text(&l.session_id).text(&l.resume_url).0
+    Fields::new().int(l.gen as i64).int(l.idle as i64).int(l.attempts as i64).int(l.at_ms).seq(l.seq).text(&l.session_id).text(&l.resume_url).done()
 }
 
 pub fn load_link(text: &str) -> Option<Link> {
@@ -141,7 +198,7 @@ pub fn load_link(text: &str) -> Option<Link> {
 
 /// `phase seq heartbeat status fatal ready ack session_id resume_url`.
 pub fn save_conn(c: &Conn) -> String {
-    Fields(String::new())
+    Fields::new()
         .int(c.phase as i64)
         .seq(c.seq)
         .int(c.heartbeat_ms as i64)
@@ -151,7 +208,7 @@ pub fn save_conn(c: &Conn) -> String {
         .int(c.ack_ms)
         .text(&c.session_id)
         .text(&c.resume_url)
-        .0
+        .done()
 }
 
 pub fn load_conn(text: &str) -> Option<Conn> {
@@ -182,19 +239,20 @@ pub struct Sent {
 }
 
 pub fn save_sent(s: &Sent) -> String {
-    let mut f = Fields(String::new()).int(s.fingerprint as i64).int(s.start_ms).int(s.beat_ms);
+    let mut f = Fields::new().int(s.fingerprint as i64).int(s.start_ms).int(s.beat_ms);
     for t in &s.times {
         f = f.int(*t);
     }
-    f.0
+    f.done()
 }
 
 pub fn load_sent(text: &str) -> Option<Sent> {
-    let mut f = text.split(' ').map(int);
-    let fingerprint = f.next()?? as u64;
-    let start_ms = f.next()??;
-    let beat_ms = f.next()??;
-    let times = f.collect::<Option<Vec<_>>>()?;
+    let mut p = Parse::new(text);
+    let (fingerprint, start_ms, beat_ms) = (p.int()? as u64, p.int()?, p.int()?);
+    let mut times = Vec::new();
+    while let Some(t) = p.0.next() {
+        times.push(int(t)?);
+    }
     (times.len() <= crate::presence::WINDOW_SENDS).then_some(Sent { fingerprint, start_ms, beat_ms, times })
 }
 

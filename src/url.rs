@@ -11,6 +11,8 @@
 //! needs two labels and no special-use top-level domain. Byte slices only: no `std::net`,
 //! no buffer, no Unicode tables.
 
+use crate::state::uint;
+
 /// Whether Discord's servers can fetch `url`: https, a public host, no user info, none of
 /// Subsonic's `u`, `t`, `s`, `p`, `apiKey`, `jwt` query parameters (keys percent-decoded,
 /// case-sensitive as Subsonic reads them), and within the 256 bytes external-assets accepts.
@@ -21,7 +23,7 @@ pub fn public_https(url: &str) -> bool {
     if b.len() > 256 || b.iter().any(|&c| c <= b' ' || c == 127) {
         return false;
     }
-    let (auth, tail) = rest.split_at(rest.iter().position(|c| b"/?#".contains(c)).unwrap_or(rest.len()));
+    let (auth, tail) = rest.split_at(rest.iter().position(|c| matches!(c, b'/' | b'?' | b'#')).unwrap_or(rest.len()));
     // The path comes first (empty or from `/`, never a key); `;` and `#` count as `&`.
     let credential = tail.split(|&c| matches!(c, b'?' | b'&' | b';' | b'#')).any(|kv| KEYS.iter().any(|&k| k == word(kv, 0)));
     !credential && public_authority(auth).is_some()
@@ -35,7 +37,7 @@ fn public_authority(auth: &[u8]) -> Option<()> {
     let port = if bracket { port.get(1..)? } else { port };
     match port {
         [] => {}
-        [b':', p @ ..] if num(p, 10)? < 65536 => {}
+        [b':', p @ ..] if uint(p, 10)? < 65536 => {}
         _ => return None,
     }
     if bracket {
@@ -95,19 +97,6 @@ fn public_v6(top: u32) -> Option<()> {
     (top >> 29 == 1 && top >> 9 != 0x2001_0000 >> 9 && top != 0x2001_0db8 && top >> 16 != 0x2002 && top >> 12 != 0x3fff0).then_some(())
 }
 
-/// `s` as a number in `radix` ("" is 0), if it fits 32 bits.
-#[inline(never)]
-fn num(s: &[u8], radix: u32) -> Option<u32> {
-    let mut v = 0u64;
-    for &c in s {
-        v = v * radix as u64 + (c as char).to_digit(radix)? as u64;
-        if v >> 32 != 0 {
-            return None;
-        }
-    }
-    Some(v as u32)
-}
-
 /// A query key (up to `=`, percent-decoded) or a label (ORed with `case`, 0x20 for lower
 /// case) as one number: its last 8 bytes. 0 when a `%` is not followed by two hex digits
 /// (Go's query parser then skips the key). Leading NULs aside, two words up to 8 bytes
@@ -116,7 +105,7 @@ fn word(s: &[u8], case: u8) -> u64 {
     let (mut w, mut i) = (0u64, 0);
     while let Some(&c) = s.get(i).filter(|&&c| c != b'=') {
         let c = match c {
-            b'%' => match s.get(i + 1..i + 3).and_then(|h| num(h, 16)) {
+            b'%' => match s.get(i + 1..i + 3).and_then(|h| uint(h, 16)) {
                 Some(x) => (i += 2, x as u8).1,
                 None => return 0,
             },
@@ -172,7 +161,7 @@ fn ipv4(h: &[u8]) -> Option<u32> {
             [b'0', d @ ..] => (8, d),
             _ => (10, p),
         };
-        last = num(digits, radix)?;
+        last = uint(digits, radix)?;
         n += 1;
     }
     let rest = 40 - 8 * n;
@@ -189,7 +178,7 @@ fn ipv6_top(s: &[u8]) -> Option<u32> {
     let (mut top, mut n, mut gaps) = (0u32, 0u32, trailing as u32);
     for g in s.split(|&c| c == b':') {
         gaps += g.is_empty() as u32;
-        let v = num(g, 16).filter(|_| g.len() <= 4)?;
+        let v = uint(g, 16).filter(|_| g.len() <= 4)?;
         if n < 2 {
             top |= v << (16 - 16 * n);
         }
