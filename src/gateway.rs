@@ -263,6 +263,8 @@ pub enum Beat {
     Regular,
     /// A beat that found the connection busy, tried again (`true`: the first one).
     Retry(bool),
+    /// The answer to Discord's request for a beat (op 1): sent at once, nothing checked.
+    Answer,
 }
 
 /// A heartbeat timer of this connection fired; `beat_ms`: when the last heartbeat went
@@ -278,7 +280,7 @@ pub fn beat(conn: &Conn, link: &Link, beat_ms: i64, kind: Beat, rand: u64) -> Ve
             end(4000, backoff_secs(link.failures(Some(conn)), false, rand), &mut out);
         }
         // No ACK since the last beat: a zombied connection (§1.4).
-        Phase::Identifying | Phase::Resuming | Phase::Ready if beat_ms > conn.ack_ms => {
+        Phase::Identifying | Phase::Resuming | Phase::Ready if beat_ms > conn.ack_ms && kind != Beat::Answer => {
             out.push(Action::Log(Level::Warn, "no heartbeat ACK from Discord; reconnecting", 0));
             let secs = if conn.stable() { 0 } else { backoff_secs(link.failures(Some(conn)), false, rand) };
             end(4000, secs, &mut out);
@@ -615,6 +617,9 @@ mod tests {
         assert_eq!(c.on_frame(&link, br#"{"op":11}"#, &Ctx { now: 2_000, rand: 0 }), vec![]);
         assert!(c.ack_ms == 2_000 && c.stable());
         assert_eq!(c.on_frame(&link, br#"{"op":1,"d":null}"#, &CTX), vec![Send(Frame::Heartbeat(Some(7)))]);
+        // Answering op 1 right after a beat whose ACK is still on its way is no zombie.
+        assert_eq!(beat(&c, &link, 2_500, Beat::Answer, 0), vec![Send(Frame::Heartbeat(Some(7)))]);
+        assert!(beat(&c, &link, 2_500, Beat::Regular, 0).contains(&Close(4000)));
     }
 
     #[test]

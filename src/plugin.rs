@@ -289,17 +289,19 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
             }
         }
         b"rc" => reconnect(h, &u, gen, now)?,
-        b"b1" => on_beat(h, &u, gen, Beat::First, 0, now)?,
-        b"hb" => on_beat(h, &u, gen, Beat::Regular, 0, now)?,
+        b"b1" => on_beat(h, &u, gen, Beat::First, 0, now, None)?,
+        b"hb" => on_beat(h, &u, gen, Beat::Regular, 0, now, None)?,
         // The send lock's lease ran out: its holder died. Still holding it (its id stays
         // registered until this returns), send what is wanted.
         b"sl" => {
             if load_link(h, name)?.gen == gen {
                 log(h, Level::Warn, name, "a send on the Discord connection did not finish; sending again");
                 flush(h, &u, now, Some(gen), false)?;
+                let beat_ms = load_sent(h, gen, name, false).beat_ms;
+                release(h, &u, gen, None, Some(beat_ms), now);
             }
         }
-        &[k @ (b'r' | b'f'), n @ b'1'..=b'3'] => on_beat(h, &u, gen, Beat::Retry(k == b'f'), n - b'0', now)?,
+        &[k @ (b'r' | b'f'), n @ b'1'..=b'3'] => on_beat(h, &u, gen, Beat::Retry(k == b'f'), n - b'0', now, None)?,
         _ => {}
     }
     Ok(None)
@@ -391,9 +393,25 @@ fn lock(h: &mut impl Host, name: &str, gen: u32, held: Option<u32>) -> core::res
     Ok(Some(id))
 }
 
-fn unlock(h: &mut impl Host, name: &str, id: Option<String>) {
-    if let Some(id) = id {
-        if let Err(e) = host::cancel(h, &id).or_else(not_found_is_fine) {
+/// Releases the send lock of connection `gen` (`id`; `None`: the caller's caller holds
+/// it), then sends a heartbeat that was left for the holder (`hw.<gen>.<user>`, the time
+/// it fell due) if none went out since (`beat_ms`). That beat's own release looks no
+/// further (`beat_ms` None): one handover per release.
+fn release(h: &mut impl Host, u: &User, gen: u32, id: Option<String>, beat_ms: Option<i64>, now: i64) {
+    let name = u.name.as_str();
+    let held = match id {
+        Some(id) => {
+            if let Err(e) = host::cancel(h, &id).or_else(not_found_is_fine) {
+                log(h, Level::Warn, name, &e);
+            }
+            None
+        }
+        None => Some(gen),
+    };
+    let Some(beat_ms) = beat_ms else { return };
+    let wanted = host::cache_get(h, &state::conn_key("hw", gen, name)).and_then(|t| state::int(&t));
+    if wanted.is_some_and(|t| t > beat_ms) {
+        if let Err(e) = on_beat(h, u, gen, Beat::Retry(beat_ms == 0), RETRIES + 1, now, held) {
             log(h, Level::Warn, name, &e);
         }
     }
@@ -406,7 +424,7 @@ fn perform(h: &mut impl Host, u: &User, gen: u32, actions: Vec<Action>, now: i64
     let conn = conn_id(gen, name);
     for a in actions {
         let result = match a {
-            Action::Send(Frame::Heartbeat(_)) if !locked => on_beat_now(h, u, gen, now),
+            Action::Send(Frame::Heartbeat(_)) if !locked => on_beat(h, u, gen, Beat::Answer, 0, now, None),
             Action::Send(f) => host::ws_send(h, &conn, &|o| presence::frame(o, &f, &u.token)),
             Action::Close(code) => host::ws_close(h, &conn, code, OWN_CLOSE).or_else(not_found_is_fine),
             Action::Once(t, secs) => host::schedule_once(h, secs, &timer_id(timer_kind(t), gen as i64, name)),
@@ -443,15 +461,13 @@ fn already_exists_is_fine(e: String) -> Done {
     if host::says(&e, "already exists") { Ok(()) } else { Err(e) }
 }
 
-/// Discord asked for a heartbeat at once (op 1): a retry, so it never restarts anything.
-fn on_beat_now(h: &mut impl Host, u: &User, gen: u32, now: i64) -> Done {
-    on_beat(h, u, gen, Beat::Retry(false), 0, now)
-}
-
-/// A heartbeat of connection `gen` is due (`tries`: retries so far). Under the send lock
-/// it is sent and its time recorded, or the connection is ended as a zombie; a taken lock
-/// means another send is under way: try again in a second, at most three times.
-fn on_beat(h: &mut impl Host, u: &User, gen: u32, kind: Beat, tries: u8, now: i64) -> Done {
+/// A heartbeat of connection `gen` is due (`tries`: retries so far; `held`: the caller
+/// holds the send lock). Under the send lock it is sent and its time recorded, or the
+/// connection is ended as a zombie. A taken lock means another send is under way: the
+/// beat is left for its holder, which looks for one when it releases the lock (`release`),
+/// and tried once more in case it already has; a timer tries again a second later, at
+/// most three times, in case the holder died.
+fn on_beat(h: &mut impl Host, u: &User, gen: u32, kind: Beat, tries: u8, now: i64, held: Option<u32>) -> Done {
     let name = u.name.as_str();
     let (link, conn) = current(h, name)?;
     let Some(conn) = conn.filter(|_| link.gen == gen) else {
@@ -461,17 +477,33 @@ fn on_beat(h: &mut impl Host, u: &User, gen: u32, kind: Beat, tries: u8, now: i6
         }
         return Ok(());
     };
-    let Ok(id) = lock(h, name, gen, None) else {
+    let mut id = lock(h, name, gen, held);
+    if id.is_err() {
+        host::cache_put(h, &state::conn_key("hw", gen, name), DAY, &state::num(now))?;
+        id = lock(h, name, gen, held);
+    }
+    let Ok(id) = id else {
         if tries < RETRIES {
             let first = matches!(kind, Beat::First | Beat::Retry(true));
             const KINDS: [[&str; 3]; 2] = [["r1", "r2", "r3"], ["f1", "f2", "f3"]];
             schedule(h, name, 1, &timer_id(KINDS[first as usize][tries as usize], gen as i64, name));
-        } else {
+        } else if tries == RETRIES {
             log(h, Level::Warn, name, "heartbeat skipped: the connection stayed busy");
         }
         return Ok(());
     };
+    // The time of this send, not of the caller's start (a flush handing a beat over may
+    // have spent seconds on cover lookups).
+    let now = now.max(h.now_ms());
     let mut sent = load_sent(h, gen, name, false);
+    if let Beat::Retry(_) = kind {
+        // The beat this retries may have gone out meanwhile, handed to a lock holder.
+        let wanted = host::cache_get(h, &state::conn_key("hw", gen, name)).and_then(|t| state::int(&t));
+        if wanted.is_some_and(|t| sent.beat_ms >= t) {
+            release(h, u, gen, id, None, now);
+            return Ok(());
+        }
+    }
     let actions = gateway::beat(&conn, &link, sent.beat_ms, kind, seed(name, now, gen));
     let saved = if actions.iter().any(|a| matches!(a, Action::Send(_))) {
         sent.beat_ms = now;
@@ -482,7 +514,8 @@ fn on_beat(h: &mut impl Host, u: &User, gen: u32, kind: Beat, tries: u8, now: i6
     if saved.is_ok() {
         perform(h, u, gen, actions, now, true);
     }
-    unlock(h, name, id);
+    // A handed-over beat hands nothing on.
+    release(h, u, gen, id, (tries <= RETRIES).then_some(sent.beat_ms), now);
     saved
 }
 
@@ -589,7 +622,8 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, recheck: bool
                 return Ok(());
             };
             // Decided again under the lock: another send may have gone out meanwhile.
-            let sent = match presence::plan(want.as_ref(), &load_sent(h, gen, name, resumed), now, &salt) {
+            let cur = load_sent(h, gen, name, resumed);
+            let sent = match presence::plan(want.as_ref(), &cur, now, &salt) {
                 // Recorded before the send: the rate budget counts it even if the call
                 // dies during the write.
                 Plan::Send(next) => save_sent(h, gen, name, &next)
@@ -597,7 +631,7 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, recheck: bool
                 Plan::Later(at) => Ok(schedule_flush(h, u, now, at)),
                 Plan::Nothing => Ok(()),
             };
-            unlock(h, name, id);
+            release(h, u, gen, id, Some(cur.beat_ms), now);
             // The socket is gone or broken: its read loop's last callback reconnects, and
             // the next session shows the presence.
             if let Err(e) = sent {
@@ -980,6 +1014,28 @@ mod tests {
             fire(&mut h, k);
         }
         assert!(h.logs.iter().any(|(l, m)| *l == Level::Warn && m.contains("heartbeat skipped")), "bounded: three retries");
+    }
+
+    #[test]
+    fn a_heartbeat_left_for_the_lock_holder_goes_out_when_it_releases() {
+        let mut h = ready();
+        fire(&mut h, "b1:");
+        text(&mut h, r#"{"op":11}"#);
+        let beats = |h: &Fake| h.frames.iter().filter(|(_, f)| f.starts_with(r#"{"op":1,"#)).count();
+        hold_lock(&mut h);
+        fire(&mut h, "hb:");
+        assert_eq!(beats(&h), 1);
+        // The holder (here: the next presence update, once the lock is free) sends it.
+        h.remove_timer("sl:1:alice");
+        let t = h.clock / 1000 + 1;
+        report(&mut h, "playing", "Next", t).unwrap();
+        assert_eq!(beats(&h), 2, "the beat went out as the presence update released the lock");
+        assert!(h.frames.last().unwrap().1.starts_with(r#"{"op":1,"#));
+        // Once sent, nothing more is left for the next holder.
+        text(&mut h, r#"{"op":11}"#);
+        let before = beats(&h);
+        report(&mut h, "playing", "Third", t + 10).unwrap();
+        assert_eq!(beats(&h), before, "no second beat for the same request");
     }
 
     #[test]
