@@ -575,7 +575,10 @@ fn schedule_flush(h: &mut impl Host, u: &User, now: i64, at: i64) {
 fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, recheck: bool) -> Done {
     let name = u.name.as_str();
     let (link, conn) = current(h, name)?;
-    let want = load_want(h, name);
+    // The record's text is kept to tell, under the send lock, whether it changed.
+    let want_key = state::key("want", name);
+    let stored = host::cache_get(h, &want_key);
+    let want = stored.as_deref().and_then(Want::load);
     let gen = link.gen;
     let conn = match conn {
         Some(c) if c.phase == Phase::Ready => c,
@@ -621,9 +624,12 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, recheck: bool
                 schedule_flush(h, u, now, now + 1_000);
                 return Ok(());
             };
-            // Decided again under the lock: another send may have gone out meanwhile.
+            // Decided again under the lock: another send may have gone out meanwhile, and
+            // a newer want (stored while this one was enriched) is its storer's to send.
             let cur = load_sent(h, gen, name, resumed);
+            let newer = host::cache_get(h, &want_key) != stored;
             let sent = match presence::plan(want.as_ref(), &cur, now, &salt) {
+                _ if newer => Ok(()),
                 // Recorded before the send: the rate budget counts it even if the call
                 // dies during the write.
                 Plan::Send(next) => save_sent(h, gen, name, &next)
