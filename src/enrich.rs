@@ -472,6 +472,22 @@ mod tests {
     }
 
     #[test]
+    fn without_a_public_cover_the_logo_shows_and_a_pause_shows_its_icon() {
+        // Navidrome's default setup: no ShareURL/BaseURL (covers on http://localhost), no
+        // Cover Art Archive, no uguu.
+        let (mut h, u, s) = (Fake::default(), user(), set(&[]));
+        h.art_url = "http://localhost/share/img/x?size=300".into();
+        h.route(ASSETS, 200, "", r#"[{"url":"x","external_asset_path":"external/logo"},{"url":"y","external_asset_path":"external/pause"}]"#);
+        let mut w = want();
+        w.paused = true;
+        let mut a = Activity::default();
+        enrich(&mut h, &u, &s, &w, &mut a, NOW);
+        assert_eq!((a.large_image.as_str(), a.small_image.as_str()), ("mp:external/logo", "mp:external/pause"));
+        assert_eq!(h.requests.len(), 1, "logo and pause icon register together");
+        assert!(h.requests[0].2.contains(LOGO) && !h.requests[0].2.contains("localhost"), "{}", h.requests[0].2);
+    }
+
+    #[test]
     fn enrich_falls_back_to_the_logo_and_adds_links() {
         let (mut h, u, s) = (Fake::default(), user(), set(&[("spotifylinks", "true")]));
         h.route(ASSETS, 500, "", "");
