@@ -25,10 +25,14 @@ const LABS: &str = "https://labs.api.listenbrainz.org/spotify-id-from-";
 
 /// Adds images and links to `a` for `w`.
 pub fn enrich(h: &mut impl Host, u: &User, set: &Settings, w: &Want, a: &mut Activity, now: i64) {
-    let cover = cover_url(h, u, set, w, now);
+    // No public cover (Navidrome's default setup has no public URL): the logo.
+    let mut cover = cover_url(h, u, set, w, now);
+    if cover.is_empty() {
+        cover = LOGO.into();
+    }
     let small = if w.paused { PAUSE_ICON } else { "" };
     let [large, small] = register(h, u, [&cover, small], now);
-    a.large_image = if large.is_empty() && !cover.is_empty() { register(h, u, [LOGO, ""], now)[0].clone() } else { large };
+    a.large_image = if large.is_empty() && cover != LOGO { register(h, u, [LOGO, ""], now)[0].clone() } else { large };
     a.small_image = small;
     if set.spotify {
         a.details_url = spotify(h, w, now);
