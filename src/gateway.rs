@@ -189,7 +189,7 @@ pub fn close_rule(code: u16) -> OnClose {
 
 /// Reconnect delay in seconds after `failures` consecutive connections without a stable
 /// session: exponential from 2 s, capped at 60 s, with jitter in the upper half so
-/// clients spread out; 4008/4015 wait at least 60 s (and at most 600 s).
+/// clients spread out; 4008/4015 start from 60 s (30–60 s with the jitter) and grow to 600 s.
 pub fn backoff_secs(failures: u32, slow: bool, rand: u64) -> u32 {
     let cap = if slow { 600 } else { 60 };
     let base = (2u32 << failures.min(9).saturating_sub(1)).max(if slow { 60 } else { 2 }).min(cap);
