@@ -426,13 +426,15 @@ func (cr *concRig) check() {
 	for _, c := range g.Timeouts {
 		cr.violf("heartbeat lost: %s closed 4009 at %s (no heartbeat within %s + %s)", c.ID, cr.rel(endAt(c)), time.Duration(g.HeartbeatMs)*time.Millisecond, g.HeartbeatGrace)
 	}
-	// Two calls acting on the same state: heartbeats armed twice. The
-	// reconnect timer rc:<gen> and the send lock sl:<gen> are asked for by
-	// several callers on purpose: the scheduler's refusal of a duplicate id is
-	// what keeps one of each (src/state.rs), so their refusals are not
-	// violations, but the plugin must not log them as failures.
+	// Two calls acting on the same state: a first heartbeat scheduled twice
+	// (two answers to one Hello). The reconnect timer rc:<gen>, the send lock
+	// sl:<gen> and the recurring heartbeat hb:<gen> (armed by the first beat's
+	// sender and by the first beat's own timer) are asked for by several callers
+	// on purpose: the scheduler's refusal of a duplicate id is what keeps one of
+	// each (src/state.rs), so their refusals are not violations, but the plugin
+	// must not log them as failures.
 	for _, o := range cr.Sched.Ops {
-		if k := timerKind(o.ID); strings.Contains(o.Err, "already exists") && (k == "hb" || k == "b1") {
+		if k := timerKind(o.ID); strings.Contains(o.Err, "already exists") && k == "b1" {
 			cr.violf("duplicate schedule: %s at %s: %s", o.Kind, cr.rel(o.At), o.Err)
 		}
 	}

@@ -268,11 +268,20 @@ pub enum Beat {
 }
 
 /// A heartbeat timer of this connection fired; `beat_ms`: when the last heartbeat went
-/// out on it (0: none yet).
-pub fn beat(conn: &Conn, link: &Link, beat_ms: i64, kind: Beat, rand: u64) -> Vec<Action> {
+/// out on it (0: none yet); `done`: the beat it stands for already went out (handed to
+/// another sender). The first beat's own timer arms the recurring one, and so does a
+/// lock holder that sends it when handed over (a second arming is refused by the
+/// scheduler, so the earlier one sets the rhythm); answers to op 1 never do.
+pub fn beat(conn: &Conn, link: &Link, beat_ms: i64, kind: Beat, done: bool, rand: u64) -> Vec<Action> {
     let mut out = Vec::new();
-    let first = matches!(kind, Beat::First | Beat::Retry(true));
+    let first = matches!(kind, Beat::First | Beat::Retry(true)) || (kind == Beat::Retry(false) && beat_ms == 0);
+    let every = Action::Every(Timer::Beat, (conn.heartbeat_ms / 1000).max(1));
     match conn.phase {
+        Phase::Identifying | Phase::Resuming | Phase::Ready if done => {
+            if first {
+                out.push(every);
+            }
+        }
         // A heartbeat interval after Hello and still no READY/RESUMED (lost, or never
         // sent): start over.
         Phase::Identifying | Phase::Resuming if kind == Beat::Regular => {
@@ -288,7 +297,7 @@ pub fn beat(conn: &Conn, link: &Link, beat_ms: i64, kind: Beat, rand: u64) -> Ve
         Phase::Identifying | Phase::Resuming | Phase::Ready => {
             out.push(Action::Send(Frame::Heartbeat(conn.seq)));
             if first {
-                out.push(Action::Every(Timer::Beat, (conn.heartbeat_ms / 1000).max(1)));
+                out.push(every);
             }
         }
         _ if kind == Beat::First => out.push(Action::Cancel(Timer::FirstBeat)),
@@ -594,7 +603,14 @@ mod tests {
         let a = c.on_frame(&link, hello(), &CTX);
         assert_eq!(a, vec![Send(Frame::Identify), Once(Timer::FirstBeat, 20)]);
         assert_eq!((c.phase, c.heartbeat_ms, c.ack_ms), (Phase::Identifying, 41250, 1_000));
-        assert_eq!(beat(&c, &link, 0, Beat::First, 0), vec![Send(Frame::Heartbeat(None)), Every(Timer::Beat, 41)]);
+        assert_eq!(beat(&c, &link, 0, Beat::First, false, 0), vec![Send(Frame::Heartbeat(None)), Every(Timer::Beat, 41)]);
+        // Its beat went out with another sender: the first beat's timer still arms the
+        // recurring one; a later beat of another kind does not.
+        assert_eq!(beat(&c, &link, 5, Beat::Retry(true), true, 0), vec![Every(Timer::Beat, 41)]);
+        assert_eq!(beat(&c, &link, 5, Beat::Regular, true, 0), vec![]);
+        assert_eq!(beat(&c, &link, 7, Beat::Retry(false), false, 0), vec![Send(Frame::Heartbeat(None))]);
+        assert_eq!(beat(&c, &link, 0, Beat::Retry(false), false, 0), vec![Send(Frame::Heartbeat(None)), Every(Timer::Beat, 41)], "a handed-over first beat arms");
+        assert_eq!(beat(&c, &link, 0, Beat::Answer, false, 0), vec![Send(Frame::Heartbeat(None))], "an answer to op 1 never arms");
         // A jitter of 0 still waits a second: never at the instant of Hello's answer.
         let mut c = Conn::default();
         assert_eq!(c.on_frame(&link, hello(), &Ctx { now: 0, rand: 0 })[1], Once(Timer::FirstBeat, 1));
@@ -613,19 +629,19 @@ mod tests {
         let (link, mut c) = ready();
         c.on_frame(&link, br#"{"op":0,"t":"SESSIONS_REPLACE","s":7,"d":[]}"#, &CTX);
         assert_eq!(c.seq, Some(7));
-        assert_eq!(beat(&c, &link, 900, Beat::Regular, 0), vec![Send(Frame::Heartbeat(Some(7)))]);
+        assert_eq!(beat(&c, &link, 900, Beat::Regular, false, 0), vec![Send(Frame::Heartbeat(Some(7)))]);
         assert_eq!(c.on_frame(&link, br#"{"op":11}"#, &Ctx { now: 2_000, rand: 0 }), vec![]);
         assert!(c.ack_ms == 2_000 && c.stable());
         assert_eq!(c.on_frame(&link, br#"{"op":1,"d":null}"#, &CTX), vec![Send(Frame::Heartbeat(Some(7)))]);
         // Answering op 1 right after a beat whose ACK is still on its way is no zombie.
-        assert_eq!(beat(&c, &link, 2_500, Beat::Answer, 0), vec![Send(Frame::Heartbeat(Some(7)))]);
-        assert!(beat(&c, &link, 2_500, Beat::Regular, 0).contains(&Close(4000)));
+        assert_eq!(beat(&c, &link, 2_500, Beat::Answer, false, 0), vec![Send(Frame::Heartbeat(Some(7)))]);
+        assert!(beat(&c, &link, 2_500, Beat::Regular, false, 0).contains(&Close(4000)));
     }
 
     #[test]
     fn missed_ack_ends_the_connection_and_the_next_one_resumes() {
         let (link, c) = ready();
-        let a = quiet(beat(&c, &link, 1_001, Beat::Regular, 0));
+        let a = quiet(beat(&c, &link, 1_001, Beat::Regular, false, 0));
         assert_eq!(a[1..], [Cancel(Timer::FirstBeat), Cancel(Timer::Beat), Close(4000), Reconnect(backoff_secs(1, false, 0))]);
         let (next, a) = link.reconnect(1, Some(&c), true, &at(9)).unwrap();
         assert_eq!(dials(a), vec!["wss://r.discord.gg/?v=10&encoding=json"]);
@@ -735,8 +751,8 @@ mod tests {
         let (link, _) = Link::default().reconnect(0, None, true, &at(0)).unwrap();
         let mut c = Conn::default();
         c.on_frame(&link, hello(), &CTX);
-        assert!(beat(&c, &link, 0, Beat::First, 0).contains(&Send(Frame::Heartbeat(None))));
-        let a = beat(&c, &link, 0, Beat::Regular, 0);
+        assert!(beat(&c, &link, 0, Beat::First, false, 0).contains(&Send(Frame::Heartbeat(None))));
+        let a = beat(&c, &link, 0, Beat::Regular, false, 0);
         assert!(a.contains(&Close(4000)) && a.contains(&Reconnect(backoff_secs(1, false, 0))), "{a:?}");
     }
 
@@ -744,8 +760,8 @@ mod tests {
     fn beats_of_an_ended_connection_cancel_themselves() {
         let (link, mut c) = ready();
         c.on_closed(&link, 1006, &CTX);
-        assert_eq!(beat(&c, &link, 0, Beat::Regular, 0), vec![Cancel(Timer::Beat)]);
-        assert_eq!(beat(&c, &link, 0, Beat::First, 0), vec![Cancel(Timer::FirstBeat)]);
+        assert_eq!(beat(&c, &link, 0, Beat::Regular, false, 0), vec![Cancel(Timer::Beat)]);
+        assert_eq!(beat(&c, &link, 0, Beat::First, false, 0), vec![Cancel(Timer::FirstBeat)]);
     }
 
     #[test]

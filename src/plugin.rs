@@ -411,7 +411,7 @@ fn release(h: &mut impl Host, u: &User, gen: u32, id: Option<String>, beat_ms: O
     let Some(beat_ms) = beat_ms else { return };
     let wanted = host::cache_get(h, &state::conn_key("hw", gen, name)).and_then(|t| state::int(&t));
     if wanted.is_some_and(|t| t > beat_ms) {
-        if let Err(e) = on_beat(h, u, gen, Beat::Retry(beat_ms == 0), RETRIES + 1, now, held) {
+        if let Err(e) = on_beat(h, u, gen, Beat::Retry(false), RETRIES + 1, now, held) {
             log(h, Level::Warn, name, &e);
         }
     }
@@ -428,7 +428,9 @@ fn perform(h: &mut impl Host, u: &User, gen: u32, actions: Vec<Action>, now: i64
             Action::Send(f) => host::ws_send(h, &conn, &|o| presence::frame(o, &f, &u.token)),
             Action::Close(code) => host::ws_close(h, &conn, code, OWN_CLOSE).or_else(not_found_is_fine),
             Action::Once(t, secs) => host::schedule_once(h, secs, &timer_id(timer_kind(t), gen as i64, name)),
-            Action::Every(t, secs) => host::schedule_every(h, secs, &timer_id(timer_kind(t), gen as i64, name)),
+            // The first beat's sender arms the recurring one; if two did (a beat handed to
+            // a lock holder, and its own timer), the scheduler keeps the first.
+            Action::Every(t, secs) => host::schedule_every(h, secs, &timer_id(timer_kind(t), gen as i64, name)).or_else(already_exists_is_fine),
             // Cancelling a timer that already fired or never existed is fine.
             Action::Cancel(t) => host::cancel(h, &timer_id(timer_kind(t), gen as i64, name)).or_else(not_found_is_fine),
             // One reconnect timer per connection: a second request is the same one.
@@ -478,7 +480,8 @@ fn on_beat(h: &mut impl Host, u: &User, gen: u32, kind: Beat, tries: u8, now: i6
         return Ok(());
     };
     let mut id = lock(h, name, gen, held);
-    if id.is_err() {
+    let asked = id.is_err();
+    if asked {
         host::cache_put(h, &state::conn_key("hw", gen, name), DAY, &state::num(now))?;
         id = lock(h, name, gen, held);
     }
@@ -496,15 +499,10 @@ fn on_beat(h: &mut impl Host, u: &User, gen: u32, kind: Beat, tries: u8, now: i6
     // have spent seconds on cover lookups).
     let now = now.max(h.now_ms());
     let mut sent = load_sent(h, gen, name, false);
-    if let Beat::Retry(_) = kind {
-        // The beat this retries may have gone out meanwhile, handed to a lock holder.
-        let wanted = host::cache_get(h, &state::conn_key("hw", gen, name)).and_then(|t| state::int(&t));
-        if wanted.is_some_and(|t| sent.beat_ms >= t) {
-            release(h, u, gen, id, None, now);
-            return Ok(());
-        }
-    }
-    let actions = gateway::beat(&conn, &link, sent.beat_ms, kind, seed(name, now, gen));
+    // The beat this call stands for may have gone out meanwhile, handed to a lock holder.
+    let done = (asked || matches!(kind, Beat::Retry(_)))
+        && host::cache_get(h, &state::conn_key("hw", gen, name)).and_then(|t| state::int(&t)).is_some_and(|t| sent.beat_ms >= t);
+    let actions = gateway::beat(&conn, &link, sent.beat_ms, kind, done, seed(name, now, gen));
     let saved = if actions.iter().any(|a| matches!(a, Action::Send(_))) {
         sent.beat_ms = now;
         save_sent(h, gen, name, &sent)
