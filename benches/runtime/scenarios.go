@@ -113,7 +113,8 @@ func options(wasm, manifest string) harness.Options {
 //
 //	ready:       playback_report(playing A) at t0 → Hello → Identify → READY →
 //	             presence A; then 60 s of heartbeats and ACKs. The next call is at t0+60 s.
-//	identifying: playback_report(playing A) at t0+60 s → Hello → Identify; READY not yet
+//	identifying: playback_report(playing A) at t0+60 s → its reconnect timer dials →
+//	             Hello → Identify; READY not yet
 //	             delivered (the gateway has queued it; it is captured for the inputs).
 func prepare(h *harness.Harness, state string) error {
 	switch state {
@@ -141,6 +142,8 @@ func prepare(h *harness.Harness, state string) error {
 		h.Advance(settle)
 		if r := h.CallNoPump("nd_scrobbler_playback_report", report(track("tr-a", "Barco Negro"), "playing", t0.Add(settle)), nil); r.Err != nil {
 			return r.Err
+		}
+		for h.Clock.RunDue() { // the reconnect timer the report asked for (0 s) dials
 		}
 		if len(h.WS.Conns) != 1 || !h.DeliverOne() { // Hello → Identify; the gateway queues READY
 			return fmt.Errorf("setup: no Hello delivered")
