@@ -103,12 +103,14 @@ fn want(title: String, artist: String, album: String, album_artist: String) -> W
 fn world_reaches_the_gateway_paths() {
     let ops = |w: &World| w.h.fake.frames.iter().map(|(c, f)| (c.clone(), parse(f.as_bytes())["op"].as_i64().unwrap())).collect::<Vec<_>>();
     let mut w = World::ready();
-    w.script(b"{\"op\":1}\n{\"op\":11}\n{\"op\":7}\n{\"op\":10,\"d\":{\"heartbeat_interval\":41250}}\n{\"op\":0,\"t\":\"RESUMED\",\"s\":5}\n{\"op\":9,\"d\":false}");
+    w.script(b"{\"op\":1}\n{\"op\":11}\n{\"op\":7}");
+    w.fire("rc:1:alice");
+    w.script(b"{\"op\":10,\"d\":{\"heartbeat_interval\":41250}}\n{\"op\":0,\"t\":\"RESUMED\",\"s\":5}\n{\"op\":9,\"d\":false}");
     w.fire("rc:2:alice");
     w.script(b"{\"op\":10,\"d\":{\"heartbeat_interval\":41250}}\n{\"op\":0,\"t\":\"READY\",\"s\":1,\"d\":{\"session_id\":\"s3\"}}");
     let on = |g: u8| ops(&w).into_iter().filter(|(c, _)| *c == format!("{g}:alice")).map(|(_, op)| op).collect::<Vec<_>>();
-    // Identify, presence, the heartbeat asked for; op 7: Resume on a new socket; op 9:
-    // after the reconnect timer, Identify and the presence again.
+    // Identify, presence, the heartbeat asked for; op 7: after the reconnect timer, Resume
+    // on a new socket; op 9: after the reconnect timer, Identify and the presence again.
     assert_eq!((&on(1)[..], on(2).first(), &on(3)[..]), (&[2, 3, 1][..], Some(&6), &[2, 3][..]), "{:?}", ops(&w));
     let mut w = World::new();
     w.discord = true;
@@ -209,6 +211,7 @@ proptest! {
         let report = json!({"username": nd::USER, "track": {"id": "t1", "title": title, "artist": artist, "album": album, "albumArtist": "", "artists": [], "duration": 180},
             "state": "playing", "positionMs": 1000, "playbackRate": 1, "playerId": "p", "playerName": "NavidromeUI", "timestamp": nd::T0});
         prop_assert_eq!(w.call(b'p', &nd::go_json(&report)), Ok(None));
+        w.advance(0); // the reconnect timer the report asked for dials
         w.script(b"{\"op\":10,\"d\":{\"heartbeat_interval\":41250}}\n{\"op\":0,\"t\":\"READY\",\"s\":1,\"d\":{\"session_id\":\"s1\"}}");
         let frame = &w.h.fake.frames.last().expect("a presence update").1;
         let a = &parse(frame.as_bytes())["d"]["activities"][0];
