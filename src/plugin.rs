@@ -1111,6 +1111,23 @@ mod tests {
     }
 
     #[test]
+    fn a_drop_during_a_skip_resumes_the_session() {
+        // The web UI's skip: `stopped`, then the next track's `starting`. The socket drops
+        // in between and the reconnect timer finds nothing to show: it rests, and the next
+        // track resumes the session instead of identifying.
+        let mut h = ready();
+        report(&mut h, "stopped", "Song", T0 + 10).unwrap();
+        on_error(&mut h, br#"{"connectionId":"1:alice","error":"websocket: close 1006 (abnormal closure): unexpected EOF"}"#).unwrap();
+        h.open.remove("1:alice");
+        fire(&mut h, "rc:1:");
+        assert_eq!(h.connects.len(), 1, "nothing to show: no new socket");
+        report(&mut h, "starting", "Next", T0 + 12).unwrap();
+        assert_eq!(h.connects[1], ("wss://r.discord.gg/?v=10&encoding=json".into(), "2:alice".into()));
+        text(&mut h, r#"{"op":10,"d":{"heartbeat_interval":41250}}"#);
+        assert_eq!(last_frame(&h), r#"{"op":6,"d":{"token":"tok-SECRET","session_id":"s1","seq":1}}"#);
+    }
+
+    #[test]
     fn unknown_states_and_timers_are_ignored() {
         let mut h = ready();
         let (frames, timers) = (h.frames.len(), h.timers.clone());
