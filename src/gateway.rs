@@ -216,6 +216,16 @@ impl Link {
             return None;
         }
         let mut next = Link { gen: self.gen, at_ms: now, ..Link::default() };
+        // The session to resume: what the ended connection held (it may have dropped it:
+        // op 9, 4009, an idle close); after a failed dial, or at rest, what the link had.
+        // A rest keeps it: a track after a short pause resumes instead of identifying.
+        match conn {
+            Some(c) => (next.seq, next.session_id, next.resume_url) = (c.seq, c.session_id.clone(), c.resume_url.clone()),
+            None => (next.seq, next.session_id, next.resume_url) = (self.seq, self.session_id.clone(), self.resume_url.clone()),
+        }
+        if !next.resumable() {
+            (next.seq, next.session_id, next.resume_url) = (None, String::new(), String::new());
+        }
         if !want {
             return Some((next, Vec::new()));
         }
@@ -223,15 +233,6 @@ impl Link {
         next.idle = false;
         if !self.idle {
             next.attempts = self.failures(conn);
-            match conn {
-                // What the connection held; it may have dropped the session (op 9, 4009).
-                Some(c) => (next.seq, next.session_id, next.resume_url) = (c.seq, c.session_id.clone(), c.resume_url.clone()),
-                // It never said Hello (a failed dial): what this link had.
-                None => (next.seq, next.session_id, next.resume_url) = (self.seq, self.session_id.clone(), self.resume_url.clone()),
-            }
-            if !next.resumable() {
-                (next.seq, next.session_id, next.resume_url) = (None, String::new(), String::new());
-            }
         }
         let (url, msg) = if next.resumable() {
             let mut u = String::from(next.resume_url.strip_suffix("/").unwrap_or(&next.resume_url));
@@ -717,13 +718,20 @@ mod tests {
         // 4008: slowly.
         let (link, mut c) = ready();
         assert!(matches!(c.on_closed(&link, 4008, &CTX).last(), Some(Reconnect(s)) if *s >= 30));
-        // Nothing to show when the timer fires: rest, and start anew later.
+        // Nothing to show when the timer fires (a skip's stop, say): rest, keeping the
+        // session, and resume it when a track comes.
         let (link, mut c) = ready();
         c.on_closed(&link, 1006, &CTX);
         let (rest, a) = link.reconnect(1, Some(&c), false, &at(9)).unwrap();
         assert!(rest.idle && rest.gen == 1 && a.is_empty());
-        let (next, a) = rest.reconnect(1, Some(&c), true, &at(10)).unwrap();
-        assert_eq!((next.gen, next.session_id.as_str(), dials(a)), (2, "", vec![GATEWAY_URL.to_string()]));
+        let (next, a) = rest.reconnect(1, None, true, &at(10)).unwrap();
+        assert_eq!((next.gen, next.session_id.as_str(), next.attempts), (2, "abc", 0));
+        assert_eq!(dials(a), vec!["wss://r.discord.gg/?v=10&encoding=json"]);
+        // An idle close ended the session at Discord: the driver drops it before this.
+        let mut ended = c.clone();
+        ended.forget();
+        let (rest, _) = link.reconnect(1, Some(&ended), false, &at(9)).unwrap();
+        assert_eq!(dials(rest.reconnect(1, None, true, &at(10)).unwrap().1), vec![GATEWAY_URL]);
     }
 
     #[test]
