@@ -43,7 +43,7 @@ func TestConnectionChurnNavidrome063(t *testing.T) {
 	fake := startFakeDiscord(t)
 	fake.SetHelloInterval(churnHelloMs)
 	fake.SetAskBetweenBeats(true)
-	nd := startNavidrome(t, binary, music, ndp, fake.CAFile, port+3)
+	nd := startNavidrome(t, binary, music, ndp, fake.CAFile, port+3, shareURL)
 	fake.Diagnose = func() string { return pluginProblems(nd.Log()) }
 	nd.CreateAdmin(t)
 	ui := Subsonic{n: nd, Client: webUI, UniqueID: "e2e-webui-tab-churn"}

@@ -18,7 +18,7 @@ func TestNowPlayingFallbackNavidrome061(t *testing.T) {
 	ndp := requireEnv(t, "NDP_E2E_PACKAGE")
 	music := makeLibrary(t)
 	fake := startFakeDiscord(t)
-	nd := startNavidrome(t, binary, music, ndp, fake.CAFile, port+1)
+	nd := startNavidrome(t, binary, music, ndp, fake.CAFile, port+1, shareURL)
 	fake.Diagnose = func() string { return pluginProblems(nd.Log()) }
 	nd.CreateAdmin(t)
 	player := Subsonic{n: nd, Client: "e2e-legacy-player"}

@@ -55,8 +55,9 @@ func (w logWriter) Write(p []byte) (int, error) {
 }
 
 // startNavidrome runs binary with its data in dataDir, the library in musicDir and
-// ndpPath installed in the plugins folder, and waits until it answers.
-func startNavidrome(t *testing.T, binary, musicDir, ndpPath, caFile string, port int) *Navidrome {
+// ndpPath installed in the plugins folder, and waits until it answers. public is its
+// ND_SHAREURL; "" leaves it unset, as Navidrome runs by default.
+func startNavidrome(t *testing.T, binary, musicDir, ndpPath, caFile string, port int, public string) *Navidrome {
 	t.Helper()
 	data := t.TempDir()
 	plugins := filepath.Join(data, "plugins")
@@ -82,11 +83,14 @@ func startNavidrome(t *testing.T, binary, musicDir, ndpPath, caFile string, port
 		"HOME=" + data, "PATH=" + os.Getenv("PATH"), "TZ=UTC",
 		"SSL_CERT_FILE=" + caFile, // the fake Discord's CA, and nothing else
 		"ND_DATAFOLDER=" + data, "ND_MUSICFOLDER=" + musicDir, "ND_CACHEFOLDER=" + filepath.Join(data, "cache"),
-		"ND_ADDRESS=127.0.0.1", fmt.Sprintf("ND_PORT=%d", port), "ND_SHAREURL=" + shareURL,
+		"ND_ADDRESS=127.0.0.1", fmt.Sprintf("ND_PORT=%d", port),
 		"ND_LOGLEVEL=debug", "ND_PLUGINS_ENABLED=true", "ND_PLUGINS_FOLDER=" + plugins,
 		// No outside services (there is no network anyway): keeps the log about the plugin.
 		"ND_ENABLEINSIGHTSCOLLECTOR=false", "ND_LASTFM_ENABLED=false", "ND_LISTENBRAINZ_ENABLED=false",
 		"ND_DEEZER_ENABLED=false", "ND_AGENTS=",
+	}
+	if public != "" {
+		n.cmd.Env = append(n.cmd.Env, "ND_SHAREURL="+public)
 	}
 	n.cmd.Stdout = logWriter{n, out}
 	n.cmd.Stderr = logWriter{n, out}

@@ -24,7 +24,30 @@ const (
 	port         = 4533
 	// shareURL makes Navidrome's cover URLs public https ones the plugin may register.
 	shareURL = "https://music.example.org"
+	// logoURL and pauseIconURL are the images the plugin registers when it has no public
+	// cover (the logo, as large image) and for a paused track (the icon, as small image).
+	logoURL      = "https://raw.githubusercontent.com/navidrome/website/refs/heads/master/assets/icons/logo.webp"
+	pauseIconURL = "https://raw.githubusercontent.com/navidrome/discord-rich-presence-plugin/800bfacfb8e85c33692373b10ddbd27388f262d2/assets/pause.png"
 )
+
+// imageSetup is where covers can come from: Navidrome's public URL (ND_SHAREURL, "" for
+// none) and the Cover Art Archive (the plugin's caaenabled).
+type imageSetup struct {
+	Name     string
+	ShareURL string
+	CAA      bool
+}
+
+var (
+	// publicImages: a server with a public URL, the Cover Art Archive on.
+	publicImages = imageSetup{"PublicURL", shareURL, true}
+	// defaultImages: Navidrome's default (no ShareURL or BaseURL: its artwork URLs are
+	// http://localhost/…, which must go nowhere), the Cover Art Archive and uguu off.
+	defaultImages = imageSetup{"NoPublicURL", "", false}
+)
+
+// privateURL matches a URL to a loopback, private or link-local host.
+var privateURL = regexp.MustCompile(`(?i)[a-z][a-z0-9+.-]*:(//|\\/\\/)([^/@\s"]*@)?(localhost\b|127\.\d|0\.0\.0\.0|10\.\d|192\.168\.\d|172\.(1[6-9]|2\d|3[01])\.\d|169\.254\.\d|\[(::1|f[cd]|fe80))`)
 
 func redact(s string) string { return strings.ReplaceAll(s, discordToken, "<token>") }
 
@@ -101,8 +124,9 @@ func (w sent) secondsMs() (int64, int64) { return w.from.Unix() * 1000, w.to.Uni
 // checkActivity checks one Listening activity against the track and the report that
 // produced it: start = report time − position, end = start + duration (none when paused);
 // the cover registered with Discord is the Cover Art Archive's for a track with a
-// MusicBrainz release id, else Navidrome's public cover URL; a pause icon when paused.
-func checkActivity(t *testing.T, fake *FakeDiscord, f Frame, tr *Track, w sent, positionMs int64, paused bool) {
+// MusicBrainz release id (when on), else Navidrome's public cover URL, else the logo; a
+// pause icon when paused.
+func checkActivity(t *testing.T, img imageSetup, fake *FakeDiscord, f Frame, tr *Track, w sent, positionMs int64, paused bool) {
 	t.Helper()
 	p := presenceOf(t, f)
 	if len(p.Activities) != 1 {
@@ -130,30 +154,51 @@ func checkActivity(t *testing.T, fake *FakeDiscord, f Frame, tr *Track, w sent, 
 		t.Errorf("%q: end %d, want %d (paused %v)", tr.Title, a.Timestamps.End, wantEnd, paused)
 	}
 	cover := fake.AssetURL(a.Assets.LargeImage)
-	if tr.MBIDs && cover != caaImage(tr.AlbumMBID()) || !tr.MBIDs && !strings.HasPrefix(cover, shareURL+"/share/img/") {
-		t.Errorf("%q: large image %q registered for %q", tr.Title, a.Assets.LargeImage, cover)
+	switch {
+	case !strings.HasPrefix(a.Assets.LargeImage, "mp:external/"):
+		t.Errorf("%q: large image %q is not an external asset", tr.Title, a.Assets.LargeImage)
+	case img.CAA && tr.MBIDs:
+		if cover != caaImage(tr.AlbumMBID()) {
+			t.Errorf("%q: large image %q registered for %q, want the Cover Art Archive's", tr.Title, a.Assets.LargeImage, cover)
+		}
+	case img.ShareURL != "":
+		if !strings.HasPrefix(cover, img.ShareURL+"/share/img/") {
+			t.Errorf("%q: large image %q registered for %q, want Navidrome's public cover", tr.Title, a.Assets.LargeImage, cover)
+		}
+	case cover != logoURL:
+		t.Errorf("%q: large image %q registered for %q, want the logo %s", tr.Title, a.Assets.LargeImage, cover, logoURL)
 	}
 	if a.Assets.LargeText != shown(tr.Album) {
 		t.Errorf("%q: large text %q, want the album %q", tr.Title, a.Assets.LargeText, tr.Album)
 	}
 	pause := fake.AssetURL(a.Assets.SmallImage)
-	if paused != strings.Contains(pause, "pause") || paused != (a.Assets.SmallText == "Paused") {
+	if paused != (pause == pauseIconURL && strings.HasPrefix(a.Assets.SmallImage, "mp:external/")) || !paused && a.Assets.SmallImage != "" ||
+		paused != (a.Assets.SmallText == "Paused") {
 		t.Errorf("%q: small image %q (%q) text %q, paused %v", tr.Title, a.Assets.SmallImage, pause, a.Assets.SmallText, paused)
 	}
 }
 
+// TestPresenceNavidrome063 runs the scenario in a server with a public URL and the Cover
+// Art Archive on, then in Navidrome's default setup (no public URL, no outside image
+// service): there every activity shows the logo.
 func TestPresenceNavidrome063(t *testing.T) {
 	binary := requireEnv(t, "NDP_E2E_NAVIDROME")
 	ndp := requireEnv(t, "NDP_E2E_PACKAGE")
 	music := makeLibrary(t)
+	for _, img := range []imageSetup{publicImages, defaultImages} {
+		t.Run(img.Name, func(t *testing.T) { presenceScenario(t, binary, ndp, music, img) })
+	}
+}
+
+func presenceScenario(t *testing.T, binary, ndp, music string, img imageSetup) {
 	fake := startFakeDiscord(t)
-	nd := startNavidrome(t, binary, music, ndp, fake.CAFile, port)
+	nd := startNavidrome(t, binary, music, ndp, fake.CAFile, port, img.ShareURL)
 	fake.Diagnose = func() string { return pluginProblems(nd.Log()) }
 	nd.CreateAdmin(t)
 	ui := Subsonic{n: nd, Client: webUI, UniqueID: "e2e-webui-tab-1"}
 	waitForLibrary(t, ui)
 
-	configurePlugin(t, nd)
+	configurePluginWith(t, nd, img.CAA)
 
 	// report sends one reportPlayback, as a player does, and returns its time window.
 	report := func(p Subsonic, state string, tr *Track, positionMs int64) sent {
@@ -180,7 +225,7 @@ func TestPresenceNavidrome063(t *testing.T) {
 	playStart := w.from
 	i := fake.WaitFrame(t, 0, frameWait, "presence of track A", isPresence(trackA.Title))
 	frames, conns, _ := fake.Snapshot()
-	checkActivity(t, fake, frames[i], trackA, w, 0, false)
+	checkActivity(t, img, fake, frames[i], trackA, w, 0, false)
 	if c := conns[0]; len(conns) != 1 || c.Host != "gateway.discord.gg" || c.Query != "v=10&encoding=json" {
 		t.Errorf("%d connections before the first presence; the first to %s/?%s, want one to gateway.discord.gg/?v=10&encoding=json",
 			len(conns), c.Host, c.Query)
@@ -206,7 +251,7 @@ func TestPresenceNavidrome063(t *testing.T) {
 	i = fake.WaitFrame(t, i+1, frameWait, "paused presence of track A", func(f Frame) bool {
 		return isPresence(trackA.Title)(f) && presenceOf(t, f).Activities[0].Timestamps.End == 0
 	})
-	checkActivity(t, fake, at(i), trackA, w, pos, true)
+	checkActivity(t, img, fake, at(i), trackA, w, pos, true)
 
 	// 4. resume at the paused position, two seconds later.
 	time.Sleep(2 * time.Second)
@@ -214,13 +259,13 @@ func TestPresenceNavidrome063(t *testing.T) {
 	i = fake.WaitFrame(t, i+1, frameWait, "resumed presence of track A", func(f Frame) bool {
 		return isPresence(trackA.Title)(f) && presenceOf(t, f).Activities[0].Timestamps.End != 0
 	})
-	checkActivity(t, fake, at(i), trackA, w, pos, false)
+	checkActivity(t, img, fake, at(i), trackA, w, pos, false)
 
 	// 5. seek to 5:00: start moves back.
 	time.Sleep(time.Second)
 	w = report(ui, "playing", trackA, 300_000)
 	i = fake.WaitFrame(t, i+1, frameWait, "presence after the seek", isPresence(trackA.Title))
-	checkActivity(t, fake, at(i), trackA, w, 300_000, false)
+	checkActivity(t, img, fake, at(i), trackA, w, 300_000, false)
 
 	// 6. track change: B replaces A with no clear in between, and none when the stop's
 	// 5 s grace timer fires (Navidrome's scheduler logs it) while B plays.
@@ -229,7 +274,7 @@ func TestPresenceNavidrome063(t *testing.T) {
 	stop, w := trackChange(trackA, 301_000, trackB)
 	iB := fake.WaitFrame(t, i+1, frameWait, "presence of track B", isPresence(trackB.Title))
 	frames, _, _ = fake.Snapshot()
-	checkActivity(t, fake, frames[iB], trackB, w, 0, false)
+	checkActivity(t, img, fake, frames[iB], trackB, w, 0, false)
 	if n := countOp(frames[i+1:iB], 3); n != 0 {
 		t.Errorf("%d presence updates between A and B (want none: no clear on a track change):\n%s", n, dumpFrames(frames[i+1:iB]))
 	}
@@ -251,16 +296,16 @@ func TestPresenceNavidrome063(t *testing.T) {
 	legacy.Call(t, "scrobble", url.Values{"id": {trackC.ID}, "submission": {"false"}})
 	w = sent{from, time.Now()}
 	i = fake.WaitFrame(t, i+1, frameWait, "presence of track C (legacy now playing)", isPresence(trackC.Title))
-	checkActivity(t, fake, at(i), trackC, w, 0, false)
+	checkActivity(t, img, fake, at(i), trackC, w, 0, false)
 	legacy.Call(t, "scrobble", url.Values{"id": {trackC.ID}, "submission": {"true"}})
 
 	// 9. names longer than Discord's fields, then emoji sequences and Hangul.
 	w = report(ui, "starting", trackD, 0)
 	i = fake.WaitFrame(t, i+1, frameWait, "presence of the long-named track D", isPresence(shown(trackD.Title)))
-	checkActivity(t, fake, at(i), trackD, w, 0, false)
+	checkActivity(t, img, fake, at(i), trackD, w, 0, false)
 	_, w = trackChange(trackD, 5_000, trackE)
 	i = fake.WaitFrame(t, i+1, frameWait, "presence of track E", isPresence(trackE.Title))
-	checkActivity(t, fake, at(i), trackE, w, 0, false)
+	checkActivity(t, img, fake, at(i), trackE, w, 0, false)
 
 	// 10. Discord asks to reconnect (op 7): the plugin resumes on the resume host
 	// (allowed by *.discord.gg), without a second Identify, and keeps working there.
@@ -281,7 +326,7 @@ func TestPresenceNavidrome063(t *testing.T) {
 		start := p.Activities[0].Timestamps.Start
 		return start >= lo-60_000 && start <= hi-60_000
 	})
-	checkActivity(t, fake, at(i), trackE, w, 60_000, false)
+	checkActivity(t, img, fake, at(i), trackE, w, 60_000, false)
 
 	// 11. skip to A and stop 2 s later, while the skip's stop grace and A's deferred
 	// update are still pending: the clear must still wait 5 s after the last stop.
@@ -290,9 +335,8 @@ func TestPresenceNavidrome063(t *testing.T) {
 	w = report(ui, "stopped", trackA, 2_000)
 	waitClear(t, fake, i+1, w)
 
-	frames, conns, requests := fake.Snapshot()
+	frames, conns, _ = fake.Snapshot()
 	checkWholeSession(t, frames, conns)
-	checkRequests(t, requests)
 
 	// 12. The first report after a (re)load: Navidrome sends it to the playback-report and
 	// now-playing handlers at once, from two workers. Disabling and enabling the plugin
@@ -316,7 +360,8 @@ func TestPresenceNavidrome063(t *testing.T) {
 			break
 		}
 	}
-	frames, _, _ = fake.Snapshot()
+	frames, _, requests := fake.Snapshot()
+	checkRequests(t, img, frames, requests)
 	for _, f := range frames {
 		var env struct{ Op *int }
 		if json.Unmarshal([]byte(f.Raw), &env) != nil || env.Op == nil {
@@ -362,7 +407,11 @@ func waitClear(t *testing.T, fake *FakeDiscord, from int, w sent) int {
 // configurePlugin does what an admin does on the plugin's page: the plugin shows up
 // disabled, the config and the user grant are saved in one PUT, then the Enable switch
 // sends a second PUT (ui/src/plugin/PluginShow.jsx, ToggleEnabledSwitch.jsx).
-func configurePlugin(t *testing.T, nd *Navidrome) {
+func configurePlugin(t *testing.T, nd *Navidrome) { t.Helper(); configurePluginWith(t, nd, true) }
+
+// configurePluginWith is configurePlugin with the Cover Art Archive on or off (the form's
+// checkbox; uguu stays off).
+func configurePluginWith(t *testing.T, nd *Navidrome, caa bool) {
 	t.Helper()
 	var row PluginRow
 	nd.poll(t, 20*time.Second, "the plugin to be discovered", func() bool {
@@ -385,7 +434,7 @@ func configurePlugin(t *testing.T, nd *Navidrome) {
 	}
 	userID := nd.UserID(t, adminUser)
 	// The UI writes JSONForms' data with JSON.stringify: keys in form order.
-	config := `{"clientid":"` + clientID + `","users":[{"username":"` + adminUser + `","token":"` + discordToken + `"}],"caaenabled":true}`
+	config := `{"clientid":"` + clientID + `","users":[{"username":"` + adminUser + `","token":"` + discordToken + `"}],"caaenabled":` + fmt.Sprint(caa) + `}`
 	ids, _ := json.Marshal([]string{userID})
 	if code := nd.api(t, "PUT", "/api/plugin/"+pluginID, map[string]any{"config": config, "users": string(ids), "allUsers": false}, &row); code != 200 {
 		t.Fatalf("saving the plugin settings: status %d", code)
@@ -401,17 +450,31 @@ func configurePlugin(t *testing.T, nd *Navidrome) {
 }
 
 // checkRequests: images are registered at discord.com with the user's token, covers are
-// looked up by release id at the Cover Art Archive without it, and no URL with Subsonic
-// credentials leaves Navidrome.
-func checkRequests(t *testing.T, requests []Request) {
+// looked up by release id at the Cover Art Archive without it (and only when it is on),
+// no URL with Subsonic credentials leaves Navidrome, and no URL to a loopback or private
+// host reaches the fakes at all, in a request or a gateway frame. Without a public URL the
+// only images registered are the logo and the pause icon.
+func checkRequests(t *testing.T, img imageSetup, frames []Frame, requests []Request) {
 	t.Helper()
-	assets, caa := 0, 0
+	assets, caa, logo := 0, 0, 0
 	for _, r := range requests {
 		switch {
 		case r.Host == "discord.com" && r.Path == "/api/v9/applications/"+clientID+"/external-assets" && r.Method == "POST":
 			assets++
 			if r.Authorization != discordToken {
 				t.Errorf("external-assets request without the user's token")
+			}
+			var body struct{ URLs []string }
+			if err := json.Unmarshal([]byte(r.Body), &body); err != nil {
+				t.Errorf("external-assets body is not JSON: %v: %s", err, redact(r.Body))
+			}
+			for _, u := range body.URLs {
+				if u == logoURL {
+					logo++
+				}
+				if img.ShareURL == "" && u != logoURL && u != pauseIconURL {
+					t.Errorf("with no public URL, %s registered (want only the logo and the pause icon)", u)
+				}
 			}
 		case r.Host == "coverartarchive.org":
 			caa++
@@ -427,11 +490,22 @@ func checkRequests(t *testing.T, requests []Request) {
 		if strings.Contains(r.Body, "/rest/") || regexp.MustCompile(`[?&](u|t|s|p|jwt|apiKey)=`).MatchString(r.Body) {
 			t.Errorf("a URL with Subsonic credentials sent to %s: %s", r.Host, redact(r.Body))
 		}
+		if m := privateURL.FindString(r.Path + " " + r.Body); m != "" {
+			t.Errorf("a local URL (%s…) sent to %s: %s %s", m, r.Host, r.Path, redact(r.Body))
+		}
 	}
-	if assets == 0 || caa == 0 {
-		t.Errorf("%d external-assets and %d Cover Art Archive requests, want some of each", assets, caa)
+	for _, f := range frames {
+		if m := privateURL.FindString(f.Raw); m != "" {
+			t.Errorf("a local URL (%s…) in an op %d frame: %s", m, f.Op, redact(f.Raw))
+		}
 	}
-	t.Logf("%d external-assets registrations, %d Cover Art Archive lookups", assets, caa)
+	if assets == 0 || img.CAA != (caa > 0) {
+		t.Errorf("%d external-assets and %d Cover Art Archive requests (Cover Art Archive on: %v)", assets, caa, img.CAA)
+	}
+	if img.ShareURL == "" && logo == 0 {
+		t.Errorf("with no public URL, the logo was never registered")
+	}
+	t.Logf("%d external-assets registrations (%d with the logo), %d Cover Art Archive lookups", assets, logo, caa)
 }
 
 func countOp(frames []Frame, op int) int {

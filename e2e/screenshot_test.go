@@ -39,7 +39,7 @@ func TestScreenshotPluginPage(t *testing.T) {
 	}
 	ndp := requireEnv(t, "NDP_E2E_PACKAGE")
 	fake := startFakeDiscord(t)
-	nd := startNavidrome(t, binary, makeLibrary(t), ndp, fake.CAFile, port+2)
+	nd := startNavidrome(t, binary, makeLibrary(t), ndp, fake.CAFile, port+2, shareURL)
 	nd.CreateAdmin(t)
 	configurePlugin(t, nd)
 
