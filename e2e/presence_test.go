@@ -208,11 +208,13 @@ func presenceScenario(t *testing.T, binary, ndp, music string, img imageSetup) {
 		return sent{from, time.Now()}
 	}
 	// trackChange is what the web UI sends when the next track begins: stopped for the old
-	// one, starting for the new one, and playing once that request is done.
+	// one, starting for the new one, and playing once that request is done. Both of the new
+	// track's reports are at position 0 and the activity may follow either's timestamp, so
+	// start spans the two requests.
 	trackChange := func(old *Track, oldPos int64, next *Track) (stop, start sent) {
 		stop = report(ui, "stopped", old, oldPos)
 		start = report(ui, "starting", next, 0)
-		report(ui, "playing", next, 0)
+		start.to = report(ui, "playing", next, 0).to
 		return stop, start
 	}
 	// Each step waits for its presence update before the next step, so an update the
