@@ -393,6 +393,11 @@ fn lock(h: &mut impl Host, name: &str, gen: u32, held: Option<u32>) -> core::res
     Ok(Some(id))
 }
 
+/// When a heartbeat of connection `gen` that found the send lock taken fell due (`hw`).
+fn beat_wanted(h: &mut impl Host, gen: u32, name: &str) -> Option<i64> {
+    host::cache_get(h, &state::conn_key("hw", gen, name)).and_then(|t| state::int(&t))
+}
+
 /// Releases the send lock of connection `gen` (`id`; `None`: the caller's caller holds
 /// it), then sends a heartbeat that was left for the holder (`hw.<gen>.<user>`, the time
 /// it fell due) if none went out since (`beat_ms`). That beat's own release looks no
@@ -409,8 +414,7 @@ fn release(h: &mut impl Host, u: &User, gen: u32, id: Option<String>, beat_ms: O
         None => Some(gen),
     };
     let Some(beat_ms) = beat_ms else { return };
-    let wanted = host::cache_get(h, &state::conn_key("hw", gen, name)).and_then(|t| state::int(&t));
-    if wanted.is_some_and(|t| t > beat_ms) {
+    if beat_wanted(h, gen, name).is_some_and(|t| t > beat_ms) {
         if let Err(e) = on_beat(h, u, gen, Beat::Retry(false), RETRIES + 1, now, held) {
             log(h, Level::Warn, name, &e);
         }
@@ -500,8 +504,7 @@ fn on_beat(h: &mut impl Host, u: &User, gen: u32, kind: Beat, tries: u8, now: i6
     let now = now.max(h.now_ms());
     let mut sent = load_sent(h, gen, name, false);
     // The beat this call stands for may have gone out meanwhile, handed to a lock holder.
-    let done = (asked || matches!(kind, Beat::Retry(_)))
-        && host::cache_get(h, &state::conn_key("hw", gen, name)).and_then(|t| state::int(&t)).is_some_and(|t| sent.beat_ms >= t);
+    let done = (asked || matches!(kind, Beat::Retry(_))) && beat_wanted(h, gen, name).is_some_and(|t| sent.beat_ms >= t);
     let actions = gateway::beat(&conn, &link, sent.beat_ms, kind, done, seed(name, now, gen));
     let saved = if actions.iter().any(|a| matches!(a, Action::Send(_))) {
         sent.beat_ms = now;
