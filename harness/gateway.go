@@ -79,6 +79,12 @@ type Gateway struct {
 	// ReplyDelay, when > 0, delays Hello, READY and RESUMED by that much
 	// virtual time, AckDelay the heartbeat ACKs (a slow gateway).
 	ReplyDelay, AckDelay time.Duration
+	// ThrottleIdentify answers every Identify with op 9 (d: false), as Discord does
+	// while it throttles new sessions; the Identify is still recorded.
+	ThrottleIdentify bool
+	// OnSession, when set, runs after READY or RESUMED is queued on a socket (a
+	// storm: op 7 or a close right after each new or resumed session).
+	OnSession func(c *Conn, resumed bool)
 
 	sessions map[string]*GatewaySession // live sessions by id
 	conns    map[*Conn]*GatewaySession  // the session each socket identified or resumed
@@ -193,6 +199,10 @@ func (g *Gateway) authenticate(c *Conn, op int, raw json.RawMessage) {
 		}
 		slices.SortFunc(live, func(a, b *GatewaySession) int { return strings.Compare(a.ID, b.ID) })
 		g.Identifies = append(g.Identifies, IdentifyAt{Conn: c, At: g.clock.Now(), N: g.ws.events, Resumable: live})
+		if g.ThrottleIdentify {
+			g.ws.QueueText(c, `{"op":9,"d":false,"s":null,"t":null}`)
+			return
+		}
 		g.started++
 		s = &GatewaySession{ID: fmt.Sprintf("sess-%d", g.started), Token: d.Token}
 		g.sessions[s.ID], g.conns[c] = s, s
@@ -202,6 +212,9 @@ func (g *Gateway) authenticate(c *Conn, op int, raw json.RawMessage) {
 		}
 		g.Dispatch(c, "READY", fmt.Sprintf(`{"v":10,"user":{"id":"1","username":"alice"},%s"sessions":%s,"session_id":%q,"resume_gateway_url":%q}`,
 			readyJunk(g.ReadyJunk), sessions, s.ID, g.ResumeURL))
+		if g.OnSession != nil {
+			g.OnSession(c, false)
+		}
 	case s == nil || s.Token != d.Token || d.Seq == nil || *d.Seq > s.Seq:
 		if s != nil && s.Token == d.Token {
 			s.Dead = true
@@ -210,6 +223,9 @@ func (g *Gateway) authenticate(c *Conn, op int, raw json.RawMessage) {
 	default:
 		g.conns[c] = s
 		g.Dispatch(c, "RESUMED", `{"_trace":["[\"gateway-prd-us-east1-b-0\",{\"micros\":1}]"]}`)
+		if g.OnSession != nil {
+			g.OnSession(c, true)
+		}
 	}
 }
 
