@@ -21,7 +21,8 @@ type gwRecord struct {
 
 // parseRecord reads one cache write: ok is false for keys that are not a
 // gateway record, or values that do not parse. Today (src/state.rs) there are
-// two: the link `gw.<user>` = `gen idle attempts at seq session_id resume_url`,
+// two: the link `gw.<user>` = `gen idle attempts at seq session_id resume_url
+// waiting identify_at`,
 // written only by the reconnect timer, and each connection's record
 // `cn.<gen>.<user>` = `phase seq heartbeat status fatal ready ack session_id
 // resume_url`, written only by its read loop; seq is `-` when none.
@@ -33,7 +34,7 @@ func parseRecord(key string, value any) (rec gwRecord, ok bool) {
 	f := strings.Split(text, " ")
 	var seq, session string
 	var err error
-	if user, isLink := strings.CutPrefix(key, "gw."); isLink && len(f) == 7 {
+	if user, isLink := strings.CutPrefix(key, "gw."); isLink && len(f) == 9 {
 		rec = gwRecord{Key: key, User: user, Phase: -1}
 		if rec.Gen, err = strconv.ParseInt(f[0], 10, 64); err != nil {
 			return rec, false

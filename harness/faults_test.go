@@ -299,15 +299,15 @@ func (r *rig) cacheString(key string) (string, bool) {
 
 var (
 	intField = regexp.MustCompile(`^-?\d+$`)
-	// gen idle attempts at seq session_id resume_url
-	linkRecord = regexp.MustCompile(`^\d+ [01] \d+ -?\d+ (-|-?\d+) [!-~]* ((wss://[!-~]+)?)$`)
+	// gen idle attempts at seq session_id resume_url waiting identify_at
+	linkRecord = regexp.MustCompile(`^\d+ [01] \d+ -?\d+ (-|-?\d+) [!-~]* ((wss://[!-~]+)?) [01] -?\d+$`)
 	// phase seq heartbeat status fatal ready ack session_id resume_url
 	connRecord = regexp.MustCompile(`^[0-5] (-|-?\d+) \d+ [0-3] \d+ -?\d+ -?\d+ [!-~]* ((wss://[!-~]+)?)$`)
 )
 
 func badLink(v string) string {
 	if !linkRecord.MatchString(v) {
-		return "not `gen idle attempts at seq session_id resume_url`"
+		return "not `gen idle attempts at seq session_id resume_url waiting identify_at`"
 	}
 	return ""
 }

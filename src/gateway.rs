@@ -59,13 +59,27 @@ pub struct Link {
     pub seq: Option<i64>,
     pub session_id: String,
     pub resume_url: String,
+    /// This generation dials nothing: the identify budget was spent; its reconnect
+    /// timer fires when the budget allows one more (`at_ms`).
+    pub waiting: bool,
+    /// The identify budget's clock (ms, a GCRA's theoretical arrival time): each new
+    /// session moves it `IDENTIFY_EVERY_MS` past the later of itself and now; one is
+    /// allowed while it is at most `IDENTIFY_BURST - 1` steps ahead of now.
+    pub identify_at: i64,
 }
 
 impl Default for Link {
     fn default() -> Self {
-        Link { gen: 0, idle: true, attempts: 0, at_ms: 0, seq: None, session_id: String::new(), resume_url: String::new() }
+        Link { gen: 0, idle: true, attempts: 0, at_ms: 0, seq: None, session_id: String::new(), resume_url: String::new(), waiting: false, identify_at: 0 }
     }
 }
+
+/// New sessions (Identify) a user may start, whatever the gateway answers: 4 at once,
+/// then one every 20 minutes, so at most 6 in any hour. An account that identifies in a
+/// loop is what Discord flags, and while Discord throttles identifies (op 9) each one
+/// only earns another op 9. Resumes do not count.
+const IDENTIFY_BURST: i64 = 4;
+pub const IDENTIFY_EVERY_MS: i64 = 1_200_000;
 
 /// Per-connection gateway state.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -216,6 +230,7 @@ impl Link {
             return None;
         }
         let mut next = Link { gen: self.gen, at_ms: now, ..Link::default() };
+        next.identify_at = self.identify_at;
         // The session to resume: what the ended connection held (it may have dropped it:
         // op 9, 4009, an idle close); after a failed dial, or at rest, what the link had.
         // A rest keeps it: a track after a short pause resumes instead of identifying.
@@ -231,18 +246,30 @@ impl Link {
         }
         next.gen = gen.wrapping_add(1);
         next.idle = false;
-        if !self.idle {
-            next.attempts = self.failures(conn);
-        }
-        let (url, msg) = if next.resumable() {
+        next.attempts = if self.waiting { self.attempts } else if self.idle { 0 } else { self.failures(conn) };
+        let mut out = Vec::new();
+        let url = if next.resumable() {
             let mut u = String::from(next.resume_url.strip_suffix("/").unwrap_or(&next.resume_url));
             u.push_str(QUERY);
-            (u, "connecting to Discord to resume the session")
+            out.push(Action::Log(Level::Info, "connecting to Discord to resume the session", 0));
+            u
+        } else if self.identify_at - now > (IDENTIFY_BURST - 1) * IDENTIFY_EVERY_MS {
+            // The budget is spent: wait, without a socket, until it allows one more.
+            next.waiting = true;
+            next.at_ms = self.identify_at - (IDENTIFY_BURST - 1) * IDENTIFY_EVERY_MS;
+            if !self.waiting {
+                out.push(Action::Log(Level::Warn, "new Discord sessions keep failing and their budget (6 an hour) is spent; waiting up to 20 minutes", 0));
+            }
+            out.push(Action::Reconnect(((next.at_ms - now + 999) / 1000) as u32));
+            return Some((next, out));
         } else {
-            (GATEWAY_URL.into(), "connecting to Discord")
+            next.identify_at = self.identify_at.max(now) + IDENTIFY_EVERY_MS;
+            out.push(Action::Log(Level::Info, if self.waiting { "trying a new Discord session again" } else { "connecting to Discord" }, 0));
+            GATEWAY_URL.into()
         };
         let retry = backoff_secs(next.failures(None), false, ctx.rand);
-        Some((next, alloc::vec![Action::Log(Level::Info, msg, 0), Action::Connect { url, retry }]))
+        out.push(Action::Connect { url, retry });
+        Some((next, out))
     }
 }
 
@@ -743,6 +770,39 @@ mod tests {
         let (third, a) = second.reconnect(2, None, true, &at(10)).unwrap();
         assert_eq!(dials(a), vec!["wss://r.discord.gg/?v=10&encoding=json"]);
         assert_eq!(third.attempts, second.attempts + 1);
+    }
+
+    #[test]
+    fn new_sessions_stop_at_the_hourly_budget_and_start_again_after() {
+        // Every Identify answered with op 9 (d: false), for three hours.
+        let refused = Conn { phase: Phase::Closed, ..Conn::default() };
+        let (mut link, mut now, mut tried, mut logs) = (Link::default(), 1_000, Vec::new(), Vec::new());
+        while now < 3 * 3_600_000 {
+            let conn = (link.gen > 0).then_some(&refused);
+            let (next, a) = link.reconnect(link.gen, conn, true, &at(now)).unwrap();
+            logs.extend(a.iter().filter_map(|x| if let Action::Log(_, m, _) = x { Some(*m) } else { None }));
+            now += match (dials(a.clone()).len(), a.last()) {
+                (1, _) => {
+                    tried.push(now);
+                    5_000
+                }
+                (_, Some(Action::Reconnect(secs))) => *secs as i64 * 1000,
+                _ => panic!("{a:?}"),
+            };
+            link = next;
+        }
+        // At most 6 in any hour: 4 at first, then one every 20 minutes.
+        for (i, t) in tried.iter().enumerate() {
+            assert!(tried[i..].iter().filter(|u| *u - t < 3_600_000).count() <= 6, "{tried:?}");
+        }
+        assert_eq!(tried.len(), 4 + 8, "{tried:?}");
+        let waits = logs.iter().filter(|m| m.contains("budget")).count();
+        assert_eq!((waits, logs.iter().filter(|m| m.starts_with("trying")).count()), (9, 8), "{logs:?}");
+        // Resumes are not new sessions: a resumable link dials at once.
+        let (mut l, c) = ready();
+        l.identify_at = tried[3] + 5 * IDENTIFY_EVERY_MS;
+        let (_, a) = l.reconnect(1, Some(&c), true, &at(tried[3] + 1)).unwrap();
+        assert_eq!(dials(a), vec!["wss://r.discord.gg/?v=10&encoding=json"]);
     }
 
     #[test]

@@ -153,6 +153,12 @@ impl Fields {
         self.0.raw(" ").raw(v);
         self
     }
+    fn ints(mut self, v: &[i64]) -> Self {
+        for t in v {
+            self = self.int(*t);
+        }
+        self
+    }
     fn done(self) -> String {
         crate::json::utf8(self.0.buf)
     }
@@ -177,11 +183,20 @@ impl<'a> Parse<'a> {
     fn end(mut self) -> Option<()> {
         self.0.next().is_none().then_some(())
     }
+    /// The remaining fields: numbers, at most `most`.
+    fn ints(&mut self, most: usize) -> Option<Vec<i64>> {
+        let mut v = Vec::new();
+        for t in self.0.by_ref() {
+            v.push(int(t)?);
+        }
+        (v.len() <= most).then_some(v)
+    }
 }
 
-/// `gen idle attempts at seq session_id resume_url`.
+/// `gen idle attempts at seq session_id resume_url waiting identify_at`.
 pub fn save_link(l: &Link) -> String {
-    Fields::new().int(l.gen as i64).int(l.idle as i64).int(l.attempts as i64).int(l.at_ms).seq(l.seq).text(&l.session_id).text(&l.resume_url).done()
+    let f = Fields::new().int(l.gen as i64).int(l.idle as i64).int(l.attempts as i64).int(l.at_ms).seq(l.seq).text(&l.session_id).text(&l.resume_url);
+    f.int(l.waiting as i64).int(l.identify_at).done()
 }
 
 pub fn load_link(text: &str) -> Option<Link> {
@@ -194,6 +209,8 @@ pub fn load_link(text: &str) -> Option<Link> {
         seq: p.seq()?,
         session_id: p.text()?,
         resume_url: p.text()?,
+        waiting: p.int()? != 0,
+        identify_at: p.int()?,
     };
     p.end().map(|_| l)
 }
@@ -241,21 +258,13 @@ pub struct Sent {
 }
 
 pub fn save_sent(s: &Sent) -> String {
-    let mut f = Fields::new().int(s.fingerprint as i64).int(s.start_ms).int(s.beat_ms);
-    for t in &s.times {
-        f = f.int(*t);
-    }
-    f.done()
+    Fields::new().int(s.fingerprint as i64).int(s.start_ms).int(s.beat_ms).ints(&s.times).done()
 }
 
 pub fn load_sent(text: &str) -> Option<Sent> {
     let mut p = Parse::new(text);
     let (fingerprint, start_ms, beat_ms) = (p.int()? as u64, p.int()?, p.int()?);
-    let mut times = Vec::new();
-    while let Some(t) = p.0.next() {
-        times.push(int(t)?);
-    }
-    (times.len() <= crate::presence::WINDOW_SENDS).then_some(Sent { fingerprint, start_ms, beat_ms, times })
+    Some(Sent { fingerprint, start_ms, beat_ms, times: p.ints(crate::presence::WINDOW_SENDS)? })
 }
 
 #[cfg(test)]
@@ -266,7 +275,9 @@ mod tests {
     fn link_and_conn_round_trip() {
         let mut l = Link::default();
         assert_eq!(load_link(&save_link(&l)), Some(l.clone()));
-        l = Link { gen: 7, idle: false, attempts: 3, at_ms: 1714600000000, seq: Some(123456789), session_id: "abc".into(), resume_url: "wss://gateway-us-east1-b.discord.gg".into() };
+        l = Link { gen: 7, idle: false, attempts: 3, at_ms: 1714600000000, seq: Some(123456789), session_id: "abc".into(), resume_url: "wss://gateway-us-east1-b.discord.gg".into(), waiting: true, identify_at: 1714600000000 };
+        assert_eq!(load_link(&save_link(&l)), Some(l.clone()));
+        l.resume_url.clear();
         assert_eq!(load_link(&save_link(&l)), Some(l));
         let mut c = Conn::default();
         assert_eq!(load_conn(&save_conn(&c)), Some(c.clone()));
@@ -276,7 +287,7 @@ mod tests {
 
     #[test]
     fn corrupt_records_are_absent() {
-        for bad in ["", "x", "1 0 0 0 - a", "1 0 0 0 - a b c", "1 0 0 0 1x a b", "99999999999999999999 0 0 0 - a b"] {
+        for bad in ["", "x", "1 0 0 0 - a", "1 0 0 0 - a b c", "1 0 0 0 - a b", "1 0 0 0 - a b 0 1 2", "1 0 0 0 - a b 0", "1 0 0 0 - a b 0 x", "1 0 0 0 1x a b", "99999999999999999999 0 0 0 - a b"] {
             assert_eq!(load_link(bad), None, "{bad:?}");
         }
         for bad in ["", "9 - 0 0 0 0 0 a b", "1 - 0 0 0 0 0 a", "1 - 0 0 0 0 0 a b c"] {
