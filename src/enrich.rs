@@ -448,6 +448,42 @@ mod tests {
     }
 
     #[test]
+    fn uguu_uploads_only_images_discord_shows() {
+        let (u, s) = (user(), set(&[("uguuenabled", "true")]));
+        // A Subsonic error document served as the cover, an SVG, a content type with a
+        // header injection: nothing is uploaded.
+        for ct in ["text/xml", "application/json", "image/svg+xml", "image/png\r\nX-A: b", ""] {
+            let mut h = Fake::default();
+            h.raw = ["{\"contentType\":\"", ct, "\",\"data\":\"PHN1YnNvbmljLXJlc3BvbnNlLz4=\"}"].concat();
+            h.route("https://uguu.se/upload", 200, "", r#"{"success":true,"files":[{"url":"https://a.uguu.se/up.png"}]}"#);
+            assert_eq!(cover_url(&mut h, &u, &s, &want(), NOW), "", "{ct}");
+            assert!(h.requests.is_empty(), "{ct}: {:?}", h.requests);
+        }
+        for ct in ["image/jpeg", "image/png", "image/gif", "image/webp"] {
+            let mut h = Fake::default();
+            h.raw = ["{\"contentType\":\"", ct, "\",\"data\":\"UE5H\"}"].concat();
+            h.route("https://uguu.se/upload", 200, "", r#"{"success":true,"files":[{"url":"https://a.uguu.se/up.png"}]}"#);
+            assert_eq!(cover_url(&mut h, &u, &s, &want(), NOW), "https://a.uguu.se/up.png", "{ct}");
+            assert!(h.requests[0].2.contains(&["Content-Type: ", ct, "\r\n"].concat()), "{ct}");
+        }
+    }
+
+    #[test]
+    fn caa_covers_are_cached_under_a_valid_mbid_only() {
+        // Two albums whose album-id tag is the same junk, with different release groups:
+        // each gets its own group's cover.
+        let (g1, g2) = ("0f3c5a2e-7d41-4b6e-9a1c-2b8d4e6f7a90", "1f3c5a2e-7d41-4b6e-9a1c-2b8d4e6f7a91");
+        let mut h = Fake::default();
+        h.route(&["https://coverartarchive.org/release-group/", g1].concat(), 307, "https://archive.org/one.jpg", "");
+        h.route(&["https://coverartarchive.org/release-group/", g2].concat(), 307, "https://archive.org/two.jpg", "");
+        let w1 = Want { album_mbid: "not-an-mbid".into(), group_mbid: g1.into(), ..want() };
+        let w2 = Want { group_mbid: g2.into(), ..w1.clone() };
+        assert_eq!(cover_art_archive(&mut h, &w1, NOW).as_deref(), Some("https://archive.org/one.jpg"));
+        assert_eq!(cover_art_archive(&mut h, &w2, NOW).as_deref(), Some("https://archive.org/two.jpg"));
+        assert!(!h.cache.keys().any(|k| k.contains("not-an-mbid")), "{:?}", h.cache);
+    }
+
+    #[test]
     fn registration_batches_caches_and_backs_off() {
         let (mut h, u) = (Fake::default(), user());
         h.route(ASSETS, 200, "", r#"[{"url":"https://a/x.jpg","external_asset_path":"external/A/https/a/x.jpg"},{"url":"https://p/p.png","external_asset_path":"external/P"}]"#);

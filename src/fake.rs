@@ -26,6 +26,8 @@ pub struct Fake {
     pub requests: Vec<(String, String, String)>,
     /// What `artwork_gettrackurl` answers; empty: a public https URL.
     pub art_url: String,
+    /// Navidrome's answer to `subsonicapi_callraw` ("": a PNG cover).
+    pub raw: String,
     /// The wall clock (Unix ms), and when each pending timer falls due by it.
     pub clock: i64,
     pub due: BTreeMap<String, i64>,
@@ -122,6 +124,7 @@ impl Host for Fake {
             }
             Call::TrackArt if !self.art_url.is_empty() => return reply("url", &self.art_url),
             Call::TrackArt => return reply("url", &format!("https://nd.example.org/share/img/{}?size=300", id("id"))),
+            Call::SubsonicRaw if !self.raw.is_empty() => return self.raw.as_bytes().to_vec(),
             Call::SubsonicRaw => return br#"{"contentType":"image/png","data":"UE5H"}"#.to_vec(),
             Call::Http => {
                 let mut req = (String::new(), String::new(), String::new());
