@@ -109,11 +109,12 @@ fn cover_url(h: &mut impl Host, u: &User, set: &Settings, w: &Want, now: i64) ->
 fn cover_art_archive(h: &mut impl Host, w: &Want, now: i64) -> Option<String> {
     // MusicBrainz ids are UUIDs; anything else in a tag never reaches the URL.
     let uuid = |s: &str| s.len() == 36 && s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+    // Cached under the first valid id: a junk album id shared by two albums must not
+    // make them share a cover.
     let key = match (w.album_mbid.as_str(), w.group_mbid.as_str()) {
-        (a, g) if !uuid(a) && !uuid(g) => return None,
-        ("", "") => return None,
-        ("", rg) => state::key("caa.rg", rg),
-        (id, _) => state::key("caa", id),
+        (a, _) if uuid(a) => state::key("caa", a),
+        (_, g) if uuid(g) => state::key("caa.rg", g),
+        _ => return None,
     };
     if let Some(v) = cached(h, &key, now) {
         return (!v.is_empty()).then_some(v);
@@ -159,7 +160,13 @@ fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64) -> String {
             return String::new();
         }
     };
-    let ctype = if ctype.starts_with("image/") && ctype.bytes().all(|b| b >= b' ') { ctype } else { "image/jpeg".into() };
+    // Only the images Discord shows; anything else (a Subsonic error document, an SVG)
+    // is never uploaded.
+    if crate::json::key_index(ctype.as_bytes(), &["image/jpeg", "image/png", "image/gif", "image/webp"]).is_none() {
+        h.log(Level::Warn, "the cover Navidrome served is not a JPEG, PNG, GIF or WebP image; not uploaded");
+        remember(h, &key, "", now, 10 * MIN);
+        return String::new();
+    }
     const B: &str = "----NavidromeCoverArt";
     let head = ["--", B, "\r\nContent-Disposition: form-data; name=\"files[]\"; filename=\"cover.jpg\"\r\nContent-Type: ", &ctype, "\r\n\r\n"].concat();
     let body = [head.as_bytes(), &data, b"\r\n--", B.as_bytes(), b"--\r\n"].concat();
