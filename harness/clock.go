@@ -95,6 +95,11 @@ func (c *Clock) Advance(d time.Duration) {
 	c.now = target
 }
 
+// Sleep moves the clock forward by d without firing timers: a call blocked that
+// long inside a host function (timers due meanwhile fire at the next Advance or
+// RunDue, late, as Navidrome's would run beside the blocked call).
+func (c *Clock) Sleep(d time.Duration) { c.now = c.now.Add(d) }
+
 // Pending returns the due times of the live timers, earliest first.
 func (c *Clock) Pending() []time.Time {
 	var out []time.Time

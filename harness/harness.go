@@ -177,7 +177,7 @@ func newHarness(t testing.TB, m *Manifest, opts Options) *Harness {
 	h.Subsonic = &Subsonic{clock: clock, users: h.Users, Routes: map[string]SubsonicResponse{}}
 	h.WS = NewWebSocket(clock, ids, wsHosts, h.Gateway)
 	h.Gateway.ws = h.WS
-	h.Gateway.via = h.Current
+	h.Gateway.via, h.HTTP.via = h.Current, h.Current
 	callback := func(ctx context.Context, fn string, input any) error { return h.invoke(ctx, fn, input, nil).Err }
 	h.Sched.call, h.WS.call = callback, callback
 	clock.AfterFire = h.Pump

@@ -99,6 +99,9 @@ type Route struct {
 	Prefix string
 	Resp   host.HTTPResponse
 	Err    string // when set, the request fails with this error instead
+	// Hang: the service never answers; the request fails as Go's client does when
+	// the request's timeout runs out, and HTTPCall.Waited holds that timeout.
+	Hang bool
 }
 
 // HTTPCall records one http_send.
@@ -107,6 +110,8 @@ type HTTPCall struct {
 	Request host.HTTPRequest // Method upper-cased, "" → GET
 	Status  int32
 	Err     string
+	Waited  time.Duration // how long the request kept the call waiting (Hang: its timeout)
+	Via     *Result       // the export call that sent it (nil outside a call)
 }
 
 // HTTP fakes host.HTTPService (plugins/host_httpclient.go): http/https only,
@@ -115,6 +120,7 @@ type HTTPCall struct {
 // addresses and "localhost" are refused. Unrouted requests fail.
 type HTTP struct {
 	clock  *Clock
+	via    func() *Result
 	hosts  []string
 	Routes []Route
 	Calls  []HTTPCall
@@ -140,6 +146,12 @@ func normMethod(m string) string {
 func (h *HTTP) record(req host.HTTPRequest, resp *host.HTTPResponse, err error) {
 	req.Method = normMethod(req.Method)
 	call := HTTPCall{At: h.clock.Now(), Request: req}
+	if h.via != nil {
+		call.Via = h.via()
+	}
+	if err != nil && strings.Contains(err.Error(), "Client.Timeout exceeded") {
+		call.Waited = time.Duration(req.TimeoutMs) * time.Millisecond
+	}
 	if err != nil {
 		call.Err = err.Error()
 	} else {
@@ -161,6 +173,10 @@ func (h *HTTP) route(req host.HTTPRequest) (*host.HTTPResponse, error) {
 	}
 	for _, r := range h.Routes {
 		if (r.Method == "" || r.Method == req.Method) && strings.HasPrefix(req.URL, r.Prefix) {
+			if r.Hang {
+				h.clock.Sleep(time.Duration(req.TimeoutMs) * time.Millisecond)
+				return nil, fmt.Errorf("%s %q: context deadline exceeded (Client.Timeout exceeded while awaiting headers)", req.Method, req.URL)
+			}
 			if r.Err != "" {
 				return nil, fmt.Errorf("%s", r.Err)
 			}

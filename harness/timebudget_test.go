@@ -1,0 +1,110 @@
+package harness
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Navidrome gives a call 30 s and runs playback reports through one worker for the
+// whole server, so a report that waits on slow services delays every scrobbler. A
+// report sends the presence with what is cached at once; images and links are looked
+// up afterwards, in a call of their own that waits on HTTP for at most 10 s in all.
+const enrichBudget = 10 * time.Second
+
+var allEnrichment = map[string]any{"caaenabled": true, "uguuenabled": true, "spotifylinks": true}
+
+// httpWaits sums, per export call, how long its HTTP requests kept it waiting (a
+// hanging service: the request's timeout), and counts the requests.
+func (r *rig) httpWaits() (worst time.Duration, worstCall string, reportRequests int) {
+	per := map[*Result]time.Duration{}
+	for _, c := range r.HTTP.Calls {
+		if c.Via == nil {
+			continue
+		}
+		per[c.Via] += c.Waited
+		if c.Via.Func == "nd_scrobbler_playback_report" {
+			reportRequests++
+		}
+	}
+	for res, d := range per {
+		if d > worst {
+			worst, worstCall = d, fmt.Sprintf("%s at %s (%s)", res.Func, res.At.Format("15:04:05"), res.Input)
+		}
+	}
+	return worst, worstCall, reportRequests
+}
+
+func (r *rig) hangAll() {
+	r.HTTP.Routes = []Route{{Prefix: "https://", Hang: true}}
+	r.Subsonic.Routes["getCoverArt"] = SubsonicResponse{ContentType: "image/png", Body: []byte("\x89PNG fake image")}
+}
+
+// Every service times out (Cover Art Archive, uguu, ListenBrainz, Discord's image
+// registration) while tracks change.
+func TestTimeBudgetEveryServiceHangs(t *testing.T) {
+	r := newRig(t, allEnrichment)
+	r.tracks = enrichTracks
+	r.hangAll()
+	c := r.ready(t, alice, "Karma Police")
+	r.Advance(30 * time.Second)
+	n := len(r.Gateway.FramesOn(c, 3))
+	r.play(alice, "Lucky")
+	fs := r.Gateway.FramesOn(c, 3)
+	if len(fs) != n+1 || fs[n].Via == nil || fs[n].Via.Func != "nd_scrobbler_playback_report" {
+		t.Errorf("the report itself must send the presence: %d new op 3, via %v", len(fs)-n, fs[len(fs)-1].Via)
+	} else if _, title := presenceOf(t, fs[n]); title != "Lucky" {
+		t.Errorf("shows %q, want Lucky", title)
+	}
+	asked := len(r.HTTP.Calls)
+	r.Advance(time.Minute)
+	worst, call, fromReports := r.httpWaits()
+	t.Logf("longest HTTP wait of one call: %s (%s); %d requests in all, %d from reports", worst, call, len(r.HTTP.Calls), fromReports)
+	if worst > enrichBudget {
+		t.Errorf("one call waited %s on HTTP, budget %s: %s", worst, enrichBudget, call)
+	}
+	if fromReports != 0 {
+		t.Errorf("playback reports made %d HTTP requests, want none", fromReports)
+	}
+	// A service that just failed is remembered: the next track does not wait on it again.
+	before := len(r.HTTP.Calls)
+	r.play(alice, "Karma Police")
+	r.Advance(time.Minute)
+	for _, hc := range r.HTTP.Calls[before:] {
+		if strings.HasPrefix(hc.Request.URL, "https://coverartarchive.org/") {
+			t.Errorf("the Cover Art Archive timed out a minute ago and is asked again: %s", hc.Request.URL)
+		}
+	}
+	if asked == 0 {
+		t.Errorf("no lookups at all: the scenario tests nothing")
+	}
+}
+
+// Services answer: the report shows the track at once, then the looked-up cover and
+// link replace what was shown, in one more update.
+func TestTimeBudgetEnrichmentUpdatesOnce(t *testing.T) {
+	r := newRig(t, allEnrichment)
+	r.tracks = enrichTracks
+	enrichRoutes(r.Harness)
+	c := r.ready(t, alice, "Lucky")
+	r.Advance(30 * time.Second)
+	n := len(r.Gateway.FramesOn(c, 3))
+	r.play(alice, "Karma Police")
+	r.Advance(time.Minute)
+	fs := r.Gateway.FramesOn(c, 3)[n:]
+	if len(fs) != 2 {
+		t.Fatalf("want the report's update and one enriched update, got %d: %v", len(fs), fs)
+	}
+	if fs[0].Via == nil || fs[0].Via.Func != "nd_scrobbler_playback_report" {
+		t.Errorf("the first update must come from the report itself, came from %v", fs[0].Via)
+	}
+	if !strings.Contains(fs[1].Raw, "mp:external/") || !strings.Contains(fs[1].Raw, "open.spotify.com/track/4wlLbLeDWbA6TzwZFp1UaK") {
+		t.Errorf("the second update lacks the cover or the Spotify link: %s", fs[1].Raw)
+	}
+	for _, f := range fs {
+		if _, title := presenceOf(t, f); title != "Karma Police" {
+			t.Errorf("shows %q, want Karma Police", title)
+		}
+	}
+}
