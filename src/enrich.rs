@@ -23,38 +23,63 @@ const PAUSE_ICON: &str = "https://raw.githubusercontent.com/navidrome/discord-ri
 const SPOTIFY: &str = "https://open.spotify.com/";
 const LABS: &str = "https://labs.api.listenbrainz.org/spotify-id-from-";
 
-/// Adds images and links to `a` for `w`.
-pub fn enrich(h: &mut impl Host, u: &User, set: &Settings, w: &Want, a: &mut Activity, now: i64) {
+/// Until when (wall clock, ms) one call may wait on lookups; every request's timeout ends
+/// by then. A lookup that does not fit is left for later (`skipped`).
+pub struct Net {
+    pub until_ms: i64,
+    pub skipped: bool,
+}
+
+/// How long a call that does the lookups may wait on them (a report's own call waits on
+/// none: Navidrome runs reports through one worker for the whole server).
+pub const LOOKUP_BUDGET_MS: i64 = 10_000;
+
+/// Adds images and links to `a` for `w`, from the caches and as far as `net` allows.
+pub fn enrich(h: &mut impl Host, u: &User, set: &Settings, w: &Want, a: &mut Activity, now: i64, net: &mut Net) {
     // No public cover (Navidrome's default setup has no public URL): the logo.
-    let mut cover = cover_url(h, u, set, w, now);
+    let mut cover = cover_url(h, u, set, w, now, net);
     if cover.is_empty() {
         cover = LOGO.into();
     }
     let small = if w.paused { PAUSE_ICON } else { "" };
-    let [large, small] = register(h, u, [&cover, small], now);
-    a.large_image = if large.is_empty() && cover != LOGO { register(h, u, [LOGO, ""], now)[0].clone() } else { large };
+    let [large, small] = register(h, u, [&cover, small], now, net);
+    a.large_image = if large.is_empty() && cover != LOGO { register(h, u, [LOGO, ""], now, net)[0].clone() } else { large };
     a.small_image = small;
     if set.spotify {
-        a.details_url = spotify(h, w, now);
+        a.details_url = spotify(h, w, now, net);
         a.large_url = a.details_url.clone();
         a.state_url = search_url(&[&w.artist]);
     }
 }
 
-/// An HTTP request whose failure is logged (one line naming the service, never the
-/// token: only the host's error text, which carries the URL); `None` when it failed.
-fn fetch(h: &mut impl Host, method: &str, url: &str, auth: &str, body: Option<(&str, &[u8])>, follow: bool) -> Option<Response> {
-    match host::http(h, method, url, auth, body, follow, if method == "HEAD" { 4000 } else { 5000 }) {
-        Ok(r) if r.status >= 500 => {
-            h.log(Level::Warn, &[url, ": HTTP ", &state::num(r.status)].concat());
-            Some(r)
-        }
-        Ok(r) => Some(r),
-        Err(e) => {
-            h.log(Level::Warn, &["cannot reach ", state::split(url, b'/').nth(2).unwrap_or(url), ": ", &e].concat());
-            None
-        }
+/// The time left in `net` for one more request (at least a second), else `None` and the
+/// lookup is left for later.
+fn afford(h: &mut impl Host, net: &mut Net) -> Option<i64> {
+    let left = net.until_ms - h.now_ms();
+    net.skipped |= left < 1000;
+    (!net.skipped).then_some(left)
+}
+
+/// An HTTP request within `net`'s budget, whose failure is logged (one line naming the
+/// service, never the token: only the host's error text, which carries the URL); `None`
+/// when it failed or did not fit. A service that failed (no answer, or 5xx) is not asked
+/// again for two minutes.
+fn fetch(h: &mut impl Host, net: &mut Net, now: i64, method: &str, url: &str, auth: &str, body: Option<(&str, &[u8])>, follow: bool) -> Option<Response> {
+    let service = state::split(url, b'/').nth(2).unwrap_or(url);
+    let down = state::key("down", service);
+    if cached(h, &down, now).is_some() {
+        return None;
     }
+    let left = afford(h, net)?;
+    let r = host::http(h, method, url, auth, body, follow, left.min(if method == "HEAD" { 4000 } else { 5000 }));
+    let failed = match &r {
+        Ok(r) if r.status >= 500 => [url, ": HTTP ", &state::num(r.status)].concat(),
+        Ok(_) => return r.ok(),
+        Err(e) => ["cannot reach ", service, ": ", e].concat(),
+    };
+    h.log(Level::Warn, &failed);
+    remember(h, &down, "", now, 2 * MIN);
+    r.ok()
 }
 
 /// A cached value that has not expired: `<expiry ms> <value>`.
@@ -84,14 +109,14 @@ fn hashed(prefix: &str, parts: &[&str]) -> String {
 }
 
 /// The large image's source URL (spec §3.6), or "" when there is none.
-fn cover_url(h: &mut impl Host, u: &User, set: &Settings, w: &Want, now: i64) -> String {
+fn cover_url(h: &mut impl Host, u: &User, set: &Settings, w: &Want, now: i64, net: &mut Net) -> String {
     if set.caa {
-        if let Some(url) = cover_art_archive(h, w, now) {
+        if let Some(url) = cover_art_archive(h, w, now, net) {
             return url;
         }
     }
     if set.uguu {
-        return uguu(h, u, w, now);
+        return uguu(h, u, w, now, net);
     }
     match host::track_art_url(h, &w.track_id, 300) {
         Ok(url) if public_https(&url) => url,
@@ -106,7 +131,7 @@ fn cover_url(h: &mut impl Host, u: &User, set: &Settings, w: &Want, now: i64) ->
 /// Cover Art Archive: the release's front image, else the release group's, found by a
 /// HEAD whose 307 `Location` is the image (not followed). A hit is kept a day, a
 /// definitive miss (404) four hours, a transient failure not at all.
-fn cover_art_archive(h: &mut impl Host, w: &Want, now: i64) -> Option<String> {
+fn cover_art_archive(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> Option<String> {
     // MusicBrainz ids are UUIDs; anything else in a tag never reaches the URL.
     let uuid = |s: &str| s.len() == 36 && s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
     // Cached under the first valid id: a junk album id shared by two albums must not
@@ -125,7 +150,7 @@ fn cover_art_archive(h: &mut impl Host, w: &Want, now: i64) -> Option<String> {
             continue;
         }
         let url = ["https://coverartarchive.org/", kind, id, "/front-500"].concat();
-        match fetch(h, "HEAD", &url, "", None, false) {
+        match fetch(h, net, now, "HEAD", &url, "", None, false) {
             // A redirect anywhere but a public https URL (after the upgrade) is no image.
             Some(Response { status: 301..=308, location, .. }) => {
                 let loc = location.strip_prefix("http://").map_or(location.clone(), |r| ["https://", r].concat());
@@ -147,10 +172,14 @@ fn cover_art_archive(h: &mut impl Host, w: &Want, now: i64) -> Option<String> {
 
 /// Opt-in: uploads the cover to uguu.se (files live 3 h) for servers whose own URL is not
 /// public. The link is reused for 2.5 h.
-fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64) -> String {
+fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64, net: &mut Net) -> String {
     let key = state::key("uguu", &w.track_id);
     if let Some(v) = cached(h, &key, now) {
         return v;
+    }
+    // The cover is read from Navidrome only when there is time to upload it.
+    if afford(h, net).is_none() {
+        return String::new();
     }
     let uri = ["getCoverArt?u=", &query_escape(&u.name), "&id=", &query_escape(&w.track_id), "&size=300"].concat();
     let (ctype, data) = match host::subsonic_raw(h, &uri) {
@@ -172,7 +201,7 @@ fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64) -> String {
     let body = [head.as_bytes(), &data, b"\r\n--", B.as_bytes(), b"--\r\n"].concat();
     let ct = ["multipart/form-data; boundary=", B].concat();
     let mut url = String::new();
-    if let Some(r) = fetch(h, "POST", "https://uguu.se/upload", "", Some((&ct, &body)), true) {
+    if let Some(r) = fetch(h, net, now, "POST", "https://uguu.se/upload", "", Some((&ct, &body)), true) {
         if r.status < 400 {
             Reader::new(&r.body).object(|k, r| {
                 if k != b"files" {
@@ -203,7 +232,7 @@ fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64) -> String {
 /// returns their `mp:` paths ("" where there is none). Results are cached (a day; a
 /// failure ten minutes, so a broken URL is not retried on every update); a 429 pauses
 /// registration for its `Retry-After`, a 401 (bad token) for an hour.
-fn register(h: &mut impl Host, u: &User, urls: [&str; 2], now: i64) -> [String; 2] {
+fn register(h: &mut impl Host, u: &User, urls: [&str; 2], now: i64, net: &mut Net) -> [String; 2] {
     let mut out = [String::new(), String::new()];
     let mut ask: Vec<usize> = Vec::new();
     for (i, url) in urls.iter().enumerate() {
@@ -230,7 +259,7 @@ fn register(h: &mut impl Host, u: &User, urls: [&str; 2], now: i64) -> [String; 
     }
     body.raw("]}");
     let endpoint = ["https://discord.com/api/v9/applications/", &u.client_id, "/external-assets"].concat();
-    match fetch(h, "POST", &endpoint, &u.token, Some(("application/json", &body.buf)), true) {
+    match fetch(h, net, now, "POST", &endpoint, &u.token, Some(("application/json", &body.buf)), true) {
         Some(r) if r.status == 429 || r.status == 401 => {
             let secs = if r.status == 401 { 3600 } else { state::int(&r.retry_after).unwrap_or(60).clamp(1, 3600) };
             let msg = if r.status == 401 { "Discord rejected the token (HTTP 401) when registering images" } else { "Discord rate-limited image registration (HTTP 429)" };
@@ -269,33 +298,48 @@ fn register(h: &mut impl Host, u: &User, urls: [&str; 2], now: i64) -> [String; 
 /// A Spotify link for the track (spec §3.8): by MusicBrainz recording id, else by
 /// artist/title/album, through ListenBrainz Labs; else a Spotify search. Track links are
 /// kept 30 days, searches 4 hours.
-fn spotify(h: &mut impl Host, w: &Want, now: i64) -> String {
+fn spotify(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> String {
     let lower = |s: &str| s.to_ascii_lowercase();
     let key = hashed("spotify.", &[&lower(&w.artist0), &lower(&w.title), &lower(&w.album)]);
     if let Some(v) = cached(h, &key, now) {
         return v;
     }
-    let mut id = String::new();
+    // `Some("")`: Labs answered without an id; `None`: it did not answer.
+    let mut id = Some(String::new());
     if !w.recording_mbid.is_empty() {
         let mut b = Out::new();
         b.raw("[{").key("recording_mbid").str(&w.recording_mbid).raw("}]");
-        id = labs(h, "mbid/json", &b.buf);
+        id = labs(h, net, now, "mbid/json", &b.buf);
     }
-    if id.is_empty() && !w.artist0.is_empty() && !w.title.is_empty() {
+    if id.as_ref().is_some_and(|i| i.is_empty()) && !w.artist0.is_empty() && !w.title.is_empty() {
         let mut b = Out::new();
         b.raw("[{").key("artist_name").str(&w.artist0).key("track_name").str(&w.title).key("release_name").str(&w.album).raw("}]");
-        id = labs(h, "metadata/json", &b.buf);
+        id = labs(h, net, now, "metadata/json", &b.buf);
     }
-    let (url, ttl) = if id.is_empty() { (search_url(&[&w.artist, &w.title]), 4 * HOUR) } else { ([SPOTIFY, "track/", &id].concat(), 720 * HOUR) };
-    remember(h, &key, &url, now, ttl);
-    url
+    match id {
+        Some(id) if !id.is_empty() => {
+            let url = [SPOTIFY, "track/", &id].concat();
+            remember(h, &key, &url, now, 720 * HOUR);
+            url
+        }
+        // Only an answer without an id is remembered; a failure is asked again later.
+        found => {
+            let url = search_url(&[&w.artist, &w.title]);
+            if found.is_some() {
+                remember(h, &key, &url, now, 4 * HOUR);
+            }
+            url
+        }
+    }
 }
 
-/// The first well-formed Spotify track id in a Labs answer, "" for none.
-fn labs(h: &mut impl Host, endpoint: &str, body: &[u8]) -> String {
-    match fetch(h, "POST", &[LABS, endpoint].concat(), "", Some(("application/json", body)), true) {
-        Some(r) if (200..300).contains(&r.status) => spotify_id(&r.body),
-        _ => String::new(),
+/// The first well-formed Spotify track id in a Labs answer ("" for none); `None` when
+/// Labs did not answer.
+fn labs(h: &mut impl Host, net: &mut Net, now: i64, endpoint: &str, body: &[u8]) -> Option<String> {
+    match fetch(h, net, now, "POST", &[LABS, endpoint].concat(), "", Some(("application/json", body)), true) {
+        Some(r) if (200..300).contains(&r.status) => Some(spotify_id(&r.body)),
+        Some(r) if r.status < 500 => Some(String::new()),
+        _ => None,
     }
 }
 
@@ -371,6 +415,10 @@ mod tests {
         Settings::load(crate::config::from(pairs)).unwrap()
     }
 
+    fn full() -> Net {
+        Net { until_ms: i64::MAX, skipped: false }
+    }
+
     fn want() -> Want {
         Want { title: "Karma Police".into(), artist: "Radiohead".into(), artist0: "Radiohead".into(), album: "OK Computer".into(), track_id: "track1".into(), album_mbid: "9e1f2a3b-4c5d-4e6f-8a7b-1c2d3e4f5a6b".into(), ..Want::default() }
     }
@@ -383,9 +431,9 @@ mod tests {
     fn caa_release_hit_is_kept_a_day_and_wins() {
         let (mut h, u, s) = (Fake::default(), user(), set(&[("caaenabled", "true")]));
         h.route("https://coverartarchive.org/release/9e1f2a3b-4c5d-4e6f-8a7b-1c2d3e4f5a6b/front-500", 307, "http://archive.org/download/x.jpg", "");
-        assert_eq!(cover_url(&mut h, &u, &s, &want(), NOW), "https://archive.org/download/x.jpg");
+        assert_eq!(cover_url(&mut h, &u, &s, &want(), NOW, &mut full()), "https://archive.org/download/x.jpg");
         assert_eq!(expiry(&h, "caa.9e1f2a3b-4c5d-4e6f-8a7b-1c2d3e4f5a6b"), 24 * HOUR);
-        assert_eq!(cover_url(&mut h, &u, &s, &want(), NOW + 1000), "https://archive.org/download/x.jpg");
+        assert_eq!(cover_url(&mut h, &u, &s, &want(), NOW + 1000, &mut full()), "https://archive.org/download/x.jpg");
         assert_eq!(h.requests.len(), 1, "cached; no artwork or other lookups");
         assert_eq!(h.requests[0].0, "HEAD");
     }
@@ -396,34 +444,36 @@ mod tests {
         let mut w = want();
         w.group_mbid = "0f3c5a2e-7d41-4b6e-9a1c-2b8d4e6f7a90".into();
         h.route("https://coverartarchive.org/", 404, "", "");
-        assert_eq!(cover_url(&mut h, &u, &s, &w, NOW), "https://nd.example.org/share/img/track1?size=300");
+        assert_eq!(cover_url(&mut h, &u, &s, &w, NOW, &mut full()), "https://nd.example.org/share/img/track1?size=300");
         assert_eq!(h.urls(), ["https://coverartarchive.org/release/9e1f2a3b-4c5d-4e6f-8a7b-1c2d3e4f5a6b/front-500", "https://coverartarchive.org/release-group/0f3c5a2e-7d41-4b6e-9a1c-2b8d4e6f7a90/front-500"]);
         assert_eq!((expiry(&h, "caa.9e1f2a3b-4c5d-4e6f-8a7b-1c2d3e4f5a6b"), h.cache["caa.9e1f2a3b-4c5d-4e6f-8a7b-1c2d3e4f5a6b"].ends_with(' ')), (4 * HOUR, true));
         // Redirects to what Discord must not get (a private host, a credential): misses too.
         let mut h = Fake::default();
         h.route("https://coverartarchive.org/release/", 307, "http://127.0.0.1/x.jpg", "");
         h.route("https://coverartarchive.org/release-group/", 302, "https://archive.org/x.jpg?%75=admin", "");
-        assert_eq!(cover_url(&mut h, &u, &s, &w, NOW), "https://nd.example.org/share/img/track1?size=300");
+        assert_eq!(cover_url(&mut h, &u, &s, &w, NOW, &mut full()), "https://nd.example.org/share/img/track1?size=300");
         assert!(h.cache["caa.9e1f2a3b-4c5d-4e6f-8a7b-1c2d3e4f5a6b"].ends_with(' '));
         // Release 404 then release group 307: cached under the album key.
         let mut h = Fake::default();
         h.route("https://coverartarchive.org/release/", 404, "", "");
         h.route("https://coverartarchive.org/release-group/", 307, "https://archive.org/rg.jpg", "");
-        assert_eq!(cover_art_archive(&mut h, &w, NOW).as_deref(), Some("https://archive.org/rg.jpg"));
+        assert_eq!(cover_art_archive(&mut h, &w, NOW, &mut full()).as_deref(), Some("https://archive.org/rg.jpg"));
         assert!(h.cache["caa.9e1f2a3b-4c5d-4e6f-8a7b-1c2d3e4f5a6b"].ends_with(" https://archive.org/rg.jpg"));
-        // Only a release group id: its own key. Transport errors: nothing cached.
+        // Only a release group id: its own key. A transport error: no cover cached, the
+        // service rests two minutes.
         let mut h = Fake::default();
         w.album_mbid.clear();
-        assert_eq!(cover_art_archive(&mut h, &w, NOW), None);
-        assert!(h.cache.is_empty() && h.urls() == ["https://coverartarchive.org/release-group/0f3c5a2e-7d41-4b6e-9a1c-2b8d4e6f7a90/front-500"]);
+        assert_eq!(cover_art_archive(&mut h, &w, NOW, &mut full()), None);
+        assert!(h.cache.keys().eq(["down.coverartarchive.org"]) && h.urls() == ["https://coverartarchive.org/release-group/0f3c5a2e-7d41-4b6e-9a1c-2b8d4e6f7a90/front-500"]);
+        h.cache.clear();
         h.route("https://coverartarchive.org/", 404, "", "");
-        cover_art_archive(&mut h, &w, NOW);
+        cover_art_archive(&mut h, &w, NOW, &mut full());
         assert!(h.cache.contains_key("caa.rg.0f3c5a2e-7d41-4b6e-9a1c-2b8d4e6f7a90"));
         // No ids, or tags that are not MusicBrainz ids: no HTTP at all.
         let mut h = Fake::default();
-        assert_eq!(cover_art_archive(&mut h, &Want::default(), NOW), None);
+        assert_eq!(cover_art_archive(&mut h, &Want::default(), NOW, &mut full()), None);
         let bad = Want { album_mbid: "%0X00/../../x?y=1#z-aaaaaaaaaaaaaaaaaaaaaaaaa".into(), ..Want::default() };
-        assert_eq!(cover_art_archive(&mut h, &bad, NOW), None);
+        assert_eq!(cover_art_archive(&mut h, &bad, NOW, &mut full()), None);
         assert!(h.requests.is_empty());
     }
 
@@ -431,27 +481,27 @@ mod tests {
     fn navidrome_urls_must_be_public() {
         let (mut h, u, s) = (Fake::default(), user(), set(&[]));
         h.art_url = "http://localhost:4533/share/img/x".into();
-        assert_eq!(cover_url(&mut h, &u, &s, &want(), NOW), "");
+        assert_eq!(cover_url(&mut h, &u, &s, &want(), NOW, &mut full()), "");
         h.art_url = "https://music.example.com/share/img/x?size=300".into();
-        assert_eq!(cover_url(&mut h, &u, &s, &want(), NOW), "https://music.example.com/share/img/x?size=300");
+        assert_eq!(cover_url(&mut h, &u, &s, &want(), NOW, &mut full()), "https://music.example.com/share/img/x?size=300");
     }
 
     #[test]
     fn uguu_upload_is_reused_for_its_lifetime() {
         let (mut h, u, s) = (Fake::default(), user(), set(&[("uguuenabled", "true")]));
         h.route("https://uguu.se/upload", 200, "", r#"{"success":true,"files":[{"hash":"h","url":"https://a.uguu.se/up.png"}]}"#);
-        assert_eq!(cover_url(&mut h, &u, &s, &want(), NOW), "https://a.uguu.se/up.png");
+        assert_eq!(cover_url(&mut h, &u, &s, &want(), NOW, &mut full()), "https://a.uguu.se/up.png");
         let (method, _, body) = &h.requests[0];
         assert_eq!(method, "POST");
         assert!(body.contains("name=\"files[]\"") && body.contains("Content-Type: image/png\r\n\r\nPNG\r\n------NavidromeCoverArt--"), "{body}");
         assert_eq!(expiry(&h, "uguu.track1"), 150 * MIN);
-        cover_url(&mut h, &u, &s, &want(), NOW + 149 * MIN);
+        cover_url(&mut h, &u, &s, &want(), NOW + 149 * MIN, &mut full());
         assert_eq!(h.requests.len(), 1);
-        cover_url(&mut h, &u, &s, &want(), NOW + 151 * MIN);
+        cover_url(&mut h, &u, &s, &want(), NOW + 151 * MIN, &mut full());
         assert_eq!(h.requests.len(), 2, "the file is gone after 3 h: upload again");
         let mut h = Fake::default();
         h.route("https://uguu.se/upload", 500, "", "");
-        assert_eq!(cover_url(&mut h, &u, &s, &want(), NOW), "");
+        assert_eq!(cover_url(&mut h, &u, &s, &want(), NOW, &mut full()), "");
     }
 
     #[test]
@@ -463,14 +513,14 @@ mod tests {
             let mut h = Fake::default();
             h.raw = ["{\"contentType\":\"", ct, "\",\"data\":\"PHN1YnNvbmljLXJlc3BvbnNlLz4=\"}"].concat();
             h.route("https://uguu.se/upload", 200, "", r#"{"success":true,"files":[{"url":"https://a.uguu.se/up.png"}]}"#);
-            assert_eq!(cover_url(&mut h, &u, &s, &want(), NOW), "", "{ct}");
+            assert_eq!(cover_url(&mut h, &u, &s, &want(), NOW, &mut full()), "", "{ct}");
             assert!(h.requests.is_empty(), "{ct}: {:?}", h.requests);
         }
         for ct in ["image/jpeg", "image/png", "image/gif", "image/webp"] {
             let mut h = Fake::default();
             h.raw = ["{\"contentType\":\"", ct, "\",\"data\":\"UE5H\"}"].concat();
             h.route("https://uguu.se/upload", 200, "", r#"{"success":true,"files":[{"url":"https://a.uguu.se/up.png"}]}"#);
-            assert_eq!(cover_url(&mut h, &u, &s, &want(), NOW), "https://a.uguu.se/up.png", "{ct}");
+            assert_eq!(cover_url(&mut h, &u, &s, &want(), NOW, &mut full()), "https://a.uguu.se/up.png", "{ct}");
             assert!(h.requests[0].2.contains(&["Content-Type: ", ct, "\r\n"].concat()), "{ct}");
         }
     }
@@ -485,8 +535,8 @@ mod tests {
         h.route(&["https://coverartarchive.org/release-group/", g2].concat(), 307, "https://archive.org/two.jpg", "");
         let w1 = Want { album_mbid: "not-an-mbid".into(), group_mbid: g1.into(), ..want() };
         let w2 = Want { group_mbid: g2.into(), ..w1.clone() };
-        assert_eq!(cover_art_archive(&mut h, &w1, NOW).as_deref(), Some("https://archive.org/one.jpg"));
-        assert_eq!(cover_art_archive(&mut h, &w2, NOW).as_deref(), Some("https://archive.org/two.jpg"));
+        assert_eq!(cover_art_archive(&mut h, &w1, NOW, &mut full()).as_deref(), Some("https://archive.org/one.jpg"));
+        assert_eq!(cover_art_archive(&mut h, &w2, NOW, &mut full()).as_deref(), Some("https://archive.org/two.jpg"));
         assert!(!h.cache.keys().any(|k| k.contains("not-an-mbid")), "{:?}", h.cache);
     }
 
@@ -494,26 +544,26 @@ mod tests {
     fn registration_batches_caches_and_backs_off() {
         let (mut h, u) = (Fake::default(), user());
         h.route(ASSETS, 200, "", r#"[{"url":"https://a/x.jpg","external_asset_path":"external/A/https/a/x.jpg"},{"url":"https://p/p.png","external_asset_path":"external/P"}]"#);
-        let got = register(&mut h, &u, ["https://a/x.jpg", "https://p/p.png"], NOW);
+        let got = register(&mut h, &u, ["https://a/x.jpg", "https://p/p.png"], NOW, &mut full());
         assert_eq!(got, ["mp:external/A/https/a/x.jpg".to_string(), "mp:external/P".into()]);
         assert_eq!(h.requests[0].2, r#"{"urls":["https://a/x.jpg","https://p/p.png"]}"#);
-        assert_eq!(register(&mut h, &u, ["https://a/x.jpg", "mp:external/Q"], NOW)[1], "mp:external/Q");
+        assert_eq!(register(&mut h, &u, ["https://a/x.jpg", "mp:external/Q"], NOW, &mut full())[1], "mp:external/Q");
         assert_eq!(h.requests.len(), 1, "both cached, mp: paths pass through");
         // Errors: 500 is retried, an unusable answer is remembered for ten minutes.
         for (status, body, cached) in [(500, "", false), (200, r#"{"not":"an-array"}"#, true), (200, "[]", true), (200, r#"[{"external_asset_path":""}]"#, true)] {
             let mut h = Fake::default();
             h.route(ASSETS, status, "", body);
-            assert_eq!(register(&mut h, &u, ["https://b/y.jpg", ""], NOW)[0], "");
+            assert_eq!(register(&mut h, &u, ["https://b/y.jpg", ""], NOW, &mut full())[0], "");
             assert_eq!(h.cache.contains_key(&hashed("asset.", &["https://b/y.jpg"])), cached, "{status} {body}");
             assert!(h.logs.iter().any(|(l, _)| *l == Level::Warn), "a failure is logged: {status} {body}");
         }
         // 429: nothing is registered until Retry-After has passed.
         let mut h = Fake::default();
         h.route(ASSETS, 429, "", "");
-        register(&mut h, &u, ["https://c/z.jpg", ""], NOW);
-        register(&mut h, &u, ["https://d/z.jpg", ""], NOW + 30_000);
+        register(&mut h, &u, ["https://c/z.jpg", ""], NOW, &mut full());
+        register(&mut h, &u, ["https://d/z.jpg", ""], NOW + 30_000, &mut full());
         assert_eq!(h.requests.len(), 1);
-        register(&mut h, &u, ["https://d/z.jpg", ""], NOW + 61_000);
+        register(&mut h, &u, ["https://d/z.jpg", ""], NOW + 61_000, &mut full());
         assert_eq!(h.requests.len(), 2);
         assert!(h.logs.iter().all(|(_, l)| !l.contains("tok-SECRET")));
     }
@@ -528,7 +578,7 @@ mod tests {
         let mut w = want();
         w.paused = true;
         let mut a = Activity::default();
-        enrich(&mut h, &u, &s, &w, &mut a, NOW);
+        enrich(&mut h, &u, &s, &w, &mut a, NOW, &mut full());
         assert_eq!((a.large_image.as_str(), a.small_image.as_str()), ("mp:external/logo", "mp:external/pause"));
         assert_eq!(h.requests.len(), 1, "logo and pause icon register together");
         assert!(h.requests[0].2.contains(LOGO) && !h.requests[0].2.contains("localhost"), "{}", h.requests[0].2);
@@ -537,12 +587,12 @@ mod tests {
     #[test]
     fn enrich_falls_back_to_the_logo_and_adds_links() {
         let (mut h, u, s) = (Fake::default(), user(), set(&[("spotifylinks", "true")]));
-        h.route(ASSETS, 500, "", "");
+        h.route(ASSETS, 400, "", "");
         h.route("https://labs.api.listenbrainz.org/spotify-id-from-metadata/json", 200, "", r#"[{"spotify_track_ids":["63OQupATfueTdZMWIV7nzz"]}]"#);
         let mut w = want();
         w.paused = true;
         let mut a = Activity::default();
-        enrich(&mut h, &u, &s, &w, &mut a, NOW);
+        enrich(&mut h, &u, &s, &w, &mut a, NOW, &mut full());
         assert_eq!((a.large_image.as_str(), a.small_image.as_str()), ("", ""), "nothing registers: no images");
         assert!(h.requests.iter().any(|r| r.2.contains(LOGO)), "the logo is tried after the cover");
         assert_eq!(a.details_url, "https://open.spotify.com/track/63OQupATfueTdZMWIV7nzz");
@@ -553,7 +603,7 @@ mod tests {
         let mut h = Fake::default();
         h.route(ASSETS, 200, "", r#"[{"url":"x","external_asset_path":"external/art"},{"url":"y","external_asset_path":"external/pause"}]"#);
         let mut a = Activity::default();
-        enrich(&mut h, &u, &set(&[]), &w, &mut a, NOW);
+        enrich(&mut h, &u, &set(&[]), &w, &mut a, NOW, &mut full());
         assert_eq!((a.large_image.as_str(), a.small_image.as_str()), ("mp:external/art", "mp:external/pause"));
         assert_eq!(h.requests.len(), 1);
     }
@@ -564,18 +614,31 @@ mod tests {
         w.recording_mbid = "rec-1".into();
         let mut h = Fake::default();
         h.route("https://labs.api.listenbrainz.org/spotify-id-from-mbid/json", 200, "", r#"[{"spotify_track_ids":["4wlLbLeDWbA6TzwZFp1UaK"]}]"#);
-        assert_eq!(spotify(&mut h, &w, NOW), "https://open.spotify.com/track/4wlLbLeDWbA6TzwZFp1UaK");
+        assert_eq!(spotify(&mut h, &w, NOW, &mut full()), "https://open.spotify.com/track/4wlLbLeDWbA6TzwZFp1UaK");
         assert_eq!(h.requests[0].2, r#"[{"recording_mbid":"rec-1"}]"#);
         let key = hashed("spotify.", &["radiohead", "karma police", "ok computer"]);
         assert_eq!(expiry(&h, &key), 720 * HOUR);
-        assert_eq!(spotify(&mut h, &w, NOW + 1), "https://open.spotify.com/track/4wlLbLeDWbA6TzwZFp1UaK");
+        assert_eq!(spotify(&mut h, &w, NOW + 1, &mut full()), "https://open.spotify.com/track/4wlLbLeDWbA6TzwZFp1UaK");
         assert_eq!(h.requests.len(), 1);
-        // MBID 404, metadata 500: a search, kept 4 h.
+        // MBID 404, metadata 500: a search for now, not kept; Labs rests two minutes.
         let mut h = Fake::default();
         h.route("https://labs.api.listenbrainz.org/spotify-id-from-mbid/json", 404, "", "");
         h.route("https://labs.api.listenbrainz.org/spotify-id-from-metadata/json", 500, "", "");
-        assert_eq!(spotify(&mut h, &w, NOW), "https://open.spotify.com/search/Radiohead%20Karma%20Police");
+        assert_eq!(spotify(&mut h, &w, NOW, &mut full()), "https://open.spotify.com/search/Radiohead%20Karma%20Police");
+        assert_eq!((h.requests.len(), h.cache.contains_key(&key)), (2, false));
+        assert_eq!(expiry(&h, "down.labs.api.listenbrainz.org"), 2 * MIN);
+        spotify(&mut h, &w, NOW + MIN, &mut full());
+        assert_eq!(h.requests.len(), 2, "a service that just failed is not asked again");
+        // MBID 404, metadata without an id: a search, kept 4 h.
+        let mut h = Fake::default();
+        h.route("https://labs.api.listenbrainz.org/spotify-id-from-mbid/json", 404, "", "");
+        h.route("https://labs.api.listenbrainz.org/spotify-id-from-metadata/json", 200, "", "[]");
+        assert_eq!(spotify(&mut h, &w, NOW, &mut full()), "https://open.spotify.com/search/Radiohead%20Karma%20Police");
         assert_eq!((h.requests.len(), expiry(&h, &key)), (2, 4 * HOUR));
+        // No time left in the call: nothing asked, nothing kept, the lookup is left for later.
+        let (mut h, mut net) = (Fake::default(), Net { until_ms: 0, skipped: false });
+        assert_eq!(spotify(&mut h, &w, NOW, &mut net), "https://open.spotify.com/search/Radiohead%20Karma%20Police");
+        assert!(net.skipped && h.requests.is_empty() && h.cache.is_empty());
     }
 
     #[test]

@@ -127,7 +127,7 @@ fn want_of(rep: Report) -> Want {
 /// reconnect timer (see `start`).
 fn set_want(h: &mut impl Host, u: &User, w: &Want, now: i64, recheck: bool) -> Done {
     host::cache_set(h, &state::key("want", &u.name), DAY, &|o| w.save(o))?;
-    flush(h, u, now, None, recheck)
+    flush(h, u, now, None, recheck, 0)
 }
 
 pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
@@ -164,7 +164,7 @@ pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
                 schedule_flush(h, &u, now, now + STOP_GRACE_MS);
             } else {
                 host::cache_remove(h, &stop_key)?;
-                flush(h, &u, now, None, false)?;
+                flush(h, &u, now, None, false, 0)?;
             }
         }
         _ => log(h, Level::Debug, &u.name, "ignoring an unknown playback state"),
@@ -273,7 +273,13 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
     let gen = u32::try_from(num).unwrap_or(u32::MAX);
     match kind.as_bytes() {
         // A flush runs at its due time at the earliest.
-        b"fl" => flush(h, &u, num.max(now), None, false)?,
+        b"fl" => flush(h, &u, num.max(now), None, false, 0)?,
+        // Images and links for the want stored at `num`; a newer want has its own.
+        b"en" => {
+            if load_want(h, name).is_some_and(|w| w.at_ms == num) {
+                flush(h, &u, now, None, false, enrich::LOOKUP_BUDGET_MS)?;
+            }
+        }
         b"ic" => idle(h, &u, num)?,
         b"np" => {
             let w = want_at(h, &state::key("legacy", name));
@@ -285,7 +291,7 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
         b"ne" => {
             if load_want(h, name).is_some_and(|w| w.legacy == num) {
                 host::cache_remove(h, &state::key("want", name))?;
-                flush(h, &u, now, None, false)?;
+                flush(h, &u, now, None, false, 0)?;
             }
         }
         b"rc" => reconnect(h, &u, gen, now)?,
@@ -296,7 +302,7 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
         b"sl" => {
             if load_link(h, name)?.gen == gen {
                 log(h, Level::Warn, name, "a send on the Discord connection did not finish; sending again");
-                flush(h, &u, now, Some(gen), false)?;
+                flush(h, &u, now, Some(gen), false, 0)?;
                 let beat_ms = load_sent(h, gen, name, false).beat_ms;
                 release(h, &u, gen, None, Some(beat_ms), now);
             }
@@ -439,7 +445,7 @@ fn perform(h: &mut impl Host, u: &User, gen: u32, actions: Vec<Action>, now: i64
             Action::Cancel(t) => host::cancel(h, &timer_id(timer_kind(t), gen as i64, name)).or_else(not_found_is_fine),
             // One reconnect timer per connection: a second request is the same one.
             Action::Reconnect(secs) => host::schedule_once(h, secs, &timer_id("rc", gen as i64, name)).or_else(already_exists_is_fine),
-            Action::Flush => flush(h, u, now, if locked { Some(gen) } else { None }, false),
+            Action::Flush => flush(h, u, now, if locked { Some(gen) } else { None }, false, 0),
             Action::Connect { url, retry } => host::ws_connect(h, &url, &conn).or_else(|e| {
                 schedule(h, name, retry as i64, &timer_id("rc", gen as i64, name));
                 Err(["cannot reach the Discord gateway: ", &e].concat())
@@ -572,8 +578,10 @@ fn schedule_flush(h: &mut impl Host, u: &User, now: i64, at: i64) {
 /// a deferred flush, or the reconnect timer. With nothing to show, the idle close is
 /// scheduled. `now`: the wall clock, never taken as earlier than the last known time (a
 /// host without a WASI clock reads 0). `held`: the caller holds that connection's send
-/// lock. `recheck`: see `start`.
-fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, recheck: bool) -> Done {
+/// lock. `recheck`: see `start`. `lookups_ms`: the HTTP time this call may spend on
+/// images and links; what it cannot look up goes out as cached now, and the `en` timer
+/// looks it up and updates the presence once.
+fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, recheck: bool, lookups_ms: i64) -> Done {
     let name = u.name.as_str();
     let (link, conn) = current(h, name)?;
     // The record's text is kept to tell, under the send lock, whether it changed.
@@ -612,15 +620,26 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, recheck: bool
     let status = STATUSES[set.status.unwrap_or(conn.status) as usize];
     let want = want.filter(|w| !w.pause_over(set.pause, now));
     let showing = want.is_some();
-    let salt = [&u.client_id, status].concat();
+    // Rendered and enriched (which may take HTTP round trips) before taking the lock; the
+    // images and links count as what is shown, so found ones go out once more.
+    let mut net = enrich::Net { until_ms: if lookups_ms > 0 { h.now_ms() + lookups_ms } else { 0 }, skipped: false };
+    let act = want.as_ref().map(|w| {
+        let mut a = presence::activity(w, set);
+        enrich::enrich(h, u, set, w, &mut a, now, &mut net);
+        a
+    });
+    let mut salt = [&u.client_id, status].concat();
+    if let Some(a) = &act {
+        for s in [&a.large_image, &a.small_image, &a.details_url, &a.state_url] {
+            salt.push('\n');
+            salt.push_str(s);
+        }
+    }
+    if let (true, Some(w)) = (net.skipped && lookups_ms == 0, &want) {
+        schedule(h, name, 0, &timer_id("en", w.at_ms, name));
+    }
     match presence::plan(want.as_ref(), &sent, now, &salt) {
         Plan::Send(_) => {
-            // Rendered and enriched (which may take HTTP round trips) before taking the lock.
-            let act = want.as_ref().map(|w| {
-                let mut a = presence::activity(w, set);
-                enrich::enrich(h, u, set, w, &mut a, now);
-                a
-            });
             let Ok(id) = lock(h, name, gen, held) else {
                 schedule_flush(h, u, now, now + 1_000);
                 return Ok(());
@@ -922,7 +941,14 @@ mod tests {
         report(&mut h, "playing", "Song", T0).unwrap();
         text(&mut h, r#"{"op":10,"d":{"heartbeat_interval":41250}}"#);
         text(&mut h, r#"{"op":0,"t":"READY","s":1,"d":{"session_id":"s1"}}"#);
+        // The new session shows the track at once; the art is registered by a timer of
+        // its own, which updates the presence once.
+        assert!(!last_frame(&h).contains("assets") && h.requests.is_empty(), "{}", last_frame(&h));
+        let n = h.frames.len();
+        h.clock += 4_000;
+        fire(&mut h, "en:");
         assert!(last_frame(&h).contains(r#""assets":{"large_image":"mp:external/art","large_text":"Album"}"#), "{}", last_frame(&h));
+        assert_eq!(h.frames.len(), n + 1);
         let auth = h.requests.iter().filter(|r| r.1.contains("external-assets")).count();
         assert_eq!(auth, 1);
         assert!(h.logs.iter().all(|(_, l)| !l.contains(TOKEN)));
