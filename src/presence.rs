@@ -446,6 +446,34 @@ mod tests {
         assert_eq!(s, r#"{"op":3,"d":{"since":null,"activities":[],"status":"dnd","afk":false}}"#);
     }
 
+    /// The largest activities the plugin can be handed: every text past 128 characters of
+    /// 4-byte UTF-8, every link at Discord's 256 bytes, `mp:` paths as long as
+    /// external-assets may answer for a 256-byte cover URL, a pause icon, a 20-digit
+    /// application id; then links and images of characters that escape to 2 or 6 bytes, and
+    /// images that leave no room for an activity. Every frame must fit in 4096 bytes.
+    #[test]
+    fn maximal_presences_fit_in_a_gateway_frame() {
+        let t = "🎵".repeat(130);
+        let link = ["https://open.spotify.com/search/", &"%F0%9F%8E%B5".repeat(19)].concat();
+        let img = ["mp:external/", &"A".repeat(43), "/https/", &"%2525".repeat(110)].concat();
+        let cases = [
+            (&link[..256], &img[..600], true),
+            (&"\"".repeat(256), &"\u{1}".repeat(250), true),
+            (&"\u{1f}".repeat(256), &["mp:", &"\\".repeat(310)].concat(), true),
+            (&link[..256], &"\u{1}".repeat(400), false),
+        ];
+        for (link, img, shown) in cases {
+            let a = Activity {
+                name: t.clone(), display: 0, details: t.clone(), state: t.clone(), large_text: t.clone(),
+                details_url: link.into(), state_url: link.into(), large_url: link.into(),
+                large_image: img.into(), small_image: img.into(), start: i64::MAX, end: i64::MAX,
+            };
+            let s = render(|o| presence(o, Some(&a), "12345678901234567890", "invisible"));
+            assert!(s.len() <= 4096, "{} bytes: {s}", s.len());
+            assert!(Reader::new(s.as_bytes()).skip().is_some() && s.contains("application_id") == shown, "{s}");
+        }
+    }
+
     #[test]
     fn control_frames_are_exact() {
         let tok = "to\"k\\en";
