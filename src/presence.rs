@@ -1,12 +1,14 @@
 //! The Listening activity: what to show for a playback report, when a presence update may
-//! go out (Discord allows 5 per 20 s, spec §6), and the gateway frames, rendered from
-//! templates stored pre-escaped for their place inside `websocket_sendtext`'s `message`.
+//! go out (Discord allows 5 per 20 s, spec §6), and the gateway frames: control frames from
+//! templates stored pre-escaped for their place inside `websocket_sendtext`'s `message`,
+//! the presence update rendered plain, fitted to Discord's 4096 bytes, then escaped there.
 
 use crate::config::{Name, Pause, Settings};
 use crate::gateway::Frame;
 use crate::json::{key_index, Out, Reader};
 use crate::state::Sent;
 use alloc::string::String;
+use alloc::vec::Vec;
 
 /// Presence updates allowed per window (Discord: 5 per 20 s) and the window with a margin.
 pub const WINDOW_SENDS: usize = 5;
@@ -20,6 +22,8 @@ const SAME_START_MS: i64 = 2_500;
 /// Discord text fields hold 2 to 128 characters, URLs at most 256 bytes (spec §3.1).
 const MAX_TEXT: usize = 128;
 const MAX_URL: usize = 256;
+/// Discord closes the socket on a frame over 4096 bytes (spec §1.2).
+const MAX_FRAME: usize = 4096;
 
 /// The presence a user should show, from their latest playback report.
 #[derive(Clone, Default, PartialEq, Eq, Debug)]
@@ -216,45 +220,41 @@ pub fn plan(want: Option<&Want>, sent: &Sent, now: i64, salt: &str) -> Plan {
     Plan::Send(Sent { fingerprint, start_ms: start, beat_ms: sent.beat_ms, times })
 }
 
-/// Keeps at most 128 characters (Unicode scalar values, never splitting one), ending a
-/// cut text with "…", as Discord's limits and the official plugin do (spec §3.5).
-pub fn truncate(s: &str) -> &str {
-    let mut starts = char_starts(s);
-    match (starts.nth(MAX_TEXT - 1), starts.next()) {
-        (Some(i), Some(_)) => s.get(..i).unwrap_or(s),
-        _ => s,
+/// A text field within Discord's 2–128 characters, or `max` when fewer (Unicode scalar
+/// values, never splitting one): cut with "…" as the official plugin does (spec §3.5), or
+/// padded with a zero width space when a single character; a blank text is left out.
+fn text_field(o: &mut Out, key: &str, s: &str, max: usize) {
+    let max = max.min(MAX_TEXT);
+    // ASCII control characters show as nothing and cost 6 bytes each once escaped: they
+    // are dropped (no byte of a multi-byte character is one). `cut` is where the text's
+    // character number `max` starts, `n` how many characters it has.
+    let (mut v, mut n, mut cut) = (Vec::new(), 0, 0);
+    for b in s.bytes().filter(|b| !b.is_ascii_control()) {
+        if (b as i8) >= -0x40 {
+            n += 1;
+            if n == max {
+                cut = v.len();
+            }
+        }
+        v.push(b);
     }
-}
-
-/// The byte offsets where the characters of `s` start (no UTF-8 decoding needed).
-fn char_starts(s: &str) -> impl Iterator<Item = usize> + '_ {
-    s.bytes().enumerate().filter(|&(_, b)| (b as i8) >= -0x40).map(|(i, _)| i)
-}
-
-/// A text field within Discord's 2–128 characters: cut with "…", or padded with a zero
-/// width space when a single character (an empty text is left out).
-fn text_field(o: &mut Out, key_template: &str, s: &str) {
-    // ASCII control characters show as nothing and cost 6 bytes each once escaped (a
-    // frame must stay under 4096 bytes): they are dropped.
-    let clean = crate::json::utf8(s.bytes().filter(|c| !c.is_ascii_control()).collect());
-    let s = clean.as_str();
-    if crate::state::trim(s).is_empty() {
+    if v.iter().all(|&b| b == b' ') {
         return;
     }
-    let cut = truncate(s);
-    o.raw(key_template).open().text(cut);
-    if cut.len() < s.len() {
-        o.text("…");
-    } else if char_starts(s).nth(1).is_none() {
-        o.text("\u{200B}");
+    if n > max {
+        v.truncate(cut);
+        v.extend_from_slice("…".as_bytes());
+    } else if n == 1 {
+        v.extend_from_slice("\u{200B}".as_bytes());
     }
-    o.close();
+    o.key(key).str(&crate::json::utf8(v));
 }
 
-/// A URL field, left out when empty or longer than Discord's 256 bytes (never cut).
-fn url_field(o: &mut Out, key_template: &str, url: &str) {
-    if !url.is_empty() && url.len() <= MAX_URL {
-        o.raw(key_template).str(url);
+/// A URL field, left out when empty, longer than Discord's 256 bytes (never cut), or when
+/// `max` says links are shed.
+fn url_field(o: &mut Out, key: &str, url: &str, max: usize) {
+    if max > MAX_TEXT && !url.is_empty() && url.len() <= MAX_URL {
+        o.key(key).str(url);
     }
 }
 
@@ -283,39 +283,58 @@ pub fn frame(o: &mut Out, f: &Frame, token: &str) {
     }
 }
 
-/// Presence Update (op 3) with the Listening activity, or with none to clear it. `since`
+/// Presence Update (op 3) with the Listening activity, or with none to clear it, written at
+/// `o`'s depth. Rendered plain and measured first: over Discord's 4096 bytes (spec §1.2),
+/// the links go, then the texts are cut to half as many characters at each try; images
+/// that leave no room for an activity leave none (a clear always fits).
+pub fn presence(o: &mut Out, act: Option<&Activity>, client_id: &str, status: &str) {
+    // Characters a text may keep; above 128, links are kept too.
+    let mut max = 2 * MAX_TEXT;
+    let mut f = Out::new();
+    loop {
+        f.buf.clear();
+        presence_plain(&mut f, act.filter(|_| max > 0), client_id, status, max);
+        if f.buf.len() <= MAX_FRAME || max == 0 {
+            o.text(&crate::json::utf8(f.buf));
+            return;
+        }
+        max /= 2;
+    }
+}
+
+/// The op 3 frame at depth 0, texts cut to `max` characters, links only above 128. `since`
 /// null and `afk` false: this session is not idle (Discord gateway-events, Update Presence).
 /// `status` is one of `gateway::STATUSES`.
-pub fn presence(o: &mut Out, act: Option<&Activity>, client_id: &str, status: &str) {
-    o.raw(r#"{\"op\":3,\"d\":{\"since\":null,\"activities\":["#);
+fn presence_plain(o: &mut Out, act: Option<&Activity>, client_id: &str, status: &str, max: usize) {
+    o.raw(r#"{"op":3,"d":{"since":null,"activities":["#);
     if let Some(a) = act {
-        o.raw(r#"{\"type\":2"#);
-        text_field(o, r#",\"name\":"#, &a.name);
-        o.raw(r#",\"status_display_type\":"#).int(a.display as i64);
-        text_field(o, r#",\"details\":"#, &a.details);
-        url_field(o, r#",\"details_url\":"#, &a.details_url);
-        text_field(o, r#",\"state\":"#, &a.state);
-        url_field(o, r#",\"state_url\":"#, &a.state_url);
-        o.raw(r#",\"application_id\":"#).str(client_id);
+        o.raw(r#"{"type":2"#);
+        text_field(o, "name", &a.name, max);
+        o.raw(r#","status_display_type":"#).int(a.display as i64);
+        text_field(o, "details", &a.details, max);
+        url_field(o, "details_url", &a.details_url, max);
+        text_field(o, "state", &a.state, max);
+        url_field(o, "state_url", &a.state_url, max);
+        o.raw(r#","application_id":"#).str(client_id);
         if a.start > 0 {
-            o.raw(r#",\"timestamps\":{\"start\":"#).int(a.start);
+            o.raw(r#","timestamps":{"start":"#).int(a.start);
             if a.end > 0 {
-                o.raw(r#",\"end\":"#).int(a.end);
+                o.raw(r#","end":"#).int(a.end);
             }
             o.raw("}");
         }
         if !a.large_image.is_empty() {
-            o.raw(r#",\"assets\":{\"large_image\":"#).str(&a.large_image);
-            text_field(o, r#",\"large_text\":"#, &a.large_text);
-            url_field(o, r#",\"large_url\":"#, &a.large_url);
+            o.raw(r#","assets":{"large_image":"#).str(&a.large_image);
+            text_field(o, "large_text", &a.large_text, max);
+            url_field(o, "large_url", &a.large_url, max);
             if !a.small_image.is_empty() {
-                o.raw(r#",\"small_image\":"#).str(&a.small_image).raw(r#",\"small_text\":\"Paused\""#);
+                o.raw(r#","small_image":"#).str(&a.small_image).raw(r#","small_text":"Paused""#);
             }
             o.raw("}");
         }
         o.raw("}");
     }
-    o.raw(r#"],\"status\":"#).str(status).raw(r#",\"afk\":false}}"#);
+    o.raw(r#"],"status":"#).str(status).raw(r#","afk":false}}"#);
 }
 
 /// 64-bit FNV-1a (the official plugin's cache-key hash, spec §3.9).
@@ -379,14 +398,25 @@ mod tests {
         assert_eq!((a.details.as_str(), a.state.as_str(), a.large_text.as_str()), ("{artist} ♪", "by Test Artist", "Test Album · VA"));
     }
 
+    /// What `text_field` writes for `s`, as an object's only field (`None`: left out).
+    fn field(s: &str, max: usize) -> Option<String> {
+        let mut o = Out::new();
+        o.raw("{");
+        text_field(&mut o, "k", s, max);
+        o.raw("}");
+        let mut got = None;
+        Reader::new(&o.buf).object(|k, r| {
+            assert_eq!(k, b"k");
+            got = r.string();
+            Some(())
+        })?;
+        got
+    }
+
     #[test]
     fn short_texts_are_padded_and_pauses_expire() {
-        let mut o = Out::new();
-        text_field(&mut o, "", "X");
-        assert_eq!(Reader::new(&o.buf).string().unwrap(), "X\u{200B}");
-        let mut o = Out::new();
-        text_field(&mut o, "k", " ");
-        assert!(o.buf.is_empty(), "blank texts are left out");
+        assert_eq!(field("X", MAX_TEXT).as_deref(), Some("X\u{200B}"));
+        assert_eq!(field(" \t\u{7f}", MAX_TEXT), None, "blank texts are left out");
         let mut p = want();
         p.paused = true;
         assert!(!p.pause_over(Pause::Show, i64::MAX));
@@ -517,18 +547,16 @@ mod tests {
 
     #[test]
     fn truncation_counts_characters() {
-        assert_eq!(truncate("hello"), "hello");
+        let field = |s: &str, max| field(s, max).unwrap();
+        assert_eq!(field("hello", MAX_TEXT), "hello");
         let a128 = "a".repeat(128);
-        assert_eq!(truncate(&a128), a128);
-        assert_eq!(truncate(&"a".repeat(200)).chars().count(), 127);
-        let long = "あ".repeat(130);
-        assert_eq!(truncate(&long).chars().count(), 127);
-        let mut o = Out::new();
-        text_field(&mut o, "", &"あ".repeat(130));
-        let s = Reader::new(&o.buf).string().unwrap();
+        assert_eq!(field(&a128, MAX_TEXT), a128);
+        assert_eq!(field(&a128, 500), a128);
+        assert_eq!(field(&"a".repeat(200), MAX_TEXT), ["a".repeat(127), "…".into()].concat());
+        let s = field(&"あ".repeat(130), MAX_TEXT);
         assert_eq!(s.chars().count(), 128);
         assert!(s.ends_with('…'));
-        assert_eq!(truncate(""), "");
+        assert_eq!((field("あいう", 2), field("あいう", 3), field("あ\u{1}いう", 1)), ("あ…".into(), "あいう".into(), "…".into()));
     }
 
     #[test]
