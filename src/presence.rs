@@ -103,21 +103,21 @@ impl Want {
     }
 
     pub fn load(text: &str) -> Option<Want> {
-        let mut texts: [String; 10] = Default::default();
+        let mut w = Want::default();
         let mut ints = [0i64; 5];
-        Reader::new(text.as_bytes()).object(|k, r| {
-            if let Some(i) = key_index(k, &Self::INT_KEYS) {
+        let Want { title, artist, album, album_artist, track_id, artist0, album_mbid, group_mbid, recording_mbid, player, .. } = &mut w;
+        let mut texts = [title, artist, album, album_artist, track_id, artist0, album_mbid, group_mbid, recording_mbid, player];
+        Reader::new(text.as_bytes()).object(|k, r| match key_index(k, &Self::INT_KEYS) {
+            Some(i) => {
                 ints[i] = r.int()?;
-            } else if let Some(i) = key_index(k, &Self::TEXT_KEYS) {
-                texts[i] = r.string()?;
-            } else {
-                r.skip()?;
+                Some(())
             }
-            Some(())
+            None if r.text_into(k, &Self::TEXT_KEYS, &mut texts)? => Some(()),
+            None => r.skip(),
         })?;
-        let [at_ms, start_ms, end_ms, legacy, paused] = ints;
-        let [title, artist, album, album_artist, track_id, artist0, album_mbid, group_mbid, recording_mbid, player] = texts;
-        Some(Want { at_ms, paused: paused != 0, start_ms, end_ms, title, artist, album, album_artist, track_id, artist0, album_mbid, group_mbid, recording_mbid, player, legacy })
+        [w.at_ms, w.start_ms, w.end_ms, w.legacy] = [ints[0], ints[1], ints[2], ints[3]];
+        w.paused = ints[4] != 0;
+        Some(w)
     }
 
     /// The template with `{track}`, `{artist}`, `{album}`, `{albumartist}` replaced in one
