@@ -127,10 +127,12 @@ impl Want {
         let mut rest = template;
         while let Some((text, after)) = crate::state::cut(rest, b'{') {
             out.push_str(text);
-            let hit = [("track}", &self.title), ("artist}", &self.artist), ("album}", &self.album), ("albumartist}", &self.album_artist)]
-                .into_iter()
-                .find_map(|(p, v)| Some((after.strip_prefix(p)?, v.as_str())));
-            let (next, value) = hit.unwrap_or((after, "{"));
+            // The first four of `texts`.
+            let names = ["track}", "artist}", "album}", "albumartist}"];
+            let (next, value) = match names.iter().position(|p| after.starts_with(p)) {
+                Some(i) => (after.get(names[i].len()..).unwrap_or_default(), self.texts()[i].as_str()),
+                None => (after, "{"),
+            };
             out.push_str(value);
             rest = next;
         }
