@@ -1,12 +1,14 @@
 //! The Listening activity: what to show for a playback report, when a presence update may
-//! go out (Discord allows 5 per 20 s, spec §6), and the gateway frames, rendered from
-//! templates stored pre-escaped for their place inside `websocket_sendtext`'s `message`.
+//! go out (Discord allows 5 per 20 s, spec §6), and the gateway frames: control frames from
+//! templates stored pre-escaped for their place inside `websocket_sendtext`'s `message`,
+//! the presence update rendered plain, fitted to Discord's 4096 bytes, then escaped there.
 
 use crate::config::{Name, Pause, Settings};
 use crate::gateway::Frame;
 use crate::json::{key_index, Out, Reader};
 use crate::state::Sent;
 use alloc::string::String;
+use alloc::vec::Vec;
 
 /// Presence updates allowed per window (Discord: 5 per 20 s) and the window with a margin.
 pub const WINDOW_SENDS: usize = 5;
@@ -20,6 +22,8 @@ const SAME_START_MS: i64 = 2_500;
 /// Discord text fields hold 2 to 128 characters, URLs at most 256 bytes (spec §3.1).
 const MAX_TEXT: usize = 128;
 const MAX_URL: usize = 256;
+/// Discord closes the socket on a frame over 4096 bytes (spec §1.2).
+const MAX_FRAME: usize = 4096;
 
 /// The presence a user should show, from their latest playback report.
 #[derive(Clone, Default, PartialEq, Eq, Debug)]
@@ -99,21 +103,21 @@ impl Want {
     }
 
     pub fn load(text: &str) -> Option<Want> {
-        let mut texts: [String; 10] = Default::default();
+        let mut w = Want::default();
         let mut ints = [0i64; 5];
-        Reader::new(text.as_bytes()).object(|k, r| {
-            if let Some(i) = key_index(k, &Self::INT_KEYS) {
+        let Want { title, artist, album, album_artist, track_id, artist0, album_mbid, group_mbid, recording_mbid, player, .. } = &mut w;
+        let mut texts = [title, artist, album, album_artist, track_id, artist0, album_mbid, group_mbid, recording_mbid, player];
+        Reader::new(text.as_bytes()).object(|k, r| match key_index(k, &Self::INT_KEYS) {
+            Some(i) => {
                 ints[i] = r.int()?;
-            } else if let Some(i) = key_index(k, &Self::TEXT_KEYS) {
-                texts[i] = r.string()?;
-            } else {
-                r.skip()?;
+                Some(())
             }
-            Some(())
+            None if r.text_into(k, &Self::TEXT_KEYS, &mut texts)? => Some(()),
+            None => r.skip(),
         })?;
-        let [at_ms, start_ms, end_ms, legacy, paused] = ints;
-        let [title, artist, album, album_artist, track_id, artist0, album_mbid, group_mbid, recording_mbid, player] = texts;
-        Some(Want { at_ms, paused: paused != 0, start_ms, end_ms, title, artist, album, album_artist, track_id, artist0, album_mbid, group_mbid, recording_mbid, player, legacy })
+        [w.at_ms, w.start_ms, w.end_ms, w.legacy] = [ints[0], ints[1], ints[2], ints[3]];
+        w.paused = ints[4] != 0;
+        Some(w)
     }
 
     /// The template with `{track}`, `{artist}`, `{album}`, `{albumartist}` replaced in one
@@ -123,10 +127,12 @@ impl Want {
         let mut rest = template;
         while let Some((text, after)) = crate::state::cut(rest, b'{') {
             out.push_str(text);
-            let hit = [("track}", &self.title), ("artist}", &self.artist), ("album}", &self.album), ("albumartist}", &self.album_artist)]
-                .into_iter()
-                .find_map(|(p, v)| Some((after.strip_prefix(p)?, v.as_str())));
-            let (next, value) = hit.unwrap_or((after, "{"));
+            // The first four of `texts`.
+            let names = ["track}", "artist}", "album}", "albumartist}"];
+            let (next, value) = match names.iter().position(|p| after.starts_with(p)) {
+                Some(i) => (after.get(names[i].len()..).unwrap_or_default(), self.texts()[i].as_str()),
+                None => (after, "{"),
+            };
             out.push_str(value);
             rest = next;
         }
@@ -216,45 +222,41 @@ pub fn plan(want: Option<&Want>, sent: &Sent, now: i64, salt: &str) -> Plan {
     Plan::Send(Sent { fingerprint, start_ms: start, beat_ms: sent.beat_ms, times })
 }
 
-/// Keeps at most 128 characters (Unicode scalar values, never splitting one), ending a
-/// cut text with "…", as Discord's limits and the official plugin do (spec §3.5).
-pub fn truncate(s: &str) -> &str {
-    let mut starts = char_starts(s);
-    match (starts.nth(MAX_TEXT - 1), starts.next()) {
-        (Some(i), Some(_)) => s.get(..i).unwrap_or(s),
-        _ => s,
+/// A text field within Discord's 2–128 characters, or `max` when fewer (Unicode scalar
+/// values, never splitting one): cut with "…" as the official plugin does (spec §3.5), or
+/// padded with a zero width space when a single character; a blank text is left out.
+fn text_field(o: &mut Out, key: &str, s: &str, max: usize) {
+    let max = max.min(MAX_TEXT);
+    // ASCII control characters show as nothing and cost 6 bytes each once escaped: they
+    // are dropped (no byte of a multi-byte character is one). `cut` is where the text's
+    // character number `max` starts, `n` how many characters it has.
+    let (mut v, mut n, mut cut) = (Vec::new(), 0, 0);
+    for b in s.bytes().filter(|b| !b.is_ascii_control()) {
+        if (b as i8) >= -0x40 {
+            n += 1;
+            if n == max {
+                cut = v.len();
+            }
+        }
+        v.push(b);
     }
-}
-
-/// The byte offsets where the characters of `s` start (no UTF-8 decoding needed).
-fn char_starts(s: &str) -> impl Iterator<Item = usize> + '_ {
-    s.bytes().enumerate().filter(|&(_, b)| (b as i8) >= -0x40).map(|(i, _)| i)
-}
-
-/// A text field within Discord's 2–128 characters: cut with "…", or padded with a zero
-/// width space when a single character (an empty text is left out).
-fn text_field(o: &mut Out, key_template: &str, s: &str) {
-    // ASCII control characters show as nothing and cost 6 bytes each once escaped (a
-    // frame must stay under 4096 bytes): they are dropped.
-    let clean = crate::json::utf8(s.bytes().filter(|c| !c.is_ascii_control()).collect());
-    let s = clean.as_str();
-    if crate::state::trim(s).is_empty() {
+    if v.iter().all(|&b| b == b' ') {
         return;
     }
-    let cut = truncate(s);
-    o.raw(key_template).open().text(cut);
-    if cut.len() < s.len() {
-        o.text("…");
-    } else if char_starts(s).nth(1).is_none() {
-        o.text("\u{200B}");
+    if n > max {
+        v.truncate(cut);
+        v.extend_from_slice("…".as_bytes());
+    } else if n == 1 {
+        v.extend_from_slice("\u{200B}".as_bytes());
     }
-    o.close();
+    o.key(key).str(&crate::json::utf8(v));
 }
 
-/// A URL field, left out when empty or longer than Discord's 256 bytes (never cut).
-fn url_field(o: &mut Out, key_template: &str, url: &str) {
-    if !url.is_empty() && url.len() <= MAX_URL {
-        o.raw(key_template).str(url);
+/// A URL field, left out when empty, longer than Discord's 256 bytes (never cut), or when
+/// `max` says links are shed.
+fn url_field(o: &mut Out, key: &str, url: &str, max: usize) {
+    if max > MAX_TEXT && !url.is_empty() && url.len() <= MAX_URL {
+        o.key(key).str(url);
     }
 }
 
@@ -283,39 +285,58 @@ pub fn frame(o: &mut Out, f: &Frame, token: &str) {
     }
 }
 
-/// Presence Update (op 3) with the Listening activity, or with none to clear it. `since`
+/// Presence Update (op 3) with the Listening activity, or with none to clear it, written at
+/// `o`'s depth. Rendered plain and measured first: over Discord's 4096 bytes (spec §1.2),
+/// the links go, then the texts are cut to half as many characters at each try; images
+/// that leave no room for an activity leave none (a clear always fits).
+pub fn presence(o: &mut Out, act: Option<&Activity>, client_id: &str, status: &str) {
+    // Characters a text may keep; above 128, links are kept too.
+    let mut max = 2 * MAX_TEXT;
+    let mut f = Out::new();
+    loop {
+        f.buf.clear();
+        presence_plain(&mut f, act.filter(|_| max > 0), client_id, status, max);
+        if f.buf.len() <= MAX_FRAME || max == 0 {
+            o.text(&crate::json::utf8(f.buf));
+            return;
+        }
+        max /= 2;
+    }
+}
+
+/// The op 3 frame at depth 0, texts cut to `max` characters, links only above 128. `since`
 /// null and `afk` false: this session is not idle (Discord gateway-events, Update Presence).
 /// `status` is one of `gateway::STATUSES`.
-pub fn presence(o: &mut Out, act: Option<&Activity>, client_id: &str, status: &str) {
-    o.raw(r#"{\"op\":3,\"d\":{\"since\":null,\"activities\":["#);
+fn presence_plain(o: &mut Out, act: Option<&Activity>, client_id: &str, status: &str, max: usize) {
+    o.raw(r#"{"op":3,"d":{"since":null,"activities":["#);
     if let Some(a) = act {
-        o.raw(r#"{\"type\":2"#);
-        text_field(o, r#",\"name\":"#, &a.name);
-        o.raw(r#",\"status_display_type\":"#).int(a.display as i64);
-        text_field(o, r#",\"details\":"#, &a.details);
-        url_field(o, r#",\"details_url\":"#, &a.details_url);
-        text_field(o, r#",\"state\":"#, &a.state);
-        url_field(o, r#",\"state_url\":"#, &a.state_url);
-        o.raw(r#",\"application_id\":"#).str(client_id);
+        o.raw(r#"{"type":2"#);
+        text_field(o, "name", &a.name, max);
+        o.raw(r#","status_display_type":"#).int(a.display as i64);
+        text_field(o, "details", &a.details, max);
+        url_field(o, "details_url", &a.details_url, max);
+        text_field(o, "state", &a.state, max);
+        url_field(o, "state_url", &a.state_url, max);
+        o.raw(r#","application_id":"#).str(client_id);
         if a.start > 0 {
-            o.raw(r#",\"timestamps\":{\"start\":"#).int(a.start);
+            o.raw(r#","timestamps":{"start":"#).int(a.start);
             if a.end > 0 {
-                o.raw(r#",\"end\":"#).int(a.end);
+                o.raw(r#","end":"#).int(a.end);
             }
             o.raw("}");
         }
         if !a.large_image.is_empty() {
-            o.raw(r#",\"assets\":{\"large_image\":"#).str(&a.large_image);
-            text_field(o, r#",\"large_text\":"#, &a.large_text);
-            url_field(o, r#",\"large_url\":"#, &a.large_url);
+            o.raw(r#","assets":{"large_image":"#).str(&a.large_image);
+            text_field(o, "large_text", &a.large_text, max);
+            url_field(o, "large_url", &a.large_url, max);
             if !a.small_image.is_empty() {
-                o.raw(r#",\"small_image\":"#).str(&a.small_image).raw(r#",\"small_text\":\"Paused\""#);
+                o.raw(r#","small_image":"#).str(&a.small_image).raw(r#","small_text":"Paused""#);
             }
             o.raw("}");
         }
         o.raw("}");
     }
-    o.raw(r#"],\"status\":"#).str(status).raw(r#",\"afk\":false}}"#);
+    o.raw(r#"],"status":"#).str(status).raw(r#","afk":false}}"#);
 }
 
 /// 64-bit FNV-1a (the official plugin's cache-key hash, spec §3.9).
@@ -379,14 +400,25 @@ mod tests {
         assert_eq!((a.details.as_str(), a.state.as_str(), a.large_text.as_str()), ("{artist} ♪", "by Test Artist", "Test Album · VA"));
     }
 
+    /// What `text_field` writes for `s`, as an object's only field (`None`: left out).
+    fn field(s: &str, max: usize) -> Option<String> {
+        let mut o = Out::new();
+        o.raw("{");
+        text_field(&mut o, "k", s, max);
+        o.raw("}");
+        let mut got = None;
+        Reader::new(&o.buf).object(|k, r| {
+            assert_eq!(k, b"k");
+            got = r.string();
+            Some(())
+        })?;
+        got
+    }
+
     #[test]
     fn short_texts_are_padded_and_pauses_expire() {
-        let mut o = Out::new();
-        text_field(&mut o, "", "X");
-        assert_eq!(Reader::new(&o.buf).string().unwrap(), "X\u{200B}");
-        let mut o = Out::new();
-        text_field(&mut o, "k", " ");
-        assert!(o.buf.is_empty(), "blank texts are left out");
+        assert_eq!(field("X", MAX_TEXT).as_deref(), Some("X\u{200B}"));
+        assert_eq!(field(" \t\u{7f}", MAX_TEXT), None, "blank texts are left out");
         let mut p = want();
         p.paused = true;
         assert!(!p.pause_over(Pause::Show, i64::MAX));
@@ -446,6 +478,34 @@ mod tests {
         assert_eq!(s, r#"{"op":3,"d":{"since":null,"activities":[],"status":"dnd","afk":false}}"#);
     }
 
+    /// The largest activities the plugin can be handed: every text past 128 characters of
+    /// 4-byte UTF-8, every link at Discord's 256 bytes, `mp:` paths as long as
+    /// external-assets may answer for a 256-byte cover URL, a pause icon, a 20-digit
+    /// application id; then links and images of characters that escape to 2 or 6 bytes, and
+    /// images that leave no room for an activity. Every frame must fit in 4096 bytes.
+    #[test]
+    fn maximal_presences_fit_in_a_gateway_frame() {
+        let t = "🎵".repeat(130);
+        let link = ["https://open.spotify.com/search/", &"%F0%9F%8E%B5".repeat(19)].concat();
+        let img = ["mp:external/", &"A".repeat(43), "/https/", &"%2525".repeat(110)].concat();
+        let cases = [
+            (&link[..256], &img[..600], true),
+            (&"\"".repeat(256), &"\u{1}".repeat(250), true),
+            (&"\u{1f}".repeat(256), &["mp:", &"\\".repeat(310)].concat(), true),
+            (&link[..256], &"\u{1}".repeat(400), false),
+        ];
+        for (link, img, shown) in cases {
+            let a = Activity {
+                name: t.clone(), display: 0, details: t.clone(), state: t.clone(), large_text: t.clone(),
+                details_url: link.into(), state_url: link.into(), large_url: link.into(),
+                large_image: img.into(), small_image: img.into(), start: i64::MAX, end: i64::MAX,
+            };
+            let s = render(|o| presence(o, Some(&a), "12345678901234567890", "invisible"));
+            assert!(s.len() <= 4096, "{} bytes: {s}", s.len());
+            assert!(Reader::new(s.as_bytes()).skip().is_some() && s.contains("application_id") == shown, "{s}");
+        }
+    }
+
     #[test]
     fn control_frames_are_exact() {
         let tok = "to\"k\\en";
@@ -489,18 +549,16 @@ mod tests {
 
     #[test]
     fn truncation_counts_characters() {
-        assert_eq!(truncate("hello"), "hello");
+        let field = |s: &str, max| field(s, max).unwrap();
+        assert_eq!(field("hello", MAX_TEXT), "hello");
         let a128 = "a".repeat(128);
-        assert_eq!(truncate(&a128), a128);
-        assert_eq!(truncate(&"a".repeat(200)).chars().count(), 127);
-        let long = "あ".repeat(130);
-        assert_eq!(truncate(&long).chars().count(), 127);
-        let mut o = Out::new();
-        text_field(&mut o, "", &"あ".repeat(130));
-        let s = Reader::new(&o.buf).string().unwrap();
+        assert_eq!(field(&a128, MAX_TEXT), a128);
+        assert_eq!(field(&a128, 500), a128);
+        assert_eq!(field(&"a".repeat(200), MAX_TEXT), ["a".repeat(127), "…".into()].concat());
+        let s = field(&"あ".repeat(130), MAX_TEXT);
         assert_eq!(s.chars().count(), 128);
         assert!(s.ends_with('…'));
-        assert_eq!(truncate(""), "");
+        assert_eq!((field("あいう", 2), field("あいう", 3), field("あ\u{1}いう", 1)), ("あ…".into(), "あいう".into(), "…".into()));
     }
 
     #[test]

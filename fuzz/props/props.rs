@@ -97,6 +97,106 @@ fn want(title: String, artist: String, album: String, album_artist: String) -> W
     Want { title, artist, album, album_artist, track_id: "t1".into(), ..Want::default() }
 }
 
+/// The characters that cost a frame the most: 4-byte UTF-8, and ones escaped to 2 bytes
+/// (quote, backslash) or 6 (controls, which links and images keep).
+fn heavy() -> impl Strategy<Value = char> {
+    prop_oneof![
+        6 => prop::char::range('\u{10000}', '\u{10FFFF}'),
+        1 => prop::sample::select(vec!['"', '\\', '\u{1}', '\u{1f}', '\u{7f}', '…', '\u{2028}', 'a']),
+    ]
+}
+
+/// `prefix` and as many of `chars` as fit in `max` bytes.
+fn filled(prefix: &str, chars: Vec<char>, max: usize) -> String {
+    let mut s = String::from(prefix);
+    for c in chars {
+        if c.len_utf8() > max - s.len() {
+            break;
+        }
+        s.push(c);
+    }
+    s
+}
+
+/// Links at Discord's 256 bytes: as enrich makes them (percent-escaped searches), or
+/// holding characters that escape.
+fn link() -> impl Strategy<Value = String> {
+    let safe = prop::sample::select(b"ABCFabcf0123456789%".map(char::from).to_vec());
+    prop_oneof![
+        3 => prop::collection::vec(safe, 256).prop_map(|c| filled("https://open.spotify.com/search/", c, 256)),
+        1 => prop::collection::vec(heavy(), 0..256).prop_map(|c| filled("https://x/", c, 256)),
+    ]
+}
+
+/// `mp:` paths: the plugin passes on whatever path external-assets answers, so from
+/// Discord's 313 characters to far past it, and with characters that escape.
+fn image() -> impl Strategy<Value = String> {
+    let path = prop::sample::select(b"ABCFabcf0123456789%/-._".map(char::from).to_vec());
+    prop_oneof![
+        4 => prop::collection::vec(path, 290..=1200).prop_map(|c| filled("mp:external/", c, usize::MAX)),
+        1 => prop::collection::vec(heavy(), 0..=600).prop_map(|c| filled("mp:external/", c, usize::MAX)),
+    ]
+}
+
+/// The bytes a string value takes in a frame, quotes included.
+fn json_len(s: &str) -> usize {
+    serde_json::to_string(s).unwrap().len()
+}
+
+/// Maximal presences (every text past 128 characters of the heaviest characters, every
+/// link, long `mp:` paths, a pause icon, a 20-digit application id) fit in a gateway
+/// frame: links are shed first, then texts cut shorter (at a character, with "…"); images
+/// are never cut, and only images that leave no room for the rest clear the activity.
+#[test]
+fn maximal_presences_fit_in_a_gateway_frame() {
+    use proptest::test_runner::{Config, TestRunner};
+    let text = || prop::collection::vec(heavy(), 120..=140).prop_map(String::from_iter);
+    let texts = (text(), text(), text(), text());
+    let largest = std::cell::Cell::new(0);
+    let mut runner = TestRunner::new(Config { cases: 256, failure_persistence: None, ..Config::default() });
+    let input = (texts, link(), link(), link(), image(), prop::option::of(image()));
+    let outcome = runner.run(&input, |((name, details, state, large_text), du, su, lu, large, small)| {
+        let small = small.unwrap_or_default();
+        let act = Activity { name, display: 0, details, state, large_text, details_url: du, state_url: su, large_url: lu, large_image: large, small_image: small, start: i64::MAX, end: i64::MAX };
+        let (frame, a) = render(&act, "12345678901234567890", "invisible");
+        largest.set(largest.get().max(frame.len()));
+        prop_assert!(frame.len() <= nd::MAX_FRAME, "{} bytes: {}", frame.len(), frame);
+        if a.is_null() {
+            prop_assert!(json_len(&act.large_image) + json_len(&act.small_image) > nd::MAX_FRAME - 512, "cleared: {}", frame);
+            return Ok(());
+        }
+        prop_assert_eq!(s(&a["assets"]["large_image"]), Some(act.large_image.clone()));
+        prop_assert_eq!(s(&a["assets"]["small_image"]), (!act.small_image.is_empty()).then(|| act.small_image.clone()));
+        let mut cut = false;
+        for (t, got) in [(&act.name, &a["name"]), (&act.details, &a["details"]), (&act.state, &a["state"]), (&act.large_text, &a["assets"]["large_text"])] {
+            let (full, got) = (shown(t), s(got));
+            if got != full {
+                let (full, got) = (full.unwrap_or_default(), got.unwrap_or_default());
+                let stem = got.strip_suffix('…').unwrap_or("\0");
+                prop_assert!(full.starts_with(stem) && got.chars().count() < full.chars().count(), "{:?} from {:?}", got, full);
+                cut = true;
+            }
+        }
+        let links = [(",\"details_url\":", &act.details_url, &a["details_url"]), (",\"state_url\":", &act.state_url, &a["state_url"]), (",\"large_url\":", &act.large_url, &a["assets"]["large_url"])];
+        // Links go all together, only when they do not fit, and before any text is cut.
+        let kept = links.iter().any(|l| !l.2.is_null());
+        let mut room = 0;
+        for (key, url, got) in links {
+            if !url.is_empty() && url.len() <= 256 {
+                room += key.len() + json_len(url);
+                prop_assert_eq!(s(got), kept.then(|| url.clone()), "{}", frame);
+            }
+        }
+        prop_assert!(kept || cut || frame.len() + room > nd::MAX_FRAME, "links shed from a {}-byte frame", frame.len());
+        prop_assert!(!(kept && cut), "a text cut while links stay: {}", frame);
+        Ok(())
+    });
+    eprintln!("largest frame: {} bytes", largest.get());
+    if let Err(e) = outcome {
+        panic!("{e}");
+    }
+}
+
 /// The scripted world the fuzz targets drive reaches the gateway's paths: frames go to the
 /// current connection, timers fire, Discord's side answers.
 #[test]
