@@ -28,11 +28,14 @@ func (r *rig) httpWaits() (worst time.Duration, worstCall string, reportRequests
 			reportRequests++
 		}
 	}
+	perFunc := map[string]time.Duration{}
 	for res, d := range per {
+		perFunc[res.Func] = max(perFunc[res.Func], d)
 		if d > worst {
 			worst, worstCall = d, fmt.Sprintf("%s at %s (%s)", res.Func, res.At.Format("15:04:05"), res.Input)
 		}
 	}
+	r.t.Logf("longest HTTP wait per export: %v", perFunc)
 	return worst, worstCall, reportRequests
 }
 

@@ -252,7 +252,8 @@ fn split_id(id: &str) -> Option<(u32, &str)> {
 /// heartbeat, `hb` heartbeat, `f1`–`f3`/`r1`–`r3` retries of a first/later heartbeat
 /// that found the send lock taken, `sl` the send lock, `rc` reconnect. With the due time
 /// (ms), which is also when they run: `fl` presence flush, `ic` idle close. With the
-/// now-playing number (old hosts): `np` show it, `ne` clear it after the track's end.
+/// want's time: `en` its images and links. With the now-playing number (old hosts): `np`
+/// show it, `ne` clear it after the track's end.
 pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
     let (v, _) = input::fields(input, &["scheduleId"]).ok_or_else(|| bad_input("scheduler callback"))?;
     let id = &v[0];

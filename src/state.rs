@@ -12,14 +12,14 @@
 //!
 //! | record | written by | why concurrent writers cannot corrupt it |
 //! |---|---|---|
-//! | `gw.<user>` link: current generation, idle, attempts, session to resume | the reconnect timer `rc:<gen>:<user>` only | one timer per id runs at a time; `rc:<gen+1>` exists only after `rc:<gen>` wrote the link and dialled; a stale `rc` finds a newer generation and does nothing |
+//! | `gw.<user>` link: current generation, idle, attempts, session to resume, identify budget | the reconnect timer `rc:<gen>:<user>` only | one timer per id runs at a time; `rc:<gen+1>` exists only after `rc:<gen>` wrote the link and dialled; a stale `rc` finds a newer generation and does nothing |
 //! | `cn.<gen>.<user>` one connection: phase, seq, session, status, READY and ACK times | that connection's read loop only | Navidrome calls one websocket callback at a time per connection; other calls read it |
 //! | `tx.<gen>.<user>` sent on one connection: presence fingerprint, rate window, last heartbeat | whoever holds the send lock `sl:<gen>:<user>` | the lock is a one-time schedule (a duplicate id is refused); it also keeps two sends off one socket (gorilla panics on concurrent writes); if a holder dies its lease fires and repairs |
 //! | `hw.<gen>.<user>` when a heartbeat that found the lock taken fell due | that heartbeat's call | the lock's holder reads it after releasing and sends the beat if none went out since; if an older time overwrites a newer one, the newer beat's own retry timer sends it a second later |
 //! | `end.<gen>.<user>` the connection was closed for idleness (its session ended) | idle-close timers | a constant: two writers write the same value |
 //! | `want.<user>` the wanted presence; `stopped.<user>` time of the last stop | playback reports (one worker for the server); on 0.60–0.61 the now-playing timers `np`/`ne`, which only write the newest presence they were scheduled for | a lost update can only lose a want that a later report or timer writes again |
 //! | `legacy.<user>` the newest now-playing | now-playing calls (one worker) | serial |
-//! | `host.reports`, lookup caches (covers, links, registrations, failures) | any call | values, not read-modify-write: two writers write equivalent values |
+//! | `host.reports`, lookup caches (covers, links, registrations, failures, `down.<service>`) | any call | values, not read-modify-write: two writers write equivalent values |
 //!
 //! Connection and timer ids carry the generation, so a callback of an older connection
 //! finds a newer link and changes nothing.
