@@ -14,7 +14,11 @@ target=wasm32-unknown-unknown
 raw=target/$target/release/discord_presence.wasm
 wasm=dist/plugin.wasm
 ndp=dist/discord-presence.ndp
-binaryen=132   # wasm-opt from npm binaryen@132.0.0, cached outside the repo
+# wasm-opt from npm, cached outside the repo; its version and flags: tools/wasm-opt.conf.
+conf() { awk -v k="$1" '$1 == k { $1 = ""; sub(/^ /, ""); print }' tools/wasm-opt.conf; }
+binaryen_version=$(conf binaryen)
+binaryen=${binaryen_version%%.*}
+read -ra opt_flags <<<"$(conf flags)"
 tools=${XDG_CACHE_HOME:-$HOME/.cache}/ndp-tools/binaryen-$binaryen
 wasm_opt=$tools/node_modules/.bin/wasm-opt
 stamp=${SOURCE_DATE_EPOCH:+@$SOURCE_DATE_EPOCH}   # time of every package entry (UTC)
@@ -63,7 +67,7 @@ ensure_tools() {
   if ! "$wasm_opt" --version 2>/dev/null | grep -q "version $binaryen "; then
     command -v npm >/dev/null || { echo "npm is needed to install wasm-opt" >&2; return 1; }
     rm -rf "$tools.tmp"
-    quiet npm install --prefix "$tools.tmp" --no-audit --no-fund "binaryen@$binaryen.0.0"
+    quiet npm install --prefix "$tools.tmp" --no-audit --no-fund "binaryen@$binaryen_version"
     rm -rf "$tools" && mv "$tools.tmp" "$tools"
     "$wasm_opt" --version | grep -q "version $binaryen "
   fi
@@ -76,7 +80,7 @@ optimize() {
   out=$(python3 tools/wasminfo.py --features "$raw")
   read -ra feats <<<"$out"
   mkdir -p dist
-  "$wasm_opt" "$raw" -Oz --converge "${feats[@]}" \
+  "$wasm_opt" "$raw" "${opt_flags[@]}" "${feats[@]}" \
     --strip-debug --strip-producers --strip-target-features -o "$wasm.tmp"
   mv "$wasm.tmp" "$wasm"
 }

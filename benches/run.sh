@@ -10,8 +10,9 @@
 # Environment:
 #   PLUGIN_WASM     the module measured as "ours" (default: built here like the
 #                   release, the last step of the waterfall)
-#   WASM_OPT_FLAGS  wasm-opt flags of the release build (default: -Oz --converge and the
-#                   features the module uses, from tools/wasminfo.py when present)
+#   WASM_OPT_FLAGS  wasm-opt flags of the release build (default: those of
+#                   tools/wasm-opt.conf and the features the module uses, from
+#                   tools/wasminfo.py)
 #   NDP_BENCH_CACHE build cache (default ${XDG_CACHE_HOME:-$HOME/.cache}/ndp-bench);
 #                   nothing is built in the repo's target/ or dist/
 set -euo pipefail
@@ -20,7 +21,10 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
 CACHE=${NDP_BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ndp-bench}
 SCALE=${BENCH_SCALE:-1}
-BINARYEN_VERSION=132.0.0
+# The release's wasm-opt version and flags (build.sh reads the same file).
+conf() { awk -v k="$1" '$1 == k { $1 = ""; sub(/^ /, ""); print }' "$ROOT/tools/wasm-opt.conf"; }
+BINARYEN_VERSION=$(conf binaryen)
+OPT_FLAGS=$(conf flags)
 TARGET=wasm32-unknown-unknown
 OUT=$CACHE/out
 BIN=$CACHE/npm/node_modules/binaryen/bin
@@ -59,7 +63,7 @@ wasmopt() {
     local in=$1 out=$2
     shift 2
     local flags key
-    flags=${WASM_OPT_FLAGS:--Oz --converge $(features "$in")}
+    flags=${WASM_OPT_FLAGS:-$OPT_FLAGS $(features "$in")}
     key="$(sha "$in") $BINARYEN_VERSION $* $flags"
     fresh "$out" "$key" && return 0
     # shellcheck disable=SC2086
