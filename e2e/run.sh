@@ -66,7 +66,7 @@ if [[ -n $screenshot ]]; then
   export NDP_E2E_SCREENSHOT=$here/plugin-page.png
   set -- -run Screenshot "$@"
 else
-  # The scenarios take ≈ 8 min in all; a later -timeout in the arguments still wins.
+  # The scenarios take ≈ 7 min in all; a later -timeout in the arguments still wins.
   set -- -timeout 15m "$@"
 fi
 
