@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Builds Navidrome v0.63.2 with its web UI, for the screenshot of the plugin page only
-# (e2e/run.sh --screenshot). The module zip from the Go module proxy has the UI's sources
-# but not the built UI (ui/build holds only .gitkeep), so this copies the release's module
-# source out of the module cache, builds the UI with npm (ui/package-lock.json, packages
-# from the npm registry) and the server with `go build`, as upstream's `make build` does.
+# Builds Navidrome v0.63.2 with its web UI, for the web UI scenario (webui_test.go) and the
+# screenshot of the plugin page (e2e/run.sh --screenshot). The module zip from the Go module
+# proxy has the UI's sources but not the built UI (ui/build holds only .gitkeep), so this
+# copies the release's module source out of the module cache, builds the UI with npm
+# (ui/package-lock.json, packages from the npm registry) and the server with `go build`, as
+# upstream's `make build` does.
 # Prints the binary's path. The copy stays in the cache, outside the repository.
 set -euo pipefail
 version=${1:-v0.63.2}

@@ -55,12 +55,19 @@ fi
 export NDP_E2E_PACKAGE
 step "package $NDP_E2E_PACKAGE"
 
+# Navidrome with its web UI (npm, a few minutes once, then cached) and Chromium: the web UI
+# scenario (webui_test.go) drives it; --screenshot takes only the plugin page's picture.
+command -v chromium >/dev/null || apt_install chromium fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji
+command -v npm >/dev/null || apt_install npm
+step "Navidrome v0.63.2 with its web UI"
+NDP_E2E_NAVIDROME_UI=$("$here/build-navidrome-ui.sh" v0.63.2)
+export NDP_E2E_NAVIDROME_UI
 if [[ -n $screenshot ]]; then
-  command -v chromium >/dev/null || apt_install chromium fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji
-  step "Navidrome v0.63.2 with its web UI"
-  NDP_E2E_NAVIDROME_UI=$("$here/build-navidrome-ui.sh" v0.63.2)
-  export NDP_E2E_NAVIDROME_UI NDP_E2E_SCREENSHOT=$here/plugin-page.png
+  export NDP_E2E_SCREENSHOT=$here/plugin-page.png
   set -- -run Screenshot "$@"
+else
+  # The scenarios take ≈ 7 min in all; a later -timeout in the arguments still wins.
+  set -- -timeout 15m "$@"
 fi
 
 export NDP_E2E_LOGS=${NDP_E2E_LOGS:-$(mktemp -d /tmp/ndp-e2e-logs.XXXXXX)}
