@@ -16,6 +16,7 @@ use crate::enrich;
 use crate::gateway::{self, Action, Beat, Conn, Ctx, Frame, Level, Link, Phase, Timer, STATUSES};
 use crate::host::{self, Host};
 use crate::input::{self, Report};
+use crate::players;
 use crate::presence::{self, Fnv, Plan, Want};
 use crate::state::{self, Sent};
 use alloc::string::String;
@@ -886,6 +887,55 @@ mod tests {
         assert!(load_want(&mut h, "alice").is_some() && !h.timers.keys().any(|k| k.starts_with("fl:")));
         report(&mut h, "stopped", "Song", T0 + 11).unwrap();
         assert!(load_want(&mut h, "alice").is_none(), "its own player's stop clears");
+    }
+
+    /// A report from player `player` at position `pos_ms` (track of 180 s).
+    fn report_from(h: &mut Fake, player: &str, state: &str, title: &str, ts: i64, pos_ms: i64) {
+        h.clock = ts * 1000;
+        let input = format!(
+            r#"{{"username":"alice","track":{{"id":"t-{title}","title":"{title}","duration":180}},"state":"{state}","positionMs":{pos_ms},"playerId":"{player}","timestamp":{ts}}}"#
+        );
+        playback_report(h, input.as_bytes()).unwrap();
+        settle(h);
+    }
+
+    #[test]
+    fn a_pause_at_the_tracks_end_is_its_end_not_a_paused_presence() {
+        let mut h = ready();
+        let n = presences(&h).len();
+        // The web UI at a track's end: paused and stopped at the duration, then the next.
+        report_from(&mut h, "p1", "paused", "Song", T0 + 180, 179_600);
+        report_from(&mut h, "p1", "stopped", "Song", T0 + 180, 179_600);
+        report_from(&mut h, "p1", "starting", "Next", T0 + 180, 0);
+        h.clock += 5_000;
+        while let Some(id) = h.timers.keys().find(|k| k.starts_with("fl:")).cloned() {
+            fire(&mut h, &id);
+        }
+        let sent = presences(&h)[n..].to_vec();
+        // No clear, and no paused presence (a paused one has no end time).
+        assert!(sent.iter().all(|f| f.contains(r#""end":"#)), "{sent:?}");
+        assert!(last_frame(&h).contains(r#""details":"Next""#), "{}", last_frame(&h));
+    }
+
+    #[test]
+    fn with_two_players_the_newest_track_is_shown_and_comes_back_after_a_stop() {
+        let mut h = ready();
+        report_from(&mut h, "p2", "starting", "Other", T0 + 20, 0);
+        assert!(last_frame(&h).contains(r#""details":"Other""#));
+        // The first player's periodic progress: nothing changes.
+        let n = presences(&h).len();
+        report_from(&mut h, "p1", "playing", "Song", T0 + 60, 70_000);
+        assert_eq!(load_want(&mut h, "alice").unwrap().player, "p2");
+        // The shown player stops: the first player's track is shown again, no clear.
+        report_from(&mut h, "p2", "stopped", "Other", T0 + 70, 50_000);
+        let w = load_want(&mut h, "alice").unwrap();
+        assert_eq!((w.player.as_str(), w.title.as_str()), ("p1", "Song"));
+        h.clock += 10_000;
+        while let Some(id) = h.timers.keys().find(|k| k.starts_with("fl:")).cloned() {
+            fire(&mut h, &id);
+        }
+        assert!(presences(&h)[n..].iter().all(|f| !f.contains(r#""activities":[]"#)), "{:?}", &presences(&h)[n..]);
+        assert!(last_frame(&h).contains(r#""details":"Song""#), "{}", last_frame(&h));
     }
 
     #[test]
