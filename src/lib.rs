@@ -17,6 +17,7 @@ mod gateway;
 mod host;
 mod input;
 mod json;
+mod players;
 mod plugin;
 mod presence;
 mod state;

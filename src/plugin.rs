@@ -143,24 +143,43 @@ pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
     // never earlier, times what is sent.
     let at = rep.timestamp.saturating_mul(1000);
     let now = at.max(h.now_ms());
-    let hide = rep.state == "paused" && set.pause == Pause::Hide;
-    match rep.state.as_str() {
-        "playing" | "starting" | "paused" if !hide => {
-            let (pos, rate, dur) = (rep.position_ms, rep.rate_milli, rep.track.duration_s);
-            let mut w = want_of(rep);
-            w.timing(at, pos, rate, dur);
+    // 0 playing, 1 starting, 2 paused, 3 stopped, 4 expired.
+    let Some(mut st) = crate::json::key_index(rep.state.as_bytes(), &["playing", "starting", "paused", "stopped", "expired"]) else {
+        log(h, Level::Debug, &u.name, "ignoring an unknown playback state");
+        return Ok(None);
+    };
+    // A pause at the track's end is its end (the web UI pauses before `ended`).
+    if st == 2 && players::ended(rep.position_ms, rep.track.duration_s) {
+        st = 3;
+    }
+    let hide = st == 2 && set.pause == Pause::Hide;
+    let (start, player) = (st == 1, rep.player_id.clone());
+    let w = (st <= 2 && !hide).then(|| {
+        let (pos, rate, dur) = (rep.position_ms, rep.rate_milli, rep.track.duration_s);
+        let mut w = want_of(rep);
+        w.timing(at, pos, rate, dur);
+        w
+    });
+    let other_key = state::key("other", &u.name);
+    let mut p = players::Players { shown: load_want(h, &u.name), other: want_at(h, &other_key) };
+    let had_other = p.other.is_some();
+    let change = p.report(&player, w, start, now);
+    match &p.other {
+        Some(o) => host::cache_set(h, &other_key, DAY, &|out| o.save(out))?,
+        None if had_other => host::cache_remove(h, &other_key)?,
+        None => {}
+    }
+    match (change, p.shown) {
+        (players::Change::Show, Some(w)) => {
             set_want(h, &u, &w, now, true)?;
             if let (true, Pause::HideAfter(ms)) = (w.paused, set.pause) {
                 schedule_flush(h, &u, now, now + ms);
             }
         }
-        // Another player's presence is showing: this player's stop is not about it (spec
-        // §6.3, v2 weakness W12).
-        "stopped" | "expired" if load_want(h, &u.name).is_some_and(|w| w.player != rep.player_id) => {}
-        "stopped" | "expired" | "paused" => {
+        (players::Change::Stopped, _) => {
             host::cache_remove(h, &state::key("want", &u.name))?;
             let stop_key = state::key(STOPPED, &u.name);
-            if rep.state == "stopped" {
+            if st == 3 {
                 host::cache_put(h, &stop_key, DAY, &state::num(now))?;
                 schedule_flush(h, &u, now, now + STOP_GRACE_MS);
             } else {
@@ -168,7 +187,8 @@ pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
                 flush(h, &u, now, None, false, 0)?;
             }
         }
-        _ => log(h, Level::Debug, &u.name, "ignoring an unknown playback state"),
+        // Another player's report that changes nothing shown.
+        _ => {}
     }
     Ok(None)
 }
