@@ -66,13 +66,17 @@ type concRig struct {
 	rng     *rand.Rand // scenario choices (independent of the interleaving)
 	start   time.Time
 	last    time.Time
-	want    map[string]wantState
+	want    map[string]wantState // what each user's Discord should show
+	other   map[string]wantState // the latest of another player of that user
 	started map[string]playStart // user/player → title and its start
 	viol    []string
 	recs    map[string]gwRecord
 }
 
-type wantState struct{ title, player string }
+type wantState struct {
+	title, player string
+	paused        bool
+}
 
 func (cr *concRig) violf(format string, args ...any) {
 	cr.viol = append(cr.viol, fmt.Sprintf(format, args...))
@@ -120,15 +124,32 @@ func (cr *concRig) report(u account, player, state, title string) {
 	cr.pt.Report(capabilities.PlaybackReportRequest{Username: u.name, Track: track, State: state,
 		PositionMs: now.Sub(cr.started[key].at).Milliseconds(), PlaybackRate: 1, PlayerId: player, PlayerName: "NavidromeUI",
 		Timestamp: now.Unix()})
-	w := cr.want[u.name]
-	switch state {
-	case "stopped":
-		if w.player == player {
-			cr.want[u.name] = wantState{}
+	// Whose track is shown (README: players): the track that started last; another
+	// player's progress of a track it was known to play, or its pause, changes nothing;
+	// when the shown player stops, the other's track comes back unless it is paused.
+	shown, other := cr.want[u.name], cr.other[u.name]
+	rep := wantState{title, player, state == "paused"}
+	switch {
+	case state == "stopped" && shown.player == player:
+		shown, other = wantState{}, wantState{}
+		if o := cr.other[u.name]; o.title != "" && !o.paused {
+			shown = o
 		}
+	case state == "stopped":
+		if other.player == player {
+			other = wantState{}
+		}
+	case shown.title == "" || shown.player == player:
+		shown = rep
+		if other.player == player {
+			other = wantState{}
+		}
+	case !rep.paused && (state == "starting" || other.player != player || other.title != title):
+		shown, other = rep, shown
 	default:
-		cr.want[u.name] = wantState{title, player}
+		other = rep
 	}
+	cr.want[u.name], cr.other[u.name] = shown, other
 }
 
 func (cr *concRig) play(u account, title string) { cr.report(u, "p1", "playing", title) }
@@ -304,7 +325,7 @@ func runConc(t testing.TB, sc concScenario, seed int64, verbose bool) (res concR
 		}
 		r := loadRig(tb, nil, enrichRoutes, users...)
 		cr = &concRig{rig: r, rng: rand.New(rand.NewSource(seed*7919 + 17)), start: r.Clock.Now(),
-			want: map[string]wantState{}, started: map[string]playStart{}, recs: map[string]gwRecord{}}
+			want: map[string]wantState{}, other: map[string]wantState{}, started: map[string]playStart{}, recs: map[string]gwRecord{}}
 		cr.last = cr.start
 		cr.sim = NewSim(r.Harness, seed)
 		cr.pt = NewPlayTracker(cr.sim)
