@@ -6,7 +6,10 @@
 # and builds its main package (`go install pkg@version` refuses modules with replace
 # directives, and Navidrome's go.mod replaces go.senan.xyz/taglib with a fork: replace lines
 # of a dependency are ignored, so this copies them from the release's own go.mod).
-# cgo is needed for mattn/go-sqlite3; TagLib is the wasm-based go-taglib (no system library).
+# cgo is needed for mattn/go-sqlite3; in v0.63.2 TagLib is the wasm-based go-taglib (no system
+# library). v0.61.2 links TagLib >= 2.0 through cgo (`pkg-config --define-prefix taglib`):
+# NDP_E2E_TAGLIB=<prefix> (build-taglib.sh's static build) is then put first in
+# PKG_CONFIG_PATH, so the binary carries TagLib and needs no LD_LIBRARY_PATH.
 # The module zip has no web UI (ui/build holds only .gitkeep): the server runs, its UI is
 # empty; e2e/ui.sh builds the UI separately when a screenshot is wanted.
 set -euo pipefail
@@ -18,6 +21,9 @@ if [[ -x $bin ]]; then echo "$bin"; exit 0; fi
 mkdir -p "$dir/mod"
 cd "$dir/mod"
 export GOFLAGS=-mod=mod CGO_ENABLED=1 GOTOOLCHAIN=local
+if [[ -n ${NDP_E2E_TAGLIB:-} ]]; then
+  export PKG_CONFIG_PATH=$NDP_E2E_TAGLIB/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
+fi
 cat > go.mod <<MOD
 module ndp-e2e/navidrome-$version
 

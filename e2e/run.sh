@@ -8,7 +8,8 @@
 #                              # (builds Navidrome with its web UI via npm, ~6 min once)
 #
 # Navidrome releases are built once from the Go module proxy into
-# ${XDG_CACHE_HOME:-~/.cache}/ndp-e2e (the first run takes a few minutes).
+# ${XDG_CACHE_HOME:-~/.cache}/ndp-e2e (the first run takes a few minutes), and there too the
+# static TagLib 2.0.2 that v0.61.2 links (build-taglib.sh, from Debian's source).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
@@ -33,17 +34,14 @@ step "Navidrome v0.63.2"
 NDP_E2E_NAVIDROME=$("$here/build-navidrome.sh" v0.63.2)
 export NDP_E2E_NAVIDROME
 
-# v0.61.2 (newest release without PlaybackReport) imports its cgo TagLib adapter
-# unconditionally and needs system TagLib >= 2.0 (taglib_wrapper.cpp includes dsffile.h);
-# Debian bookworm ships 1.13, and upstream links a TagLib 2 from GitHub releases.
-if pkg-config --atleast-version=2.0 taglib 2>/dev/null; then
-  step "Navidrome v0.61.2"
-  NDP_E2E_NAVIDROME_061=$("$here/build-navidrome.sh" v0.61.2)
-  export NDP_E2E_NAVIDROME_061
-else
-  export NDP_E2E_NAVIDROME_061_SKIP="v0.61.2 not built: it needs system TagLib >= 2.0 (pkg-config taglib: $(pkg-config --modversion taglib 2>/dev/null || echo none))"
-  step "$NDP_E2E_NAVIDROME_061_SKIP"
-fi
+# v0.61.2 (newest release without PlaybackReport) links TagLib >= 2.0 through cgo
+# (taglib_wrapper.cpp includes dsffile.h); Debian bookworm ships 1.13, so a static TagLib
+# 2.0.2 is built from Debian trixie's source into the cache (build-taglib.sh, once).
+step "TagLib 2.0.2 for Navidrome v0.61.2"
+NDP_E2E_TAGLIB=$("$here/build-taglib.sh")
+step "Navidrome v0.61.2"
+NDP_E2E_NAVIDROME_061=$(NDP_E2E_TAGLIB=$NDP_E2E_TAGLIB "$here/build-navidrome.sh" v0.61.2)
+export NDP_E2E_NAVIDROME_061
 
 if [[ -z ${NDP_E2E_PACKAGE:-} ]]; then
   NDP_E2E_PACKAGE=$root/dist/discord-presence.ndp
