@@ -71,21 +71,27 @@ impl<'a> Reader<'a> {
         self.peek();
         let neg = self.eat(b'-');
         // Significant digits in `v`, and the power of ten still to apply to them.
-        let (mut v, mut scale, mut digits, mut dot) = (0i64, frac as i64, 0, false);
-        while let Some(&c) = self.s.get(self.i) {
-            match c {
-                b'0'..=b'9' if v.checked_mul(10).and_then(|x| x.checked_add((c - b'0') as i64)).is_some() => {
-                    v = v * 10 + (c - b'0') as i64;
+        let (mut v, mut scale, mut digits, mut dot) = (0i64, frac as i64, false, false);
+        loop {
+            let c = self.s.get(self.i).copied().unwrap_or(0);
+            let d = c.wrapping_sub(b'0') as i64;
+            if d < 10 {
+                digits = true;
+                // Digits that no longer fit only move the point.
+                if v <= (i64::MAX - d) / 10 {
+                    v = v * 10 + d;
                     scale -= dot as i64;
+                } else {
+                    scale += !dot as i64;
                 }
-                b'0'..=b'9' => scale += !dot as i64,
-                b'.' if !dot => dot = true,
-                _ => break,
+            } else if c == b'.' && !dot {
+                dot = true;
+            } else {
+                break;
             }
-            digits += c.is_ascii_digit() as u32;
             self.i += 1;
         }
-        if digits == 0 {
+        if !digits {
             return None;
         }
         if let Some(b'e' | b'E') = self.s.get(self.i) {
@@ -105,7 +111,7 @@ impl<'a> Reader<'a> {
             scale += if eneg { -e } else { e };
         }
         for _ in 0..scale.clamp(0, 40) {
-            v = v.saturating_mul(10);
+            v = if v > i64::MAX / 10 { i64::MAX } else { v * 10 };
         }
         for _ in scale.clamp(-40, 0)..0 {
             v /= 10;
