@@ -11,24 +11,25 @@ use alloc::string::String;
 /// Errors name the problem, never a token.
 pub fn token_for(users: &str, user: &str) -> Result<Option<String>, &'static str> {
     let t = crate::state::trim(users);
-    if !matches!(t.as_bytes().first(), Some(b'[' | b'{')) {
-        let hit = crate::state::split(t, b',')
-            .filter_map(|e| crate::state::cut(e, b':'))
-            .filter(|(u, tok)| crate::state::trim(u) == user && !crate::state::trim(tok).is_empty())
-            .last();
-        return hit.map(|(_, tok)| token(tok)).transpose();
-    }
     let mut found = None;
-    Reader::new(t.as_bytes())
-        .array(|r| {
-            let (mut name, mut token) = (String::new(), String::new());
-            r.texts(&["username", "token"], &mut [&mut name, &mut token])?;
-            if !name.is_empty() && name == user && !token.is_empty() {
-                found = Some(token);
+    if !matches!(t.as_bytes().first(), Some(b'[' | b'{')) {
+        for (u, tok) in crate::state::split(t, b',').filter_map(|e| crate::state::cut(e, b':')) {
+            if crate::state::trim(u) == user && !crate::state::trim(tok).is_empty() {
+                found = Some(String::from(tok));
             }
-            Some(())
-        })
-        .ok_or("config `users` is not a JSON array of {username, token} objects")?;
+        }
+    } else {
+        Reader::new(t.as_bytes())
+            .array(|r| {
+                let (mut name, mut token) = (String::new(), String::new());
+                r.texts(&["username", "token"], &mut [&mut name, &mut token])?;
+                if !name.is_empty() && name == user && !token.is_empty() {
+                    found = Some(token);
+                }
+                Some(())
+            })
+            .ok_or("config `users` is not a JSON array of {username, token} objects")?;
+    }
     found.as_deref().map(token).transpose()
 }
 
