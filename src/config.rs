@@ -127,7 +127,7 @@ impl Settings {
             Some("Custom") => Name::Custom,
             _ => Name::Default,
         };
-        let pause_min = get("pauseminutes").map_or(Ok(0), |v| minutes("pauseminutes", &v))?;
+        let pause_min = minutes(get("pauseminutes"), 0, "config `pauseminutes` must be a whole number of minutes from 0 to 1440")?;
         let pause = match get("pausemode").as_deref() {
             Some("hide") => Pause::Hide,
             Some("hideafter") if pause_min > 0 => Pause::HideAfter(pause_min * 60_000),
@@ -135,7 +135,7 @@ impl Settings {
         };
         Ok(Settings {
             status: get("status").and_then(|s| crate::gateway::status_index(s.as_bytes())),
-            idle_ms: get("idleminutes").map_or(Ok(10), |v| minutes("idleminutes", &v))? * 60_000,
+            idle_ms: minutes(get("idleminutes"), 10, "config `idleminutes` must be a whole number of minutes from 0 to 1440")? * 60_000,
             name,
             name_template: get("activitynametemplate").unwrap_or_default(),
             details: text(&mut get, "detailstemplate", "{track}"),
@@ -162,12 +162,12 @@ pub fn from<'a>(pairs: &'a [(&str, &str)]) -> impl FnMut(&str) -> Option<String>
 }
 
 /// A whole number of minutes (the config form stores integers as JSON numbers, which
-/// reach the plugin as text, ABI §1.6).
-fn minutes(key: &str, v: &str) -> Result<i64, &'static str> {
-    match crate::state::int(crate::state::trim(v)) {
+/// reach the plugin as text, ABI §1.6); `default` when unset, `err` when not 0–1440.
+fn minutes(v: Option<String>, default: i64, err: &'static str) -> Result<i64, &'static str> {
+    let Some(v) = v else { return Ok(default) };
+    match crate::state::int(crate::state::trim(&v)) {
         Some(m) if (0..=1440).contains(&m) => Ok(m),
-        _ if key == "idleminutes" => Err("config `idleminutes` must be a whole number of minutes from 0 to 1440"),
-        _ => Err("config `pauseminutes` must be a whole number of minutes from 0 to 1440"),
+        _ => Err(err),
     }
 }
 
