@@ -60,53 +60,56 @@ extern "C" {
 
 /// Copies `n` bytes out of kernel memory, 8 per host call (the kernel has no bulk copy,
 /// ABI §3.3), never reading a u64 across the end: a tail is the last 8 bytes read again
-/// (one call instead of up to 7 byte reads); only inputs under 8 bytes go byte by byte.
-fn read(n: u64, word: impl Fn(u64) -> u64, byte: impl Fn(u64) -> u8) -> Vec<u8> {
-    let mut v = Vec::with_capacity(n as usize);
+/// (one call instead of up to 7 byte reads); only blocks under 8 bytes go byte by byte.
+/// `block` 0 is the input.
+///
+/// SAFETY: `n` is the length of the block (or of the input).
+unsafe fn read(n: u64, block: u64) -> Vec<u8> {
+    let mut v = Vec::<u8>::with_capacity(n as usize);
+    let p = v.as_mut_ptr();
     let mut i = 0;
-    while i + 8 <= n {
-        v.extend_from_slice(&word(i).to_le_bytes());
-        i += 8;
-    }
-    if i < n && n >= 8 {
-        v.extend_from_slice(&word(n - 8).to_le_bytes()[(8 - (n - i)) as usize..]);
-        i = n;
-    }
     while i < n {
-        v.push(byte(i));
-        i += 1;
+        if n < 8 {
+            *p.add(i as usize) = if block == 0 { input_load_u8(i) } else { load_u8(block + i) };
+            i += 1;
+        } else {
+            let j = i.min(n - 8);
+            let w = if block == 0 { input_load_u64(j) } else { load_u64(block + j) };
+            p.add(j as usize).cast::<u64>().write_unaligned(w);
+            i = j + 8;
+        }
     }
+    v.set_len(n as usize);
     v
 }
 
 fn read_block(h: u64) -> Vec<u8> {
     // SAFETY: `h` is a block handle the kernel returned; reads stay within its length.
-    unsafe { read(length(h), |i| load_u64(h + i), |i| load_u8(h + i)) }
+    unsafe { read(length(h), h) }
 }
 
 /// A new kernel block holding exactly `b` (the host reads requests and errors by block
-/// length, so it must not be longer); 0 for empty.
+/// length, so it must not be longer); 0 for empty. Stored as `read` reads: by 8 bytes,
+/// the tail the last 8 bytes stored again, overlapping what is already there.
 fn write_block(b: &[u8]) -> u64 {
-    // SAFETY: stores stay within the `b.len()` bytes just allocated.
+    let n = b.len();
+    // SAFETY: stores stay within the `n` bytes just allocated, loads within `b`.
     unsafe {
-        let h = kernel_alloc(b.len() as u64);
+        let h = kernel_alloc(n as u64);
         if h == 0 {
             return 0;
         }
-        let word = |i: usize| u64::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3], b[i + 4], b[i + 5], b[i + 6], b[i + 7]]);
-        let n = b.len();
+        let p = b.as_ptr();
         let mut i = 0;
-        while i + 8 <= n {
-            store_u64(h + i as u64, word(i));
-            i += 8;
-        }
-        // The tail: the last 8 bytes stored again, overlapping what is already there.
-        if i < n && n >= 8 {
-            store_u64(h + (n - 8) as u64, word(n - 8));
-            i = n;
-        }
-        for (k, &c) in b.iter().enumerate().skip(i) {
-            store_u8(h + k as u64, c);
+        while i < n {
+            if n < 8 {
+                store_u8(h + i as u64, *p.add(i));
+                i += 1;
+            } else {
+                let j = i.min(n - 8);
+                store_u64(h + j as u64, p.add(j).cast::<u64>().read_unaligned());
+                i = j + 8;
+            }
         }
         h
     }
@@ -185,7 +188,7 @@ impl Host for Kernel {
 #[inline(never)]
 fn run(f: fn(&mut Kernel, Vec<u8>) -> plugin::Result) -> i32 {
     // SAFETY: input bytes are read below the input length only.
-    let input = unsafe { read(input_length(), |i| input_load_u64(i), |i| input_load_u8(i)) };
+    let input = unsafe { read(input_length(), 0) };
     match f(&mut Kernel, input) {
         Ok(None) => 0,
         Ok(Some(out)) => {

@@ -11,24 +11,25 @@ use alloc::string::String;
 /// Errors name the problem, never a token.
 pub fn token_for(users: &str, user: &str) -> Result<Option<String>, &'static str> {
     let t = crate::state::trim(users);
-    if !matches!(t.as_bytes().first(), Some(b'[' | b'{')) {
-        let hit = crate::state::split(t, b',')
-            .filter_map(|e| crate::state::cut(e, b':'))
-            .filter(|(u, tok)| crate::state::trim(u) == user && !crate::state::trim(tok).is_empty())
-            .last();
-        return hit.map(|(_, tok)| token(tok)).transpose();
-    }
     let mut found = None;
-    Reader::new(t.as_bytes())
-        .array(|r| {
-            let (mut name, mut token) = (String::new(), String::new());
-            r.texts(&["username", "token"], &mut [&mut name, &mut token])?;
-            if !name.is_empty() && name == user && !token.is_empty() {
-                found = Some(token);
+    if !matches!(t.as_bytes().first(), Some(b'[' | b'{')) {
+        for (u, tok) in crate::state::split(t, b',').filter_map(|e| crate::state::cut(e, b':')) {
+            if crate::state::trim(u) == user && !crate::state::trim(tok).is_empty() {
+                found = Some(String::from(tok));
             }
-            Some(())
-        })
-        .ok_or("config `users` is not a JSON array of {username, token} objects")?;
+        }
+    } else {
+        Reader::new(t.as_bytes())
+            .array(|r| {
+                let (mut name, mut token) = (String::new(), String::new());
+                r.texts(&["username", "token"], &mut [&mut name, &mut token])?;
+                if !name.is_empty() && name == user && !token.is_empty() {
+                    found = Some(token);
+                }
+                Some(())
+            })
+            .ok_or("config `users` is not a JSON array of {username, token} objects")?;
+    }
     found.as_deref().map(token).transpose()
 }
 
@@ -126,7 +127,7 @@ impl Settings {
             Some("Custom") => Name::Custom,
             _ => Name::Default,
         };
-        let pause_min = get("pauseminutes").map_or(Ok(0), |v| minutes("pauseminutes", &v))?;
+        let pause_min = minutes(get("pauseminutes"), 0, "config `pauseminutes` must be a whole number of minutes from 0 to 1440")?;
         let pause = match get("pausemode").as_deref() {
             Some("hide") => Pause::Hide,
             Some("hideafter") if pause_min > 0 => Pause::HideAfter(pause_min * 60_000),
@@ -134,7 +135,7 @@ impl Settings {
         };
         Ok(Settings {
             status: get("status").and_then(|s| crate::gateway::status_index(s.as_bytes())),
-            idle_ms: get("idleminutes").map_or(Ok(10), |v| minutes("idleminutes", &v))? * 60_000,
+            idle_ms: minutes(get("idleminutes"), 10, "config `idleminutes` must be a whole number of minutes from 0 to 1440")? * 60_000,
             name,
             name_template: get("activitynametemplate").unwrap_or_default(),
             details: text(&mut get, "detailstemplate", "{track}"),
@@ -161,12 +162,12 @@ pub fn from<'a>(pairs: &'a [(&str, &str)]) -> impl FnMut(&str) -> Option<String>
 }
 
 /// A whole number of minutes (the config form stores integers as JSON numbers, which
-/// reach the plugin as text, ABI §1.6).
-fn minutes(key: &str, v: &str) -> Result<i64, &'static str> {
-    match crate::state::int(crate::state::trim(v)) {
+/// reach the plugin as text, ABI §1.6); `default` when unset, `err` when not 0–1440.
+fn minutes(v: Option<String>, default: i64, err: &'static str) -> Result<i64, &'static str> {
+    let Some(v) = v else { return Ok(default) };
+    match crate::state::int(crate::state::trim(&v)) {
         Some(m) if (0..=1440).contains(&m) => Ok(m),
-        _ if key == "idleminutes" => Err("config `idleminutes` must be a whole number of minutes from 0 to 1440"),
-        _ => Err("config `pauseminutes` must be a whole number of minutes from 0 to 1440"),
+        _ => Err(err),
     }
 }
 

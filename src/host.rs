@@ -60,6 +60,12 @@ fn send(h: &mut impl Host, f: Call, mut o: Out) -> Result<Vec<u8>, String> {
     }
 }
 
+/// `send` for calls whose response carries nothing but a possible error.
+#[inline(never)]
+fn done(h: &mut impl Host, f: Call, o: Out) -> Result<(), String> {
+    send(h, f, o).map(drop)
+}
+
 /// Whether a host error says `what` (Navidrome's texts: `… not found`, `… already
 /// exists`).
 pub fn says(e: &str, what: &str) -> bool {
@@ -176,7 +182,7 @@ pub fn cache_set(h: &mut impl Host, key: &str, ttl_secs: i64, value: &dyn Fn(&mu
     o.key("key").str(key).key("value").open();
     value(&mut o);
     o.close().key("ttlSeconds").int(ttl_secs);
-    send(h, Call::CacheSet, o).map(drop).map_err(|e| cache_failed(h, "write", key, &e))
+    done(h, Call::CacheSet, o).map_err(|e| cache_failed(h, "write", key, &e))
 }
 
 pub fn cache_put(h: &mut impl Host, key: &str, ttl_secs: i64, value: &str) -> Result<(), String> {
@@ -188,13 +194,13 @@ pub fn cache_put(h: &mut impl Host, key: &str, ttl_secs: i64, value: &str) -> Re
 pub fn cache_remove(h: &mut impl Host, key: &str) -> Result<(), String> {
     let mut o = req();
     o.key("key").str(key);
-    send(h, Call::CacheRemove, o).map(drop).map_err(|e| cache_failed(h, "removal", key, &e))
+    done(h, Call::CacheRemove, o).map_err(|e| cache_failed(h, "removal", key, &e))
 }
 
 pub fn ws_connect(h: &mut impl Host, url: &str, id: &str) -> Result<(), String> {
     let mut o = req();
     o.key("url").str(url).key("headers").raw("null").key("connectionId").str(id);
-    send(h, Call::WsConnect, o).map(drop)
+    done(h, Call::WsConnect, o)
 }
 
 /// Sends one text frame written by `frame` at depth 1 (inside `message`).
@@ -203,19 +209,19 @@ pub fn ws_send(h: &mut impl Host, id: &str, frame: &dyn Fn(&mut Out)) -> Result<
     o.key("connectionId").str(id).key("message").open();
     frame(&mut o);
     o.close();
-    send(h, Call::WsSend, o).map(drop)
+    done(h, Call::WsSend, o)
 }
 
 pub fn ws_close(h: &mut impl Host, id: &str, code: u16, reason: &str) -> Result<(), String> {
     let mut o = req();
     o.key("connectionId").str(id).key("code").int(code as i64).key("reason").str(reason);
-    send(h, Call::WsClose, o).map(drop)
+    done(h, Call::WsClose, o)
 }
 
 pub fn schedule_once(h: &mut impl Host, delay_secs: u32, id: &str) -> Result<(), String> {
     let mut o = req();
     o.key("delaySeconds").int(delay_secs as i64).key("payload").str("").key("scheduleId").str(id);
-    send(h, Call::Once, o).map(drop)
+    done(h, Call::Once, o)
 }
 
 /// Recurring timer: Navidrome's cron accepts `@every <n>s` (ABI §4.5).
@@ -223,11 +229,11 @@ pub fn schedule_every(h: &mut impl Host, secs: u32, id: &str) -> Result<(), Stri
     let mut o = req();
     o.key("cronExpression").raw("\"@every ").int(secs as i64).raw("s\"");
     o.key("payload").str("").key("scheduleId").str(id);
-    send(h, Call::Every, o).map(drop)
+    done(h, Call::Every, o)
 }
 
 pub fn cancel(h: &mut impl Host, id: &str) -> Result<(), String> {
     let mut o = req();
     o.key("scheduleId").str(id);
-    send(h, Call::Cancel, o).map(drop)
+    done(h, Call::Cancel, o)
 }

@@ -41,17 +41,19 @@ pub struct Track {
 pub fn report(input: &[u8]) -> Option<Report> {
     let mut rep = Report { rate_milli: 1000, ..Default::default() };
     Reader::new(input).object(|k, r| {
-        let texts = &mut [&mut rep.username, &mut rep.state, &mut rep.player_id, &mut rep.player_name];
-        if r.text_into(k, &["username", "state", "playerId", "playerName"], texts)? {
-            return Some(());
-        }
-        match json::key_index(k, &["positionMs", "position", "playbackRate", "timestamp", "track"]) {
-            Some(0) => rep.position_ms = r.int()?,
-            Some(1) => rep.position_ms = r.number(3)?,
-            Some(2) => rep.rate_milli = r.number(3)?,
-            Some(3) => rep.timestamp = r.int()?,
-            Some(4) => rep.track = track(r)?,
-            _ => r.skip()?,
+        match json::key_index(k, &["username", "state", "playerId", "playerName", "positionMs", "position", "playbackRate", "timestamp", "track"]) {
+            Some(i @ 0..=3) => *[&mut rep.username, &mut rep.state, &mut rep.player_id, &mut rep.player_name][i] = r.string()?,
+            Some(8) => track(r, &mut rep.track)?,
+            // positionMs and timestamp are integers; position (s) and playbackRate scaled by 1000.
+            Some(i) => {
+                let v = r.number(if i == 5 || i == 6 { 3 } else { 0 })?;
+                *match i {
+                    4 | 5 => &mut rep.position_ms,
+                    6 => &mut rep.rate_milli,
+                    _ => &mut rep.timestamp,
+                } = v;
+            }
+            None => r.skip()?,
         }
         Some(())
     })?;
@@ -64,17 +66,17 @@ pub fn report(input: &[u8]) -> Option<Report> {
     Some(rep)
 }
 
-fn track(r: &mut Reader) -> Option<Track> {
-    let mut t = Track::default();
+/// Decodes a track into `t`, replacing what it held (the last `track` key wins whole).
+fn track(r: &mut Reader, t: &mut Track) -> Option<()> {
+    *t = Track::default();
     r.object(|k, r| {
-        let names = ["id", "title", "artist", "album", "albumArtist", "mbzAlbumId", "mbzReleaseGroupId", "mbzRecordingId"];
-        let texts = &mut [&mut t.id, &mut t.title, &mut t.artist, &mut t.album, &mut t.album_artist, &mut t.album_mbid, &mut t.group_mbid, &mut t.recording_mbid];
-        if r.text_into(k, &names, texts)? {
-            return Some(());
-        }
-        match json::key_index(k, &["duration", "artists"]) {
-            Some(0) => t.duration_s = r.int()?,
-            Some(1) => r.array(|r| {
+        match json::key_index(k, &["id", "title", "artist", "album", "albumArtist", "mbzAlbumId", "mbzReleaseGroupId", "mbzRecordingId", "duration", "artists"]) {
+            Some(i @ 0..=7) => {
+                let texts = [&mut t.id, &mut t.title, &mut t.artist, &mut t.album, &mut t.album_artist, &mut t.album_mbid, &mut t.group_mbid, &mut t.recording_mbid];
+                *texts[i] = r.string()?;
+            }
+            Some(8) => t.duration_s = r.int()?,
+            Some(_) => r.array(|r| {
                 r.object(|k, r| {
                     if k == b"name" && t.artist0.is_empty() {
                         t.artist0 = r.string()?;
@@ -84,11 +86,10 @@ fn track(r: &mut Reader) -> Option<Track> {
                     Some(())
                 })
             })?,
-            _ => r.skip()?,
+            None => r.skip()?,
         }
         Some(())
-    })?;
-    Some(t)
+    })
 }
 
 /// The string fields of a small payload, by key (`username`, `connectionId`, `error`,

@@ -71,21 +71,27 @@ impl<'a> Reader<'a> {
         self.peek();
         let neg = self.eat(b'-');
         // Significant digits in `v`, and the power of ten still to apply to them.
-        let (mut v, mut scale, mut digits, mut dot) = (0i64, frac as i64, 0, false);
-        while let Some(&c) = self.s.get(self.i) {
-            match c {
-                b'0'..=b'9' if v.checked_mul(10).and_then(|x| x.checked_add((c - b'0') as i64)).is_some() => {
-                    v = v * 10 + (c - b'0') as i64;
+        let (mut v, mut scale, mut digits, mut dot) = (0i64, frac as i64, false, false);
+        loop {
+            let c = self.s.get(self.i).copied().unwrap_or(0);
+            let d = c.wrapping_sub(b'0') as i64;
+            if d < 10 {
+                digits = true;
+                // Digits that no longer fit only move the point.
+                if v <= (i64::MAX - d) / 10 {
+                    v = v * 10 + d;
                     scale -= dot as i64;
+                } else {
+                    scale += !dot as i64;
                 }
-                b'0'..=b'9' => scale += !dot as i64,
-                b'.' if !dot => dot = true,
-                _ => break,
+            } else if c == b'.' && !dot {
+                dot = true;
+            } else {
+                break;
             }
-            digits += c.is_ascii_digit() as u32;
             self.i += 1;
         }
-        if digits == 0 {
+        if !digits {
             return None;
         }
         if let Some(b'e' | b'E') = self.s.get(self.i) {
@@ -105,7 +111,7 @@ impl<'a> Reader<'a> {
             scale += if eneg { -e } else { e };
         }
         for _ in 0..scale.clamp(0, 40) {
-            v = v.saturating_mul(10);
+            v = if v > i64::MAX / 10 { i64::MAX } else { v * 10 };
         }
         for _ in scale.clamp(-40, 0)..0 {
             v /= 10;
@@ -235,9 +241,32 @@ pub fn key_index(k: &[u8], names: &[&str]) -> Option<usize> {
 }
 
 /// Bytes to a String. Everything Navidrome hands over went through Go's encoder, which
-/// already replaced invalid UTF-8, so an invalid value is simply dropped (empty).
+/// already replaced invalid UTF-8, so an invalid value is simply dropped (empty). Checked
+/// here as `core::str::from_utf8` checks (RFC 3629: no overlong forms, no surrogates,
+/// nothing above U+10FFFF), in a fraction of its code and without its 256-byte table.
 pub fn utf8(v: Vec<u8>) -> String {
-    String::from_utf8(v).unwrap_or_default()
+    let mut i = 0;
+    while let Some(&c) = v.get(i) {
+        // 0: ASCII; 2–4: the first byte of a sequence that long; 1 or 5+: never first.
+        let n = c.leading_ones() as usize;
+        if n == 1 || n > 4 {
+            return String::new();
+        }
+        let mut cp = (c & (0x7f >> n)) as u32;
+        for _ in 1..n {
+            i += 1;
+            match v.get(i) {
+                Some(&b) if b & 0xc0 == 0x80 => cp = cp << 6 | (b & 0x3f) as u32,
+                _ => return String::new(),
+            }
+        }
+        if cp < [0, 0, 0x80, 0x800, 0x10000][n] || cp > 0x10ffff || (0xd800..0xe000).contains(&cp) {
+            return String::new();
+        }
+        i += 1;
+    }
+    // SAFETY: checked above to be UTF-8.
+    unsafe { String::from_utf8_unchecked(v) }
 }
 
 fn hex4(b: &[u8]) -> Option<u32> {
@@ -515,6 +544,31 @@ mod tests {
             assert_eq!(unbase64(enc.as_bytes()).as_deref(), Some(raw));
         }
         assert_eq!(unbase64(b"Zm9v!"), None);
+    }
+
+    #[test]
+    fn utf8_is_checked_as_core_checks_it() {
+        let same = |b: &[u8]| assert_eq!(utf8(b.to_vec()), String::from_utf8(b.to_vec()).unwrap_or_default(), "{b:x?}");
+        for a in 0..=255u8 {
+            same(&[a]);
+            for b in 0..=255u8 {
+                same(&[a, b]);
+                same(&[b'x', a, b, b'y']);
+                for c in [0x00, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xff] {
+                    same(&[a, b, c]);
+                    for d in [0x00, 0x80, 0xbf, 0xc0] {
+                        same(&[a, b, c, d]);
+                    }
+                }
+            }
+        }
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            same(&x.to_le_bytes()[..(x % 9) as usize]);
+        }
     }
 
     #[test]
