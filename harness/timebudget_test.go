@@ -9,9 +9,13 @@ import (
 
 // Navidrome gives a call 30 s and runs playback reports through one worker for the
 // whole server, so a report that waits on slow services delays every scrobbler. A
-// report sends the presence with what is cached at once; images and links are looked
-// up afterwards, in a call of their own that waits on HTTP for at most 10 s in all.
-const enrichBudget = 10 * time.Second
+// report makes no HTTP request: images and links are looked up in a call of their own
+// (the `en` timer), which sends the new track within 2 s with what it found by then and
+// waits on HTTP for at most 10 s in all.
+const (
+	enrichBudget = 10 * time.Second
+	lookupWait   = 2 * time.Second
+)
 
 var allEnrichment = map[string]any{"caaenabled": true, "uguuenabled": true, "spotifylinks": true}
 
@@ -52,16 +56,17 @@ func TestTimeBudgetEveryServiceHangs(t *testing.T) {
 	r.hangAll()
 	c := r.ready(t, alice, "Karma Police")
 	r.Advance(30 * time.Second)
-	n := len(r.Gateway.FramesOn(c, 3))
+	n, at := len(r.Gateway.FramesOn(c, 3)), r.Clock.Now()
 	r.play(alice, "Lucky")
+	r.Advance(time.Minute)
 	fs := r.Gateway.FramesOn(c, 3)
-	if len(fs) != n+1 || fs[n].Via == nil || fs[n].Via.Func != "nd_scrobbler_playback_report" {
-		t.Errorf("the report itself must send the presence: %d new op 3, via %v", len(fs)-n, fs[len(fs)-1].Via)
-	} else if _, title := presenceOf(t, fs[n]); title != "Lucky" {
-		t.Errorf("shows %q, want Lucky", title)
+	if len(fs) <= n {
+		t.Fatalf("Lucky never shown")
+	}
+	if _, title := presenceOf(t, fs[n]); title != "Lucky" || fs[n].At.Sub(at) > lookupWait {
+		t.Errorf("shows %q %s after the report, want Lucky within %s", title, fs[n].At.Sub(at), lookupWait)
 	}
 	asked := len(r.HTTP.Calls)
-	r.Advance(time.Minute)
 	worst, call, fromReports := r.httpWaits()
 	t.Logf("longest HTTP wait of one call: %s (%s); %d requests in all, %d from reports", worst, call, len(r.HTTP.Calls), fromReports)
 	if worst > enrichBudget {
@@ -84,8 +89,8 @@ func TestTimeBudgetEveryServiceHangs(t *testing.T) {
 	}
 }
 
-// Services answer: the report shows the track at once, then the looked-up cover and
-// link replace what was shown, in one more update.
+// Services answer: the new track goes out once, at once, with its cover and link, sent
+// by the lookups' own call rather than the report's.
 func TestTimeBudgetEnrichmentUpdatesOnce(t *testing.T) {
 	r := newRig(t, allEnrichment)
 	r.tracks = enrichTracks
@@ -96,14 +101,14 @@ func TestTimeBudgetEnrichmentUpdatesOnce(t *testing.T) {
 	r.play(alice, "Karma Police")
 	r.Advance(time.Minute)
 	fs := r.Gateway.FramesOn(c, 3)[n:]
-	if len(fs) != 2 {
-		t.Fatalf("want the report's update and one enriched update, got %d: %v", len(fs), fs)
+	if len(fs) != 1 {
+		t.Fatalf("want one update, got %d: %v", len(fs), fs)
 	}
-	if fs[0].Via == nil || fs[0].Via.Func != "nd_scrobbler_playback_report" {
-		t.Errorf("the first update must come from the report itself, came from %v", fs[0].Via)
+	if fs[0].Via == nil || fs[0].Via.Func != "nd_scheduler_callback" {
+		t.Errorf("the update must come from the lookups' timer, came from %v", fs[0].Via)
 	}
-	if !strings.Contains(fs[1].Raw, "mp:external/") || !strings.Contains(fs[1].Raw, "open.spotify.com/track/4wlLbLeDWbA6TzwZFp1UaK") {
-		t.Errorf("the second update lacks the cover or the Spotify link: %s", fs[1].Raw)
+	if !strings.Contains(fs[0].Raw, "mp:external/") || !strings.Contains(fs[0].Raw, "open.spotify.com/track/4wlLbLeDWbA6TzwZFp1UaK") {
+		t.Errorf("the update lacks the cover or the Spotify link: %s", fs[0].Raw)
 	}
 	for _, f := range fs {
 		if _, title := presenceOf(t, f); title != "Karma Police" {

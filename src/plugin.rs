@@ -41,6 +41,8 @@ const STUCK_MS: i64 = 60_000;
 /// After a want finds the reconnect timer already there, a flush this much later checks
 /// that it did not just decide to rest without seeing the want.
 const RECHECK_MS: i64 = 2_000;
+/// How long a new want's first update waits for its images and links to be looked up.
+const LOOKUP_WAIT_MS: i64 = 2_000;
 
 pub type Result = core::result::Result<Option<Vec<u8>>, String>;
 type Done = core::result::Result<(), String>;
@@ -297,9 +299,13 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
         // A flush runs at its due time at the earliest.
         b"fl" => flush(h, &u, num.max(now), None, false, 0)?,
         // Images and links for the want stored at `num`; a newer want has its own.
+        // The images and links of the want stored at `num` (a newer want has its own):
+        // what is found within `LOOKUP_WAIT_MS` goes out, then the rest of the budget.
         b"en" => {
             if load_want(h, name).is_some_and(|w| w.at_ms == num) {
-                flush(h, &u, now, None, false, enrich::LOOKUP_BUDGET_MS)?;
+                flush(h, &u, now, None, false, LOOKUP_WAIT_MS)?;
+                let now = h.now_ms();
+                flush(h, &u, now, None, false, enrich::LOOKUP_BUDGET_MS - LOOKUP_WAIT_MS)?;
             }
         }
         b"ic" => idle(h, &u, num)?,
@@ -657,10 +663,16 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, recheck: bool
             salt.push_str(s);
         }
     }
+    // Lookups left: the `en` timer does them. A want just stored leaves its update to that
+    // timer, which sends within `LOOKUP_WAIT_MS`, so its first update carries its cover,
+    // not the logo; an older one goes out with what is cached, then once more.
+    let mut wait = false;
     if let (true, Some(w)) = (net.skipped && lookups_ms == 0, &want) {
-        schedule(h, name, 0, &timer_id("en", w.at_ms, name));
+        let id = timer_id("en", w.at_ms, name);
+        wait = host::schedule_once(h, 0, &id).or_else(already_exists_is_fine).is_ok() && now < w.at_ms + LOOKUP_WAIT_MS;
     }
     match presence::plan(want.as_ref(), &sent, now, &salt) {
+        Plan::Send(_) if wait => {}
         Plan::Send(_) => {
             let Ok(id) = lock(h, name, gen, held) else {
                 schedule_flush(h, u, now, now + 1_000);
@@ -741,7 +753,7 @@ mod tests {
 
     /// Runs the reconnect timers due now, as Navidrome does at once for a 0 s delay.
     fn settle(h: &mut Fake) {
-        while let Some(id) = h.timers.keys().find(|k| k.starts_with("rc:") && h.due[*k] <= h.clock).cloned() {
+        while let Some(id) = h.timers.keys().find(|k| (k.starts_with("rc:") || k.starts_with("en:")) && h.due[*k] <= h.clock).cloned() {
             fire(h, &id);
         }
     }
@@ -755,6 +767,7 @@ mod tests {
         let mut o = Out::new();
         o.raw("{").key("connectionId").str(&conn).key("message").str(frame).raw("}");
         on_text(h, o.buf).unwrap();
+        settle(h);
     }
 
     /// Runs the first pending timer whose id starts with `prefix`, at its due time.
@@ -1012,14 +1025,10 @@ mod tests {
         report(&mut h, "playing", "Song", T0).unwrap();
         text(&mut h, r#"{"op":10,"d":{"heartbeat_interval":41250}}"#);
         text(&mut h, r#"{"op":0,"t":"READY","s":1,"d":{"session_id":"s1"}}"#);
-        // The new session shows the track at once; the art is registered by a timer of
-        // its own, which updates the presence once.
-        assert!(!last_frame(&h).contains("assets") && h.requests.is_empty(), "{}", last_frame(&h));
-        let n = h.frames.len();
-        h.clock += 4_000;
-        fire(&mut h, "en:");
+        // The art is registered by a timer of its own (not READY's call), which sends the
+        // new track's first update: one update, with the art.
         assert!(last_frame(&h).contains(r#""assets":{"large_image":"mp:external/art","large_text":"Album"}"#), "{}", last_frame(&h));
-        assert_eq!(h.frames.len(), n + 1);
+        assert_eq!(presences(&h).len(), 1);
         let auth = h.requests.iter().filter(|r| r.1.contains("external-assets")).count();
         assert_eq!(auth, 1);
         assert!(h.logs.iter().all(|(_, l)| !l.contains(TOKEN)));
