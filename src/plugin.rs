@@ -668,8 +668,11 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, recheck: bool
     // not the logo; an older one goes out with what is cached, then once more.
     let mut wait = false;
     if let (true, Some(w)) = (net.skipped && lookups_ms == 0, &want) {
-        let id = timer_id("en", w.at_ms, name);
-        wait = host::schedule_once(h, 0, &id).or_else(already_exists_is_fine).is_ok() && now < w.at_ms + LOOKUP_WAIT_MS;
+        let scheduled = host::schedule_once(h, 0, &timer_id("en", w.at_ms, name)).or_else(already_exists_is_fine);
+        if let Err(e) = &scheduled {
+            log(h, Level::Warn, name, e);
+        }
+        wait = scheduled.is_ok() && now < w.at_ms + LOOKUP_WAIT_MS;
     }
     match presence::plan(want.as_ref(), &sent, now, &salt) {
         Plan::Send(_) if wait => {}
