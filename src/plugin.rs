@@ -228,15 +228,16 @@ fn on_connection(h: &mut impl Host, id: &str, ev: core::result::Result<&[u8], u1
         return Ok(());
     }
     let mut c = load_conn(h, gen, name)?.unwrap_or_default();
-    let before = c.clone();
+    let before = state::save_conn(&c);
     let now = h.now_ms();
     let ctx = Ctx { now, rand: seed(name, now, gen) };
     let actions = match ev {
         Ok(frame) => c.on_frame(&link, frame, &ctx),
         Err(code) => c.on_closed(&link, code, &ctx),
     };
-    if c != before {
-        host::cache_put(h, &state::conn_key("cn", gen, name), DAY, &state::save_conn(&c))?;
+    let after = state::save_conn(&c);
+    if after != before {
+        host::cache_put(h, &state::conn_key("cn", gen, name), DAY, &after)?;
     }
     perform(h, &u, gen, actions, now, false);
     Ok(())
