@@ -140,11 +140,13 @@ pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
     }
     // The report's time (whole seconds) places the track (v2's math); the clock, which is
     // never earlier, times what is sent.
-    let at = rep.timestamp.saturating_mul(1000);
+    let at = state::mul_sat(rep.timestamp, 1000);
     let now = at.max(h.now_ms());
-    let hide = rep.state == "paused" && set.pause == Pause::Hide;
-    match rep.state.as_str() {
-        "playing" | "starting" | "paused" if !hide => {
+    // 0 playing, 1 starting, 2 paused, 3 stopped, 4 expired, 5 unknown.
+    let st = crate::json::key_index(rep.state.as_bytes(), &["playing", "starting", "paused", "stopped", "expired"]).unwrap_or(5);
+    let hide = st == 2 && set.pause == Pause::Hide;
+    match st {
+        0..=2 if !hide => {
             let (pos, rate, dur) = (rep.position_ms, rep.rate_milli, rep.track.duration_s);
             let mut w = want_of(rep);
             w.timing(at, pos, rate, dur);
@@ -155,11 +157,11 @@ pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
         }
         // Another player's presence is showing: this player's stop is not about it (spec
         // §6.3, v2 weakness W12).
-        "stopped" | "expired" if load_want(h, &u.name).is_some_and(|w| w.player != rep.player_id) => {}
-        "stopped" | "expired" | "paused" => {
+        3 | 4 if load_want(h, &u.name).is_some_and(|w| w.player != rep.player_id) => {}
+        2 | 3 | 4 => {
             host::cache_remove(h, &state::key("want", &u.name))?;
             let stop_key = state::key(STOPPED, &u.name);
-            if rep.state == "stopped" {
+            if st == 3 {
                 host::cache_put(h, &stop_key, DAY, &state::num(now))?;
                 schedule_flush(h, &u, now, now + STOP_GRACE_MS);
             } else {

@@ -62,8 +62,8 @@ impl Want {
             self.start_ms = now_ms;
             self.end_ms = 0;
         } else {
-            self.start_ms = now_ms - position_ms.saturating_mul(1000) / rate;
-            self.end_ms = self.start_ms + duration_s.saturating_mul(1_000_000) / rate;
+            self.start_ms = now_ms - crate::state::mul_sat(position_ms, 1000) / rate;
+            self.end_ms = self.start_ms + crate::state::mul_sat(duration_s, 1_000_000) / rate;
         }
     }
 

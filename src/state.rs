@@ -92,6 +92,18 @@ pub fn num(v: i64) -> String {
     crate::json::utf8(o.buf)
 }
 
+/// `x.saturating_mul(c)` for a constant `c > 0`, without the 128-bit multiplication
+/// that `saturating_mul` brings into the module.
+pub fn mul_sat(x: i64, c: i64) -> i64 {
+    if x > i64::MAX / c {
+        i64::MAX
+    } else if x < i64::MIN / c {
+        i64::MIN
+    } else {
+        x * c
+    }
+}
+
 /// A decimal integer (`-` allowed), `None` on anything else or on overflow. One parser
 /// for every number in text form, instead of `str::parse` per type.
 pub fn int(s: &str) -> Option<i64> {
@@ -107,7 +119,11 @@ pub fn int(s: &str) -> Option<i64> {
         if !b.is_ascii_digit() {
             return None;
         }
-        v = v.checked_mul(10)?.checked_sub((b - b'0') as i64)?;
+        // `checked_mul(10)` without the 128-bit multiplication it brings in (`v <= 0`).
+        if v < i64::MIN / 10 {
+            return None;
+        }
+        v = (v * 10).checked_sub((b - b'0') as i64)?;
     }
     if neg { Some(v) } else { v.checked_neg() }
 }
@@ -313,7 +329,15 @@ mod tests {
         assert_eq!(int(&num(i64::MIN)), Some(i64::MIN));
         assert_eq!(int(&num(i64::MAX)), Some(i64::MAX));
         assert_eq!(int("9223372036854775808"), None);
+        for t in ["-9223372036854775809", "92233720368547758070", "-92233720368547758080", "922337203685477581"] {
+            assert_eq!(int(t), t.parse().ok(), "{t}");
+        }
         assert_eq!(key("gw", "a:b"), "gw.a:b");
+        for x in [i64::MIN, i64::MIN / 1000 - 1, i64::MIN / 1000, -7, 0, 9, i64::MAX / 1000, i64::MAX / 1000 + 1, i64::MAX] {
+            for c in [1, 1000, 1_000_000] {
+                assert_eq!(mul_sat(x, c), x.saturating_mul(c), "{x} {c}");
+            }
+        }
         assert_eq!(conn_key("cn", 12, "a:b"), "cn.12.a:b");
     }
 }
