@@ -14,7 +14,6 @@ use crate::presence::{Activity, Fnv, Want};
 use crate::state;
 use crate::url::public_https;
 use alloc::string::String;
-use alloc::vec::Vec;
 
 const MIN: i64 = 60_000;
 const HOUR: i64 = 60 * MIN;
@@ -234,17 +233,22 @@ fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64, net: &mut Net) -> Strin
 /// registration for its `Retry-After`, a 401 (bad token) for an hour.
 fn register(h: &mut impl Host, u: &User, urls: [&str; 2], now: i64, net: &mut Net) -> [String; 2] {
     let mut out = [String::new(), String::new()];
-    let mut ask: Vec<usize> = Vec::new();
+    let (mut asked, mut n) = ([0; 2], 0);
+    let keys = urls.map(|url| hashed("asset.", &[url]));
     for (i, url) in urls.iter().enumerate() {
         if url.starts_with("mp:") {
             out[i] = (*url).into();
         } else if !url.is_empty() {
-            match cached(h, &hashed("asset.", &[url]), now) {
+            match cached(h, &keys[i], now) {
                 Some(v) => out[i] = v,
-                None => ask.push(i),
+                None => {
+                    asked[n] = i;
+                    n += 1;
+                }
             }
         }
     }
+    let ask = &asked[..n];
     let block_key = state::key("assets.blocked", &u.name);
     if ask.is_empty() || cached(h, &block_key, now).is_some() {
         return out;
@@ -280,12 +284,12 @@ fn register(h: &mut impl Host, u: &User, urls: [&str; 2], now: i64, net: &mut Ne
                 n += 1;
                 Some(())
             });
-            for &i in &ask {
+            for &i in ask {
                 if out[i].is_empty() {
                     h.log(Level::Warn, &["Discord registered no image for ", urls[i]].concat());
                 }
                 let ttl = if out[i].is_empty() { 10 * MIN } else { 24 * HOUR };
-                remember(h, &hashed("asset.", &[urls[i]]), &out[i], now, ttl);
+                remember(h, &keys[i], &out[i], now, ttl);
             }
         }
         // Other statuses and transport errors: not cached, tried again next time.
