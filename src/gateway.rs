@@ -358,6 +358,7 @@ impl Conn {
     }
 
     /// Drops the session so the next connection identifies (§1.6).
+    #[inline(never)]
     pub fn forget(&mut self) {
         self.session_id.clear();
         self.resume_url.clear();
