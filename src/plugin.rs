@@ -275,13 +275,16 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
     };
     let now = h.now_ms();
     let gen = u32::try_from(num).unwrap_or(u32::MAX);
+    // The flush the timer asks for: when, the send lock it holds, how long it may spend on
+    // lookups.
+    let mut run = None;
     match kind.as_bytes() {
         // A flush runs at its due time at the earliest.
-        b"fl" => flush(h, &u, num.max(now), None, false, 0)?,
+        b"fl" => run = Some((num.max(now), None, 0)),
         // Images and links for the want stored at `num`; a newer want has its own.
         b"en" => {
             if load_want(h, name).is_some_and(|w| w.at_ms == num) {
-                flush(h, &u, now, None, false, enrich::LOOKUP_BUDGET_MS)?;
+                run = Some((now, None, enrich::LOOKUP_BUDGET_MS));
             }
         }
         b"ic" => idle(h, &u, num)?,
@@ -295,24 +298,34 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
         b"ne" => {
             if load_want(h, name).is_some_and(|w| w.legacy == num) {
                 host::cache_remove(h, &state::key("want", name))?;
-                flush(h, &u, now, None, false, 0)?;
+                run = Some((now, None, 0));
             }
         }
         b"rc" => reconnect(h, &u, gen, now)?,
-        b"b1" => on_beat(h, &u, gen, Beat::First, 0, now, None)?,
-        b"hb" => on_beat(h, &u, gen, Beat::Regular, 0, now, None)?,
         // The send lock's lease ran out: its holder died. Still holding it (its id stays
         // registered until this returns), send what is wanted.
         b"sl" => {
             if load_link(h, name)?.gen == gen {
                 log(h, Level::Warn, name, "a send on the Discord connection did not finish; sending again");
-                flush(h, &u, now, Some(gen), false, 0)?;
-                let beat_ms = load_sent(h, gen, name, false).beat_ms;
-                release(h, &u, gen, None, Some(beat_ms), now);
+                run = Some((now, Some(gen), 0));
             }
         }
-        &[k @ (b'r' | b'f'), n @ b'1'..=b'3'] => on_beat(h, &u, gen, Beat::Retry(k == b'f'), n - b'0', now, None)?,
-        _ => {}
+        k => {
+            let (beat, tries) = match k {
+                b"b1" => (Beat::First, 0),
+                b"hb" => (Beat::Regular, 0),
+                &[k @ (b'r' | b'f'), n @ b'1'..=b'3'] => (Beat::Retry(k == b'f'), n - b'0'),
+                _ => return Ok(None),
+            };
+            on_beat(h, &u, gen, beat, tries, now, None)?;
+        }
+    }
+    if let Some((at, held, lookups)) = run {
+        flush(h, &u, at, held, false, lookups)?;
+        if held.is_some() {
+            let beat_ms = load_sent(h, gen, name, false).beat_ms;
+            release(h, &u, gen, None, Some(beat_ms), now);
+        }
     }
     Ok(None)
 }
