@@ -450,21 +450,30 @@ fn perform(h: &mut impl Host, u: &User, gen: u32, actions: Vec<Action>, now: i64
     let name = u.name.as_str();
     let conn = conn_id(gen, name);
     for a in actions {
+        // The timer an action is about: a heartbeat timer, else the reconnect timer.
+        let timer = timer_id(
+            match a {
+                Action::Once(t, _) | Action::Every(t, _) | Action::Cancel(t) => timer_kind(t),
+                _ => "rc",
+            },
+            gen as i64,
+            name,
+        );
         let result = match a {
             Action::Send(Frame::Heartbeat(_)) if !locked => on_beat(h, u, gen, Beat::Answer, 0, now, None),
             Action::Send(f) => host::ws_send(h, &conn, &|o| presence::frame(o, &f, &u.token)),
             Action::Close(code) => host::ws_close(h, &conn, code, OWN_CLOSE).or_else(not_found_is_fine),
-            Action::Once(t, secs) => host::schedule_once(h, secs, &timer_id(timer_kind(t), gen as i64, name)),
+            Action::Once(_, secs) => host::schedule_once(h, secs, &timer),
             // The first beat's sender arms the recurring one; if two did (a beat handed to
             // a lock holder, and its own timer), the scheduler keeps the first.
-            Action::Every(t, secs) => host::schedule_every(h, secs, &timer_id(timer_kind(t), gen as i64, name)).or_else(already_exists_is_fine),
+            Action::Every(_, secs) => host::schedule_every(h, secs, &timer).or_else(already_exists_is_fine),
             // Cancelling a timer that already fired or never existed is fine.
-            Action::Cancel(t) => host::cancel(h, &timer_id(timer_kind(t), gen as i64, name)).or_else(not_found_is_fine),
+            Action::Cancel(_) => host::cancel(h, &timer).or_else(not_found_is_fine),
             // One reconnect timer per connection: a second request is the same one.
-            Action::Reconnect(secs) => host::schedule_once(h, secs, &timer_id("rc", gen as i64, name)).or_else(already_exists_is_fine),
+            Action::Reconnect(secs) => host::schedule_once(h, secs, &timer).or_else(already_exists_is_fine),
             Action::Flush => flush(h, u, now, if locked { Some(gen) } else { None }, false, 0),
             Action::Connect { url, retry } => host::ws_connect(h, &url, &conn).or_else(|e| {
-                schedule(h, name, retry as i64, &timer_id("rc", gen as i64, name));
+                schedule(h, name, retry as i64, &timer);
                 Err(["cannot reach the Discord gateway: ", &e].concat())
             }),
             Action::Log(level, msg, 0) => {
