@@ -479,6 +479,7 @@ impl Conn {
     }
 
     /// The socket ended (server close or network error).
+    #[inline(never)]
     pub fn on_closed(&mut self, link: &Link, code: u16, ctx: &Ctx) -> Vec<Action> {
         let mut out = Vec::new();
         if !self.open() {
@@ -514,6 +515,7 @@ pub struct Envelope<'a> {
 }
 
 impl<'a> Envelope<'a> {
+    #[inline(never)]
     pub fn parse(text: &'a [u8]) -> Option<Self> {
         let mut r = Reader::new(text);
         let mut env = Envelope { op: -1, s: None, t: b"", d: text.len() };
