@@ -234,10 +234,11 @@ impl Link {
         // The session to resume: what the ended connection held (it may have dropped it:
         // op 9, 4009, an idle close); after a failed dial, or at rest, what the link had.
         // A rest keeps it: a track after a short pause resumes instead of identifying.
-        match conn {
-            Some(c) => (next.seq, next.session_id, next.resume_url) = (c.seq, c.session_id.clone(), c.resume_url.clone()),
-            None => (next.seq, next.session_id, next.resume_url) = (self.seq, self.session_id.clone(), self.resume_url.clone()),
-        }
+        let (seq, sid, url) = match conn {
+            Some(c) => (c.seq, &c.session_id, &c.resume_url),
+            None => (self.seq, &self.session_id, &self.resume_url),
+        };
+        (next.seq, next.session_id, next.resume_url) = (seq, sid.clone(), url.clone());
         if !next.resumable() {
             (next.seq, next.session_id, next.resume_url) = (None, String::new(), String::new());
         }
