@@ -618,17 +618,25 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, recheck: bool
     let conn = match conn {
         Some(c) if c.phase == Phase::Ready => c,
         _ if want.is_none() => return Ok(()),
-        // Resting, or the connection ended: the reconnect timer starts the next one (a
-        // pending one keeps its backoff).
-        None if link.idle => return Ok(start(h, u, gen, now, recheck)),
-        Some(c) if c.phase == Phase::Closed => return Ok(start(h, u, gen, now, recheck)),
-        None if now - link.at_ms > STUCK_MS => {
-            log(h, Level::Warn, name, "the Discord connection never opened; reconnecting");
-            host::ws_close(h, &conn_id(gen, name), 4000, OWN_CLOSE).or_else(not_found_is_fine)?;
-            return Ok(start(h, u, gen, now, recheck));
+        c => {
+            // Resting, or the connection ended: the reconnect timer starts the next one (a
+            // pending one keeps its backoff). Opening (READY flushes), or stopped for good:
+            // nothing.
+            let next = match c {
+                None if link.idle => true,
+                Some(c) => c.phase == Phase::Closed,
+                None if now - link.at_ms > STUCK_MS => {
+                    log(h, Level::Warn, name, "the Discord connection never opened; reconnecting");
+                    host::ws_close(h, &conn_id(gen, name), 4000, OWN_CLOSE).or_else(not_found_is_fine)?;
+                    true
+                }
+                None => false,
+            };
+            if next {
+                start(h, u, gen, now, recheck);
+            }
+            return Ok(());
         }
-        // Opening (READY flushes), or stopped for good.
-        _ => return Ok(()),
     };
     let resumed = !link.session_id.is_empty() && conn.session_id == link.session_id;
     let sent = load_sent(h, gen, name, resumed);
