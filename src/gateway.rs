@@ -249,11 +249,10 @@ impl Link {
         next.idle = false;
         next.attempts = if self.waiting { self.attempts } else if self.idle { 0 } else { self.failures(conn) };
         let mut out = Vec::new();
-        let url = if next.resumable() {
+        let (url, msg) = if next.resumable() {
             let mut u = String::from(next.resume_url.strip_suffix("/").unwrap_or(&next.resume_url));
             u.push_str(QUERY);
-            out.push(Action::Log(Level::Info, "connecting to Discord to resume the session", 0));
-            u
+            (u, "connecting to Discord to resume the session")
         } else if self.identify_at - now > (IDENTIFY_BURST - 1) * IDENTIFY_EVERY_MS {
             // The budget is spent: wait, without a socket, until it allows one more.
             next.waiting = true;
@@ -265,9 +264,9 @@ impl Link {
             return Some((next, out));
         } else {
             next.identify_at = self.identify_at.max(now) + IDENTIFY_EVERY_MS;
-            out.push(Action::Log(Level::Info, if self.waiting { "trying a new Discord session again" } else { "connecting to Discord" }, 0));
-            GATEWAY_URL.into()
+            (GATEWAY_URL.into(), if self.waiting { "trying a new Discord session again" } else { "connecting to Discord" })
         };
+        out.push(Action::Log(Level::Info, msg, 0));
         let retry = backoff_secs(next.failures(None), false, ctx.rand);
         out.push(Action::Connect { url, retry });
         Some((next, out))
