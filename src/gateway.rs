@@ -434,23 +434,23 @@ impl Conn {
             0 if event == Some(2) => self.ready(false, ctx, &mut out),
             11 => self.ack_ms = ctx.now,
             1 => out.push(Action::Send(Frame::Heartbeat(self.seq))),
-            7 => {
-                out.push(Action::Log(Level::Info, "Discord asked to reconnect (op 7); resuming", 0));
+            // Reconnect (op 7) or invalid session (op 9): resume, or for an op 9 that says
+            // the session cannot be resumed, wait a random 1–5 s, then Identify again
+            // (§1.5); longer while no session holds.
+            7 | 9 => {
                 self.phase = Phase::Closed;
-                end(4000, self.retry_secs(link, false, ctx.rand), &mut out);
-            }
-            9 => {
-                self.phase = Phase::Closed;
-                if d().lit(b"true") {
-                    out.push(Action::Log(Level::Info, "invalid session (op 9, resumable); resuming", 0));
-                    end(4000, self.retry_secs(link, false, ctx.rand), &mut out);
+                let mut secs = self.retry_secs(link, false, ctx.rand);
+                let msg = if env.op == 7 {
+                    "Discord asked to reconnect (op 7); resuming"
+                } else if d().lit(b"true") {
+                    "invalid session (op 9, resumable); resuming"
                 } else {
-                    // Wait a random 1–5 s, then Identify again (§1.5); longer while no
-                    // session holds.
-                    out.push(Action::Log(Level::Info, "invalid session (op 9); identifying again", 0));
                     self.forget();
-                    end(4000, self.retry_secs(link, false, ctx.rand).max(1 + (ctx.rand % 5) as u32), &mut out);
-                }
+                    secs = secs.max(1 + (ctx.rand % 5) as u32);
+                    "invalid session (op 9); identifying again"
+                };
+                out.push(Action::Log(Level::Info, msg, 0));
+                end(4000, secs, &mut out);
             }
             _ => {}
         }
