@@ -304,6 +304,7 @@ pub fn beat(conn: &Conn, link: &Link, beat_ms: i64, kind: Beat, done: bool, rand
     let mut out = Vec::new();
     let first = matches!(kind, Beat::First | Beat::Retry(true)) || (kind == Beat::Retry(false) && beat_ms == 0);
     let every = Action::Every(Timer::Beat, (conn.heartbeat_ms / 1000).max(1));
+    let no_ready = conn.phase != Phase::Ready && kind == Beat::Regular;
     match conn.phase {
         Phase::Identifying | Phase::Resuming | Phase::Ready if done => {
             if first {
@@ -311,15 +312,11 @@ pub fn beat(conn: &Conn, link: &Link, beat_ms: i64, kind: Beat, done: bool, rand
             }
         }
         // A heartbeat interval after Hello and still no READY/RESUMED (lost, or never
-        // sent): start over.
-        Phase::Identifying | Phase::Resuming if kind == Beat::Regular => {
-            out.push(Action::Log(Level::Warn, "no READY from Discord; reconnecting", 0));
-            end(4000, backoff_secs(link.failures(Some(conn)), false, rand), &mut out);
-        }
-        // No ACK since the last beat: a zombied connection (§1.4).
-        Phase::Identifying | Phase::Resuming | Phase::Ready if beat_ms > conn.ack_ms && kind != Beat::Answer => {
-            out.push(Action::Log(Level::Warn, "no heartbeat ACK from Discord; reconnecting", 0));
-            let secs = if conn.stable() { 0 } else { backoff_secs(link.failures(Some(conn)), false, rand) };
+        // sent): start over. No ACK since the last beat: a zombied connection (§1.4).
+        Phase::Identifying | Phase::Resuming | Phase::Ready if no_ready || (beat_ms > conn.ack_ms && kind != Beat::Answer) => {
+            let msg = if no_ready { "no READY from Discord; reconnecting" } else { "no heartbeat ACK from Discord; reconnecting" };
+            out.push(Action::Log(Level::Warn, msg, 0));
+            let secs = if conn.stable() && !no_ready { 0 } else { backoff_secs(link.failures(Some(conn)), false, rand) };
             end(4000, secs, &mut out);
         }
         Phase::Identifying | Phase::Resuming | Phase::Ready => {
