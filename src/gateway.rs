@@ -325,8 +325,8 @@ pub fn beat(conn: &Conn, link: &Link, beat_ms: i64, kind: Beat, done: bool, rand
                 out.push(every);
             }
         }
-        _ if kind == Beat::First => out.push(Action::Cancel(Timer::FirstBeat)),
-        _ if kind == Beat::Regular => out.push(Action::Cancel(Timer::Beat)),
+        // An ended connection: its heartbeat timers stop.
+        _ if matches!(kind, Beat::First | Beat::Regular) => out.push(Action::Cancel(if kind == Beat::First { Timer::FirstBeat } else { Timer::Beat })),
         _ => {}
     }
     out
