@@ -303,31 +303,26 @@ pub enum Beat {
 pub fn beat(conn: &Conn, link: &Link, beat_ms: i64, kind: Beat, done: bool, rand: u64) -> Vec<Action> {
     let mut out = Vec::new();
     let first = matches!(kind, Beat::First | Beat::Retry(true)) || (kind == Beat::Retry(false) && beat_ms == 0);
-    let every = Action::Every(Timer::Beat, (conn.heartbeat_ms / 1000).max(1));
     let no_ready = conn.phase != Phase::Ready && kind == Beat::Regular;
-    match conn.phase {
-        Phase::Identifying | Phase::Resuming | Phase::Ready if done => {
-            if first {
-                out.push(every);
-            }
+    if !matches!(conn.phase, Phase::Identifying | Phase::Resuming | Phase::Ready) {
+        // An ended connection: its heartbeat timers stop.
+        if matches!(kind, Beat::First | Beat::Regular) {
+            out.push(Action::Cancel(if kind == Beat::First { Timer::FirstBeat } else { Timer::Beat }));
         }
+    } else if !done && (no_ready || (beat_ms > conn.ack_ms && kind != Beat::Answer)) {
         // A heartbeat interval after Hello and still no READY/RESUMED (lost, or never
         // sent): start over. No ACK since the last beat: a zombied connection (§1.4).
-        Phase::Identifying | Phase::Resuming | Phase::Ready if no_ready || (beat_ms > conn.ack_ms && kind != Beat::Answer) => {
-            let msg = if no_ready { "no READY from Discord; reconnecting" } else { "no heartbeat ACK from Discord; reconnecting" };
-            out.push(Action::Log(Level::Warn, msg, 0));
-            let secs = if conn.stable() && !no_ready { 0 } else { backoff_secs(link.failures(Some(conn)), false, rand) };
-            end(4000, secs, &mut out);
-        }
-        Phase::Identifying | Phase::Resuming | Phase::Ready => {
+        let msg = if no_ready { "no READY from Discord; reconnecting" } else { "no heartbeat ACK from Discord; reconnecting" };
+        out.push(Action::Log(Level::Warn, msg, 0));
+        let secs = if conn.stable() && !no_ready { 0 } else { backoff_secs(link.failures(Some(conn)), false, rand) };
+        end(4000, secs, &mut out);
+    } else {
+        if !done {
             out.push(Action::Send(Frame::Heartbeat(conn.seq)));
-            if first {
-                out.push(every);
-            }
         }
-        // An ended connection: its heartbeat timers stop.
-        _ if matches!(kind, Beat::First | Beat::Regular) => out.push(Action::Cancel(if kind == Beat::First { Timer::FirstBeat } else { Timer::Beat })),
-        _ => {}
+        if first {
+            out.push(Action::Every(Timer::Beat, (conn.heartbeat_ms / 1000).max(1)));
+        }
     }
     out
 }
