@@ -488,10 +488,10 @@ impl Conn {
             return out;
         }
         out.push(Action::Log(Level::Warn, "gateway connection closed", code));
-        if rule == OnClose::Identify {
+        if matches!(rule, OnClose::Identify) {
             self.forget();
         }
-        let secs = self.retry_secs(link, rule == OnClose::SlowDown, ctx.rand).max(1);
+        let secs = self.retry_secs(link, matches!(rule, OnClose::SlowDown), ctx.rand).max(1);
         self.phase = Phase::Closed;
         out.push(Action::Reconnect(secs));
         out
