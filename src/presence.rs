@@ -81,6 +81,7 @@ impl Want {
     const TEXT_KEYS: [&'static str; 10] = ["t", "a", "l", "aa", "id", "a0", "lm", "gm", "rm", "pl"];
     const INT_KEYS: [&'static str; 5] = ["at", "s", "e", "lg", "p"];
 
+    #[inline(never)]
     fn texts(&self) -> [&String; 10] {
         let w = self;
         [&w.title, &w.artist, &w.album, &w.album_artist, &w.track_id, &w.artist0, &w.album_mbid, &w.group_mbid, &w.recording_mbid, &w.player]

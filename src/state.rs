@@ -94,6 +94,7 @@ pub fn num(v: i64) -> String {
 
 /// `x.saturating_mul(c)` for a constant `c > 0`, without the 128-bit multiplication
 /// that `saturating_mul` brings into the module.
+#[inline(never)]
 pub fn mul_sat(x: i64, c: i64) -> i64 {
     if x > i64::MAX / c {
         i64::MAX
