@@ -404,13 +404,20 @@ impl Conn {
                 let first = (self.heartbeat_ms as u64 * (ctx.rand % 1000) / 1_000_000).max(1) as u32;
                 out.push(Action::Once(Timer::FirstBeat, first));
             }
-            // READY: the new session.
-            0 if event == Some(0) => {
-                let (sid, url, sessions) = ready_fields(&text[env.d..]);
-                self.session_id = sid;
-                self.resume_url = url;
-                self.learn_status(&sessions);
-                self.ready(true, ctx, &mut out);
+            // READY (the new session) or RESUMED: either way the presence is sent again.
+            0 if event == Some(0) || event == Some(2) => {
+                let new_session = event == Some(0);
+                if new_session {
+                    let (sid, url, sessions) = ready_fields(&text[env.d..]);
+                    self.session_id = sid;
+                    self.resume_url = url;
+                    self.learn_status(&sessions);
+                }
+                self.phase = Phase::Ready;
+                self.ready_ms = ctx.now;
+                let msg = if new_session { "gateway session ready" } else { "gateway session resumed" };
+                out.push(Action::Log(Level::Info, msg, 0));
+                out.push(Action::Flush);
             }
             // SESSIONS_REPLACE: the user's sessions changed (e.g. status set on another device).
             0 if event == Some(1) => {
@@ -422,8 +429,6 @@ impl Conn {
                     out.push(Action::Flush);
                 }
             }
-            // RESUMED.
-            0 if event == Some(2) => self.ready(false, ctx, &mut out),
             11 => self.ack_ms = ctx.now,
             1 => out.push(Action::Send(Frame::Heartbeat(self.seq))),
             // Reconnect (op 7) or invalid session (op 9): resume, or for an op 9 that says
@@ -459,15 +464,6 @@ impl Conn {
     fn learn_status(&mut self, sessions: &[(String, u8)]) {
         let other = sessions.iter().find(|(id, _)| id != "all" && *id != self.session_id);
         self.status = other.map_or(0, |(_, st)| *st);
-    }
-
-    /// READY (a new session) or RESUMED: either way the presence is sent again.
-    fn ready(&mut self, new_session: bool, ctx: &Ctx, out: &mut Vec<Action>) {
-        self.phase = Phase::Ready;
-        self.ready_ms = ctx.now;
-        let msg = if new_session { "gateway session ready" } else { "gateway session resumed" };
-        out.push(Action::Log(Level::Info, msg, 0));
-        out.push(Action::Flush);
     }
 
     /// The socket ended (server close or network error).
