@@ -36,13 +36,14 @@ pub const LOOKUP_BUDGET_MS: i64 = 10_000;
 /// Adds images and links to `a` for `w`, from the caches and as far as `net` allows.
 pub fn enrich(h: &mut impl Host, u: &User, set: &Settings, w: &Want, a: &mut Activity, now: i64, net: &mut Net) {
     // No public cover (Navidrome's default setup has no public URL): the logo.
-    let mut cover = cover_url(h, u, set, w, now, net);
-    if cover.is_empty() {
-        cover = LOGO.into();
-    }
+    let found = cover_url(h, u, set, w, now, net);
+    let cover = if found.is_empty() { LOGO } else { &found };
     let small = if w.paused { PAUSE_ICON } else { "" };
-    let [large, small] = register(h, u, [&cover, small], now, net);
-    a.large_image = if large.is_empty() && cover != LOGO { register(h, u, [LOGO, ""], now, net)[0].clone() } else { large };
+    let [large, small] = register(h, u, [cover, small], now, net);
+    a.large_image = large;
+    if a.large_image.is_empty() && cover != LOGO {
+        [a.large_image, _] = register(h, u, [LOGO, ""], now, net);
+    }
     a.small_image = small;
     if set.spotify {
         a.details_url = spotify(h, w, now, net);
