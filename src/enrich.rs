@@ -153,7 +153,10 @@ fn cover_art_archive(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> Op
         match fetch(h, net, now, "HEAD", &url, "", None, false) {
             // A redirect anywhere but a public https URL (after the upgrade) is no image.
             Some(Response { status: 301..=308, location, .. }) => {
-                let loc = location.strip_prefix("http://").map_or(location.clone(), |r| ["https://", r].concat());
+                let loc = match location.strip_prefix("http://") {
+                    Some(r) => ["https://", r].concat(),
+                    None => location,
+                };
                 if public_https(&loc) {
                     remember(h, &key, &loc, now, 24 * HOUR);
                     return Some(loc);
@@ -197,8 +200,8 @@ fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64, net: &mut Net) -> Strin
         return String::new();
     }
     const B: &str = "----NavidromeCoverArt";
-    let head = ["--", B, "\r\nContent-Disposition: form-data; name=\"files[]\"; filename=\"cover.jpg\"\r\nContent-Type: ", &ctype, "\r\n\r\n"].concat();
-    let body = [head.as_bytes(), &data, b"\r\n--", B.as_bytes(), b"--\r\n"].concat();
+    let head = b"\r\nContent-Disposition: form-data; name=\"files[]\"; filename=\"cover.jpg\"\r\nContent-Type: ";
+    let body = [b"--", B.as_bytes(), head, ctype.as_bytes(), b"\r\n\r\n", &data, b"\r\n--", B.as_bytes(), b"--\r\n"].concat();
     let ct = ["multipart/form-data; boundary=", B].concat();
     let mut url = String::new();
     if let Some(r) = fetch(h, net, now, "POST", "https://uguu.se/upload", "", Some((&ct, &body)), true) {
