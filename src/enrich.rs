@@ -34,6 +34,7 @@ pub struct Net {
 pub const LOOKUP_BUDGET_MS: i64 = 10_000;
 
 /// Adds images and links to `a` for `w`, from the caches and as far as `net` allows.
+#[inline(never)]
 pub fn enrich(h: &mut impl Host, u: &User, set: &Settings, w: &Want, a: &mut Activity, now: i64, net: &mut Net) {
     // No public cover (Navidrome's default setup has no public URL): the logo.
     let found = cover_url(h, u, set, w, now, net);

@@ -142,6 +142,7 @@ impl Want {
     }
 
     /// Whether a paused presence has been shown long enough (pause option "hide after").
+    #[inline(never)]
     pub fn pause_over(&self, pause: Pause, now: i64) -> bool {
         matches!(pause, Pause::HideAfter(ms) if self.paused && now >= self.at_ms + ms)
     }
@@ -167,6 +168,7 @@ pub struct Activity {
 
 /// Texts and timestamps of the activity for `w` (spec §3.2); images and links are added
 /// by `enrich`. An empty name falls back to "Navidrome" (v2 could send an empty one, W16).
+#[inline(never)]
 pub fn activity(w: &Want, s: &Settings) -> Activity {
     let name = match s.name {
         Name::Track => w.title.clone(),
