@@ -90,7 +90,7 @@ pub fn is_authorized(h: &mut impl Host, input: &[u8]) -> Result {
             false
         }
     };
-    Ok(Some(if ok { b"true".to_vec() } else { b"false".to_vec() }))
+    Ok(Some(if ok { &b"true"[..] } else { b"false" }.to_vec()))
 }
 
 /// The configured user a scrobbler event is for, with a usable application id.
