@@ -407,11 +407,9 @@ fn lock(h: &mut impl Host, name: &str, gen: u32, held: Option<u32>) -> core::res
         return Ok(None);
     }
     let id = timer_id("sl", gen as i64, name);
-    match host::schedule_once(h, LEASE_S, &id) {
-        Err(e) if host::says(&e, "already exists") => return Err(()),
-        // Navidrome's scheduler fails only on a duplicate id; anything else: send unlocked.
-        Err(e) => log(h, Level::Warn, name, &e),
-        Ok(()) => {}
+    // Navidrome's scheduler fails only on a duplicate id; anything else: send unlocked.
+    if once(h, name, LEASE_S, &id) {
+        return Err(());
     }
     Ok(Some(id))
 }
@@ -575,23 +573,28 @@ fn reconnect(h: &mut impl Host, u: &User, gen: u32, now: i64) -> Done {
 /// Asks the reconnect timer of generation `gen` to run now. If it is already there it may
 /// be running and have decided without this want (`recheck`): a flush checks again soon.
 fn start(h: &mut impl Host, u: &User, gen: u32, now: i64, recheck: bool) {
-    match host::schedule_once(h, 0, &timer_id("rc", gen as i64, &u.name)) {
-        Err(e) if host::says(&e, "already exists") => {
-            if recheck {
-                schedule_flush(h, u, now, now + RECHECK_MS);
-            }
+    if once(h, &u.name, 0, &timer_id("rc", gen as i64, &u.name)) && recheck {
+        schedule_flush(h, u, now, now + RECHECK_MS);
+    }
+}
+
+/// A one-time timer in `secs`: `true` when one with that id is already pending; any other
+/// failure is logged.
+fn once(h: &mut impl Host, name: &str, secs: u32, id: &str) -> bool {
+    match host::schedule_once(h, secs, id) {
+        Err(e) if host::says(&e, "already exists") => true,
+        Err(e) => {
+            log(h, Level::Warn, name, &e);
+            false
         }
-        Err(e) => log(h, Level::Warn, &u.name, &e),
-        Ok(()) => {}
+        Ok(()) => false,
     }
 }
 
 /// A one-time timer in `secs`; one already pending with that id is fine (its callback
 /// does the same), any other failure is logged.
 fn schedule(h: &mut impl Host, name: &str, secs: i64, id: &str) {
-    if let Err(e) = host::schedule_once(h, secs.clamp(0, 86_400) as u32, id).or_else(already_exists_is_fine) {
-        log(h, Level::Warn, name, &e);
-    }
+    once(h, name, secs.clamp(0, 86_400) as u32, id);
 }
 
 /// Schedules a flush at `at` (ms): a flush sends whatever is wanted when it runs.
