@@ -468,7 +468,10 @@ fn perform(h: &mut impl Host, u: &User, gen: u32, actions: Vec<Action>, now: i64
             // Cancelling a timer that already fired or never existed is fine.
             Action::Cancel(_) => host::cancel(h, &timer).or_else(not_found_is_fine),
             // One reconnect timer per connection: a second request is the same one.
-            Action::Reconnect(secs) => host::schedule_once(h, secs, &timer).or_else(already_exists_is_fine),
+            Action::Reconnect(secs) => {
+                once(h, name, secs, &timer);
+                Ok(())
+            }
             Action::Flush => flush(h, u, now, if locked { Some(gen) } else { None }, false, 0),
             Action::Connect { url, retry } => host::ws_connect(h, &url, &conn).or_else(|e| {
                 schedule(h, name, retry as i64, &timer);
