@@ -272,7 +272,7 @@ fn register(h: &mut impl Host, u: &User, urls: [&str; 2], now: i64, net: &mut Ne
         Some(r) if r.status == 429 || r.status == 401 => {
             let secs = if r.status == 401 { 3600 } else { state::int(&r.retry_after).unwrap_or(60).clamp(1, 3600) };
             let msg = if r.status == 401 { "Discord rejected the token (HTTP 401) when registering images" } else { "Discord rate-limited image registration (HTTP 429)" };
-            h.log(Level::Warn, &[&u.name, ": ", msg].concat());
+            crate::plugin::log(h, Level::Warn, &u.name, msg);
             remember(h, &block_key, "", now, secs * 1000);
         }
         Some(r) if r.status < 300 => {

@@ -63,7 +63,8 @@ fn settings<'u>(h: &mut impl Host, u: &'u User) -> core::result::Result<&'u Sett
     Ok(u.settings(|k| h.config(k))?)
 }
 
-fn log(h: &mut impl Host, level: Level, u: &str, msg: &str) {
+/// A log line about user `u`.
+pub fn log(h: &mut impl Host, level: Level, u: &str, msg: &str) {
     let mut line = String::from(u);
     line.push_str(": ");
     line.push_str(msg);
