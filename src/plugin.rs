@@ -517,12 +517,17 @@ fn on_beat(h: &mut impl Host, u: &User, gen: u32, kind: Beat, tries: u8, now: i6
         }
         return Ok(());
     };
-    let mut id = lock(h, name, gen, held);
-    let asked = id.is_err();
-    if asked {
-        host::cache_put(h, &state::conn_key("hw", gen, name), DAY, &state::num(now))?;
-        id = lock(h, name, gen, held);
-    }
+    // A taken lock: the beat is left for its holder (`hw`), and the lock tried once more.
+    let mut asked = false;
+    let id = loop {
+        match lock(h, name, gen, held) {
+            Err(()) if !asked => {
+                asked = true;
+                host::cache_put(h, &state::conn_key("hw", gen, name), DAY, &state::num(now))?;
+            }
+            id => break id,
+        }
+    };
     let Ok(id) = id else {
         if tries < RETRIES {
             let first = matches!(kind, Beat::First | Beat::Retry(true));
