@@ -65,14 +65,17 @@ fn afford(h: &mut impl Host, net: &mut Net) -> Option<i64> {
 /// service, never the token: only the host's error text, which carries the URL); `None`
 /// when it failed or did not fit. A service that failed (no answer, or 5xx) is not asked
 /// again for two minutes.
-fn fetch(h: &mut impl Host, net: &mut Net, now: i64, method: &str, url: &str, auth: &str, body: Option<(&str, &[u8])>, follow: bool) -> Option<Response> {
+fn fetch(h: &mut impl Host, net: &mut Net, now: i64, url: &str, auth: &str, body: Option<(&str, &[u8])>) -> Option<Response> {
     let service = state::split(url, b'/').nth(2).unwrap_or(url);
     let down = state::key("down", service);
     if cached(h, &down, now).is_some() {
         return None;
     }
     let left = afford(h, net)?;
-    let r = host::http(h, method, url, auth, body, follow, left.min(if method == "HEAD" { 4000 } else { 5000 }));
+    // A request with a body is a POST that follows redirects; one without, a HEAD that
+    // does not (its redirect is the answer).
+    let post = body.is_some();
+    let r = host::http(h, if post { "POST" } else { "HEAD" }, url, auth, body, post, left.min(if post { 5000 } else { 4000 }));
     let failed = match &r {
         Ok(r) if r.status >= 500 => [url, ": HTTP ", &state::num(r.status)].concat(),
         Ok(_) => return r.ok(),
@@ -151,7 +154,7 @@ fn cover_art_archive(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> Op
             continue;
         }
         let url = ["https://coverartarchive.org/", kind, id, "/front-500"].concat();
-        match fetch(h, net, now, "HEAD", &url, "", None, false) {
+        match fetch(h, net, now, &url, "", None) {
             // A redirect anywhere but a public https URL (after the upgrade) is no image.
             Some(Response { status: 301..=308, location, .. }) => {
                 let loc = match location.strip_prefix("http://") {
@@ -205,7 +208,7 @@ fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64, net: &mut Net) -> Strin
     let body = [b"--", B.as_bytes(), head, ctype.as_bytes(), b"\r\n\r\n", &data, b"\r\n--", B.as_bytes(), b"--\r\n"].concat();
     let ct = ["multipart/form-data; boundary=", B].concat();
     let mut url = String::new();
-    if let Some(r) = fetch(h, net, now, "POST", "https://uguu.se/upload", "", Some((&ct, &body)), true) {
+    if let Some(r) = fetch(h, net, now, "https://uguu.se/upload", "", Some((&ct, &body))) {
         if r.status < 400 {
             Reader::new(&r.body).object(|k, r| {
                 if k != b"files" {
@@ -268,7 +271,7 @@ fn register(h: &mut impl Host, u: &User, urls: [&str; 2], now: i64, net: &mut Ne
     }
     body.raw("]}");
     let endpoint = ["https://discord.com/api/v9/applications/", &u.client_id, "/external-assets"].concat();
-    match fetch(h, net, now, "POST", &endpoint, &u.token, Some(("application/json", &body.buf)), true) {
+    match fetch(h, net, now, &endpoint, &u.token, Some(("application/json", &body.buf))) {
         Some(r) if r.status == 429 || r.status == 401 => {
             let secs = if r.status == 401 { 3600 } else { state::int(&r.retry_after).unwrap_or(60).clamp(1, 3600) };
             let msg = if r.status == 401 { "Discord rejected the token (HTTP 401) when registering images" } else { "Discord rate-limited image registration (HTTP 429)" };
@@ -345,7 +348,7 @@ fn spotify(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> String {
 /// The first well-formed Spotify track id in a Labs answer ("" for none); `None` when
 /// Labs did not answer.
 fn labs(h: &mut impl Host, net: &mut Net, now: i64, endpoint: &str, body: &[u8]) -> Option<String> {
-    match fetch(h, net, now, "POST", &[LABS, endpoint].concat(), "", Some(("application/json", body)), true) {
+    match fetch(h, net, now, &[LABS, endpoint].concat(), "", Some(("application/json", body))) {
         Some(r) if (200..300).contains(&r.status) => Some(spotify_id(&r.body)),
         Some(r) if r.status < 500 => Some(String::new()),
         _ => None,
