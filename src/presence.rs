@@ -170,13 +170,14 @@ pub struct Activity {
 /// by `enrich`. An empty name falls back to "Navidrome" (v2 could send an empty one, W16).
 #[inline(never)]
 pub fn activity(w: &Want, s: &Settings) -> Activity {
-    let name = match s.name {
-        Name::Track => w.title.clone(),
-        Name::Album => w.album.clone(),
-        Name::Artist => w.artist.clone(),
-        Name::Custom => w.fill(&s.name_template),
-        Name::Default => String::new(),
-    };
+    // A field is its placeholder filled in.
+    let name = w.fill(match s.name {
+        Name::Track => "{track}",
+        Name::Album => "{album}",
+        Name::Artist => "{artist}",
+        Name::Custom => &s.name_template,
+        Name::Default => "",
+    });
     let (name, display) = if crate::state::trim(&name).is_empty() { ("Navidrome".into(), 2) } else { (name, 0) };
     Activity {
         name,
