@@ -126,7 +126,7 @@ fn cover_url(h: &mut impl Host, u: &User, set: &Settings, w: &Want, now: i64, ne
         Ok(url) if public_https(&url) => url,
         Ok(_) => String::new(),
         Err(e) => {
-            h.log(Level::Warn, &["cannot get the cover URL from Navidrome: ", &e].concat());
+            h.log(Level::Warn, &state::join("cannot get the cover URL from Navidrome: ", &e));
             String::new()
         }
     }
@@ -158,7 +158,7 @@ fn cover_art_archive(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> Op
             // A redirect anywhere but a public https URL (after the upgrade) is no image.
             Some(Response { status: 301..=308, location, .. }) => {
                 let loc = match location.strip_prefix("http://") {
-                    Some(r) => ["https://", r].concat(),
+                    Some(r) => state::join("https://", r),
                     None => location,
                 };
                 if public_https(&loc) {
@@ -192,7 +192,7 @@ fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64, net: &mut Net) -> Strin
     let (ctype, data) = match host::subsonic_raw(h, &uri) {
         Ok(v) => v,
         Err(e) => {
-            h.log(Level::Warn, &["cannot read the cover from Navidrome: ", &e].concat());
+            h.log(Level::Warn, &state::join("cannot read the cover from Navidrome: ", &e));
             return String::new();
         }
     };
@@ -206,7 +206,7 @@ fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64, net: &mut Net) -> Strin
     const B: &str = "----NavidromeCoverArt";
     let head = b"\r\nContent-Disposition: form-data; name=\"files[]\"; filename=\"cover.jpg\"\r\nContent-Type: ";
     let body = [b"--", B.as_bytes(), head, ctype.as_bytes(), b"\r\n\r\n", &data, b"\r\n--", B.as_bytes(), b"--\r\n"].concat();
-    let ct = ["multipart/form-data; boundary=", B].concat();
+    let ct = state::join("multipart/form-data; boundary=", B);
     let mut url = String::new();
     if let Some(r) = fetch(h, net, now, "https://uguu.se/upload", "", Some((&ct, &body))) {
         if r.status < 400 {
@@ -286,7 +286,7 @@ fn register(h: &mut impl Host, u: &User, urls: [&str; 2], now: i64, net: &mut Ne
                 // Matched by URL; in order if Discord rewrote it.
                 if let Some(&i) = ask.iter().find(|&&i| urls[i] == url).or(ask.get(n)) {
                     if !path.is_empty() {
-                        out[i] = ["mp:", &path].concat();
+                        out[i] = state::join("mp:", &path);
                     }
                 }
                 n += 1;
@@ -294,14 +294,14 @@ fn register(h: &mut impl Host, u: &User, urls: [&str; 2], now: i64, net: &mut Ne
             });
             for &i in ask {
                 if out[i].is_empty() {
-                    h.log(Level::Warn, &["Discord registered no image for ", urls[i]].concat());
+                    h.log(Level::Warn, &state::join("Discord registered no image for ", urls[i]));
                 }
                 let ttl = if out[i].is_empty() { 10 * MIN } else { 24 * HOUR };
                 remember(h, &keys[i], &out[i], now, ttl);
             }
         }
         // Other statuses and transport errors: not cached, tried again next time.
-        Some(r) if r.status < 500 => h.log(Level::Warn, &["image registration refused: HTTP ", &state::num(r.status)].concat()),
+        Some(r) if r.status < 500 => h.log(Level::Warn, &state::join("image registration refused: HTTP ", &state::num(r.status))),
         _ => {}
     }
     out
@@ -348,7 +348,7 @@ fn spotify(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> String {
 /// The first well-formed Spotify track id in a Labs answer ("" for none); `None` when
 /// Labs did not answer.
 fn labs(h: &mut impl Host, net: &mut Net, now: i64, endpoint: &str, body: &[u8]) -> Option<String> {
-    match fetch(h, net, now, &[LABS, endpoint].concat(), "", Some(("application/json", body))) {
+    match fetch(h, net, now, &state::join(LABS, endpoint), "", Some(("application/json", body))) {
         Some(r) if (200..300).contains(&r.status) => Some(spotify_id(&r.body)),
         Some(r) if r.status < 500 => Some(String::new()),
         _ => None,

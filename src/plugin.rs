@@ -476,7 +476,7 @@ fn perform(h: &mut impl Host, u: &User, gen: u32, actions: Vec<Action>, now: i64
             Action::Flush => flush(h, u, now, if locked { Some(gen) } else { None }, false, 0),
             Action::Connect { url, retry } => host::ws_connect(h, &url, &conn).or_else(|e| {
                 schedule(h, name, retry as i64, &timer);
-                Err(["cannot reach the Discord gateway: ", &e].concat())
+                Err(state::join("cannot reach the Discord gateway: ", &e))
             }),
             Action::Log(level, msg, 0) => {
                 log(h, level, name, msg);
@@ -674,7 +674,7 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, recheck: bool
         enrich::enrich(h, u, set, w, &mut a, now, &mut net);
         a
     });
-    let mut salt = [&u.client_id, status].concat();
+    let mut salt = state::join(&u.client_id, status);
     if let Some(a) = &act {
         for s in [&a.large_image, &a.small_image, &a.details_url, &a.state_url] {
             salt.push('\n');

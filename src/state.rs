@@ -47,6 +47,13 @@ pub fn numbered(kind: &str, sep: &str, n: i64, user: &str) -> String {
     [kind, sep, &num(n), sep, user].concat()
 }
 
+/// `a` then `b` (lighter than `concat` for two pieces).
+pub fn join(a: &str, b: &str) -> String {
+    let mut s = String::from(a);
+    s.push_str(b);
+    s
+}
+
 /// `s` without ASCII white space at either end (config and template text; `str::trim`
 /// would bring Unicode tables and UTF-8 decoding into the module).
 pub fn trim(s: &str) -> &str {
