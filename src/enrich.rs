@@ -19,7 +19,6 @@ const MIN: i64 = 60_000;
 const HOUR: i64 = 60 * MIN;
 const LOGO: &str = "https://raw.githubusercontent.com/navidrome/website/refs/heads/master/assets/icons/logo.webp";
 const PAUSE_ICON: &str = "https://raw.githubusercontent.com/navidrome/discord-rich-presence-plugin/800bfacfb8e85c33692373b10ddbd27388f262d2/assets/pause.png";
-const SPOTIFY: &str = "https://open.spotify.com/";
 const LABS: &str = "https://labs.api.listenbrainz.org/spotify-id-from-";
 
 /// Until when (wall clock, ms) one call may wait on lookups; every request's timeout ends
@@ -330,7 +329,7 @@ fn spotify(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> String {
     }
     match id {
         Some(id) if !id.is_empty() => {
-            let url = [SPOTIFY, "track/", &id].concat();
+            let url = state::join("https://open.spotify.com/track/", &id);
             remember(h, &key, &url, now, 720 * HOUR);
             url
         }
@@ -382,7 +381,7 @@ pub fn search_url(terms: &[&str]) -> String {
     if q.is_empty() {
         return String::new();
     }
-    [SPOTIFY, "search/", &escape(q, b"-._~$&+:=@")].concat()
+    state::join("https://open.spotify.com/search/", &escape(q, b"-._~$&+:=@"))
 }
 
 fn query_escape(s: &str) -> String {
