@@ -76,7 +76,7 @@ fn fetch(h: &mut impl Host, net: &mut Net, now: i64, url: &str, auth: &str, body
     let post = body.is_some();
     let r = host::http(h, if post { "POST" } else { "HEAD" }, url, auth, body, post, left.min(if post { 5000 } else { 4000 }));
     let failed = match &r {
-        Ok(r) if r.status >= 500 => [url, ": HTTP ", &state::num(r.status)].concat(),
+        Ok(r) if r.status >= 500 => state::join3(url, ": HTTP ", &state::num(r.status)),
         Ok(_) => return r.ok(),
         Err(e) => ["cannot reach ", service, ": ", e].concat(),
     };
@@ -93,7 +93,7 @@ fn cached(h: &mut impl Host, key: &str, now: i64) -> Option<String> {
 }
 
 fn remember(h: &mut impl Host, key: &str, value: &str, now: i64, ttl_ms: i64) {
-    let _ = host::cache_put(h, key, ttl_ms / 1000, &[&state::num(now + ttl_ms), " ", value].concat());
+    let _ = host::cache_put(h, key, ttl_ms / 1000, &state::join3(&state::num(now + ttl_ms), " ", value));
 }
 
 fn hashed(prefix: &str, parts: &[&str]) -> String {
@@ -269,7 +269,7 @@ fn register(h: &mut impl Host, u: &User, urls: [&str; 2], now: i64, net: &mut Ne
         body.str(urls[i]);
     }
     body.raw("]}");
-    let endpoint = ["https://discord.com/api/v9/applications/", &u.client_id, "/external-assets"].concat();
+    let endpoint = state::join3("https://discord.com/api/v9/applications/", &u.client_id, "/external-assets");
     match fetch(h, net, now, &endpoint, &u.token, Some(("application/json", &body.buf))) {
         Some(r) if r.status == 429 || r.status == 401 => {
             let secs = if r.status == 401 { 3600 } else { state::int(&r.retry_after).unwrap_or(60).clamp(1, 3600) };

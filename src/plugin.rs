@@ -98,7 +98,7 @@ pub fn is_authorized(h: &mut impl Host, input: &[u8]) -> Result {
 fn reporting_user(h: &mut impl Host, input: &[u8], what: &str) -> core::result::Result<(Report, User), String> {
     let rep = input::report(input).ok_or_else(|| bad_input(what))?;
     let Some(u) = user(h, &rep.username)? else {
-        return Err(["scrobbler(not_authorized): user '", &rep.username, "' has no Discord token configured"].concat());
+        return Err(state::join3("scrobbler(not_authorized): user '", &rep.username, "' has no Discord token configured"));
     };
     if !config::valid_client_id(&u.client_id) {
         return Err("config `clientid` must be the Discord application id (17-20 digits)".into());
@@ -386,7 +386,7 @@ fn seed(name: &str, now: i64, gen: u32) -> u64 {
 
 /// Connection ids: `<gen>:<user>`.
 fn conn_id(gen: u32, name: &str) -> String {
-    [&state::num(gen as i64), ":", name].concat()
+    state::join3(&state::num(gen as i64), ":", name)
 }
 
 fn timer_id(kind: &str, num: i64, name: &str) -> String {

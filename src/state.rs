@@ -54,6 +54,13 @@ pub fn join(a: &str, b: &str) -> String {
     s
 }
 
+/// `a`, `b` then `c`.
+pub fn join3(a: &str, b: &str, c: &str) -> String {
+    let mut s = join(a, b);
+    s.push_str(c);
+    s
+}
+
 /// `s` without ASCII white space at either end (config and template text; `str::trim`
 /// would bring Unicode tables and UTF-8 decoding into the module).
 pub fn trim(s: &str) -> &str {
