@@ -78,7 +78,7 @@ fn fetch(h: &mut impl Host, net: &mut Net, now: i64, url: &str, auth: &str, body
     let failed = match &r {
         Ok(r) if r.status >= 500 => state::join3(url, ": HTTP ", &state::num(r.status)),
         Ok(_) => return r.ok(),
-        Err(e) => ["cannot reach ", service, ": ", e].concat(),
+        Err(e) => state::join3("cannot reach ", service, &state::join(": ", e)),
     };
     h.log(Level::Warn, &failed);
     remember(h, &down, "", now, 2 * MIN);
@@ -152,7 +152,7 @@ fn cover_art_archive(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> Op
         if !uuid(id) {
             continue;
         }
-        let url = ["https://coverartarchive.org/", kind, id, "/front-500"].concat();
+        let url = state::join3("https://coverartarchive.org/", kind, &state::join(id, "/front-500"));
         match fetch(h, net, now, &url, "", None) {
             // A redirect anywhere but a public https URL (after the upgrade) is no image.
             Some(Response { status: 301..=308, location, .. }) => {
