@@ -483,7 +483,7 @@ fn perform(h: &mut impl Host, u: &User, gen: u32, actions: Vec<Action>, now: i64
                 Ok(())
             }
             Action::Log(level, msg, code) => {
-                log(h, level, name, &[msg, " (code ", &state::num(code as i64), ")"].concat());
+                log(h, level, name, &state::join3(msg, " (code ", &state::join(&state::num(code as i64), ")")));
                 Ok(())
             }
         };
