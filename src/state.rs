@@ -44,7 +44,7 @@ pub fn conn_key(kind: &str, gen: u32, user: &str) -> String {
 
 /// `<kind><sep><n><sep><user>`: connection record keys, and timer ids (`:`).
 pub fn numbered(kind: &str, sep: &str, n: i64, user: &str) -> String {
-    [kind, sep, &num(n), sep, user].concat()
+    join3(kind, sep, &join3(&num(n), sep, user))
 }
 
 /// `a` then `b` (lighter than `concat` for two pieces).
