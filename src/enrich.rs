@@ -187,7 +187,7 @@ fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64, net: &mut Net) -> Strin
     if afford(h, net).is_none() {
         return String::new();
     }
-    let uri = ["getCoverArt?u=", &query_escape(&u.name), "&id=", &query_escape(&w.track_id), "&size=300"].concat();
+    let uri = state::join3("getCoverArt?u=", &query_escape(&u.name), &state::join3("&id=", &query_escape(&w.track_id), "&size=300"));
     let (ctype, data) = match host::subsonic_raw(h, &uri) {
         Ok(v) => v,
         Err(e) => {
