@@ -14,6 +14,7 @@ use crate::presence::{Activity, Fnv, Want};
 use crate::state;
 use crate::url::public_https;
 use alloc::string::String;
+use alloc::vec::Vec;
 
 const MIN: i64 = 60_000;
 const HOUR: i64 = 60 * MIN;
@@ -204,7 +205,10 @@ fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64, net: &mut Net) -> Strin
     }
     const B: &str = "----NavidromeCoverArt";
     let head = b"\r\nContent-Disposition: form-data; name=\"files[]\"; filename=\"cover.jpg\"\r\nContent-Type: ";
-    let body = [b"--", B.as_bytes(), head, ctype.as_bytes(), b"\r\n\r\n", &data, b"\r\n--", B.as_bytes(), b"--\r\n"].concat();
+    let mut body = Vec::new();
+    for part in [b"--", B.as_bytes(), head, ctype.as_bytes(), b"\r\n\r\n", &data, b"\r\n--", B.as_bytes(), b"--\r\n"] {
+        body.extend_from_slice(part);
+    }
     let ct = state::join("multipart/form-data; boundary=", B);
     let mut url = String::new();
     if let Some(r) = fetch(h, net, now, "https://uguu.se/upload", "", Some((&ct, &body))) {
