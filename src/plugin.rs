@@ -65,17 +65,11 @@ fn settings<'u>(h: &mut impl Host, u: &'u User) -> core::result::Result<&'u Sett
 
 /// A log line about user `u`.
 pub fn log(h: &mut impl Host, level: Level, u: &str, msg: &str) {
-    let mut line = String::from(u);
-    line.push_str(": ");
-    line.push_str(msg);
-    h.log(level, &line);
+    h.log(level, &state::join3(u, ": ", msg));
 }
 
 fn bad_input(what: &str) -> String {
-    let mut e = String::from("malformed ");
-    e.push_str(what);
-    e.push_str(" payload");
-    e
+    state::join3("malformed ", what, " payload")
 }
 
 pub fn is_authorized(h: &mut impl Host, input: &[u8]) -> Result {
