@@ -31,10 +31,7 @@ use alloc::vec::Vec;
 
 /// Cache keys: `<kind>.<user>`.
 pub fn key(kind: &str, user: &str) -> String {
-    let mut k = String::from(kind);
-    k.push('.');
-    k.push_str(user);
-    k
+    join3(kind, ".", user)
 }
 
 /// Records of connection `gen`: `<kind>.<gen>.<user>`.
