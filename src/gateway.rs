@@ -276,10 +276,15 @@ impl Link {
 /// Ends a connection that is still open: beats stop, the socket closes with `code`
 /// (4000 keeps the session resumable, §1.5), the reconnect timer fires in `secs`.
 fn end(code: u16, secs: u32, out: &mut Vec<Action>) {
-    out.push(Action::Cancel(Timer::FirstBeat));
-    out.push(Action::Cancel(Timer::Beat));
+    stop(out);
     out.push(Action::Close(code));
     out.push(Action::Reconnect(secs));
+}
+
+/// The connection's heartbeat timers stop.
+fn stop(out: &mut Vec<Action>) {
+    out.push(Action::Cancel(Timer::FirstBeat));
+    out.push(Action::Cancel(Timer::Beat));
 }
 
 /// Which heartbeat a timer asks for.
@@ -473,8 +478,7 @@ impl Conn {
         if !self.open() {
             return out;
         }
-        out.push(Action::Cancel(Timer::FirstBeat));
-        out.push(Action::Cancel(Timer::Beat));
+        stop(&mut out);
         let rule = close_rule(code);
         if let OnClose::Fatal(why) = rule {
             out.push(Action::Log(Level::Error, why, code));
