@@ -87,6 +87,7 @@ impl Want {
         [&w.title, &w.artist, &w.album, &w.album_artist, &w.track_id, &w.artist0, &w.album_mbid, &w.group_mbid, &w.recording_mbid, &w.player]
     }
 
+    #[inline(never)]
     fn ints(&self) -> [i64; 5] {
         [self.at_ms, self.start_ms, self.end_ms, self.legacy, self.paused as i64]
     }
