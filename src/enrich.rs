@@ -49,7 +49,7 @@ pub fn enrich(h: &mut impl Host, u: &User, set: &Settings, w: &Want, a: &mut Act
     if set.spotify {
         a.details_url = spotify(h, w, now, net);
         a.large_url = a.details_url.clone();
-        a.state_url = search_url(&[&w.artist]);
+        a.state_url = search_url(&w.artist, "");
     }
 }
 
@@ -339,7 +339,7 @@ fn spotify(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> String {
         }
         // Only an answer without an id is remembered; a failure is asked again later.
         found => {
-            let url = search_url(&[&w.artist, &w.title]);
+            let url = search_url(&w.artist, &w.title);
             if found.is_some() {
                 remember(h, &key, &url, now, 4 * HOUR);
             }
@@ -377,10 +377,10 @@ pub fn spotify_id(body: &[u8]) -> String {
     found
 }
 
-/// `https://open.spotify.com/search/<terms>`, terms joined by a space and path-escaped as
-/// Go's `url.PathEscape` does; "" when all are empty.
-pub fn search_url(terms: &[&str]) -> String {
-    let q = terms.join(" ");
+/// `https://open.spotify.com/search/<artist> <title>` (the title may be ""), path-escaped
+/// as Go's `url.PathEscape` does; "" when both are empty.
+pub fn search_url(artist: &str, title: &str) -> String {
+    let q = state::join3(artist, " ", title);
     let q = state::trim(&q);
     if q.is_empty() {
         return String::new();
@@ -658,11 +658,11 @@ mod tests {
 
     #[test]
     fn spotify_search_urls_escape_like_go() {
-        assert_eq!(search_url(&["Rick Astley", "Never Gonna Give You Up"]), "https://open.spotify.com/search/Rick%20Astley%20Never%20Gonna%20Give%20You%20Up");
-        assert_eq!(search_url(&["Radiohead"]), "https://open.spotify.com/search/Radiohead");
-        assert_eq!(search_url(&["", ""]), "");
-        assert_eq!(search_url(&["Solo Artist", ""]), "https://open.spotify.com/search/Solo%20Artist");
-        assert_eq!(search_url(&["AC/DC's $&+:=@ é"]), "https://open.spotify.com/search/AC%2FDC%27s%20$&+:=@%20%C3%A9");
+        assert_eq!(search_url("Rick Astley", "Never Gonna Give You Up"), "https://open.spotify.com/search/Rick%20Astley%20Never%20Gonna%20Give%20You%20Up");
+        assert_eq!(search_url("Radiohead", ""), "https://open.spotify.com/search/Radiohead");
+        assert_eq!(search_url("", ""), "");
+        assert_eq!(search_url("Solo Artist", ""), "https://open.spotify.com/search/Solo%20Artist");
+        assert_eq!(search_url("AC/DC's $&+:=@ é", ""), "https://open.spotify.com/search/AC%2FDC%27s%20$&+:=@%20%C3%A9");
     }
 
     #[test]
