@@ -105,11 +105,11 @@ fn hashed(prefix: &str, parts: &[&str]) -> String {
         }
         f.eat(p.as_bytes());
     }
-    let mut k = String::from(prefix);
+    let mut k = prefix.as_bytes().to_vec();
     for i in (0..16).rev() {
-        k.push(crate::json::hex((f.0 >> (i * 4)) as u8) as char);
+        k.push(crate::json::hex((f.0 >> (i * 4)) as u8));
     }
-    k
+    crate::json::utf8(k)
 }
 
 /// The large image's source URL (spec §3.6), or "" when there is none.
@@ -394,18 +394,17 @@ fn query_escape(s: &str) -> String {
 
 /// Percent-encodes every byte except ASCII letters, digits and `keep`.
 fn escape(s: &str, keep: &[u8]) -> String {
-    let mut o = String::new();
+    let mut o = Vec::new();
     for &b in s.as_bytes() {
         if b.is_ascii_alphanumeric() || keep.iter().any(|&k| k == b) {
-            o.push(b as char);
+            o.push(b);
         } else {
-            o.push('%');
-            for n in [b >> 4, b] {
-                o.push(crate::json::hex(n).to_ascii_uppercase() as char);
-            }
+            o.push(b'%');
+            o.push(crate::json::hex(b >> 4).to_ascii_uppercase());
+            o.push(crate::json::hex(b).to_ascii_uppercase());
         }
     }
-    o
+    crate::json::utf8(o)
 }
 
 #[cfg(test)]

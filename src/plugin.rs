@@ -671,7 +671,7 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, recheck: bool
     let mut salt = state::join(&u.client_id, status);
     if let Some(a) = &act {
         for s in [&a.large_image, &a.small_image, &a.details_url, &a.state_url] {
-            salt.push('\n');
+            salt.push_str("\n");
             salt.push_str(s);
         }
     }
