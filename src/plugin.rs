@@ -621,6 +621,7 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, recheck: bool
     let stored = host::cache_get(h, &want_key);
     let want = stored.as_deref().and_then(Want::load);
     let gen = link.gen;
+    let socket = conn_id(gen, name);
     let conn = match conn {
         Some(c) if c.phase == Phase::Ready => c,
         _ if want.is_none() => return Ok(()),
@@ -633,7 +634,7 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, recheck: bool
                 Some(c) => c.phase == Phase::Closed,
                 None if now - link.at_ms > STUCK_MS => {
                     log(h, Level::Warn, name, "the Discord connection never opened; reconnecting");
-                    host::ws_close(h, &conn_id(gen, name), 4000, OWN_CLOSE).or_else(not_found_is_fine)?;
+                    host::ws_close(h, &socket, 4000, OWN_CLOSE).or_else(not_found_is_fine)?;
                     true
                 }
                 None => false,
@@ -693,7 +694,7 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, recheck: bool
                 // Recorded before the send: the rate budget counts it even if the call
                 // dies during the write.
                 Plan::Send(next) => save_sent(h, gen, name, &next)
-                    .and_then(|_| host::ws_send(h, &conn_id(gen, name), &|o| presence::presence(o, act.as_ref(), &u.client_id, status))),
+                    .and_then(|_| host::ws_send(h, &socket, &|o| presence::presence(o, act.as_ref(), &u.client_id, status))),
                 Plan::Later(at) => Ok(schedule_flush(h, u, now, at)),
                 Plan::Nothing => Ok(()),
             };
