@@ -20,7 +20,6 @@ const MIN: i64 = 60_000;
 const HOUR: i64 = 60 * MIN;
 const LOGO: &str = "https://raw.githubusercontent.com/navidrome/website/refs/heads/master/assets/icons/logo.webp";
 const PAUSE_ICON: &str = "https://raw.githubusercontent.com/navidrome/discord-rich-presence-plugin/800bfacfb8e85c33692373b10ddbd27388f262d2/assets/pause.png";
-const SPOTIFY: &str = "https://open.spotify.com/";
 const LABS: &str = "https://labs.api.listenbrainz.org/spotify-id-from-";
 
 /// Until when (wall clock, ms) one call may wait on lookups; every request's timeout ends
@@ -35,20 +34,22 @@ pub struct Net {
 pub const LOOKUP_BUDGET_MS: i64 = 10_000;
 
 /// Adds images and links to `a` for `w`, from the caches and as far as `net` allows.
+#[inline(never)]
 pub fn enrich(h: &mut impl Host, u: &User, set: &Settings, w: &Want, a: &mut Activity, now: i64, net: &mut Net) {
     // No public cover (Navidrome's default setup has no public URL): the logo.
-    let mut cover = cover_url(h, u, set, w, now, net);
-    if cover.is_empty() {
-        cover = LOGO.into();
-    }
+    let found = cover_url(h, u, set, w, now, net);
+    let cover = if found.is_empty() { LOGO } else { &found };
     let small = if w.paused { PAUSE_ICON } else { "" };
-    let [large, small] = register(h, u, [&cover, small], now, net);
-    a.large_image = if large.is_empty() && cover != LOGO { register(h, u, [LOGO, ""], now, net)[0].clone() } else { large };
+    let [large, small] = register(h, u, [cover, small], now, net);
+    a.large_image = large;
+    if a.large_image.is_empty() && cover != LOGO {
+        [a.large_image, _] = register(h, u, [LOGO, ""], now, net);
+    }
     a.small_image = small;
     if set.spotify {
         a.details_url = spotify(h, w, now, net);
         a.large_url = a.details_url.clone();
-        a.state_url = search_url(&[&w.artist]);
+        a.state_url = search_url(&w.artist, "");
     }
 }
 
@@ -64,18 +65,21 @@ fn afford(h: &mut impl Host, net: &mut Net) -> Option<i64> {
 /// service, never the token: only the host's error text, which carries the URL); `None`
 /// when it failed or did not fit. A service that failed (no answer, or 5xx) is not asked
 /// again for two minutes.
-fn fetch(h: &mut impl Host, net: &mut Net, now: i64, method: &str, url: &str, auth: &str, body: Option<(&str, &[u8])>, follow: bool) -> Option<Response> {
+fn fetch(h: &mut impl Host, net: &mut Net, now: i64, url: &str, auth: &str, body: Option<(&str, &[u8])>) -> Option<Response> {
     let service = state::split(url, b'/').nth(2).unwrap_or(url);
     let down = state::key("down", service);
     if cached(h, &down, now).is_some() {
         return None;
     }
     let left = afford(h, net)?;
-    let r = host::http(h, method, url, auth, body, follow, left.min(if method == "HEAD" { 4000 } else { 5000 }));
+    // A request with a body is a POST that follows redirects; one without, a HEAD that
+    // does not (its redirect is the answer).
+    let post = body.is_some();
+    let r = host::http(h, if post { "POST" } else { "HEAD" }, url, auth, body, post, left.min(if post { 5000 } else { 4000 }));
     let failed = match &r {
-        Ok(r) if r.status >= 500 => [url, ": HTTP ", &state::num(r.status)].concat(),
+        Ok(r) if r.status >= 500 => state::join3(url, ": HTTP ", &state::num(r.status)),
         Ok(_) => return r.ok(),
-        Err(e) => ["cannot reach ", service, ": ", e].concat(),
+        Err(e) => state::join3("cannot reach ", service, &state::join(": ", e)),
     };
     h.log(Level::Warn, &failed);
     remember(h, &down, "", now, 2 * MIN);
@@ -90,7 +94,7 @@ fn cached(h: &mut impl Host, key: &str, now: i64) -> Option<String> {
 }
 
 fn remember(h: &mut impl Host, key: &str, value: &str, now: i64, ttl_ms: i64) {
-    let _ = host::cache_put(h, key, ttl_ms / 1000, &[&state::num(now + ttl_ms), " ", value].concat());
+    let _ = host::cache_put(h, key, ttl_ms / 1000, &state::join3(&state::num(now + ttl_ms), " ", value));
 }
 
 fn hashed(prefix: &str, parts: &[&str]) -> String {
@@ -101,11 +105,11 @@ fn hashed(prefix: &str, parts: &[&str]) -> String {
         }
         f.eat(p.as_bytes());
     }
-    let mut k = String::from(prefix);
+    let mut k = prefix.as_bytes().to_vec();
     for i in (0..16).rev() {
-        k.push(crate::json::hex((f.0 >> (i * 4)) as u8) as char);
+        k.push(crate::json::hex((f.0 >> (i * 4)) as u8));
     }
-    k
+    crate::json::utf8(k)
 }
 
 /// The large image's source URL (spec §3.6), or "" when there is none.
@@ -122,7 +126,7 @@ fn cover_url(h: &mut impl Host, u: &User, set: &Settings, w: &Want, now: i64, ne
         Ok(url) if public_https(&url) => url,
         Ok(_) => String::new(),
         Err(e) => {
-            h.log(Level::Warn, &["cannot get the cover URL from Navidrome: ", &e].concat());
+            h.log(Level::Warn, &state::join("cannot get the cover URL from Navidrome: ", &e));
             String::new()
         }
     }
@@ -149,11 +153,14 @@ fn cover_art_archive(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> Op
         if !uuid(id) {
             continue;
         }
-        let url = ["https://coverartarchive.org/", kind, id, "/front-500"].concat();
-        match fetch(h, net, now, "HEAD", &url, "", None, false) {
+        let url = state::join3("https://coverartarchive.org/", kind, &state::join(id, "/front-500"));
+        match fetch(h, net, now, &url, "", None) {
             // A redirect anywhere but a public https URL (after the upgrade) is no image.
             Some(Response { status: 301..=308, location, .. }) => {
-                let loc = location.strip_prefix("http://").map_or(location.clone(), |r| ["https://", r].concat());
+                let loc = match location.strip_prefix("http://") {
+                    Some(r) => state::join("https://", r),
+                    None => location,
+                };
                 if public_https(&loc) {
                     remember(h, &key, &loc, now, 24 * HOUR);
                     return Some(loc);
@@ -181,11 +188,11 @@ fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64, net: &mut Net) -> Strin
     if afford(h, net).is_none() {
         return String::new();
     }
-    let uri = ["getCoverArt?u=", &query_escape(&u.name), "&id=", &query_escape(&w.track_id), "&size=300"].concat();
+    let uri = state::join3("getCoverArt?u=", &query_escape(&u.name), &state::join3("&id=", &query_escape(&w.track_id), "&size=300"));
     let (ctype, data) = match host::subsonic_raw(h, &uri) {
         Ok(v) => v,
         Err(e) => {
-            h.log(Level::Warn, &["cannot read the cover from Navidrome: ", &e].concat());
+            h.log(Level::Warn, &state::join("cannot read the cover from Navidrome: ", &e));
             return String::new();
         }
     };
@@ -197,11 +204,14 @@ fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64, net: &mut Net) -> Strin
         return String::new();
     }
     const B: &str = "----NavidromeCoverArt";
-    let head = ["--", B, "\r\nContent-Disposition: form-data; name=\"files[]\"; filename=\"cover.jpg\"\r\nContent-Type: ", &ctype, "\r\n\r\n"].concat();
-    let body = [head.as_bytes(), &data, b"\r\n--", B.as_bytes(), b"--\r\n"].concat();
-    let ct = ["multipart/form-data; boundary=", B].concat();
+    let head = b"\r\nContent-Disposition: form-data; name=\"files[]\"; filename=\"cover.jpg\"\r\nContent-Type: ";
+    let mut body = Vec::new();
+    for part in [b"--", B.as_bytes(), head, ctype.as_bytes(), b"\r\n\r\n", &data, b"\r\n--", B.as_bytes(), b"--\r\n"] {
+        body.extend_from_slice(part);
+    }
+    let ct = state::join("multipart/form-data; boundary=", B);
     let mut url = String::new();
-    if let Some(r) = fetch(h, net, now, "POST", "https://uguu.se/upload", "", Some((&ct, &body)), true) {
+    if let Some(r) = fetch(h, net, now, "https://uguu.se/upload", "", Some((&ct, &body))) {
         if r.status < 400 {
             Reader::new(&r.body).object(|k, r| {
                 if k != b"files" {
@@ -234,17 +244,22 @@ fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64, net: &mut Net) -> Strin
 /// registration for its `Retry-After`, a 401 (bad token) for an hour.
 fn register(h: &mut impl Host, u: &User, urls: [&str; 2], now: i64, net: &mut Net) -> [String; 2] {
     let mut out = [String::new(), String::new()];
-    let mut ask: Vec<usize> = Vec::new();
+    let (mut asked, mut n) = ([0; 2], 0);
+    let keys = urls.map(|url| hashed("asset.", &[url]));
     for (i, url) in urls.iter().enumerate() {
         if url.starts_with("mp:") {
             out[i] = (*url).into();
         } else if !url.is_empty() {
-            match cached(h, &hashed("asset.", &[url]), now) {
+            match cached(h, &keys[i], now) {
                 Some(v) => out[i] = v,
-                None => ask.push(i),
+                None => {
+                    asked[n] = i;
+                    n += 1;
+                }
             }
         }
     }
+    let ask = &asked[..n];
     let block_key = state::key("assets.blocked", &u.name);
     if ask.is_empty() || cached(h, &block_key, now).is_some() {
         return out;
@@ -258,12 +273,12 @@ fn register(h: &mut impl Host, u: &User, urls: [&str; 2], now: i64, net: &mut Ne
         body.str(urls[i]);
     }
     body.raw("]}");
-    let endpoint = ["https://discord.com/api/v9/applications/", &u.client_id, "/external-assets"].concat();
-    match fetch(h, net, now, "POST", &endpoint, &u.token, Some(("application/json", &body.buf)), true) {
+    let endpoint = state::join3("https://discord.com/api/v9/applications/", &u.client_id, "/external-assets");
+    match fetch(h, net, now, &endpoint, &u.token, Some(("application/json", &body.buf))) {
         Some(r) if r.status == 429 || r.status == 401 => {
             let secs = if r.status == 401 { 3600 } else { state::int(&r.retry_after).unwrap_or(60).clamp(1, 3600) };
             let msg = if r.status == 401 { "Discord rejected the token (HTTP 401) when registering images" } else { "Discord rate-limited image registration (HTTP 429)" };
-            h.log(Level::Warn, &[&u.name, ": ", msg].concat());
+            crate::plugin::log(h, Level::Warn, &u.name, msg);
             remember(h, &block_key, "", now, secs * 1000);
         }
         Some(r) if r.status < 300 => {
@@ -274,22 +289,22 @@ fn register(h: &mut impl Host, u: &User, urls: [&str; 2], now: i64, net: &mut Ne
                 // Matched by URL; in order if Discord rewrote it.
                 if let Some(&i) = ask.iter().find(|&&i| urls[i] == url).or(ask.get(n)) {
                     if !path.is_empty() {
-                        out[i] = ["mp:", &path].concat();
+                        out[i] = state::join("mp:", &path);
                     }
                 }
                 n += 1;
                 Some(())
             });
-            for &i in &ask {
+            for &i in ask {
                 if out[i].is_empty() {
-                    h.log(Level::Warn, &["Discord registered no image for ", urls[i]].concat());
+                    h.log(Level::Warn, &state::join("Discord registered no image for ", urls[i]));
                 }
                 let ttl = if out[i].is_empty() { 10 * MIN } else { 24 * HOUR };
-                remember(h, &hashed("asset.", &[urls[i]]), &out[i], now, ttl);
+                remember(h, &keys[i], &out[i], now, ttl);
             }
         }
         // Other statuses and transport errors: not cached, tried again next time.
-        Some(r) if r.status < 500 => h.log(Level::Warn, &["image registration refused: HTTP ", &state::num(r.status)].concat()),
+        Some(r) if r.status < 500 => h.log(Level::Warn, &state::join("image registration refused: HTTP ", &state::num(r.status))),
         _ => {}
     }
     out
@@ -318,13 +333,13 @@ fn spotify(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> String {
     }
     match id {
         Some(id) if !id.is_empty() => {
-            let url = [SPOTIFY, "track/", &id].concat();
+            let url = state::join("https://open.spotify.com/track/", &id);
             remember(h, &key, &url, now, 720 * HOUR);
             url
         }
         // Only an answer without an id is remembered; a failure is asked again later.
         found => {
-            let url = search_url(&[&w.artist, &w.title]);
+            let url = search_url(&w.artist, &w.title);
             if found.is_some() {
                 remember(h, &key, &url, now, 4 * HOUR);
             }
@@ -336,7 +351,7 @@ fn spotify(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> String {
 /// The first well-formed Spotify track id in a Labs answer ("" for none); `None` when
 /// Labs did not answer.
 fn labs(h: &mut impl Host, net: &mut Net, now: i64, endpoint: &str, body: &[u8]) -> Option<String> {
-    match fetch(h, net, now, "POST", &[LABS, endpoint].concat(), "", Some(("application/json", body)), true) {
+    match fetch(h, net, now, &state::join(LABS, endpoint), "", Some(("application/json", body))) {
         Some(r) if (200..300).contains(&r.status) => Some(spotify_id(&r.body)),
         Some(r) if r.status < 500 => Some(String::new()),
         _ => None,
@@ -362,15 +377,15 @@ pub fn spotify_id(body: &[u8]) -> String {
     found
 }
 
-/// `https://open.spotify.com/search/<terms>`, terms joined by a space and path-escaped as
-/// Go's `url.PathEscape` does; "" when all are empty.
-pub fn search_url(terms: &[&str]) -> String {
-    let q = terms.join(" ");
+/// `https://open.spotify.com/search/<artist> <title>` (the title may be ""), path-escaped
+/// as Go's `url.PathEscape` does; "" when both are empty.
+pub fn search_url(artist: &str, title: &str) -> String {
+    let q = state::join3(artist, " ", title);
     let q = state::trim(&q);
     if q.is_empty() {
         return String::new();
     }
-    [SPOTIFY, "search/", &escape(q, b"-._~$&+:=@")].concat()
+    state::join("https://open.spotify.com/search/", &escape(q, b"-._~$&+:=@"))
 }
 
 fn query_escape(s: &str) -> String {
@@ -379,18 +394,17 @@ fn query_escape(s: &str) -> String {
 
 /// Percent-encodes every byte except ASCII letters, digits and `keep`.
 fn escape(s: &str, keep: &[u8]) -> String {
-    let mut o = String::new();
+    let mut o = Vec::new();
     for &b in s.as_bytes() {
         if b.is_ascii_alphanumeric() || keep.iter().any(|&k| k == b) {
-            o.push(b as char);
+            o.push(b);
         } else {
-            o.push('%');
-            for n in [b >> 4, b] {
-                o.push(crate::json::hex(n).to_ascii_uppercase() as char);
-            }
+            o.push(b'%');
+            o.push(crate::json::hex(b >> 4).to_ascii_uppercase());
+            o.push(crate::json::hex(b).to_ascii_uppercase());
         }
     }
-    o
+    crate::json::utf8(o)
 }
 
 #[cfg(test)]
@@ -643,11 +657,11 @@ mod tests {
 
     #[test]
     fn spotify_search_urls_escape_like_go() {
-        assert_eq!(search_url(&["Rick Astley", "Never Gonna Give You Up"]), "https://open.spotify.com/search/Rick%20Astley%20Never%20Gonna%20Give%20You%20Up");
-        assert_eq!(search_url(&["Radiohead"]), "https://open.spotify.com/search/Radiohead");
-        assert_eq!(search_url(&["", ""]), "");
-        assert_eq!(search_url(&["Solo Artist", ""]), "https://open.spotify.com/search/Solo%20Artist");
-        assert_eq!(search_url(&["AC/DC's $&+:=@ é"]), "https://open.spotify.com/search/AC%2FDC%27s%20$&+:=@%20%C3%A9");
+        assert_eq!(search_url("Rick Astley", "Never Gonna Give You Up"), "https://open.spotify.com/search/Rick%20Astley%20Never%20Gonna%20Give%20You%20Up");
+        assert_eq!(search_url("Radiohead", ""), "https://open.spotify.com/search/Radiohead");
+        assert_eq!(search_url("", ""), "");
+        assert_eq!(search_url("Solo Artist", ""), "https://open.spotify.com/search/Solo%20Artist");
+        assert_eq!(search_url("AC/DC's $&+:=@ é", ""), "https://open.spotify.com/search/AC%2FDC%27s%20$&+:=@%20%C3%A9");
     }
 
     #[test]

@@ -234,10 +234,11 @@ impl Link {
         // The session to resume: what the ended connection held (it may have dropped it:
         // op 9, 4009, an idle close); after a failed dial, or at rest, what the link had.
         // A rest keeps it: a track after a short pause resumes instead of identifying.
-        match conn {
-            Some(c) => (next.seq, next.session_id, next.resume_url) = (c.seq, c.session_id.clone(), c.resume_url.clone()),
-            None => (next.seq, next.session_id, next.resume_url) = (self.seq, self.session_id.clone(), self.resume_url.clone()),
-        }
+        let (seq, sid, url) = match conn {
+            Some(c) => (c.seq, &c.session_id, &c.resume_url),
+            None => (self.seq, &self.session_id, &self.resume_url),
+        };
+        (next.seq, next.session_id, next.resume_url) = (seq, sid.clone(), url.clone());
         if !next.resumable() {
             (next.seq, next.session_id, next.resume_url) = (None, String::new(), String::new());
         }
@@ -248,11 +249,10 @@ impl Link {
         next.idle = false;
         next.attempts = if self.waiting { self.attempts } else if self.idle { 0 } else { self.failures(conn) };
         let mut out = Vec::new();
-        let url = if next.resumable() {
+        let (url, msg) = if next.resumable() {
             let mut u = String::from(next.resume_url.strip_suffix("/").unwrap_or(&next.resume_url));
             u.push_str(QUERY);
-            out.push(Action::Log(Level::Info, "connecting to Discord to resume the session", 0));
-            u
+            (u, "connecting to Discord to resume the session")
         } else if self.identify_at - now > (IDENTIFY_BURST - 1) * IDENTIFY_EVERY_MS {
             // The budget is spent: wait, without a socket, until it allows one more.
             next.waiting = true;
@@ -264,9 +264,9 @@ impl Link {
             return Some((next, out));
         } else {
             next.identify_at = self.identify_at.max(now) + IDENTIFY_EVERY_MS;
-            out.push(Action::Log(Level::Info, if self.waiting { "trying a new Discord session again" } else { "connecting to Discord" }, 0));
-            GATEWAY_URL.into()
+            (GATEWAY_URL.into(), if self.waiting { "trying a new Discord session again" } else { "connecting to Discord" })
         };
+        out.push(Action::Log(Level::Info, msg, 0));
         let retry = backoff_secs(next.failures(None), false, ctx.rand);
         out.push(Action::Connect { url, retry });
         Some((next, out))
@@ -276,10 +276,15 @@ impl Link {
 /// Ends a connection that is still open: beats stop, the socket closes with `code`
 /// (4000 keeps the session resumable, §1.5), the reconnect timer fires in `secs`.
 fn end(code: u16, secs: u32, out: &mut Vec<Action>) {
-    out.push(Action::Cancel(Timer::FirstBeat));
-    out.push(Action::Cancel(Timer::Beat));
+    stop(out);
     out.push(Action::Close(code));
     out.push(Action::Reconnect(secs));
+}
+
+/// The connection's heartbeat timers stop.
+fn stop(out: &mut Vec<Action>) {
+    out.push(Action::Cancel(Timer::FirstBeat));
+    out.push(Action::Cancel(Timer::Beat));
 }
 
 /// Which heartbeat a timer asks for.
@@ -303,34 +308,26 @@ pub enum Beat {
 pub fn beat(conn: &Conn, link: &Link, beat_ms: i64, kind: Beat, done: bool, rand: u64) -> Vec<Action> {
     let mut out = Vec::new();
     let first = matches!(kind, Beat::First | Beat::Retry(true)) || (kind == Beat::Retry(false) && beat_ms == 0);
-    let every = Action::Every(Timer::Beat, (conn.heartbeat_ms / 1000).max(1));
-    match conn.phase {
-        Phase::Identifying | Phase::Resuming | Phase::Ready if done => {
-            if first {
-                out.push(every);
-            }
+    let no_ready = conn.phase != Phase::Ready && kind == Beat::Regular;
+    if !matches!(conn.phase, Phase::Identifying | Phase::Resuming | Phase::Ready) {
+        // An ended connection: its heartbeat timers stop.
+        if matches!(kind, Beat::First | Beat::Regular) {
+            out.push(Action::Cancel(if kind == Beat::First { Timer::FirstBeat } else { Timer::Beat }));
         }
+    } else if !done && (no_ready || (beat_ms > conn.ack_ms && kind != Beat::Answer)) {
         // A heartbeat interval after Hello and still no READY/RESUMED (lost, or never
-        // sent): start over.
-        Phase::Identifying | Phase::Resuming if kind == Beat::Regular => {
-            out.push(Action::Log(Level::Warn, "no READY from Discord; reconnecting", 0));
-            end(4000, backoff_secs(link.failures(Some(conn)), false, rand), &mut out);
-        }
-        // No ACK since the last beat: a zombied connection (§1.4).
-        Phase::Identifying | Phase::Resuming | Phase::Ready if beat_ms > conn.ack_ms && kind != Beat::Answer => {
-            out.push(Action::Log(Level::Warn, "no heartbeat ACK from Discord; reconnecting", 0));
-            let secs = if conn.stable() { 0 } else { backoff_secs(link.failures(Some(conn)), false, rand) };
-            end(4000, secs, &mut out);
-        }
-        Phase::Identifying | Phase::Resuming | Phase::Ready => {
+        // sent): start over. No ACK since the last beat: a zombied connection (§1.4).
+        let msg = if no_ready { "no READY from Discord; reconnecting" } else { "no heartbeat ACK from Discord; reconnecting" };
+        out.push(Action::Log(Level::Warn, msg, 0));
+        let secs = if conn.stable() && !no_ready { 0 } else { backoff_secs(link.failures(Some(conn)), false, rand) };
+        end(4000, secs, &mut out);
+    } else {
+        if !done {
             out.push(Action::Send(Frame::Heartbeat(conn.seq)));
-            if first {
-                out.push(every);
-            }
         }
-        _ if kind == Beat::First => out.push(Action::Cancel(Timer::FirstBeat)),
-        _ if kind == Beat::Regular => out.push(Action::Cancel(Timer::Beat)),
-        _ => {}
+        if first {
+            out.push(Action::Every(Timer::Beat, (conn.heartbeat_ms / 1000).max(1)));
+        }
     }
     out
 }
@@ -358,6 +355,7 @@ impl Conn {
     }
 
     /// Drops the session so the next connection identifies (§1.6).
+    #[inline(never)]
     pub fn forget(&mut self) {
         self.session_id.clear();
         self.resume_url.clear();
@@ -411,13 +409,20 @@ impl Conn {
                 let first = (self.heartbeat_ms as u64 * (ctx.rand % 1000) / 1_000_000).max(1) as u32;
                 out.push(Action::Once(Timer::FirstBeat, first));
             }
-            // READY: the new session.
-            0 if event == Some(0) => {
-                let (sid, url, sessions) = ready_fields(&text[env.d..]);
-                self.session_id = sid;
-                self.resume_url = url;
-                self.learn_status(&sessions);
-                self.ready(true, ctx, &mut out);
+            // READY (the new session) or RESUMED: either way the presence is sent again.
+            0 if event == Some(0) || event == Some(2) => {
+                let new_session = event == Some(0);
+                if new_session {
+                    let (sid, url, sessions) = ready_fields(&text[env.d..]);
+                    self.session_id = sid;
+                    self.resume_url = url;
+                    self.learn_status(&sessions);
+                }
+                self.phase = Phase::Ready;
+                self.ready_ms = ctx.now;
+                let msg = if new_session { "gateway session ready" } else { "gateway session resumed" };
+                out.push(Action::Log(Level::Info, msg, 0));
+                out.push(Action::Flush);
             }
             // SESSIONS_REPLACE: the user's sessions changed (e.g. status set on another device).
             0 if event == Some(1) => {
@@ -429,27 +434,25 @@ impl Conn {
                     out.push(Action::Flush);
                 }
             }
-            // RESUMED.
-            0 if event == Some(2) => self.ready(false, ctx, &mut out),
             11 => self.ack_ms = ctx.now,
             1 => out.push(Action::Send(Frame::Heartbeat(self.seq))),
-            7 => {
-                out.push(Action::Log(Level::Info, "Discord asked to reconnect (op 7); resuming", 0));
+            // Reconnect (op 7) or invalid session (op 9): resume, or for an op 9 that says
+            // the session cannot be resumed, wait a random 1–5 s, then Identify again
+            // (§1.5); longer while no session holds.
+            7 | 9 => {
                 self.phase = Phase::Closed;
-                end(4000, self.retry_secs(link, false, ctx.rand), &mut out);
-            }
-            9 => {
-                self.phase = Phase::Closed;
-                if d().lit(b"true") {
-                    out.push(Action::Log(Level::Info, "invalid session (op 9, resumable); resuming", 0));
-                    end(4000, self.retry_secs(link, false, ctx.rand), &mut out);
+                let mut secs = self.retry_secs(link, false, ctx.rand);
+                let msg = if env.op == 7 {
+                    "Discord asked to reconnect (op 7); resuming"
+                } else if d().lit(b"true") {
+                    "invalid session (op 9, resumable); resuming"
                 } else {
-                    // Wait a random 1–5 s, then Identify again (§1.5); longer while no
-                    // session holds.
-                    out.push(Action::Log(Level::Info, "invalid session (op 9); identifying again", 0));
                     self.forget();
-                    end(4000, self.retry_secs(link, false, ctx.rand).max(1 + (ctx.rand % 5) as u32), &mut out);
-                }
+                    secs = secs.max(1 + (ctx.rand % 5) as u32);
+                    "invalid session (op 9); identifying again"
+                };
+                out.push(Action::Log(Level::Info, msg, 0));
+                end(4000, secs, &mut out);
             }
             _ => {}
         }
@@ -468,23 +471,14 @@ impl Conn {
         self.status = other.map_or(0, |(_, st)| *st);
     }
 
-    /// READY (a new session) or RESUMED: either way the presence is sent again.
-    fn ready(&mut self, new_session: bool, ctx: &Ctx, out: &mut Vec<Action>) {
-        self.phase = Phase::Ready;
-        self.ready_ms = ctx.now;
-        let msg = if new_session { "gateway session ready" } else { "gateway session resumed" };
-        out.push(Action::Log(Level::Info, msg, 0));
-        out.push(Action::Flush);
-    }
-
     /// The socket ended (server close or network error).
+    #[inline(never)]
     pub fn on_closed(&mut self, link: &Link, code: u16, ctx: &Ctx) -> Vec<Action> {
         let mut out = Vec::new();
         if !self.open() {
             return out;
         }
-        out.push(Action::Cancel(Timer::FirstBeat));
-        out.push(Action::Cancel(Timer::Beat));
+        stop(&mut out);
         let rule = close_rule(code);
         if let OnClose::Fatal(why) = rule {
             out.push(Action::Log(Level::Error, why, code));
@@ -494,10 +488,10 @@ impl Conn {
             return out;
         }
         out.push(Action::Log(Level::Warn, "gateway connection closed", code));
-        if rule == OnClose::Identify {
+        if matches!(rule, OnClose::Identify) {
             self.forget();
         }
-        let secs = self.retry_secs(link, rule == OnClose::SlowDown, ctx.rand).max(1);
+        let secs = self.retry_secs(link, matches!(rule, OnClose::SlowDown), ctx.rand).max(1);
         self.phase = Phase::Closed;
         out.push(Action::Reconnect(secs));
         out
@@ -513,6 +507,7 @@ pub struct Envelope<'a> {
 }
 
 impl<'a> Envelope<'a> {
+    #[inline(never)]
     pub fn parse(text: &'a [u8]) -> Option<Self> {
         let mut r = Reader::new(text);
         let mut env = Envelope { op: -1, s: None, t: b"", d: text.len() };

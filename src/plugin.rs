@@ -66,18 +66,13 @@ fn settings<'u>(h: &mut impl Host, u: &'u User) -> core::result::Result<&'u Sett
     Ok(u.settings(|k| h.config(k))?)
 }
 
-fn log(h: &mut impl Host, level: Level, u: &str, msg: &str) {
-    let mut line = String::from(u);
-    line.push_str(": ");
-    line.push_str(msg);
-    h.log(level, &line);
+/// A log line about user `u`.
+pub fn log(h: &mut impl Host, level: Level, u: &str, msg: &str) {
+    h.log(level, &state::join3(u, ": ", msg));
 }
 
 fn bad_input(what: &str) -> String {
-    let mut e = String::from("malformed ");
-    e.push_str(what);
-    e.push_str(" payload");
-    e
+    state::join3("malformed ", what, " payload")
 }
 
 pub fn is_authorized(h: &mut impl Host, input: &[u8]) -> Result {
@@ -93,14 +88,14 @@ pub fn is_authorized(h: &mut impl Host, input: &[u8]) -> Result {
             false
         }
     };
-    Ok(Some(if ok { b"true".to_vec() } else { b"false".to_vec() }))
+    Ok(Some(if ok { &b"true"[..] } else { b"false" }.to_vec()))
 }
 
 /// The configured user a scrobbler event is for, with a usable application id.
 fn reporting_user(h: &mut impl Host, input: &[u8], what: &str) -> core::result::Result<(Report, User), String> {
     let rep = input::report(input).ok_or_else(|| bad_input(what))?;
     let Some(u) = user(h, &rep.username)? else {
-        return Err(["scrobbler(not_authorized): user '", &rep.username, "' has no Discord token configured"].concat());
+        return Err(state::join3("scrobbler(not_authorized): user '", &rep.username, "' has no Discord token configured"));
     };
     if !config::valid_client_id(&u.client_id) {
         return Err("config `clientid` must be the Discord application id (17-20 digits)".into());
@@ -143,7 +138,7 @@ pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
     }
     // The report's time (whole seconds) places the track (v2's math); the clock, which is
     // never earlier, times what is sent.
-    let at = rep.timestamp.saturating_mul(1000);
+    let at = state::mul_sat(rep.timestamp, 1000);
     let now = at.max(h.now_ms());
     // 0 playing, 1 starting, 2 paused, 3 stopped, 4 expired.
     let Some(mut st) = crate::json::key_index(rep.state.as_bytes(), &["playing", "starting", "paused", "stopped", "expired"]) else {
@@ -251,15 +246,16 @@ fn on_connection(h: &mut impl Host, id: &str, ev: core::result::Result<&[u8], u1
         return Ok(());
     }
     let mut c = load_conn(h, gen, name)?.unwrap_or_default();
-    let before = c.clone();
+    let before = state::save_conn(&c);
     let now = h.now_ms();
     let ctx = Ctx { now, rand: seed(name, now, gen) };
     let actions = match ev {
         Ok(frame) => c.on_frame(&link, frame, &ctx),
         Err(code) => c.on_closed(&link, code, &ctx),
     };
-    if c != before {
-        host::cache_put(h, &state::conn_key("cn", gen, name), DAY, &state::save_conn(&c))?;
+    let after = state::save_conn(&c);
+    if after != before {
+        host::cache_put(h, &state::conn_key("cn", gen, name), DAY, &after)?;
     }
     perform(h, &u, gen, actions, now, false);
     Ok(())
@@ -295,17 +291,18 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
     };
     let now = h.now_ms();
     let gen = u32::try_from(num).unwrap_or(u32::MAX);
+    // The flush the timer asks for: when, the send lock it holds, how long it may spend on
+    // lookups.
+    let mut run = None;
     match kind.as_bytes() {
         // A flush runs at its due time at the earliest.
-        b"fl" => flush(h, &u, num.max(now), None, false, 0)?,
-        // Images and links for the want stored at `num`; a newer want has its own.
+        b"fl" => run = Some((num.max(now), None, 0)),
         // The images and links of the want stored at `num` (a newer want has its own):
         // what is found within `LOOKUP_WAIT_MS` goes out, then the rest of the budget.
         b"en" => {
             if load_want(h, name).is_some_and(|w| w.at_ms == num) {
                 flush(h, &u, now, None, false, LOOKUP_WAIT_MS)?;
-                let now = h.now_ms();
-                flush(h, &u, now, None, false, enrich::LOOKUP_BUDGET_MS - LOOKUP_WAIT_MS)?;
+                run = Some((h.now_ms(), None, enrich::LOOKUP_BUDGET_MS - LOOKUP_WAIT_MS));
             }
         }
         b"ic" => idle(h, &u, num)?,
@@ -319,24 +316,34 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
         b"ne" => {
             if load_want(h, name).is_some_and(|w| w.legacy == num) {
                 host::cache_remove(h, &state::key("want", name))?;
-                flush(h, &u, now, None, false, 0)?;
+                run = Some((now, None, 0));
             }
         }
         b"rc" => reconnect(h, &u, gen, now)?,
-        b"b1" => on_beat(h, &u, gen, Beat::First, 0, now, None)?,
-        b"hb" => on_beat(h, &u, gen, Beat::Regular, 0, now, None)?,
         // The send lock's lease ran out: its holder died. Still holding it (its id stays
         // registered until this returns), send what is wanted.
         b"sl" => {
             if load_link(h, name)?.gen == gen {
                 log(h, Level::Warn, name, "a send on the Discord connection did not finish; sending again");
-                flush(h, &u, now, Some(gen), false, 0)?;
-                let beat_ms = load_sent(h, gen, name, false).beat_ms;
-                release(h, &u, gen, None, Some(beat_ms), now);
+                run = Some((now, Some(gen), 0));
             }
         }
-        &[k @ (b'r' | b'f'), n @ b'1'..=b'3'] => on_beat(h, &u, gen, Beat::Retry(k == b'f'), n - b'0', now, None)?,
-        _ => {}
+        k => {
+            let (beat, tries) = match k {
+                b"b1" => (Beat::First, 0),
+                b"hb" => (Beat::Regular, 0),
+                &[k @ (b'r' | b'f'), n @ b'1'..=b'3'] => (Beat::Retry(k == b'f'), n - b'0'),
+                _ => return Ok(None),
+            };
+            on_beat(h, &u, gen, beat, tries, now, None)?;
+        }
+    }
+    if let Some((at, held, lookups)) = run {
+        flush(h, &u, at, held, false, lookups)?;
+        if held.is_some() {
+            let beat_ms = load_sent(h, gen, name, false).beat_ms;
+            release(h, &u, gen, None, Some(beat_ms), now);
+        }
     }
     Ok(None)
 }
@@ -396,7 +403,7 @@ fn seed(name: &str, now: i64, gen: u32) -> u64 {
 
 /// Connection ids: `<gen>:<user>`.
 fn conn_id(gen: u32, name: &str) -> String {
-    [&state::num(gen as i64), ":", name].concat()
+    state::join3(&state::num(gen as i64), ":", name)
 }
 
 fn timer_id(kind: &str, num: i64, name: &str) -> String {
@@ -418,11 +425,9 @@ fn lock(h: &mut impl Host, name: &str, gen: u32, held: Option<u32>) -> core::res
         return Ok(None);
     }
     let id = timer_id("sl", gen as i64, name);
-    match host::schedule_once(h, LEASE_S, &id) {
-        Err(e) if host::says(&e, "already exists") => return Err(()),
-        // Navidrome's scheduler fails only on a duplicate id; anything else: send unlocked.
-        Err(e) => log(h, Level::Warn, name, &e),
-        Ok(()) => {}
+    // Navidrome's scheduler fails only on a duplicate id; anything else: send unlocked.
+    if once(h, name, LEASE_S, &id) {
+        return Err(());
     }
     Ok(Some(id))
 }
@@ -461,29 +466,41 @@ fn perform(h: &mut impl Host, u: &User, gen: u32, actions: Vec<Action>, now: i64
     let name = u.name.as_str();
     let conn = conn_id(gen, name);
     for a in actions {
+        // The timer an action is about: a heartbeat timer, else the reconnect timer.
+        let timer = timer_id(
+            match a {
+                Action::Once(t, _) | Action::Every(t, _) | Action::Cancel(t) => timer_kind(t),
+                _ => "rc",
+            },
+            gen as i64,
+            name,
+        );
         let result = match a {
             Action::Send(Frame::Heartbeat(_)) if !locked => on_beat(h, u, gen, Beat::Answer, 0, now, None),
             Action::Send(f) => host::ws_send(h, &conn, &|o| presence::frame(o, &f, &u.token)),
             Action::Close(code) => host::ws_close(h, &conn, code, OWN_CLOSE).or_else(not_found_is_fine),
-            Action::Once(t, secs) => host::schedule_once(h, secs, &timer_id(timer_kind(t), gen as i64, name)),
+            Action::Once(_, secs) => host::schedule_once(h, secs, &timer),
             // The first beat's sender arms the recurring one; if two did (a beat handed to
             // a lock holder, and its own timer), the scheduler keeps the first.
-            Action::Every(t, secs) => host::schedule_every(h, secs, &timer_id(timer_kind(t), gen as i64, name)).or_else(already_exists_is_fine),
+            Action::Every(_, secs) => host::schedule_every(h, secs, &timer).or_else(already_exists_is_fine),
             // Cancelling a timer that already fired or never existed is fine.
-            Action::Cancel(t) => host::cancel(h, &timer_id(timer_kind(t), gen as i64, name)).or_else(not_found_is_fine),
+            Action::Cancel(_) => host::cancel(h, &timer).or_else(not_found_is_fine),
             // One reconnect timer per connection: a second request is the same one.
-            Action::Reconnect(secs) => host::schedule_once(h, secs, &timer_id("rc", gen as i64, name)).or_else(already_exists_is_fine),
+            Action::Reconnect(secs) => {
+                once(h, name, secs, &timer);
+                Ok(())
+            }
             Action::Flush => flush(h, u, now, if locked { Some(gen) } else { None }, false, 0),
             Action::Connect { url, retry } => host::ws_connect(h, &url, &conn).or_else(|e| {
-                schedule(h, name, retry as i64, &timer_id("rc", gen as i64, name));
-                Err(["cannot reach the Discord gateway: ", &e].concat())
+                schedule(h, name, retry as i64, &timer);
+                Err(state::join("cannot reach the Discord gateway: ", &e))
             }),
             Action::Log(level, msg, 0) => {
                 log(h, level, name, msg);
                 Ok(())
             }
             Action::Log(level, msg, code) => {
-                log(h, level, name, &[msg, " (code ", &state::num(code as i64), ")"].concat());
+                log(h, level, name, &state::join3(msg, " (code ", &state::join(&state::num(code as i64), ")")));
                 Ok(())
             }
         };
@@ -517,12 +534,17 @@ fn on_beat(h: &mut impl Host, u: &User, gen: u32, kind: Beat, tries: u8, now: i6
         }
         return Ok(());
     };
-    let mut id = lock(h, name, gen, held);
-    let asked = id.is_err();
-    if asked {
-        host::cache_put(h, &state::conn_key("hw", gen, name), DAY, &state::num(now))?;
-        id = lock(h, name, gen, held);
-    }
+    // A taken lock: the beat is left for its holder (`hw`), and the lock tried once more.
+    let mut asked = false;
+    let id = loop {
+        match lock(h, name, gen, held) {
+            Err(()) if !asked => {
+                asked = true;
+                host::cache_put(h, &state::conn_key("hw", gen, name), DAY, &state::num(now))?;
+            }
+            id => break id,
+        }
+    };
     let Ok(id) = id else {
         if tries < RETRIES {
             let first = matches!(kind, Beat::First | Beat::Retry(true));
@@ -577,23 +599,28 @@ fn reconnect(h: &mut impl Host, u: &User, gen: u32, now: i64) -> Done {
 /// Asks the reconnect timer of generation `gen` to run now. If it is already there it may
 /// be running and have decided without this want (`recheck`): a flush checks again soon.
 fn start(h: &mut impl Host, u: &User, gen: u32, now: i64, recheck: bool) {
-    match host::schedule_once(h, 0, &timer_id("rc", gen as i64, &u.name)) {
-        Err(e) if host::says(&e, "already exists") => {
-            if recheck {
-                schedule_flush(h, u, now, now + RECHECK_MS);
-            }
+    if once(h, &u.name, 0, &timer_id("rc", gen as i64, &u.name)) && recheck {
+        schedule_flush(h, u, now, now + RECHECK_MS);
+    }
+}
+
+/// A one-time timer in `secs`: `true` when one with that id is already pending; any other
+/// failure is logged.
+fn once(h: &mut impl Host, name: &str, secs: u32, id: &str) -> bool {
+    match host::schedule_once(h, secs, id) {
+        Err(e) if host::says(&e, "already exists") => true,
+        Err(e) => {
+            log(h, Level::Warn, name, &e);
+            false
         }
-        Err(e) => log(h, Level::Warn, &u.name, &e),
-        Ok(()) => {}
+        Ok(()) => false,
     }
 }
 
 /// A one-time timer in `secs`; one already pending with that id is fine (its callback
 /// does the same), any other failure is logged.
 fn schedule(h: &mut impl Host, name: &str, secs: i64, id: &str) {
-    if let Err(e) = host::schedule_once(h, secs.clamp(0, 86_400) as u32, id).or_else(already_exists_is_fine) {
-        log(h, Level::Warn, name, &e);
-    }
+    once(h, name, secs.clamp(0, 86_400) as u32, id);
 }
 
 /// Schedules a flush at `at` (ms): a flush sends whatever is wanted when it runs.
@@ -617,20 +644,29 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, recheck: bool
     let stored = host::cache_get(h, &want_key);
     let want = stored.as_deref().and_then(Want::load);
     let gen = link.gen;
+    let socket = conn_id(gen, name);
     let conn = match conn {
         Some(c) if c.phase == Phase::Ready => c,
         _ if want.is_none() => return Ok(()),
-        // Resting, or the connection ended: the reconnect timer starts the next one (a
-        // pending one keeps its backoff).
-        None if link.idle => return Ok(start(h, u, gen, now, recheck)),
-        Some(c) if c.phase == Phase::Closed => return Ok(start(h, u, gen, now, recheck)),
-        None if now - link.at_ms > STUCK_MS => {
-            log(h, Level::Warn, name, "the Discord connection never opened; reconnecting");
-            host::ws_close(h, &conn_id(gen, name), 4000, OWN_CLOSE).or_else(not_found_is_fine)?;
-            return Ok(start(h, u, gen, now, recheck));
+        c => {
+            // Resting, or the connection ended: the reconnect timer starts the next one (a
+            // pending one keeps its backoff). Opening (READY flushes), or stopped for good:
+            // nothing.
+            let next = match c {
+                None if link.idle => true,
+                Some(c) => c.phase == Phase::Closed,
+                None if now - link.at_ms > STUCK_MS => {
+                    log(h, Level::Warn, name, "the Discord connection never opened; reconnecting");
+                    host::ws_close(h, &socket, 4000, OWN_CLOSE).or_else(not_found_is_fine)?;
+                    true
+                }
+                None => false,
+            };
+            if next {
+                start(h, u, gen, now, recheck);
+            }
+            return Ok(());
         }
-        // Opening (READY flushes), or stopped for good.
-        _ => return Ok(()),
     };
     let resumed = !link.session_id.is_empty() && conn.session_id == link.session_id;
     let sent = load_sent(h, gen, name, resumed);
@@ -656,10 +692,10 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, recheck: bool
         enrich::enrich(h, u, set, w, &mut a, now, &mut net);
         a
     });
-    let mut salt = [&u.client_id, status].concat();
+    let mut salt = state::join(&u.client_id, status);
     if let Some(a) = &act {
         for s in [&a.large_image, &a.small_image, &a.details_url, &a.state_url] {
-            salt.push('\n');
+            salt.push_str("\n");
             salt.push_str(s);
         }
     }
@@ -690,7 +726,7 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, recheck: bool
                 // Recorded before the send: the rate budget counts it even if the call
                 // dies during the write.
                 Plan::Send(next) => save_sent(h, gen, name, &next)
-                    .and_then(|_| host::ws_send(h, &conn_id(gen, name), &|o| presence::presence(o, act.as_ref(), &u.client_id, status))),
+                    .and_then(|_| host::ws_send(h, &socket, &|o| presence::presence(o, act.as_ref(), &u.client_id, status))),
                 Plan::Later(at) => Ok(schedule_flush(h, u, now, at)),
                 Plan::Nothing => Ok(()),
             };

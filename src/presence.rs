@@ -62,8 +62,8 @@ impl Want {
             self.start_ms = now_ms;
             self.end_ms = 0;
         } else {
-            self.start_ms = now_ms - position_ms.saturating_mul(1000) / rate;
-            self.end_ms = self.start_ms + duration_s.saturating_mul(1_000_000) / rate;
+            self.start_ms = now_ms - crate::state::mul_sat(position_ms, 1000) / rate;
+            self.end_ms = self.start_ms + crate::state::mul_sat(duration_s, 1_000_000) / rate;
         }
     }
 
@@ -81,11 +81,13 @@ impl Want {
     const TEXT_KEYS: [&'static str; 10] = ["t", "a", "l", "aa", "id", "a0", "lm", "gm", "rm", "pl"];
     const INT_KEYS: [&'static str; 5] = ["at", "s", "e", "lg", "p"];
 
+    #[inline(never)]
     fn texts(&self) -> [&String; 10] {
         let w = self;
         [&w.title, &w.artist, &w.album, &w.album_artist, &w.track_id, &w.artist0, &w.album_mbid, &w.group_mbid, &w.recording_mbid, &w.player]
     }
 
+    #[inline(never)]
     fn ints(&self) -> [i64; 5] {
         [self.at_ms, self.start_ms, self.end_ms, self.legacy, self.paused as i64]
     }
@@ -141,6 +143,7 @@ impl Want {
     }
 
     /// Whether a paused presence has been shown long enough (pause option "hide after").
+    #[inline(never)]
     pub fn pause_over(&self, pause: Pause, now: i64) -> bool {
         matches!(pause, Pause::HideAfter(ms) if self.paused && now >= self.at_ms + ms)
     }
@@ -166,14 +169,16 @@ pub struct Activity {
 
 /// Texts and timestamps of the activity for `w` (spec §3.2); images and links are added
 /// by `enrich`. An empty name falls back to "Navidrome" (v2 could send an empty one, W16).
+#[inline(never)]
 pub fn activity(w: &Want, s: &Settings) -> Activity {
-    let name = match s.name {
-        Name::Track => w.title.clone(),
-        Name::Album => w.album.clone(),
-        Name::Artist => w.artist.clone(),
-        Name::Custom => w.fill(&s.name_template),
-        Name::Default => String::new(),
-    };
+    // A field is its placeholder filled in.
+    let name = w.fill(match s.name {
+        Name::Track => "{track}",
+        Name::Album => "{album}",
+        Name::Artist => "{artist}",
+        Name::Custom => &s.name_template,
+        Name::Default => "",
+    });
     let (name, display) = if crate::state::trim(&name).is_empty() { ("Navidrome".into(), 2) } else { (name, 0) };
     Activity {
         name,

@@ -31,10 +31,7 @@ use alloc::vec::Vec;
 
 /// Cache keys: `<kind>.<user>`.
 pub fn key(kind: &str, user: &str) -> String {
-    let mut k = String::from(kind);
-    k.push('.');
-    k.push_str(user);
-    k
+    join3(kind, ".", user)
 }
 
 /// Records of connection `gen`: `<kind>.<gen>.<user>`.
@@ -44,7 +41,21 @@ pub fn conn_key(kind: &str, gen: u32, user: &str) -> String {
 
 /// `<kind><sep><n><sep><user>`: connection record keys, and timer ids (`:`).
 pub fn numbered(kind: &str, sep: &str, n: i64, user: &str) -> String {
-    [kind, sep, &num(n), sep, user].concat()
+    join3(kind, sep, &join3(&num(n), sep, user))
+}
+
+/// `a` then `b`. These helpers build strings in less code than slice `concat` does.
+#[inline(always)]
+pub fn join(a: &str, b: &str) -> String {
+    join3(a, b, "")
+}
+
+/// `a`, `b` then `c`.
+pub fn join3(a: &str, b: &str, c: &str) -> String {
+    let mut s = String::from(a);
+    s.push_str(b);
+    s.push_str(c);
+    s
 }
 
 /// `s` without ASCII white space at either end (config and template text; `str::trim`
@@ -92,6 +103,19 @@ pub fn num(v: i64) -> String {
     crate::json::utf8(o.buf)
 }
 
+/// `x.saturating_mul(c)` for a constant `c > 0`, without the 128-bit multiplication
+/// that `saturating_mul` brings into the module.
+#[inline(never)]
+pub fn mul_sat(x: i64, c: i64) -> i64 {
+    if x > i64::MAX / c {
+        i64::MAX
+    } else if x < i64::MIN / c {
+        i64::MIN
+    } else {
+        x * c
+    }
+}
+
 /// A decimal integer (`-` allowed), `None` on anything else or on overflow. One parser
 /// for every number in text form, instead of `str::parse` per type.
 pub fn int(s: &str) -> Option<i64> {
@@ -107,7 +131,11 @@ pub fn int(s: &str) -> Option<i64> {
         if !b.is_ascii_digit() {
             return None;
         }
-        v = v.checked_mul(10)?.checked_sub((b - b'0') as i64)?;
+        // `checked_mul(10)` without the 128-bit multiplication it brings in (`v <= 0`).
+        if v < i64::MIN / 10 {
+            return None;
+        }
+        v = (v * 10).checked_sub((b - b'0') as i64)?;
     }
     if neg { Some(v) } else { v.checked_neg() }
 }
@@ -313,7 +341,15 @@ mod tests {
         assert_eq!(int(&num(i64::MIN)), Some(i64::MIN));
         assert_eq!(int(&num(i64::MAX)), Some(i64::MAX));
         assert_eq!(int("9223372036854775808"), None);
+        for t in ["-9223372036854775809", "92233720368547758070", "-92233720368547758080", "922337203685477581"] {
+            assert_eq!(int(t), t.parse().ok(), "{t}");
+        }
         assert_eq!(key("gw", "a:b"), "gw.a:b");
+        for x in [i64::MIN, i64::MIN / 1000 - 1, i64::MIN / 1000, -7, 0, 9, i64::MAX / 1000, i64::MAX / 1000 + 1, i64::MAX] {
+            for c in [1, 1000, 1_000_000] {
+                assert_eq!(mul_sat(x, c), x.saturating_mul(c), "{x} {c}");
+            }
+        }
         assert_eq!(conn_key("cn", 12, "a:b"), "cn.12.a:b");
     }
 }
