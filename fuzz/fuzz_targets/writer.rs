@@ -61,7 +61,7 @@ fuzz_target!(|data: &[u8]| {
     let (sid, url) = (t().replace(' ', ""), t().replace(' ', ""));
     let x = int();
     let seq = (x & 1 == 1).then(|| int());
-    let link = Link { gen: x as u32, idle: x & 2 == 2, attempts: (x >> 16) as u32, at_ms: int(), seq, session_id: sid.clone(), resume_url: url.clone() };
+    let link = Link { gen: x as u32, idle: x & 2 == 2, attempts: (x >> 16) as u32, at_ms: int(), seq, session_id: sid.clone(), resume_url: url.clone(), waiting: x & 4 == 4, identify_at: int() };
     assert_eq!(state::load_link(&state::save_link(&link)).as_ref(), Some(&link));
     let conn = Conn { phase: Phase::from_u8((x >> 32) as u8 % 6).unwrap(), seq, heartbeat_ms: (x >> 8) as u32, status: (x >> 56) as u8 % 4, fatal: (x >> 40) as u16, ready_ms: int(), ack_ms: int(), session_id: sid, resume_url: url };
     assert_eq!(state::load_conn(&state::save_conn(&conn)).as_ref(), Some(&conn));

@@ -20,6 +20,8 @@ pub mod host;
 pub mod input;
 #[path = "../../src/json.rs"]
 pub mod json;
+#[path = "../../src/players.rs"]
+pub mod players;
 #[path = "../../src/plugin.rs"]
 pub mod plugin;
 #[path = "../../src/presence.rs"]
@@ -217,6 +219,8 @@ impl World {
                 // The report asks for the reconnect timer at 0 s, which dials.
                 w.advance(0);
                 w.script(b"{\"op\":10,\"d\":{\"heartbeat_interval\":41250},\"s\":null,\"t\":null}\n{\"op\":0,\"t\":\"READY\",\"s\":1,\"d\":{\"session_id\":\"s1\",\"resume_gateway_url\":\"wss://r.discord.gg\"}}");
+                // The new track's update goes out from its lookups' timer.
+                w.advance(0);
                 w
             };
         }

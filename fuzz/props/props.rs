@@ -205,9 +205,12 @@ fn world_reaches_the_gateway_paths() {
     let mut w = World::ready();
     w.script(b"{\"op\":1}\n{\"op\":11}\n{\"op\":7}");
     w.fire("rc:1:alice");
-    w.script(b"{\"op\":10,\"d\":{\"heartbeat_interval\":41250}}\n{\"op\":0,\"t\":\"RESUMED\",\"s\":5}\n{\"op\":9,\"d\":false}");
+    w.script(b"{\"op\":10,\"d\":{\"heartbeat_interval\":41250}}\n{\"op\":0,\"t\":\"RESUMED\",\"s\":5}");
+    w.advance(0);
+    w.script(b"{\"op\":9,\"d\":false}");
     w.fire("rc:2:alice");
     w.script(b"{\"op\":10,\"d\":{\"heartbeat_interval\":41250}}\n{\"op\":0,\"t\":\"READY\",\"s\":1,\"d\":{\"session_id\":\"s3\"}}");
+    w.advance(0);
     let on = |g: u8| ops(&w).into_iter().filter(|(c, _)| *c == format!("{g}:alice")).map(|(_, op)| op).collect::<Vec<_>>();
     // Identify, presence, the heartbeat asked for; op 7: after the reconnect timer, Resume
     // on a new socket; op 9: after the reconnect timer, Identify and the presence again.
@@ -313,6 +316,7 @@ proptest! {
         prop_assert_eq!(w.call(b'p', &nd::go_json(&report)), Ok(None));
         w.advance(0); // the reconnect timer the report asked for dials
         w.script(b"{\"op\":10,\"d\":{\"heartbeat_interval\":41250}}\n{\"op\":0,\"t\":\"READY\",\"s\":1,\"d\":{\"session_id\":\"s1\"}}");
+        w.advance(0); // the new track's update goes out from its lookups' timer
         let frame = &w.h.fake.frames.last().expect("a presence update").1;
         let a = &parse(frame.as_bytes())["d"]["activities"][0];
         prop_assert_eq!((s(&a["details"]), s(&a["state"]), s(&a["assets"]["large_text"])), (shown(&title), shown(&artist), shown(&album)), "{}", frame);
