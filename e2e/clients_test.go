@@ -19,8 +19,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -49,18 +47,7 @@ var (
 func addTracks(t *testing.T, dir string, tracks ...*Track) {
 	t.Helper()
 	for _, tr := range tracks {
-		args := []string{"-n", "-r", "8000", "-c", "1", "-b", "16",
-			"--comment", "TITLE=" + tr.Title,
-			"--add-comment", "ARTIST=" + tr.Artist,
-			"--add-comment", "ALBUM=" + tr.Album,
-			"--add-comment", "ALBUMARTIST=" + tr.Artist,
-			"--add-comment", fmt.Sprintf("TRACKNUMBER=%d", tr.N),
-			"--add-comment", "DATE=2025",
-			filepath.Join(dir, tr.File), "trim", "0", fmt.Sprint(tr.Seconds),
-		}
-		if out, err := exec.Command("sox", args...).CombinedOutput(); err != nil {
-			t.Fatalf("sox %s: %v\n%s", tr.File, err, out)
-		}
+		writeTrack(t, dir, tr, "2025")
 	}
 }
 

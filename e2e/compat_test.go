@@ -142,14 +142,7 @@ func TestNowPlayingFallbackNavidrome061(t *testing.T) {
 // on), else Navidrome's public cover URL, else the logo; no small image.
 func checkLegacyActivity(t *testing.T, img imageSetup, fake *FakeDiscord, f Frame, tr *Track) {
 	t.Helper()
-	p := presenceOf(t, f)
-	if len(p.Activities) != 1 {
-		t.Fatalf("want one activity, got %s", redact(f.Raw))
-	}
-	a := p.Activities[0]
-	if a.Type != 2 || a.Name != "Navidrome" || a.ApplicationID != clientID || p.Status != "online" || p.AFK {
-		t.Errorf("activity envelope: %s", redact(f.Raw))
-	}
+	a := listening(t, f)
 	if a.Details != shown(tr.Title) || a.State != shown(tr.Artist) || a.Assets.LargeText != shown(tr.Album) {
 		t.Errorf("activity text: details %q state %q large text %q, want %q / %q / %q",
 			a.Details, a.State, a.Assets.LargeText, shown(tr.Title), shown(tr.Artist), shown(tr.Album))
@@ -157,21 +150,7 @@ func checkLegacyActivity(t *testing.T, img imageSetup, fake *FakeDiscord, f Fram
 	if a.Timestamps.Start != 0 || a.Timestamps.End != 0 {
 		t.Errorf("%q: timestamps %+v, want none (v0.61 sends no playback time)", tr.Title, a.Timestamps)
 	}
-	cover := fake.AssetURL(a.Assets.LargeImage)
-	switch {
-	case !strings.HasPrefix(a.Assets.LargeImage, "mp:external/"):
-		t.Errorf("%q: large image %q is not an external asset", tr.Title, a.Assets.LargeImage)
-	case img.CAA && tr.MBIDs:
-		if cover != caaImage(tr.AlbumMBID()) {
-			t.Errorf("%q: large image %q registered for %q, want the Cover Art Archive's", tr.Title, a.Assets.LargeImage, cover)
-		}
-	case img.ShareURL != "":
-		if !strings.HasPrefix(cover, img.ShareURL+"/share/img/") {
-			t.Errorf("%q: large image %q registered for %q, want Navidrome's public cover", tr.Title, a.Assets.LargeImage, cover)
-		}
-	case cover != logoURL:
-		t.Errorf("%q: large image %q registered for %q, want the logo %s", tr.Title, a.Assets.LargeImage, cover, logoURL)
-	}
+	checkCover(t, img, fake, tr, a.Assets.LargeImage)
 	if a.Assets.SmallImage != "" || a.Assets.SmallText != "" {
 		t.Errorf("%q: small image %q text %q, want none", tr.Title, a.Assets.SmallImage, a.Assets.SmallText)
 	}

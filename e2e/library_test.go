@@ -50,30 +50,38 @@ var (
 	allTracks = []*Track{trackA, trackB, trackC, trackD, trackE}
 )
 
+// writeTrack writes tr into dir: FLAC silence of its exact duration (sox), tagged with its
+// title, artist, album, track number, date and the extra comments (KEY=value).
+func writeTrack(t *testing.T, dir string, tr *Track, date string, extra ...string) {
+	t.Helper()
+	args := []string{"-n", "-r", "8000", "-c", "1", "-b", "16",
+		"--comment", "TITLE=" + tr.Title,
+		"--add-comment", "ARTIST=" + tr.Artist,
+		"--add-comment", "ALBUM=" + tr.Album,
+		"--add-comment", "ALBUMARTIST=" + tr.Artist,
+		"--add-comment", fmt.Sprintf("TRACKNUMBER=%d", tr.N),
+		"--add-comment", "DATE=" + date,
+	}
+	for _, c := range extra {
+		args = append(args, "--add-comment", c)
+	}
+	args = append(args, filepath.Join(dir, tr.File), "trim", "0", fmt.Sprint(tr.Seconds))
+	if out, err := exec.Command("sox", args...).CombinedOutput(); err != nil {
+		t.Fatalf("sox %s: %v\n%s", tr.File, err, out)
+	}
+}
+
 // makeLibrary writes the tracks into a new folder and returns it.
 func makeLibrary(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
 	for _, tr := range allTracks {
-		args := []string{"-n", "-r", "8000", "-c", "1", "-b", "16",
-			"--comment", "TITLE=" + tr.Title,
-			"--add-comment", "ARTIST=" + tr.Artist,
-			"--add-comment", "ALBUM=" + tr.Album,
-			"--add-comment", "ALBUMARTIST=" + tr.Artist,
-			"--add-comment", fmt.Sprintf("TRACKNUMBER=%d", tr.N),
-			"--add-comment", "DATE=2024",
-		}
+		var mbids []string
 		if tr.MBIDs {
-			args = append(args,
-				"--add-comment", "MUSICBRAINZ_TRACKID="+tr.mbid("0e6f1b9a"),
-				"--add-comment", "MUSICBRAINZ_ALBUMID="+tr.AlbumMBID(),
-				"--add-comment", "MUSICBRAINZ_ARTISTID="+tr.mbid("b10bbbfc"),
-				"--add-comment", "MUSICBRAINZ_RELEASETRACKID="+tr.mbid("aaaa0000"))
+			mbids = []string{"MUSICBRAINZ_TRACKID=" + tr.mbid("0e6f1b9a"), "MUSICBRAINZ_ALBUMID=" + tr.AlbumMBID(),
+				"MUSICBRAINZ_ARTISTID=" + tr.mbid("b10bbbfc"), "MUSICBRAINZ_RELEASETRACKID=" + tr.mbid("aaaa0000")}
 		}
-		args = append(args, filepath.Join(dir, tr.File), "trim", "0", fmt.Sprint(tr.Seconds))
-		if out, err := exec.Command("sox", args...).CombinedOutput(); err != nil {
-			t.Fatalf("sox %s: %v\n%s", tr.File, err, out)
-		}
+		writeTrack(t, dir, tr, "2024", mbids...)
 	}
 	if _, err := os.Stat(filepath.Join(dir, allTracks[0].File)); err != nil {
 		t.Fatal(err)

@@ -128,14 +128,7 @@ func (w sent) secondsMs() (int64, int64) { return w.from.Unix() * 1000, w.to.Uni
 // pause icon when paused.
 func checkActivity(t *testing.T, img imageSetup, fake *FakeDiscord, f Frame, tr *Track, w sent, positionMs int64, paused bool) {
 	t.Helper()
-	p := presenceOf(t, f)
-	if len(p.Activities) != 1 {
-		t.Fatalf("want one activity, got %s", redact(f.Raw))
-	}
-	a := p.Activities[0]
-	if a.Type != 2 || a.Name != "Navidrome" || a.ApplicationID != clientID || p.Status != "online" || p.AFK {
-		t.Errorf("activity envelope: %s", redact(f.Raw))
-	}
+	a := listening(t, f)
 	if a.Details != shown(tr.Title) || a.State != shown(tr.Artist) {
 		t.Errorf("activity text: details %q state %q, want %q / %q", a.Details, a.State, shown(tr.Title), shown(tr.Artist))
 	}
@@ -153,21 +146,7 @@ func checkActivity(t *testing.T, img imageSetup, fake *FakeDiscord, f Frame, tr 
 	if a.Timestamps.End != wantEnd {
 		t.Errorf("%q: end %d, want %d (paused %v)", tr.Title, a.Timestamps.End, wantEnd, paused)
 	}
-	cover := fake.AssetURL(a.Assets.LargeImage)
-	switch {
-	case !strings.HasPrefix(a.Assets.LargeImage, "mp:external/"):
-		t.Errorf("%q: large image %q is not an external asset", tr.Title, a.Assets.LargeImage)
-	case img.CAA && tr.MBIDs:
-		if cover != caaImage(tr.AlbumMBID()) {
-			t.Errorf("%q: large image %q registered for %q, want the Cover Art Archive's", tr.Title, a.Assets.LargeImage, cover)
-		}
-	case img.ShareURL != "":
-		if !strings.HasPrefix(cover, img.ShareURL+"/share/img/") {
-			t.Errorf("%q: large image %q registered for %q, want Navidrome's public cover", tr.Title, a.Assets.LargeImage, cover)
-		}
-	case cover != logoURL:
-		t.Errorf("%q: large image %q registered for %q, want the logo %s", tr.Title, a.Assets.LargeImage, cover, logoURL)
-	}
+	checkCover(t, img, fake, tr, a.Assets.LargeImage)
 	if a.Assets.LargeText != shown(tr.Album) {
 		t.Errorf("%q: large text %q, want the album %q", tr.Title, a.Assets.LargeText, tr.Album)
 	}
@@ -175,6 +154,43 @@ func checkActivity(t *testing.T, img imageSetup, fake *FakeDiscord, f Frame, tr 
 	if paused != (pause == pauseIconURL && strings.HasPrefix(a.Assets.SmallImage, "mp:external/")) || !paused && a.Assets.SmallImage != "" ||
 		paused != (a.Assets.SmallText == "Paused") {
 		t.Errorf("%q: small image %q (%q) text %q, paused %v", tr.Title, a.Assets.SmallImage, pause, a.Assets.SmallText, paused)
+	}
+}
+
+// listening returns the one activity of a presence update, checking its envelope: a
+// Listening activity named Navidrome, of our application, status online.
+func listening(t *testing.T, f Frame) Activity {
+	t.Helper()
+	p := presenceOf(t, f)
+	if len(p.Activities) != 1 {
+		t.Fatalf("want one activity, got %s", redact(f.Raw))
+	}
+	a := p.Activities[0]
+	if a.Type != 2 || a.Name != "Navidrome" || a.ApplicationID != clientID || p.Status != "online" || p.AFK {
+		t.Errorf("activity envelope: %s", redact(f.Raw))
+	}
+	return a
+}
+
+// checkCover checks an activity's large image: registered with Discord, for the Cover Art
+// Archive's image when the setup uses it and the track has MusicBrainz ids, else for
+// Navidrome's public cover, else for the logo.
+func checkCover(t *testing.T, img imageSetup, fake *FakeDiscord, tr *Track, large string) {
+	t.Helper()
+	cover := fake.AssetURL(large)
+	switch {
+	case !strings.HasPrefix(large, "mp:external/"):
+		t.Errorf("%q: large image %q is not an external asset", tr.Title, large)
+	case img.CAA && tr.MBIDs:
+		if cover != caaImage(tr.AlbumMBID()) {
+			t.Errorf("%q: large image %q registered for %q, want the Cover Art Archive's", tr.Title, large, cover)
+		}
+	case img.ShareURL != "":
+		if !strings.HasPrefix(cover, img.ShareURL+"/share/img/") {
+			t.Errorf("%q: large image %q registered for %q, want Navidrome's public cover", tr.Title, large, cover)
+		}
+	case cover != logoURL:
+		t.Errorf("%q: large image %q registered for %q, want the logo %s", tr.Title, large, cover, logoURL)
 	}
 }
 

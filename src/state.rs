@@ -18,6 +18,7 @@
 //! | `hw.<gen>.<user>` when a heartbeat that found the lock taken fell due | that heartbeat's call | the lock's holder reads it after releasing and sends the beat if none went out since; if an older time overwrites a newer one, the newer beat's own retry timer sends it a second later |
 //! | `end.<gen>.<user>` the connection was closed for idleness (its session ended) | idle-close timers | a constant: two writers write the same value |
 //! | `want.<user>` the wanted presence; `stopped.<user>` time of the last stop | playback reports (one worker for the server); on 0.60–0.61 the now-playing timers `np`/`ne`, which only write the newest presence they were scheduled for | a lost update can only lose a want that a later report or timer writes again |
+//! | `other.<user>` the latest track of another player of the user, shown again when the shown player stops | playback reports (one worker for the server) | serial |
 //! | `legacy.<user>` the newest now-playing | now-playing calls (one worker) | serial |
 //! | `host.reports`, lookup caches (covers, links, registrations, failures, `down.<service>`) | any call | values, not read-modify-write: two writers write equivalent values |
 //!
