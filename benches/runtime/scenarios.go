@@ -80,7 +80,9 @@ var scenarios = []scenario{
 		input: text(`{"op":11}`)},
 	{key: "dispatch", label: "on_text small dispatch", export: "nd_websocket_on_text_message", iters: 200, state: "ready", wantOp: -1,
 		input: text(smallDispatch)},
-	{key: "ready2m", label: "on_text READY 2 MiB (→ presence)", export: "nd_websocket_on_text_message", iters: 15, state: "identifying", wantOp: 3,
+	// The track was reported a moment before: READY leaves its first update to the
+	// lookups' timer (README: lookups off the report's path).
+	{key: "ready2m", label: "on_text READY 2 MiB", export: "nd_websocket_on_text_message", iters: 15, state: "identifying", wantOp: -1,
 		input: func() any { return capabilities.OnTextMessageRequest{ConnectionID: shared.conn, Message: shared.ready} }},
 	{key: "heartbeat", label: "scheduler_callback heartbeat", export: "nd_scheduler_callback", iters: 200, state: "ready", wantOp: 1,
 		input: func() any { return capabilities.SchedulerCallbackRequest{ScheduleID: shared.beat, IsRecurring: true} }},

@@ -193,7 +193,8 @@ def main():
       "one configured user, gateway session READY, presence for track A shown, 60 s of heartbeats; the playback report "
       "is track B at t+60 s, so it sends a presence frame (no public Navidrome URL, so no cover registration, as in "
       "Navidrome's default setup). READY is the gateway fake's 2 MiB READY (guilds, relationships, escapes, decoys), "
-      "delivered while the session is identifying. Host calls come from a counting twin of the module (same code, "
+      "delivered while the session is identifying, a moment after the track was reported: it leaves the track's first "
+      "update to the lookups' timer. Host calls come from a counting twin of the module (same code, "
       "every import call counted): *kernel* are the extism kernel's (`alloc`, `load_u64`, `store_u64`, `config_get`…) and WASI's wall clock (`clock_time_get`), "
       "*Navidrome* the host services (cache, websocket, scheduler, artwork).\n")
     rows = []
