@@ -309,7 +309,11 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
         b"np" => {
             let w = want_at(h, &state::key("legacy", name));
             match w {
-                Some(w) if w.legacy == num && !reports_seen(h) => set_want(h, &u, &w, now, false)?,
+                // Stored now: a new want, whose first update waits for its lookups.
+                Some(mut w) if w.legacy == num && !reports_seen(h) => {
+                    w.at_ms = now;
+                    set_want(h, &u, &w, now, false)?
+                }
                 _ => {}
             }
         }
