@@ -3,7 +3,7 @@
 //! clock, the nine `nd_*` exports, the allocator and the panic handler
 //! (navidrome-plugin-abi §2–§5).
 
-use crate::gateway::Level;
+use crate::host::Level;
 use crate::host::{Call, Host};
 use crate::plugin;
 use alloc::string::String;
@@ -154,7 +154,7 @@ impl Host for Kernel {
             }
             let out = read_block(v);
             free(v);
-            Some(crate::json::utf8(out))
+            Some(crate::text::utf8(out))
         }
     }
 

@@ -10,11 +10,11 @@ use alloc::string::String;
 /// name or token are skipped; for duplicates the last one wins (as the official plugin).
 /// Errors name the problem, never a token.
 pub fn token_for(users: &str, user: &str) -> Result<Option<String>, &'static str> {
-    let t = crate::state::trim(users);
+    let t = crate::text::trim(users);
     let mut found = None;
     if !matches!(t.as_bytes().first(), Some(b'[' | b'{')) {
-        for (u, tok) in crate::state::split(t, b',').filter_map(|e| crate::state::cut(e, b':')) {
-            if crate::state::trim(u) == user && !crate::state::trim(tok).is_empty() {
+        for (u, tok) in crate::text::split(t, b',').filter_map(|e| crate::text::cut(e, b':')) {
+            if crate::text::trim(u) == user && !crate::text::trim(tok).is_empty() {
                 found = Some(String::from(tok));
             }
         }
@@ -37,7 +37,7 @@ pub fn token_for(users: &str, user: &str) -> Result<Option<String>, &'static str
 /// anything else (a stray control character, a pasted blob) would make an Identify that
 /// Discord rejects, or one over its 4096-byte frame limit. Blanks around it are dropped.
 fn token(t: &str) -> Result<String, &'static str> {
-    let t = crate::state::trim(t);
+    let t = crate::text::trim(t);
     if t.is_empty() || t.len() > 512 || !t.bytes().all(|b| b.is_ascii_graphic()) {
         return Err("config `users`: a token is not a Discord token (printable ASCII without spaces, at most 512 characters)");
     }
@@ -151,7 +151,7 @@ impl Settings {
 
     /// Whether a player (by name or id) is on the ignore list; names compare exactly.
     pub fn ignores(&self, player_name: &str, player_id: &str) -> bool {
-        crate::state::split(&self.ignore, b',').map(crate::state::trim).any(|p| !p.is_empty() && (p == player_name || p == player_id))
+        crate::text::split(&self.ignore, b',').map(crate::text::trim).any(|p| !p.is_empty() && (p == player_name || p == player_id))
     }
 }
 
@@ -165,7 +165,7 @@ pub fn from<'a>(pairs: &'a [(&str, &str)]) -> impl FnMut(&str) -> Option<String>
 /// reach the plugin as text, ABI §1.6); `default` when unset, `err` when not 0–1440.
 fn minutes(v: Option<String>, default: i64, err: &'static str) -> Result<i64, &'static str> {
     let Some(v) = v else { return Ok(default) };
-    match crate::state::int(crate::state::trim(&v)) {
+    match crate::text::int(crate::text::trim(&v)) {
         Some(m) if (0..=1440).contains(&m) => Ok(m),
         _ => Err(err),
     }

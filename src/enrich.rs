@@ -7,10 +7,11 @@
 //! an entry's life on every read (ABI §4.6), so its own TTL cannot be trusted.
 
 use crate::config::{Settings, User};
-use crate::gateway::Level;
+use crate::host::Level;
 use crate::host::{self, Host, Response};
 use crate::json::{Out, Reader};
-use crate::presence::{Activity, Fnv, Want};
+use crate::presence::{Activity, Want};
+use crate::text::{self, Fnv};
 use crate::state;
 use crate::url::public_https;
 use alloc::string::String;
@@ -66,7 +67,7 @@ fn afford(h: &mut impl Host, net: &mut Net) -> Option<i64> {
 /// when it failed or did not fit. A service that failed (no answer, or 5xx) is not asked
 /// again for two minutes.
 fn fetch(h: &mut impl Host, net: &mut Net, now: i64, url: &str, auth: &str, body: Option<(&str, &[u8])>) -> Option<Response> {
-    let service = state::split(url, b'/').nth(2).unwrap_or(url);
+    let service = text::split(url, b'/').nth(2).unwrap_or(url);
     let down = state::key("down", service);
     if cached(h, &down, now).is_some() {
         return None;
@@ -77,9 +78,9 @@ fn fetch(h: &mut impl Host, net: &mut Net, now: i64, url: &str, auth: &str, body
     let post = body.is_some();
     let r = host::http(h, if post { "POST" } else { "HEAD" }, url, auth, body, post, left.min(if post { 5000 } else { 4000 }));
     let failed = match &r {
-        Ok(r) if r.status >= 500 => state::join3(url, ": HTTP ", &state::num(r.status)),
+        Ok(r) if r.status >= 500 => text::join3(url, ": HTTP ", &text::num(r.status)),
         Ok(_) => return r.ok(),
-        Err(e) => state::join3("cannot reach ", service, &state::join(": ", e)),
+        Err(e) => text::join3("cannot reach ", service, &text::join(": ", e)),
     };
     h.log(Level::Warn, &failed);
     remember(h, &down, "", now, 2 * MIN);
@@ -89,12 +90,12 @@ fn fetch(h: &mut impl Host, net: &mut Net, now: i64, url: &str, auth: &str, body
 /// A cached value that has not expired: `<expiry ms> <value>`.
 fn cached(h: &mut impl Host, key: &str, now: i64) -> Option<String> {
     let v = host::cache_get(h, key)?;
-    let (exp, value) = state::cut(&v, b' ')?;
-    (state::int(exp)? > now).then(|| value.into())
+    let (exp, value) = text::cut(&v, b' ')?;
+    (text::int(exp)? > now).then(|| value.into())
 }
 
 fn remember(h: &mut impl Host, key: &str, value: &str, now: i64, ttl_ms: i64) {
-    let _ = host::cache_put(h, key, ttl_ms / 1000, &state::join3(&state::num(now + ttl_ms), " ", value));
+    let _ = host::cache_put(h, key, ttl_ms / 1000, &text::join3(&text::num(now + ttl_ms), " ", value));
 }
 
 fn hashed(prefix: &str, parts: &[&str]) -> String {
@@ -107,9 +108,9 @@ fn hashed(prefix: &str, parts: &[&str]) -> String {
     }
     let mut k = prefix.as_bytes().to_vec();
     for i in (0..16).rev() {
-        k.push(crate::json::hex((f.0 >> (i * 4)) as u8));
+        k.push(text::hex((f.0 >> (i * 4)) as u8));
     }
-    crate::json::utf8(k)
+    crate::text::utf8(k)
 }
 
 /// The large image's source URL (spec §3.6), or "" when there is none.
@@ -126,7 +127,7 @@ fn cover_url(h: &mut impl Host, u: &User, set: &Settings, w: &Want, now: i64, ne
         Ok(url) if public_https(&url) => url,
         Ok(_) => String::new(),
         Err(e) => {
-            h.log(Level::Warn, &state::join("cannot get the cover URL from Navidrome: ", &e));
+            h.log(Level::Warn, &text::join("cannot get the cover URL from Navidrome: ", &e));
             String::new()
         }
     }
@@ -153,12 +154,12 @@ fn cover_art_archive(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> Op
         if !uuid(id) {
             continue;
         }
-        let url = state::join3("https://coverartarchive.org/", kind, &state::join(id, "/front-500"));
+        let url = text::join3("https://coverartarchive.org/", kind, &text::join(id, "/front-500"));
         match fetch(h, net, now, &url, "", None) {
             // A redirect anywhere but a public https URL (after the upgrade) is no image.
             Some(Response { status: 301..=308, location, .. }) => {
                 let loc = match location.strip_prefix("http://") {
-                    Some(r) => state::join("https://", r),
+                    Some(r) => text::join("https://", r),
                     None => location,
                 };
                 if public_https(&loc) {
@@ -188,11 +189,11 @@ fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64, net: &mut Net) -> Strin
     if afford(h, net).is_none() {
         return String::new();
     }
-    let uri = state::join3("getCoverArt?u=", &query_escape(&u.name), &state::join3("&id=", &query_escape(&w.track_id), "&size=300"));
+    let uri = text::join3("getCoverArt?u=", &query_escape(&u.name), &text::join3("&id=", &query_escape(&w.track_id), "&size=300"));
     let (ctype, data) = match host::subsonic_raw(h, &uri) {
         Ok(v) => v,
         Err(e) => {
-            h.log(Level::Warn, &state::join("cannot read the cover from Navidrome: ", &e));
+            h.log(Level::Warn, &text::join("cannot read the cover from Navidrome: ", &e));
             return String::new();
         }
     };
@@ -209,7 +210,7 @@ fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64, net: &mut Net) -> Strin
     for part in [b"--", B.as_bytes(), head, ctype.as_bytes(), b"\r\n\r\n", &data, b"\r\n--", B.as_bytes(), b"--\r\n"] {
         body.extend_from_slice(part);
     }
-    let ct = state::join("multipart/form-data; boundary=", B);
+    let ct = text::join("multipart/form-data; boundary=", B);
     let mut url = String::new();
     if let Some(r) = fetch(h, net, now, "https://uguu.se/upload", "", Some((&ct, &body))) {
         if r.status < 400 {
@@ -273,12 +274,12 @@ fn register(h: &mut impl Host, u: &User, urls: [&str; 2], now: i64, net: &mut Ne
         body.str(urls[i]);
     }
     body.raw("]}");
-    let endpoint = state::join3("https://discord.com/api/v9/applications/", &u.client_id, "/external-assets");
+    let endpoint = text::join3("https://discord.com/api/v9/applications/", &u.client_id, "/external-assets");
     match fetch(h, net, now, &endpoint, &u.token, Some(("application/json", &body.buf))) {
         Some(r) if r.status == 429 || r.status == 401 => {
-            let secs = if r.status == 401 { 3600 } else { state::int(&r.retry_after).unwrap_or(60).clamp(1, 3600) };
+            let secs = if r.status == 401 { 3600 } else { text::int(&r.retry_after).unwrap_or(60).clamp(1, 3600) };
             let msg = if r.status == 401 { "Discord rejected the token (HTTP 401) when registering images" } else { "Discord rate-limited image registration (HTTP 429)" };
-            crate::plugin::log(h, Level::Warn, &u.name, msg);
+            host::log(h, Level::Warn, &u.name, msg);
             remember(h, &block_key, "", now, secs * 1000);
         }
         Some(r) if r.status < 300 => {
@@ -289,7 +290,7 @@ fn register(h: &mut impl Host, u: &User, urls: [&str; 2], now: i64, net: &mut Ne
                 // Matched by URL; in order if Discord rewrote it.
                 if let Some(&i) = ask.iter().find(|&&i| urls[i] == url).or(ask.get(n)) {
                     if !path.is_empty() {
-                        out[i] = state::join("mp:", &path);
+                        out[i] = text::join("mp:", &path);
                     }
                 }
                 n += 1;
@@ -297,14 +298,14 @@ fn register(h: &mut impl Host, u: &User, urls: [&str; 2], now: i64, net: &mut Ne
             });
             for &i in ask {
                 if out[i].is_empty() {
-                    h.log(Level::Warn, &state::join("Discord registered no image for ", urls[i]));
+                    h.log(Level::Warn, &text::join("Discord registered no image for ", urls[i]));
                 }
                 let ttl = if out[i].is_empty() { 10 * MIN } else { 24 * HOUR };
                 remember(h, &keys[i], &out[i], now, ttl);
             }
         }
         // Other statuses and transport errors: not cached, tried again next time.
-        Some(r) if r.status < 500 => h.log(Level::Warn, &state::join("image registration refused: HTTP ", &state::num(r.status))),
+        Some(r) if r.status < 500 => h.log(Level::Warn, &text::join("image registration refused: HTTP ", &text::num(r.status))),
         _ => {}
     }
     out
@@ -333,7 +334,7 @@ fn spotify(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> String {
     }
     match id {
         Some(id) if !id.is_empty() => {
-            let url = state::join("https://open.spotify.com/track/", &id);
+            let url = text::join("https://open.spotify.com/track/", &id);
             remember(h, &key, &url, now, 720 * HOUR);
             url
         }
@@ -351,7 +352,7 @@ fn spotify(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> String {
 /// The first well-formed Spotify track id in a Labs answer ("" for none); `None` when
 /// Labs did not answer.
 fn labs(h: &mut impl Host, net: &mut Net, now: i64, endpoint: &str, body: &[u8]) -> Option<String> {
-    match fetch(h, net, now, &state::join(LABS, endpoint), "", Some(("application/json", body))) {
+    match fetch(h, net, now, &text::join(LABS, endpoint), "", Some(("application/json", body))) {
         Some(r) if (200..300).contains(&r.status) => Some(spotify_id(&r.body)),
         Some(r) if r.status < 500 => Some(String::new()),
         _ => None,
@@ -380,31 +381,16 @@ pub fn spotify_id(body: &[u8]) -> String {
 /// `https://open.spotify.com/search/<artist> <title>` (the title may be ""), path-escaped
 /// as Go's `url.PathEscape` does; "" when both are empty.
 pub fn search_url(artist: &str, title: &str) -> String {
-    let q = state::join3(artist, " ", title);
-    let q = state::trim(&q);
+    let q = text::join3(artist, " ", title);
+    let q = text::trim(&q);
     if q.is_empty() {
         return String::new();
     }
-    state::join("https://open.spotify.com/search/", &escape(q, b"-._~$&+:=@"))
+    text::join("https://open.spotify.com/search/", &text::percent(q, b"-._~$&+:=@"))
 }
 
 fn query_escape(s: &str) -> String {
-    escape(s, b"-._~")
-}
-
-/// Percent-encodes every byte except ASCII letters, digits and `keep`.
-fn escape(s: &str, keep: &[u8]) -> String {
-    let mut o = Vec::new();
-    for &b in s.as_bytes() {
-        if b.is_ascii_alphanumeric() || keep.iter().any(|&k| k == b) {
-            o.push(b);
-        } else {
-            o.push(b'%');
-            o.push(crate::json::hex(b >> 4).to_ascii_uppercase());
-            o.push(crate::json::hex(b).to_ascii_uppercase());
-        }
-    }
-    crate::json::utf8(o)
+    text::percent(s, b"-._~")
 }
 
 #[cfg(test)]

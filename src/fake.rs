@@ -1,10 +1,10 @@
 //! Navidrome's host services in memory for native tests, answering with the wire JSON
 //! of ABI §4 (errors as `{"error": …}` with Navidrome's texts).
 
-use crate::gateway::Level;
+use crate::text;
+use crate::host::Level;
 use crate::host::{Call, Host};
 use crate::json::{Out, Reader};
-use crate::state;
 use std::collections::{BTreeMap, BTreeSet};
 use std::format;
 use std::string::String;
@@ -42,7 +42,7 @@ fn fields(req: &[u8]) -> BTreeMap<String, String> {
                 r.null();
                 "null".into()
             }
-            _ => state::num(r.int()?),
+            _ => text::num(r.int()?),
         };
         m.insert(String::from_utf8(k.to_vec()).unwrap(), v);
         Some(())

@@ -11,6 +11,7 @@
 //! - Timers of a connection ([`beat`], [`idle`]) only send, close it and ask for the
 //!   reconnect timer.
 
+use crate::host::Level;
 use crate::json::Reader;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -159,14 +160,6 @@ pub enum Action {
     Flush,
     /// A log line; a non-zero code is appended as `(code N)`.
     Log(Level, &'static str, u16),
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Level {
-    Debug = 1,
-    Info = 2,
-    Warn = 3,
-    Error = 4,
 }
 
 /// What the machines need besides their state: the time (ms) and entropy for jitter

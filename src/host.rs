@@ -2,10 +2,18 @@
 //! one JSON request in, one JSON response out, failures as `{"error": "…"}`). Requests
 //! are written straight into the buffer that goes to the host, frames included.
 
-use crate::gateway::Level;
 use crate::json::{self, Out, Reader};
 use alloc::string::String;
 use alloc::vec::Vec;
+
+/// Log levels, as Navidrome's `log_*` kernel functions name them.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Level {
+    Debug = 1,
+    Info = 2,
+    Warn = 3,
+    Error = 4,
+}
 
 /// The host functions this plugin imports from `extism:host/user`.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -31,6 +39,11 @@ pub trait Host {
     fn log(&mut self, level: Level, msg: &str);
     /// Wall-clock time in Unix milliseconds (0 if unknown).
     fn now_ms(&mut self) -> i64;
+}
+
+/// A log line about one user: `<user>: <msg>`.
+pub fn log(h: &mut impl Host, level: Level, user: &str, msg: &str) {
+    h.log(level, &crate::text::join3(user, ": ", msg));
 }
 
 /// Starts a request object; `key` takes care of the commas.
@@ -69,7 +82,7 @@ fn done(h: &mut impl Host, f: Call, o: Out) -> Result<(), String> {
 /// Whether a host error says `what` (Navidrome's texts: `… not found`, `… already
 /// exists`).
 pub fn says(e: &str, what: &str) -> bool {
-    crate::state::find(e, what).is_some()
+    crate::text::find(e, what).is_some()
 }
 
 /// A failed cache call, logged with the key it was about.

@@ -136,9 +136,9 @@ pub fn text_message(mut input: Vec<u8>) -> Option<(String, Vec<u8>)> {
 /// The close code in a websocket error text (gorilla: `websocket: close 4004: …`);
 /// anything else, such as a dropped connection, counts as 1006 (abnormal closure).
 pub fn close_code(error: &str) -> u16 {
-    let code = crate::state::find(error, "close ").and_then(|i| error.get(i + 6..)).and_then(|rest| {
+    let code = crate::text::find(error, "close ").and_then(|i| error.get(i + 6..)).and_then(|rest| {
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        crate::state::int(rest.get(..digits)?)
+        crate::text::int(rest.get(..digits)?)
     });
     code.and_then(|c| u16::try_from(c).ok()).unwrap_or(1006)
 }

@@ -2,6 +2,7 @@
 //! iterative so deep nesting cannot overflow the 32 KiB stack) and a writer that can
 //! emit a value *inside* a JSON string, escaped once or twice in a single pass.
 
+use crate::text::utf8;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -240,37 +241,8 @@ pub fn key_index(k: &[u8], names: &[&str]) -> Option<usize> {
     names.iter().position(|n| n.as_bytes() == k)
 }
 
-/// Bytes to a String. Everything Navidrome hands over went through Go's encoder, which
-/// already replaced invalid UTF-8, so an invalid value is simply dropped (empty). Checked
-/// here as `core::str::from_utf8` checks (RFC 3629: no overlong forms, no surrogates,
-/// nothing above U+10FFFF), in a fraction of its code and without its 256-byte table.
-pub fn utf8(v: Vec<u8>) -> String {
-    let mut i = 0;
-    while let Some(&c) = v.get(i) {
-        // 0: ASCII; 2–4: the first byte of a sequence that long; 1 or 5+: never first.
-        let n = c.leading_ones() as usize;
-        if n == 1 || n > 4 {
-            return String::new();
-        }
-        let mut cp = (c & (0x7f >> n)) as u32;
-        for _ in 1..n {
-            i += 1;
-            match v.get(i) {
-                Some(&b) if b & 0xc0 == 0x80 => cp = cp << 6 | (b & 0x3f) as u32,
-                _ => return String::new(),
-            }
-        }
-        if cp < [0, 0, 0x80, 0x800, 0x10000][n] || cp > 0x10ffff || (0xd800..0xe000).contains(&cp) {
-            return String::new();
-        }
-        i += 1;
-    }
-    // SAFETY: checked above to be UTF-8.
-    unsafe { String::from_utf8_unchecked(v) }
-}
-
 fn hex4(b: &[u8]) -> Option<u32> {
-    crate::state::uint(b.get(..4)?, 16)
+    crate::text::uint(b.get(..4)?, 16)
 }
 
 /// Decodes JSON string escapes in place (the result is never longer) and returns the new
@@ -339,7 +311,7 @@ impl Out {
                 self.put(c, depth - 1);
             }
             0..=0x1f => {
-                for h in [b'\\', b'u', b'0', b'0', hex(c >> 4), hex(c)] {
+                for h in [b'\\', b'u', b'0', b'0', crate::text::hex(c >> 4), crate::text::hex(c)] {
                     self.put(h, depth - 1);
                 }
             }
@@ -374,21 +346,7 @@ impl Out {
     }
 
     pub fn int(&mut self, v: i64) -> &mut Self {
-        let mut tmp = [0u8; 20];
-        let mut n = v.unsigned_abs();
-        let mut i = tmp.len();
-        loop {
-            i -= 1;
-            tmp[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        if v < 0 {
-            self.buf.push(b'-');
-        }
-        self.buf.extend_from_slice(&tmp[i..]);
+        crate::text::push_int(&mut self.buf, v);
         self
     }
 
@@ -405,10 +363,6 @@ impl Out {
     }
 }
 
-/// The lower-case hex digit of the low four bits of `n`.
-pub fn hex(n: u8) -> u8 {
-    b"0123456789abcdef"[(n & 15) as usize]
-}
 
 /// RFC 4648 §4 alphabet: Go encodes `[]byte` fields with it, `=`-padded (ABI §4.0).
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -21,4 +21,5 @@ mod players;
 mod plugin;
 mod presence;
 mod state;
+mod text;
 mod url;

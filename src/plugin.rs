@@ -13,12 +13,13 @@
 
 use crate::config::{self, Pause, Settings, User};
 use crate::enrich;
-use crate::gateway::{self, Action, Beat, Conn, Ctx, Frame, Level, Link, Phase, Timer, STATUSES};
-use crate::host::{self, Host};
+use crate::gateway::{self, Action, Beat, Conn, Ctx, Frame, Link, Phase, Timer, STATUSES};
+use crate::host::{self, log, Host, Level};
 use crate::input::{self, Report};
 use crate::players;
-use crate::presence::{self, Fnv, Plan, Want};
-use crate::state::{self, Sent};
+use crate::presence::{self, Plan, Sent, Want};
+use crate::state;
+use crate::text::{self, Fnv};
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -67,12 +68,8 @@ fn settings<'u>(h: &mut impl Host, u: &'u User) -> core::result::Result<&'u Sett
 }
 
 /// A log line about user `u`.
-pub fn log(h: &mut impl Host, level: Level, u: &str, msg: &str) {
-    h.log(level, &state::join3(u, ": ", msg));
-}
-
 fn bad_input(what: &str) -> String {
-    state::join3("malformed ", what, " payload")
+    text::join3("malformed ", what, " payload")
 }
 
 pub fn is_authorized(h: &mut impl Host, input: &[u8]) -> Result {
@@ -95,7 +92,7 @@ pub fn is_authorized(h: &mut impl Host, input: &[u8]) -> Result {
 fn reporting_user(h: &mut impl Host, input: &[u8], what: &str) -> core::result::Result<(Report, User), String> {
     let rep = input::report(input).ok_or_else(|| bad_input(what))?;
     let Some(u) = user(h, &rep.username)? else {
-        return Err(state::join3("scrobbler(not_authorized): user '", &rep.username, "' has no Discord token configured"));
+        return Err(text::join3("scrobbler(not_authorized): user '", &rep.username, "' has no Discord token configured"));
     };
     if !config::valid_client_id(&u.client_id) {
         return Err("config `clientid` must be the Discord application id (17-20 digits)".into());
@@ -138,7 +135,7 @@ pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
     }
     // The report's time (whole seconds) places the track (v2's math); the clock, which is
     // never earlier, times what is sent.
-    let at = state::mul_sat(rep.timestamp, 1000);
+    let at = text::mul_sat(rep.timestamp, 1000);
     let now = at.max(h.now_ms());
     // 0 playing, 1 starting, 2 paused, 3 stopped, 4 expired.
     let Some(mut st) = crate::json::key_index(rep.state.as_bytes(), &["playing", "starting", "paused", "stopped", "expired"]) else {
@@ -177,7 +174,7 @@ pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
             host::cache_remove(h, &state::key("want", &u.name))?;
             let stop_key = state::key(STOPPED, &u.name);
             if st == 3 {
-                host::cache_put(h, &stop_key, DAY, &state::num(now))?;
+                host::cache_put(h, &stop_key, DAY, &text::num(now))?;
                 schedule_flush(h, &u, now, now + STOP_GRACE_MS);
             } else {
                 host::cache_remove(h, &stop_key)?;
@@ -263,8 +260,8 @@ fn on_connection(h: &mut impl Host, id: &str, ev: core::result::Result<&[u8], u1
 
 /// `<number>:<rest>`, the number a generation or a time.
 fn split_id(id: &str) -> Option<(u32, &str)> {
-    let (n, rest) = state::cut(id, b':')?;
-    Some((u32::try_from(state::int(n)?).ok()?, rest))
+    let (n, rest) = text::cut(id, b':')?;
+    Some((u32::try_from(text::int(n)?).ok()?, rest))
 }
 
 /// Timer ids: `<kind>:<number>:<user>`. With the connection generation: `b1` first
@@ -277,9 +274,9 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
     let (v, _) = input::fields(input, &["scheduleId"]).ok_or_else(|| bad_input("scheduler callback"))?;
     let id = &v[0];
     // Not one of ours (as the official plugin, an unknown timer is only a warning).
-    let parsed = state::cut(id, b':').and_then(|(k, rest)| {
-        let (n, name) = state::cut(rest, b':')?;
-        Some((k, state::int(n)?, name))
+    let parsed = text::cut(id, b':').and_then(|(k, rest)| {
+        let (n, name) = text::cut(rest, b':')?;
+        Some((k, text::int(n)?, name))
     });
     let Some((kind, num, name)) = parsed else {
         h.log(Level::Warn, "ignoring an unknown timer");
@@ -407,7 +404,7 @@ fn seed(name: &str, now: i64, gen: u32) -> u64 {
 
 /// Connection ids: `<gen>:<user>`.
 fn conn_id(gen: u32, name: &str) -> String {
-    state::join3(&state::num(gen as i64), ":", name)
+    text::join3(&text::num(gen as i64), ":", name)
 }
 
 fn timer_id(kind: &str, num: i64, name: &str) -> String {
@@ -438,7 +435,7 @@ fn lock(h: &mut impl Host, name: &str, gen: u32, held: Option<u32>) -> core::res
 
 /// When a heartbeat of connection `gen` that found the send lock taken fell due (`hw`).
 fn beat_wanted(h: &mut impl Host, gen: u32, name: &str) -> Option<i64> {
-    host::cache_get(h, &state::conn_key("hw", gen, name)).and_then(|t| state::int(&t))
+    host::cache_get(h, &state::conn_key("hw", gen, name)).and_then(|t| text::int(&t))
 }
 
 /// Releases the send lock of connection `gen` (`id`; `None`: the caller's caller holds
@@ -497,14 +494,14 @@ fn perform(h: &mut impl Host, u: &User, gen: u32, actions: Vec<Action>, now: i64
             Action::Flush => flush(h, u, now, if locked { Some(gen) } else { None }, false, 0),
             Action::Connect { url, retry } => host::ws_connect(h, &url, &conn).or_else(|e| {
                 schedule(h, name, retry as i64, &timer);
-                Err(state::join("cannot reach the Discord gateway: ", &e))
+                Err(text::join("cannot reach the Discord gateway: ", &e))
             }),
             Action::Log(level, msg, 0) => {
                 log(h, level, name, msg);
                 Ok(())
             }
             Action::Log(level, msg, code) => {
-                log(h, level, name, &state::join3(msg, " (code ", &state::join(&state::num(code as i64), ")")));
+                log(h, level, name, &text::join3(msg, " (code ", &text::join(&text::num(code as i64), ")")));
                 Ok(())
             }
         };
@@ -544,7 +541,7 @@ fn on_beat(h: &mut impl Host, u: &User, gen: u32, kind: Beat, tries: u8, now: i6
         match lock(h, name, gen, held) {
             Err(()) if !asked => {
                 asked = true;
-                host::cache_put(h, &state::conn_key("hw", gen, name), DAY, &state::num(now))?;
+                host::cache_put(h, &state::conn_key("hw", gen, name), DAY, &text::num(now))?;
             }
             id => break id,
         }
@@ -679,7 +676,7 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, recheck: bool
     if want.is_none() {
         // A clear waits for the grace after the *last* stop: an earlier stop's timer (a
         // skip just before) must not clear early.
-        let stopped = host::cache_get(h, &state::key(STOPPED, name)).and_then(|t| state::int(&t));
+        let stopped = host::cache_get(h, &state::key(STOPPED, name)).and_then(|t| text::int(&t));
         if stopped.is_some_and(|t| now < t + STOP_GRACE_MS) {
             return Ok(());
         }
@@ -696,7 +693,7 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, recheck: bool
         enrich::enrich(h, u, set, w, &mut a, now, &mut net);
         a
     });
-    let mut salt = state::join(&u.client_id, status);
+    let mut salt = text::join(&u.client_id, status);
     if let Some(a) = &act {
         for s in [&a.large_image, &a.small_image, &a.details_url, &a.state_url] {
             salt.push_str("\n");

@@ -6,7 +6,7 @@
 use crate::config::{Name, Pause, Settings};
 use crate::gateway::Frame;
 use crate::json::{key_index, Out, Reader};
-use crate::state::Sent;
+use crate::text::Fnv;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -62,8 +62,8 @@ impl Want {
             self.start_ms = now_ms;
             self.end_ms = 0;
         } else {
-            self.start_ms = now_ms - crate::state::mul_sat(position_ms, 1000) / rate;
-            self.end_ms = self.start_ms + crate::state::mul_sat(duration_s, 1_000_000) / rate;
+            self.start_ms = now_ms - crate::text::mul_sat(position_ms, 1000) / rate;
+            self.end_ms = self.start_ms + crate::text::mul_sat(duration_s, 1_000_000) / rate;
         }
     }
 
@@ -127,7 +127,7 @@ impl Want {
     pub fn fill(&self, template: &str) -> String {
         let mut out = String::new();
         let mut rest = template;
-        while let Some((text, after)) = crate::state::cut(rest, b'{') {
+        while let Some((text, after)) = crate::text::cut(rest, b'{') {
             out.push_str(text);
             // The first four of `texts`.
             let names = ["track}", "artist}", "album}", "albumartist}"];
@@ -179,7 +179,7 @@ pub fn activity(w: &Want, s: &Settings) -> Activity {
         Name::Custom => &s.name_template,
         Name::Default => "",
     });
-    let (name, display) = if crate::state::trim(&name).is_empty() { ("Navidrome".into(), 2) } else { (name, 0) };
+    let (name, display) = if crate::text::trim(&name).is_empty() { ("Navidrome".into(), 2) } else { (name, 0) };
     Activity {
         name,
         display,
@@ -190,6 +190,17 @@ pub fn activity(w: &Want, s: &Settings) -> Activity {
         end: w.end_ms,
         ..Activity::default()
     }
+}
+
+/// What went out on one connection: a fingerprint of the presence shown (0: nothing or
+/// unknown), its start time, the times of the last 5 presence updates (rate budget), and
+/// when the last heartbeat was sent.
+#[derive(Clone, Default, PartialEq, Eq, Debug)]
+pub struct Sent {
+    pub fingerprint: u64,
+    pub start_ms: i64,
+    pub beat_ms: i64,
+    pub times: Vec<i64>,
 }
 
 /// What to do with the wanted presence now.
@@ -254,7 +265,7 @@ fn text_field(o: &mut Out, key: &str, s: &str, max: usize) {
     } else if n == 1 {
         v.extend_from_slice("\u{200B}".as_bytes());
     }
-    o.key(key).str(&crate::json::utf8(v));
+    o.key(key).str(&crate::text::utf8(v));
 }
 
 /// A URL field, left out when empty, longer than Discord's 256 bytes (never cut), or when
@@ -302,7 +313,7 @@ pub fn presence(o: &mut Out, act: Option<&Activity>, client_id: &str, status: &s
         f.buf.clear();
         presence_plain(&mut f, act.filter(|_| max > 0), client_id, status, max);
         if f.buf.len() <= MAX_FRAME || max == 0 {
-            o.text(&crate::json::utf8(f.buf));
+            o.text(&crate::text::utf8(f.buf));
             return;
         }
         max /= 2;
@@ -344,19 +355,6 @@ fn presence_plain(o: &mut Out, act: Option<&Activity>, client_id: &str, status: 
     o.raw(r#"],"status":"#).str(status).raw(r#","afk":false}}"#);
 }
 
-/// 64-bit FNV-1a (the official plugin's cache-key hash, spec §3.9).
-pub struct Fnv(pub u64);
-
-impl Fnv {
-    pub fn new() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-    pub fn eat(&mut self, b: &[u8]) {
-        for &c in b {
-            self.0 = (self.0 ^ c as u64).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -614,7 +612,7 @@ mod tests {
     }
 
     fn num_title(i: i64) -> String {
-        crate::state::num(i)
+        crate::text::num(i)
     }
 
     #[test]

@@ -27,6 +27,8 @@
 
 use crate::gateway::{Conn, Link, Phase};
 use crate::json::Out;
+use crate::presence::{Sent, WINDOW_SENDS};
+use crate::text::{int, join3, num, split, Split};
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -43,115 +45,6 @@ pub fn conn_key(kind: &str, gen: u32, user: &str) -> String {
 /// `<kind><sep><n><sep><user>`: connection record keys, and timer ids (`:`).
 pub fn numbered(kind: &str, sep: &str, n: i64, user: &str) -> String {
     join3(kind, sep, &join3(&num(n), sep, user))
-}
-
-/// `a` then `b`. These helpers build strings in less code than slice `concat` does.
-#[inline(always)]
-pub fn join(a: &str, b: &str) -> String {
-    join3(a, b, "")
-}
-
-/// `a`, `b` then `c`.
-pub fn join3(a: &str, b: &str, c: &str) -> String {
-    let mut s = String::from(a);
-    s.push_str(b);
-    s.push_str(c);
-    s
-}
-
-/// `s` without ASCII white space at either end (config and template text; `str::trim`
-/// would bring Unicode tables and UTF-8 decoding into the module).
-pub fn trim(s: &str) -> &str {
-    let b = s.as_bytes();
-    let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
-    let end = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(start, |i| i + 1);
-    s.get(start..end).unwrap_or_default()
-}
-
-/// `s` split around its first `sep`, an ASCII byte: `str::split_once` without the
-/// character searcher it brings into the module.
-pub fn cut(s: &str, sep: u8) -> Option<(&str, &str)> {
-    let i = s.bytes().position(|b| b == sep)?;
-    Some((s.get(..i)?, s.get(i + 1..)?))
-}
-
-/// Where `needle` first occurs in `hay`: a byte search, lighter than `str::find` in the
-/// module.
-pub fn find(hay: &str, needle: &str) -> Option<usize> {
-    hay.as_bytes().windows(needle.len()).position(|w| w == needle.as_bytes())
-}
-
-/// The pieces of a text between `sep` bytes (ASCII), as `str::split` yields them.
-pub struct Split<'a>(Option<&'a str>, u8);
-
-pub fn split(s: &str, sep: u8) -> Split<'_> {
-    Split(Some(s), sep)
-}
-
-impl<'a> Iterator for Split<'a> {
-    type Item = &'a str;
-    fn next(&mut self) -> Option<&'a str> {
-        let rest = self.0?;
-        let (piece, next) = cut(rest, self.1).map_or((rest, None), |(p, n)| (p, Some(n)));
-        self.0 = next;
-        Some(piece)
-    }
-}
-
-pub fn num(v: i64) -> String {
-    let mut o = crate::json::Out::new();
-    o.int(v);
-    crate::json::utf8(o.buf)
-}
-
-/// `x.saturating_mul(c)` for a constant `c > 0`, without the 128-bit multiplication
-/// that `saturating_mul` brings into the module.
-#[inline(never)]
-pub fn mul_sat(x: i64, c: i64) -> i64 {
-    if x > i64::MAX / c {
-        i64::MAX
-    } else if x < i64::MIN / c {
-        i64::MIN
-    } else {
-        x * c
-    }
-}
-
-/// A decimal integer (`-` allowed), `None` on anything else or on overflow. One parser
-/// for every number in text form, instead of `str::parse` per type.
-pub fn int(s: &str) -> Option<i64> {
-    let (neg, digits) = match s.as_bytes() {
-        [b'-', d @ ..] => (true, d),
-        d => (false, d),
-    };
-    if digits.is_empty() {
-        return None;
-    }
-    let mut v = 0i64;
-    for &b in digits {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        // `checked_mul(10)` without the 128-bit multiplication it brings in (`v <= 0`).
-        if v < i64::MIN / 10 {
-            return None;
-        }
-        v = (v * 10).checked_sub((b - b'0') as i64)?;
-    }
-    if neg { Some(v) } else { v.checked_neg() }
-}
-
-/// `s` as a number in `radix` ("" is 0), if it fits 32 bits.
-#[inline(never)]
-pub fn uint(s: &[u8], radix: u32) -> Option<u32> {
-    let mut v = 0u64;
-    for &c in s {
-        v = v * radix as u64 + (c as char).to_digit(radix)? as u64;
-        if v >> 32 != 0 {
-            return None;
-        }
-    }
-    Some(v as u32)
 }
 
 /// Fields of a record, space-separated; strings were checked to hold no spaces
@@ -189,7 +82,7 @@ impl Fields {
         self
     }
     fn done(self) -> String {
-        crate::json::utf8(self.0.buf)
+        crate::text::utf8(self.0.buf)
     }
 }
 
@@ -275,17 +168,6 @@ pub fn load_conn(text: &str) -> Option<Conn> {
     p.end().map(|_| c)
 }
 
-/// What went out on one connection: a fingerprint of the presence shown (0: nothing or
-/// unknown), its start time, the times of the last 5 presence updates (rate budget), and
-/// when the last heartbeat was sent.
-#[derive(Clone, Default, PartialEq, Eq, Debug)]
-pub struct Sent {
-    pub fingerprint: u64,
-    pub start_ms: i64,
-    pub beat_ms: i64,
-    pub times: Vec<i64>,
-}
-
 pub fn save_sent(s: &Sent) -> String {
     Fields::new().int(s.fingerprint as i64).int(s.start_ms).int(s.beat_ms).ints(&s.times).done()
 }
@@ -293,7 +175,7 @@ pub fn save_sent(s: &Sent) -> String {
 pub fn load_sent(text: &str) -> Option<Sent> {
     let mut p = Parse::new(text);
     let (fingerprint, start_ms, beat_ms) = (p.int()? as u64, p.int()?, p.int()?);
-    Some(Sent { fingerprint, start_ms, beat_ms, times: p.ints(crate::presence::WINDOW_SENDS)? })
+    Some(Sent { fingerprint, start_ms, beat_ms, times: p.ints(WINDOW_SENDS)? })
 }
 
 #[cfg(test)]
@@ -336,21 +218,8 @@ mod tests {
     }
 
     #[test]
-    fn numbers_and_keys() {
-        assert_eq!(num(-42), "-42");
-        assert_eq!(int("-"), None);
-        assert_eq!(int(&num(i64::MIN)), Some(i64::MIN));
-        assert_eq!(int(&num(i64::MAX)), Some(i64::MAX));
-        assert_eq!(int("9223372036854775808"), None);
-        for t in ["-9223372036854775809", "92233720368547758070", "-92233720368547758080", "922337203685477581"] {
-            assert_eq!(int(t), t.parse().ok(), "{t}");
-        }
+    fn keys() {
         assert_eq!(key("gw", "a:b"), "gw.a:b");
-        for x in [i64::MIN, i64::MIN / 1000 - 1, i64::MIN / 1000, -7, 0, 9, i64::MAX / 1000, i64::MAX / 1000 + 1, i64::MAX] {
-            for c in [1, 1000, 1_000_000] {
-                assert_eq!(mul_sat(x, c), x.saturating_mul(c), "{x} {c}");
-            }
-        }
         assert_eq!(conn_key("cn", 12, "a:b"), "cn.12.a:b");
     }
 }

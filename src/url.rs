@@ -11,7 +11,7 @@
 //! needs two labels and no special-use top-level domain. Byte slices only: no `std::net`,
 //! no buffer, no Unicode tables.
 
-use crate::state::uint;
+use crate::text::uint;
 
 /// Whether Discord's servers can fetch `url`: https, a public host, no user info, none of
 /// Subsonic's `u`, `t`, `s`, `p`, `apiKey`, `jwt` query parameters (keys percent-decoded,

@@ -5,8 +5,8 @@
 use libfuzzer_sys::fuzz_target;
 use nd::gateway::{Conn, Link, Phase};
 use nd::json::{Out, Reader};
-use nd::presence::Want;
-use nd::state::{self, Sent};
+use nd::presence::{Sent, Want};
+use nd::state;
 use nd::{parse, string};
 
 fuzz_target!(|data: &[u8]| {

@@ -28,11 +28,13 @@ pub mod plugin;
 pub mod presence;
 #[path = "../../src/state.rs"]
 pub mod state;
+#[path = "../../src/text.rs"]
+pub mod text;
 #[path = "../../src/url.rs"]
 pub mod url;
 
 use fake::Fake;
-use gateway::Level;
+use host::Level;
 use host::{Call, Host};
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{json, Value};

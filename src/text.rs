@@ -1,0 +1,232 @@
+//! Text helpers every room uses, with no dependency of their own: byte-wise search and
+//! splitting, trimming, decimal and hex numbers, percent-encoding, FNV-1a. Each is lighter
+//! in the module than the `core` method it replaces (no character searcher, no Unicode
+//! tables, no 128-bit multiplication).
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// `a` then `b`. These helpers build strings in less code than slice `concat` does.
+#[inline(always)]
+pub fn join(a: &str, b: &str) -> String {
+    join3(a, b, "")
+}
+
+/// `a`, `b` then `c`.
+pub fn join3(a: &str, b: &str, c: &str) -> String {
+    let mut s = String::from(a);
+    s.push_str(b);
+    s.push_str(c);
+    s
+}
+
+/// `s` without ASCII white space at either end (config and template text; `str::trim`
+/// would bring Unicode tables and UTF-8 decoding into the module).
+pub fn trim(s: &str) -> &str {
+    let b = s.as_bytes();
+    let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
+    let end = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(start, |i| i + 1);
+    s.get(start..end).unwrap_or_default()
+}
+
+/// `s` split around its first `sep`, an ASCII byte: `str::split_once` without the
+/// character searcher it brings into the module.
+pub fn cut(s: &str, sep: u8) -> Option<(&str, &str)> {
+    let i = s.bytes().position(|b| b == sep)?;
+    Some((s.get(..i)?, s.get(i + 1..)?))
+}
+
+/// Where `needle` first occurs in `hay`: a byte search, lighter than `str::find` in the
+/// module.
+pub fn find(hay: &str, needle: &str) -> Option<usize> {
+    hay.as_bytes().windows(needle.len()).position(|w| w == needle.as_bytes())
+}
+
+/// The pieces of a text between `sep` bytes (ASCII), as `str::split` yields them.
+pub struct Split<'a>(Option<&'a str>, u8);
+
+pub fn split(s: &str, sep: u8) -> Split<'_> {
+    Split(Some(s), sep)
+}
+
+impl<'a> Iterator for Split<'a> {
+    type Item = &'a str;
+    fn next(&mut self) -> Option<&'a str> {
+        let rest = self.0?;
+        let (piece, next) = cut(rest, self.1).map_or((rest, None), |(p, n)| (p, Some(n)));
+        self.0 = next;
+        Some(piece)
+    }
+}
+
+/// `v` in decimal.
+pub fn num(v: i64) -> String {
+    let mut b = Vec::new();
+    push_int(&mut b, v);
+    utf8(b)
+}
+
+/// Appends `v` in decimal.
+pub fn push_int(buf: &mut Vec<u8>, v: i64) {
+    let mut tmp = [0u8; 20];
+    let mut n = v.unsigned_abs();
+    let mut i = tmp.len();
+    loop {
+        i -= 1;
+        tmp[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if v < 0 {
+        buf.push(b'-');
+    }
+    buf.extend_from_slice(&tmp[i..]);
+}
+
+/// `x.saturating_mul(c)` for a constant `c > 0`, without the 128-bit multiplication
+/// that `saturating_mul` brings into the module.
+#[inline(never)]
+pub fn mul_sat(x: i64, c: i64) -> i64 {
+    if x > i64::MAX / c {
+        i64::MAX
+    } else if x < i64::MIN / c {
+        i64::MIN
+    } else {
+        x * c
+    }
+}
+
+/// A decimal integer (`-` allowed), `None` on anything else or on overflow. One parser
+/// for every number in text form, instead of `str::parse` per type.
+pub fn int(s: &str) -> Option<i64> {
+    let (neg, digits) = match s.as_bytes() {
+        [b'-', d @ ..] => (true, d),
+        d => (false, d),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    let mut v = 0i64;
+    for &b in digits {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        // `checked_mul(10)` without the 128-bit multiplication it brings in (`v <= 0`).
+        if v < i64::MIN / 10 {
+            return None;
+        }
+        v = (v * 10).checked_sub((b - b'0') as i64)?;
+    }
+    if neg { Some(v) } else { v.checked_neg() }
+}
+
+/// `s` as a number in `radix` ("" is 0), if it fits 32 bits.
+#[inline(never)]
+pub fn uint(s: &[u8], radix: u32) -> Option<u32> {
+    let mut v = 0u64;
+    for &c in s {
+        v = v * radix as u64 + (c as char).to_digit(radix)? as u64;
+        if v >> 32 != 0 {
+            return None;
+        }
+    }
+    Some(v as u32)
+}
+
+/// The lower-case hex digit of the low four bits of `n`.
+pub fn hex(n: u8) -> u8 {
+    b"0123456789abcdef"[(n & 15) as usize]
+}
+
+/// Percent-encodes every byte except ASCII letters, digits and `keep`.
+pub fn percent(s: &str, keep: &[u8]) -> String {
+    let mut o = Vec::new();
+    for &b in s.as_bytes() {
+        if b.is_ascii_alphanumeric() || keep.iter().any(|&k| k == b) {
+            o.push(b);
+        } else {
+            o.push(b'%');
+            o.push(hex(b >> 4).to_ascii_uppercase());
+            o.push(hex(b).to_ascii_uppercase());
+        }
+    }
+    utf8(o)
+}
+
+/// 64-bit FNV-1a (the official plugin's cache-key hash, spec §3.9).
+pub struct Fnv(pub u64);
+
+impl Fnv {
+    pub fn new() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+    pub fn eat(&mut self, b: &[u8]) {
+        for &c in b {
+            self.0 = (self.0 ^ c as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// Bytes to a String. Everything Navidrome hands over went through Go's encoder, which
+/// already replaced invalid UTF-8, so an invalid value is simply dropped (empty). Checked
+/// here as `core::str::from_utf8` checks (RFC 3629: no overlong forms, no surrogates,
+/// nothing above U+10FFFF), in a fraction of its code and without its 256-byte table.
+pub fn utf8(v: Vec<u8>) -> String {
+    let mut i = 0;
+    while let Some(&c) = v.get(i) {
+        // 0: ASCII; 2–4: the first byte of a sequence that long; 1 or 5+: never first.
+        let n = c.leading_ones() as usize;
+        if n == 1 || n > 4 {
+            return String::new();
+        }
+        let mut cp = (c & (0x7f >> n)) as u32;
+        for _ in 1..n {
+            i += 1;
+            match v.get(i) {
+                Some(&b) if b & 0xc0 == 0x80 => cp = cp << 6 | (b & 0x3f) as u32,
+                _ => return String::new(),
+            }
+        }
+        if cp < [0, 0, 0x80, 0x800, 0x10000][n] || cp > 0x10ffff || (0xd800..0xe000).contains(&cp) {
+            return String::new();
+        }
+        i += 1;
+    }
+    // SAFETY: checked above to be UTF-8.
+    unsafe { String::from_utf8_unchecked(v) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers() {
+        assert_eq!(num(-42), "-42");
+        assert_eq!(int("-"), None);
+        assert_eq!(int(&num(i64::MIN)), Some(i64::MIN));
+        assert_eq!(int(&num(i64::MAX)), Some(i64::MAX));
+        assert_eq!(int("9223372036854775808"), None);
+        for t in ["-9223372036854775809", "92233720368547758070", "-92233720368547758080", "922337203685477581"] {
+            assert_eq!(int(t), t.parse().ok(), "{t}");
+        }
+        for x in [i64::MIN, i64::MIN / 1000 - 1, i64::MIN / 1000, -7, 0, 9, i64::MAX / 1000, i64::MAX / 1000 + 1, i64::MAX] {
+            for c in [1, 1000, 1_000_000] {
+                assert_eq!(mul_sat(x, c), x.saturating_mul(c), "{x} {c}");
+            }
+        }
+        assert_eq!(uint(b"ff", 16), Some(255));
+        assert_eq!(uint(b"100000000", 16), None);
+    }
+
+    #[test]
+    fn search_split_trim_percent() {
+        assert_eq!(cut("a:b:c", b':'), Some(("a", "b:c")));
+        assert_eq!(find("abcabc", "ca"), Some(2));
+        assert_eq!(split("a,,b", b',').collect::<Vec<_>>(), ["a", "", "b"]);
+        assert_eq!(trim(" \t x y \n"), "x y");
+        assert_eq!(percent("a b/é", b"/"), "a%20b/%C3%A9");
+    }
+}
