@@ -43,17 +43,13 @@ func (r *rig) httpWaits() (worst time.Duration, worstCall string, reportRequests
 	return worst, worstCall, reportRequests
 }
 
-func (r *rig) hangAll() {
-	r.HTTP.Routes = []Route{{Prefix: "https://", Hang: true}}
-	r.Subsonic.Routes["getCoverArt"] = SubsonicResponse{ContentType: "image/png", Body: []byte("\x89PNG fake image")}
-}
-
 // Every service times out (Cover Art Archive, uguu, ListenBrainz, Discord's image
 // registration) while tracks change.
 func TestTimeBudgetEveryServiceHangs(t *testing.T) {
 	r := newRig(t, allEnrichment)
 	r.tracks = enrichTracks
-	r.hangAll()
+	enrichRoutes(r.Harness)
+	r.HTTP.Routes = []Route{{Prefix: "https://", Hang: true}}
 	c := r.ready(t, alice, "Karma Police")
 	r.Advance(30 * time.Second)
 	n, at := len(r.Gateway.FramesOn(c, 3)), r.Clock.Now()

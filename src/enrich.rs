@@ -7,8 +7,7 @@
 //! an entry's life on every read (ABI §4.6), so its own TTL cannot be trusted.
 
 use crate::config::{Settings, User};
-use crate::host::Level;
-use crate::host::{self, Host, Response};
+use crate::host::{self, Host, Level, Response};
 use crate::json::{Out, Reader};
 use crate::presence::{Activity, Want};
 use crate::text::{self, Fnv};
@@ -110,7 +109,7 @@ fn hashed(prefix: &str, parts: &[&str]) -> String {
     for i in (0..16).rev() {
         k.push(text::hex((f.0 >> (i * 4)) as u8));
     }
-    crate::text::utf8(k)
+    text::utf8(k)
 }
 
 /// The large image's source URL (spec §3.6), or "" when there is none.

@@ -65,7 +65,7 @@ pub struct Link {
     pub waiting: bool,
     /// The identify budget's clock (ms, a GCRA's theoretical arrival time): each new
     /// session moves it `IDENTIFY_EVERY_MS` past the later of itself and now; one is
-    /// allowed while it is at most `IDENTIFY_BURST - 1` steps ahead of now.
+    /// allowed while it is at most `IDENTIFY_AHEAD_MS` ahead of now.
     pub identify_at: i64,
 }
 
@@ -81,6 +81,8 @@ impl Default for Link {
 /// only earns another op 9. Resumes do not count.
 const IDENTIFY_BURST: i64 = 4;
 pub const IDENTIFY_EVERY_MS: i64 = 1_200_000;
+/// How far ahead of now the budget's clock may be for one more new session.
+const IDENTIFY_AHEAD_MS: i64 = (IDENTIFY_BURST - 1) * IDENTIFY_EVERY_MS;
 
 /// Per-connection gateway state.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -222,8 +224,7 @@ impl Link {
         if gen != self.gen || conn.is_some_and(|c| c.phase == Phase::Fatal) {
             return None;
         }
-        let mut next = Link { gen: self.gen, at_ms: now, ..Link::default() };
-        next.identify_at = self.identify_at;
+        let mut next = Link { gen: self.gen, at_ms: now, identify_at: self.identify_at, ..Link::default() };
         // The session to resume: what the ended connection held (it may have dropped it:
         // op 9, 4009, an idle close); after a failed dial, or at rest, what the link had.
         // A rest keeps it: a track after a short pause resumes instead of identifying.
@@ -246,10 +247,10 @@ impl Link {
             let mut u = String::from(next.resume_url.strip_suffix("/").unwrap_or(&next.resume_url));
             u.push_str(QUERY);
             (u, "connecting to Discord to resume the session")
-        } else if self.identify_at - now > (IDENTIFY_BURST - 1) * IDENTIFY_EVERY_MS {
+        } else if self.identify_at - now > IDENTIFY_AHEAD_MS {
             // The budget is spent: wait, without a socket, until it allows one more.
             next.waiting = true;
-            next.at_ms = self.identify_at - (IDENTIFY_BURST - 1) * IDENTIFY_EVERY_MS;
+            next.at_ms = self.identify_at - IDENTIFY_AHEAD_MS;
             if !self.waiting {
                 out.push(Action::Log(Level::Warn, "new Discord sessions keep failing and their budget (6 an hour) is spent; waiting up to 20 minutes", 0));
             }

@@ -67,7 +67,6 @@ fn settings<'u>(h: &mut impl Host, u: &'u User) -> core::result::Result<&'u Sett
     Ok(u.settings(|k| h.config(k))?)
 }
 
-/// A log line about user `u`.
 fn bad_input(what: &str) -> String {
     text::join3("malformed ", what, " payload")
 }
@@ -427,7 +426,7 @@ fn lock(h: &mut impl Host, name: &str, gen: u32, held: Option<u32>) -> core::res
     }
     let id = timer_id("sl", gen as i64, name);
     // Navidrome's scheduler fails only on a duplicate id; anything else: send unlocked.
-    if once(h, name, LEASE_S, &id) {
+    if once(h, name, LEASE_S, &id) == Some(true) {
         return Err(());
     }
     Ok(Some(id))
@@ -600,28 +599,28 @@ fn reconnect(h: &mut impl Host, u: &User, gen: u32, now: i64) -> Done {
 /// Asks the reconnect timer of generation `gen` to run now. If it is already there it may
 /// be running and have decided without this want (`recheck`): a flush checks again soon.
 fn start(h: &mut impl Host, u: &User, gen: u32, now: i64, recheck: bool) {
-    if once(h, &u.name, 0, &timer_id("rc", gen as i64, &u.name)) && recheck {
+    if once(h, &u.name, 0, &timer_id("rc", gen as i64, &u.name)) == Some(true) && recheck {
         schedule_flush(h, u, now, now + RECHECK_MS);
     }
 }
 
-/// A one-time timer in `secs`: `true` when one with that id is already pending; any other
-/// failure is logged.
-fn once(h: &mut impl Host, name: &str, secs: u32, id: &str) -> bool {
+/// A one-time timer in `secs`: `Some(true)` when one with that id is already pending,
+/// `Some(false)` when scheduled now; any other failure is logged (`None`).
+fn once(h: &mut impl Host, name: &str, secs: u32, id: &str) -> Option<bool> {
     match host::schedule_once(h, secs, id) {
-        Err(e) if host::says(&e, "already exists") => true,
+        Err(e) if host::says(&e, "already exists") => Some(true),
         Err(e) => {
             log(h, Level::Warn, name, &e);
-            false
+            None
         }
-        Ok(()) => false,
+        Ok(()) => Some(false),
     }
 }
 
 /// A one-time timer in `secs`; one already pending with that id is fine (its callback
-/// does the same), any other failure is logged.
-fn schedule(h: &mut impl Host, name: &str, secs: i64, id: &str) {
-    once(h, name, secs.clamp(0, 86_400) as u32, id);
+/// does the same), any other failure is logged. Whether the timer is pending now.
+fn schedule(h: &mut impl Host, name: &str, secs: i64, id: &str) -> bool {
+    once(h, name, secs.clamp(0, 86_400) as u32, id).is_some()
 }
 
 /// Schedules a flush at `at` (ms): a flush sends whatever is wanted when it runs.
@@ -635,8 +634,7 @@ fn schedule_flush(h: &mut impl Host, u: &User, now: i64, at: i64) {
 /// scheduled. `now`: the wall clock, never taken as earlier than the last known time (a
 /// host without a WASI clock reads 0). `held`: the caller holds that connection's send
 /// lock. `recheck`: see `start`. `lookups_ms`: the HTTP time this call may spend on
-/// images and links; what it cannot look up goes out as cached now, and the `en` timer
-/// looks it up and updates the presence once.
+/// images and links; what it cannot look up is left to the `en` timer.
 fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, recheck: bool, lookups_ms: i64) -> Done {
     let name = u.name.as_str();
     let (link, conn) = current(h, name)?;
@@ -705,11 +703,7 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, recheck: bool
     // not the logo; an older one goes out with what is cached, then once more.
     let mut wait = false;
     if let (true, Some(w)) = (net.skipped && lookups_ms == 0, &want) {
-        let scheduled = host::schedule_once(h, 0, &timer_id("en", w.at_ms, name)).or_else(already_exists_is_fine);
-        if let Err(e) = &scheduled {
-            log(h, Level::Warn, name, e);
-        }
-        wait = scheduled.is_ok() && now < w.at_ms + LOOKUP_WAIT_MS;
+        wait = schedule(h, name, 0, &timer_id("en", w.at_ms, name)) && now < w.at_ms + LOOKUP_WAIT_MS;
     }
     match presence::plan(want.as_ref(), &sent, now, &salt) {
         Plan::Send(_) if wait => {}
@@ -782,13 +776,25 @@ mod tests {
 
     /// A playback report made at `ts` (s), which is then the time on the host's clock.
     fn report(h: &mut Fake, state: &str, title: &str, ts: i64) -> Result {
+        report_from(h, "p1", state, title, ts, 10_000)
+    }
+
+    /// A report from player `player` at position `pos_ms` (track of 180 s).
+    fn report_from(h: &mut Fake, player: &str, state: &str, title: &str, ts: i64, pos_ms: i64) -> Result {
         h.clock = ts * 1000;
         let input = format!(
-            r#"{{"username":"alice","track":{{"id":"t-{title}","title":"{title}","album":"Album","artist":"Artist","artists":[],"albumArtists":[],"duration":180}},"state":"{state}","positionMs":10000,"playbackRate":1,"playerId":"p1","playerName":"NavidromeUI","timestamp":{ts}}}"#
+            r#"{{"username":"alice","track":{{"id":"t-{title}","title":"{title}","album":"Album","artist":"Artist","artists":[],"albumArtists":[],"duration":180}},"state":"{state}","positionMs":{pos_ms},"playbackRate":1,"playerId":"{player}","playerName":"NavidromeUI","timestamp":{ts}}}"#
         );
         let r = playback_report(h, input.as_bytes());
         settle(h);
         r
+    }
+
+    /// Runs every pending flush timer, each at its due time.
+    fn flush_all(h: &mut Fake) {
+        while let Some(id) = h.timers.keys().find(|k| k.starts_with("fl:")).cloned() {
+            fire(h, &id);
+        }
     }
 
     /// Runs the reconnect timers due now, as Navidrome does at once for a 0 s delay.
@@ -962,28 +968,16 @@ mod tests {
         assert!(load_want(&mut h, "alice").is_none(), "its own player's stop clears");
     }
 
-    /// A report from player `player` at position `pos_ms` (track of 180 s).
-    fn report_from(h: &mut Fake, player: &str, state: &str, title: &str, ts: i64, pos_ms: i64) {
-        h.clock = ts * 1000;
-        let input = format!(
-            r#"{{"username":"alice","track":{{"id":"t-{title}","title":"{title}","duration":180}},"state":"{state}","positionMs":{pos_ms},"playerId":"{player}","timestamp":{ts}}}"#
-        );
-        playback_report(h, input.as_bytes()).unwrap();
-        settle(h);
-    }
-
     #[test]
     fn a_pause_at_the_tracks_end_is_its_end_not_a_paused_presence() {
         let mut h = ready();
         let n = presences(&h).len();
         // The web UI at a track's end: paused and stopped at the duration, then the next.
-        report_from(&mut h, "p1", "paused", "Song", T0 + 180, 179_600);
-        report_from(&mut h, "p1", "stopped", "Song", T0 + 180, 179_600);
-        report_from(&mut h, "p1", "starting", "Next", T0 + 180, 0);
+        report_from(&mut h, "p1", "paused", "Song", T0 + 180, 179_600).unwrap();
+        report_from(&mut h, "p1", "stopped", "Song", T0 + 180, 179_600).unwrap();
+        report_from(&mut h, "p1", "starting", "Next", T0 + 180, 0).unwrap();
         h.clock += 5_000;
-        while let Some(id) = h.timers.keys().find(|k| k.starts_with("fl:")).cloned() {
-            fire(&mut h, &id);
-        }
+        flush_all(&mut h);
         let sent = presences(&h)[n..].to_vec();
         // No clear, and no paused presence (a paused one has no end time).
         assert!(sent.iter().all(|f| f.contains(r#""end":"#)), "{sent:?}");
@@ -993,20 +987,18 @@ mod tests {
     #[test]
     fn with_two_players_the_newest_track_is_shown_and_comes_back_after_a_stop() {
         let mut h = ready();
-        report_from(&mut h, "p2", "starting", "Other", T0 + 20, 0);
+        report_from(&mut h, "p2", "starting", "Other", T0 + 20, 0).unwrap();
         assert!(last_frame(&h).contains(r#""details":"Other""#));
         // The first player's periodic progress: nothing changes.
         let n = presences(&h).len();
-        report_from(&mut h, "p1", "playing", "Song", T0 + 60, 70_000);
+        report_from(&mut h, "p1", "playing", "Song", T0 + 60, 70_000).unwrap();
         assert_eq!(load_want(&mut h, "alice").unwrap().player, "p2");
         // The shown player stops: the first player's track is shown again, no clear.
-        report_from(&mut h, "p2", "stopped", "Other", T0 + 70, 50_000);
+        report_from(&mut h, "p2", "stopped", "Other", T0 + 70, 50_000).unwrap();
         let w = load_want(&mut h, "alice").unwrap();
         assert_eq!((w.player.as_str(), w.title.as_str()), ("p1", "Song"));
         h.clock += 10_000;
-        while let Some(id) = h.timers.keys().find(|k| k.starts_with("fl:")).cloned() {
-            fire(&mut h, &id);
-        }
+        flush_all(&mut h);
         assert!(presences(&h)[n..].iter().all(|f| !f.contains(r#""activities":[]"#)), "{:?}", &presences(&h)[n..]);
         assert!(last_frame(&h).contains(r#""details":"Song""#), "{}", last_frame(&h));
     }
