@@ -17,7 +17,6 @@ extern "C" {
     fn input_load_u64(i: u64) -> u64;
     #[link_name = "alloc"]
     fn kernel_alloc(n: u64) -> u64;
-    fn free(h: u64);
     fn length(h: u64) -> u64;
     fn load_u8(a: u64) -> u8;
     fn load_u64(a: u64) -> u64;
@@ -41,7 +40,8 @@ extern "C" {
 }
 
 // Every Navidrome host function takes a request handle and returns a response handle
-// (ABI §4.0); only those of the manifest's permissions exist, so only those are imported.
+// (ABI §4.0); only those of the manifest's permissions (and Config, always there) exist,
+// so only those are imported.
 #[link(wasm_import_module = "extism:host/user")]
 extern "C" {
     fn websocket_connect(h: u64) -> u64;
@@ -56,6 +56,7 @@ extern "C" {
     fn http_send(h: u64) -> u64;
     fn artwork_gettrackurl(h: u64) -> u64;
     fn subsonicapi_callraw(h: u64) -> u64;
+    fn config_keys(h: u64) -> u64;
 }
 
 /// Copies `n` bytes out of kernel memory, 8 per host call (the kernel has no bulk copy,
@@ -81,11 +82,6 @@ unsafe fn read(n: u64, block: u64) -> Vec<u8> {
     }
     v.set_len(n as usize);
     v
-}
-
-fn read_block(h: u64) -> Vec<u8> {
-    // SAFETY: `h` is a block handle the kernel returned; reads stay within its length.
-    unsafe { read(length(h), h) }
 }
 
 /// A new kernel block holding exactly `b` (the host reads requests and errors by block
@@ -115,6 +111,9 @@ fn write_block(b: &[u8]) -> u64 {
     }
 }
 
+/// Kernel blocks are never freed: the kernel's memory is reset for every call and goes
+/// with the instance, which lives for one call (ABI §2.2, §3.1), so a `free` would be one
+/// more host call for nothing.
 struct Kernel;
 
 impl Host for Kernel {
@@ -135,26 +134,23 @@ impl Host for Kernel {
                 Call::Http => http_send(req),
                 Call::TrackArt => artwork_gettrackurl(req),
                 Call::SubsonicRaw => subsonicapi_callraw(req),
+                Call::ConfigKeys => config_keys(req),
             };
-            free(req);
-            let out = read_block(resp);
-            free(resp);
-            out
+            // A response of two bytes is `{}`: nothing in it to read.
+            let n = length(resp);
+            if n > 2 { read(n, resp) } else { Vec::new() }
         }
     }
 
     fn config(&mut self, key: &str) -> Option<String> {
         let k = write_block(key.as_bytes());
-        // SAFETY: config_get neither frees nor keeps the key; 0 means absent (ABI §3.5).
+        // SAFETY: config_get does not keep the key; 0 means absent (ABI §3.5).
         unsafe {
             let v = config_get(k);
-            free(k);
             if v == 0 {
                 return None;
             }
-            let out = read_block(v);
-            free(v);
-            Some(crate::text::utf8(out))
+            Some(crate::text::utf8(read(length(v), v)))
         }
     }
 

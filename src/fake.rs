@@ -122,6 +122,16 @@ impl Host for Fake {
                     return err(format!("schedule ID {:?} not found", id("scheduleId")));
                 }
             }
+            // Sorted; Go's `omitempty` leaves an empty list out.
+            Call::ConfigKeys if !self.config.is_empty() => {
+                let mut o = Out::new();
+                o.raw("{").key("keys").raw("[");
+                for (i, k) in self.config.keys().enumerate() {
+                    o.raw(if i > 0 { "," } else { "" }).str(k);
+                }
+                return o.raw("]}").buf.clone();
+            }
+            Call::ConfigKeys => {}
             Call::TrackArt if !self.art_url.is_empty() => return reply("url", &self.art_url),
             Call::TrackArt => return reply("url", &format!("https://nd.example.org/share/img/{}?size=300", id("id"))),
             Call::SubsonicRaw if !self.raw.is_empty() => return self.raw.as_bytes().to_vec(),

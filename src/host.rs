@@ -30,6 +30,7 @@ pub enum Call {
     Http,
     TrackArt,
     SubsonicRaw,
+    ConfigKeys,
 }
 
 /// What the ABI layer provides; tests provide a fake.
@@ -160,6 +161,14 @@ pub fn http(h: &mut impl Host, method: &str, url: &str, auth: &str, body: Option
     })
     .ok_or("malformed http response")?;
     Ok(out)
+}
+
+/// The config keys that are set, as the host lists them (`config_keys`, ABI §4.2; the
+/// Config service is always there): `{"keys":["clientid","users"]}`.
+pub fn config_keys(h: &mut impl Host) -> Result<String, String> {
+    let mut o = req();
+    o.key("prefix").str("");
+    send(h, Call::ConfigKeys, o).map(crate::text::utf8)
 }
 
 /// Navidrome's public URL of a track's cover (ABI §4.7); it may be `http://localhost/…`.

@@ -63,8 +63,24 @@ fn user(h: &mut impl Host, name: &str) -> core::result::Result<Option<User>, Str
     Ok(User::load(|k| h.config(k), name)?)
 }
 
+/// The settings, read on first use.
 fn settings<'u>(h: &mut impl Host, u: &'u User) -> core::result::Result<&'u Settings, String> {
-    Ok(u.settings(|k| h.config(k))?)
+    let mut keys = None;
+    Ok(u.settings(|k| setting(h, &mut keys, k))?)
+}
+
+/// One setting. The keys that are set come first, in one call (`keys`): a setting not
+/// among them is not read (each read is several kernel calls; most servers set few).
+/// Without the list, every key is read.
+#[inline(never)]
+fn setting(h: &mut impl Host, keys: &mut Option<Option<String>>, k: &str) -> Option<String> {
+    // An empty answer (the host could not write it) lists nothing.
+    let set = keys.get_or_insert_with(|| host::config_keys(h).map_err(|e| h.log(Level::Warn, &text::join("config_keys: ", &e))).ok().filter(|s| !s.is_empty()));
+    // Keys are plain words: a quoted one is in the list exactly when it is set.
+    match set {
+        Some(set) if text::find(set, &text::join3("\"", k, "\"")).is_none() => None,
+        _ => h.config(k),
+    }
 }
 
 fn bad_input(what: &str) -> String {
@@ -117,16 +133,20 @@ fn want_of(rep: Report) -> Want {
     }
 }
 
-/// Stores what the user wants shown and shows it. `recheck`: the caller may race the
-/// reconnect timer (see `start`).
-fn set_want(h: &mut impl Host, u: &User, w: &Want, now: i64, recheck: bool) -> Done {
+/// Stores what the user wants shown and shows it. `mine`: the caller is the report
+/// worker (see `flush`).
+fn set_want(h: &mut impl Host, u: &User, w: &Want, now: i64, mine: bool) -> Done {
     host::cache_set(h, &state::key("want", &u.name), DAY, &|o| w.save(o))?;
-    flush(h, u, now, None, recheck, 0)
+    flush(h, u, now, None, mine.then_some(Some(w)), 0)
 }
 
 pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
     let (rep, u) = reporting_user(h, input, "playback_report")?;
-    let _ = host::cache_put(h, REPORTS_SEEN, DAY, "1");
+    let shown = load_want(h, &u.name);
+    // Every new track comes with a now-playing call, whose read of the mark keeps it.
+    if shown.as_ref().is_none_or(|s| s.track_id != rep.track.id) {
+        let _ = host::cache_put(h, REPORTS_SEEN, DAY, "1");
+    }
     let set = settings(h, &u)?;
     if set.ignores(&rep.player_name, &rep.player_id) {
         log(h, Level::Debug, &u.name, "ignoring a player on the ignore list");
@@ -154,7 +174,7 @@ pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
         w
     });
     let other_key = state::key("other", &u.name);
-    let mut p = players::Players { shown: load_want(h, &u.name), other: want_at(h, &other_key) };
+    let mut p = players::Players { shown, other: want_at(h, &other_key) };
     let had_other = p.other.is_some();
     let change = p.report(&player, w, start, now);
     match &p.other {
@@ -177,7 +197,7 @@ pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
                 schedule_flush(h, &u, now, now + STOP_GRACE_MS);
             } else {
                 host::cache_remove(h, &stop_key)?;
-                flush(h, &u, now, None, false, 0)?;
+                flush(h, &u, now, None, Some(None), 0)?;
             }
         }
         // Another player's report that changes nothing shown.
@@ -297,7 +317,7 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
         // what is found within `LOOKUP_WAIT_MS` goes out, then the rest of the budget.
         b"en" => {
             if load_want(h, name).is_some_and(|w| w.at_ms == num) {
-                flush(h, &u, now, None, false, LOOKUP_WAIT_MS)?;
+                flush(h, &u, now, None, None, LOOKUP_WAIT_MS)?;
                 run = Some((h.now_ms(), None, enrich::LOOKUP_BUDGET_MS - LOOKUP_WAIT_MS));
             }
         }
@@ -339,7 +359,7 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
         }
     }
     if let Some((at, held, lookups)) = run {
-        flush(h, &u, at, held, false, lookups)?;
+        flush(h, &u, at, held, None, lookups)?;
         if held.is_some() {
             let beat_ms = load_sent(h, gen, name, false).beat_ms;
             release(h, &u, gen, None, Some(beat_ms), now);
@@ -490,7 +510,7 @@ fn perform(h: &mut impl Host, u: &User, gen: u32, actions: Vec<Action>, now: i64
                 once(h, name, secs, &timer);
                 Ok(())
             }
-            Action::Flush => flush(h, u, now, if locked { Some(gen) } else { None }, false, 0),
+            Action::Flush => flush(h, u, now, if locked { Some(gen) } else { None }, None, 0),
             Action::Connect { url, retry } => host::ws_connect(h, &url, &conn).or_else(|e| {
                 schedule(h, name, retry as i64, &timer);
                 Err(text::join("cannot reach the Discord gateway: ", &e))
@@ -633,15 +653,21 @@ fn schedule_flush(h: &mut impl Host, u: &User, now: i64, at: i64) {
 /// a deferred flush, or the reconnect timer. With nothing to show, the idle close is
 /// scheduled. `now`: the wall clock, never taken as earlier than the last known time (a
 /// host without a WASI clock reads 0). `held`: the caller holds that connection's send
-/// lock. `recheck`: see `start`. `lookups_ms`: the HTTP time this call may spend on
-/// images and links; what it cannot look up is left to the `en` timer.
-fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, recheck: bool, lookups_ms: i64) -> Done {
+/// lock. `mine`: the caller is the report worker, the want's only writer (state.rs), with
+/// the want it just stored or removed: it is not read again, no newer one can be stored
+/// during this call, and the caller may race the reconnect timer (see `start`).
+/// `lookups_ms`: the HTTP time this call may spend on images and links; what it cannot
+/// look up is left to the `en` timer.
+fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, mine: Option<Option<&Want>>, lookups_ms: i64) -> Done {
     let name = u.name.as_str();
     let (link, conn) = current(h, name)?;
-    // The record's text is kept to tell, under the send lock, whether it changed.
+    // Another writer's record: its text is kept to tell, under the send lock, whether it
+    // changed.
     let want_key = state::key("want", name);
-    let stored = host::cache_get(h, &want_key);
-    let want = stored.as_deref().and_then(Want::load);
+    let recheck = mine.is_some();
+    let stored = if recheck { None } else { host::cache_get(h, &want_key) };
+    let loaded = stored.as_deref().and_then(Want::load);
+    let want = mine.unwrap_or(loaded.as_ref());
     let gen = link.gen;
     let socket = conn_id(gen, name);
     let conn = match conn {
@@ -669,7 +695,7 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, recheck: bool
     };
     let resumed = !link.session_id.is_empty() && conn.session_id == link.session_id;
     let sent = load_sent(h, gen, name, resumed);
-    let known = want.as_ref().map_or(0, |w| w.at_ms).max(sent.times.last().copied().unwrap_or(0));
+    let known = want.map_or(0, |w| w.at_ms).max(sent.times.last().copied().unwrap_or(0));
     let now = now.max(known);
     if want.is_none() {
         // A clear waits for the grace after the *last* stop: an earlier stop's timer (a
@@ -686,7 +712,7 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, recheck: bool
     // Rendered and enriched (which may take HTTP round trips) before taking the lock; the
     // images and links count as what is shown, so found ones go out once more.
     let mut net = enrich::Net { until_ms: if lookups_ms > 0 { h.now_ms() + lookups_ms } else { 0 }, skipped: false };
-    let act = want.as_ref().map(|w| {
+    let act = want.map(|w| {
         let mut a = presence::activity(w, set);
         enrich::enrich(h, u, set, w, &mut a, now, &mut net);
         a
@@ -702,10 +728,10 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, recheck: bool
     // timer, which sends within `LOOKUP_WAIT_MS`, so its first update carries its cover,
     // not the logo; an older one goes out with what is cached, then once more.
     let mut wait = false;
-    if let (true, Some(w)) = (net.skipped && lookups_ms == 0, &want) {
+    if let (true, Some(w)) = (net.skipped && lookups_ms == 0, want) {
         wait = schedule(h, name, 0, &timer_id("en", w.at_ms, name)) && now < w.at_ms + LOOKUP_WAIT_MS;
     }
-    match presence::plan(want.as_ref(), &sent, now, &salt) {
+    match presence::plan(want, &sent, now, &salt) {
         Plan::Send(_) if wait => {}
         Plan::Send(_) => {
             let Ok(id) = lock(h, name, gen, held) else {
@@ -715,8 +741,8 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, recheck: bool
             // Decided again under the lock: another send may have gone out meanwhile, and
             // a newer want (stored while this one was enriched) is its storer's to send.
             let cur = load_sent(h, gen, name, resumed);
-            let newer = host::cache_get(h, &want_key) != stored;
-            let sent = match presence::plan(want.as_ref(), &cur, now, &salt) {
+            let newer = !recheck && host::cache_get(h, &want_key) != stored;
+            let sent = match presence::plan(want, &cur, now, &salt) {
                 _ if newer => Ok(()),
                 // Recorded before the send: the rate budget counts it even if the call
                 // dies during the write.
