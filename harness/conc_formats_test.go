@@ -20,7 +20,7 @@ type gwRecord struct {
 }
 
 // parseRecord reads one cache write: ok is false for keys that are not a
-// gateway record, or values that do not parse. Today (src/state.rs) there are
+// gateway record, or values that do not parse. Today (src/store.rs) there are
 // two: the link `gw.<user>` = `gen idle attempts at seq session_id resume_url
 // waiting identify_at`,
 // written only by the reconnect timer, and each connection's record

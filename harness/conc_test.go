@@ -452,7 +452,7 @@ func (cr *concRig) check() {
 	// sl:<gen> and the recurring heartbeat hb:<gen> (armed by the first beat's
 	// sender and by the first beat's own timer) are asked for by several callers
 	// on purpose: the scheduler's refusal of a duplicate id is what keeps one of
-	// each (src/state.rs), so their refusals are not violations, but the plugin
+	// each (src/store.rs), so their refusals are not violations, but the plugin
 	// must not log them as failures.
 	for _, o := range cr.Sched.Ops {
 		if k := timerKind(o.ID); strings.Contains(o.Err, "already exists") && k == "b1" {

@@ -10,8 +10,8 @@ use crate::config::{Settings, User};
 use crate::host::{self, Host, Level, Response};
 use crate::json::{Out, Reader};
 use crate::presence::{Activity, Want};
-use crate::text::{self, Fnv};
-use crate::state;
+use crate::text;
+use crate::store;
 use crate::url::public_https;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -67,8 +67,8 @@ fn afford(h: &mut impl Host, net: &mut Net) -> Option<i64> {
 /// again for two minutes.
 fn fetch(h: &mut impl Host, net: &mut Net, now: i64, url: &str, auth: &str, body: Option<(&str, &[u8])>) -> Option<Response> {
     let service = text::split(url, b'/').nth(2).unwrap_or(url);
-    let down = state::key("down", service);
-    if cached(h, &down, now).is_some() {
+    let down = store::found("down", service);
+    if down.fresh(h, now).is_some() {
         return None;
     }
     let left = afford(h, net)?;
@@ -82,34 +82,8 @@ fn fetch(h: &mut impl Host, net: &mut Net, now: i64, url: &str, auth: &str, body
         Err(e) => text::join3("cannot reach ", service, &text::join(": ", e)),
     };
     h.log(Level::Warn, &failed);
-    remember(h, &down, "", now, 2 * MIN);
+    down.keep(h, "", now, 2 * MIN);
     r.ok()
-}
-
-/// A cached value that has not expired: `<expiry ms> <value>`.
-fn cached(h: &mut impl Host, key: &str, now: i64) -> Option<String> {
-    let v = host::cache_get(h, key)?;
-    let (exp, value) = text::cut(&v, b' ')?;
-    (text::int(exp)? > now).then(|| value.into())
-}
-
-fn remember(h: &mut impl Host, key: &str, value: &str, now: i64, ttl_ms: i64) {
-    let _ = host::cache_put(h, key, ttl_ms / 1000, &text::join3(&text::num(now + ttl_ms), " ", value));
-}
-
-fn hashed(prefix: &str, parts: &[&str]) -> String {
-    let mut f = Fnv::new();
-    for (i, p) in parts.iter().enumerate() {
-        if i > 0 {
-            f.eat(&[0]);
-        }
-        f.eat(p.as_bytes());
-    }
-    let mut k = prefix.as_bytes().to_vec();
-    for i in (0..16).rev() {
-        k.push(text::hex((f.0 >> (i * 4)) as u8));
-    }
-    text::utf8(k)
 }
 
 /// The large image's source URL (spec §3.6), or "" when there is none.
@@ -141,11 +115,11 @@ fn cover_art_archive(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> Op
     // Cached under the first valid id: a junk album id shared by two albums must not
     // make them share a cover.
     let key = match (w.album_mbid.as_str(), w.group_mbid.as_str()) {
-        (a, _) if uuid(a) => state::key("caa", a),
-        (_, g) if uuid(g) => state::key("caa.rg", g),
+        (a, _) if uuid(a) => store::found("caa", a),
+        (_, g) if uuid(g) => store::found("caa.rg", g),
         _ => return None,
     };
-    if let Some(v) = cached(h, &key, now) {
+    if let Some(v) = key.fresh(h, now) {
         return (!v.is_empty()).then_some(v);
     }
     let mut definitive = false;
@@ -162,7 +136,7 @@ fn cover_art_archive(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> Op
                     None => location,
                 };
                 if public_https(&loc) {
-                    remember(h, &key, &loc, now, 24 * HOUR);
+                    key.keep(h, &loc, now, 24 * HOUR);
                     return Some(loc);
                 }
                 definitive = true;
@@ -172,7 +146,7 @@ fn cover_art_archive(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> Op
         }
     }
     if definitive {
-        remember(h, &key, "", now, 4 * HOUR);
+        key.keep(h, "", now, 4 * HOUR);
     }
     None
 }
@@ -180,8 +154,8 @@ fn cover_art_archive(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> Op
 /// Opt-in: uploads the cover to uguu.se (files live 3 h) for servers whose own URL is not
 /// public. The link is reused for 2.5 h.
 fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64, net: &mut Net) -> String {
-    let key = state::key("uguu", &w.track_id);
-    if let Some(v) = cached(h, &key, now) {
+    let key = store::found("uguu", &w.track_id);
+    if let Some(v) = key.fresh(h, now) {
         return v;
     }
     // The cover is read from Navidrome only when there is time to upload it.
@@ -200,7 +174,7 @@ fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64, net: &mut Net) -> Strin
     // is never uploaded.
     if crate::json::key_index(ctype.as_bytes(), &["image/jpeg", "image/png", "image/gif", "image/webp"]).is_none() {
         h.log(Level::Warn, "the cover Navidrome served is not a JPEG, PNG, GIF or WebP image; not uploaded");
-        remember(h, &key, "", now, 10 * MIN);
+        key.keep(h, "", now, 10 * MIN);
         return String::new();
     }
     const B: &str = "----NavidromeCoverArt";
@@ -231,7 +205,7 @@ fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64, net: &mut Net) -> Strin
         }
     }
     if public_https(&url) {
-        remember(h, &key, &url, now, 150 * MIN);
+        key.keep(h, &url, now, 150 * MIN);
         url
     } else {
         String::new()
@@ -245,12 +219,12 @@ fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64, net: &mut Net) -> Strin
 fn register(h: &mut impl Host, u: &User, urls: [&str; 2], now: i64, net: &mut Net) -> [String; 2] {
     let mut out = [String::new(), String::new()];
     let (mut asked, mut n) = ([0; 2], 0);
-    let keys = urls.map(|url| hashed("asset.", &[url]));
+    let keys = urls.map(|url| store::found_hashed("asset.", &[url]));
     for (i, url) in urls.iter().enumerate() {
         if url.starts_with("mp:") {
             out[i] = (*url).into();
         } else if !url.is_empty() {
-            match cached(h, &keys[i], now) {
+            match keys[i].fresh(h, now) {
                 Some(v) => out[i] = v,
                 None => {
                     asked[n] = i;
@@ -260,8 +234,8 @@ fn register(h: &mut impl Host, u: &User, urls: [&str; 2], now: i64, net: &mut Ne
         }
     }
     let ask = &asked[..n];
-    let block_key = state::key("assets.blocked", &u.name);
-    if ask.is_empty() || cached(h, &block_key, now).is_some() {
+    let blocked = store::found("assets.blocked", &u.name);
+    if ask.is_empty() || blocked.fresh(h, now).is_some() {
         return out;
     }
     let mut body = Out::new();
@@ -279,7 +253,7 @@ fn register(h: &mut impl Host, u: &User, urls: [&str; 2], now: i64, net: &mut Ne
             let secs = if r.status == 401 { 3600 } else { text::int(&r.retry_after).unwrap_or(60).clamp(1, 3600) };
             let msg = if r.status == 401 { "Discord rejected the token (HTTP 401) when registering images" } else { "Discord rate-limited image registration (HTTP 429)" };
             host::log(h, Level::Warn, &u.name, msg);
-            remember(h, &block_key, "", now, secs * 1000);
+            blocked.keep(h, "", now, secs * 1000);
         }
         Some(r) if r.status < 300 => {
             let mut n = 0;
@@ -300,7 +274,7 @@ fn register(h: &mut impl Host, u: &User, urls: [&str; 2], now: i64, net: &mut Ne
                     h.log(Level::Warn, &text::join("Discord registered no image for ", urls[i]));
                 }
                 let ttl = if out[i].is_empty() { 10 * MIN } else { 24 * HOUR };
-                remember(h, &keys[i], &out[i], now, ttl);
+                keys[i].keep(h, &out[i], now, ttl);
             }
         }
         // Other statuses and transport errors: not cached, tried again next time.
@@ -315,8 +289,8 @@ fn register(h: &mut impl Host, u: &User, urls: [&str; 2], now: i64, net: &mut Ne
 /// kept 30 days, searches 4 hours.
 fn spotify(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> String {
     let lower = |s: &str| s.to_ascii_lowercase();
-    let key = hashed("spotify.", &[&lower(&w.artist0), &lower(&w.title), &lower(&w.album)]);
-    if let Some(v) = cached(h, &key, now) {
+    let key = store::found_hashed("spotify.", &[&lower(&w.artist0), &lower(&w.title), &lower(&w.album)]);
+    if let Some(v) = key.fresh(h, now) {
         return v;
     }
     // `Some("")`: Labs answered without an id; `None`: it did not answer.
@@ -334,14 +308,14 @@ fn spotify(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> String {
     match id {
         Some(id) if !id.is_empty() => {
             let url = text::join("https://open.spotify.com/track/", &id);
-            remember(h, &key, &url, now, 720 * HOUR);
+            key.keep(h, &url, now, 720 * HOUR);
             url
         }
         // Only an answer without an id is remembered; a failure is asked again later.
         found => {
             let url = search_url(&w.artist, &w.title);
             if found.is_some() {
-                remember(h, &key, &url, now, 4 * HOUR);
+                key.keep(h, &url, now, 4 * HOUR);
             }
             url
         }
@@ -397,6 +371,10 @@ mod tests {
     use super::*;
     use crate::config::Settings;
     use crate::fake::Fake;
+
+    fn hashed(prefix: &str, parts: &[&str]) -> String {
+        store::found_hashed(prefix, parts).key
+    }
 
     const NOW: i64 = 1_714_600_000_000;
     const ASSETS: &str = "https://discord.com/api/v9/applications/123456789012345678/external-assets";
@@ -662,12 +640,5 @@ mod tests {
         assert_eq!(id(r#"[{"spotify_track_ids":[]},{"spotify_track_ids":["abc123"]}]"#), "abc123");
         assert_eq!(id(r#"[{"spotify_track_ids":["abc!@#$%^&*()_+=-12345"]}]"#), "");
         assert_eq!(id(r#"[{"spotify_track_ids":["has space"]}]"#), "");
-    }
-
-    #[test]
-    fn cache_keys_are_fnv_hex() {
-        assert_eq!(hashed("", &[""]), "cbf29ce484222325");
-        assert_eq!(hashed("asset.", &["https://example.com/art.jpg"]), "asset.911d7a8ed5f599b0");
-        assert_ne!(hashed("s.", &["a", "b"]), hashed("s.", &["ab", ""]));
     }
 }

@@ -207,12 +207,6 @@ pub fn cache_set(h: &mut impl Host, key: &str, ttl_secs: i64, value: &dyn Fn(&mu
     done(h, Call::CacheSet, o).map_err(|e| cache_failed(h, "write", key, &e))
 }
 
-pub fn cache_put(h: &mut impl Host, key: &str, ttl_secs: i64, value: &str) -> Result<(), String> {
-    cache_set(h, key, ttl_secs, &|o| {
-        o.text(value);
-    })
-}
-
 pub fn cache_remove(h: &mut impl Host, key: &str) -> Result<(), String> {
     let mut o = req();
     o.key("key").str(key);

@@ -20,6 +20,6 @@ mod json;
 mod players;
 mod plugin;
 mod presence;
-mod state;
+mod store;
 mod text;
 mod url;

@@ -18,7 +18,7 @@ use crate::host::{self, log, Host, Level};
 use crate::input::{self, Report};
 use crate::players;
 use crate::presence::{self, Plan, Sent, Want};
-use crate::state;
+use crate::store::{self, Record};
 use crate::text::{self, Fnv};
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -29,7 +29,6 @@ const OWN_CLOSE: &str = "nd:reconnect";
 /// Navidrome's web UI sends `stopped` before every track change (spec §4.2): the clear
 /// waits this long for the next track.
 const STOP_GRACE_MS: i64 = 5_000;
-const DAY: i64 = 86_400;
 /// The send lock's lease: if its holder dies, the lock frees itself after this long and
 /// its timer sends what is still wanted.
 const LEASE_S: u32 = 10;
@@ -48,15 +47,12 @@ const LOOKUP_WAIT_MS: i64 = 2_000;
 pub type Result = core::result::Result<Option<Vec<u8>>, String>;
 type Done = core::result::Result<(), String>;
 
-/// Marks a host that sends playback reports (Navidrome ≥ 0.62): its now-playing calls
-/// are then redundant.
-const REPORTS_SEEN: &str = "host.reports";
 const LEGACY_WAIT_S: u32 = 2;
-/// The time of the user's last `stopped` (ms): the clear waits `STOP_GRACE_MS` after it.
-const STOPPED: &str = "stopped";
 
+/// A host that sends playback reports (Navidrome ≥ 0.62) makes now-playing calls
+/// redundant.
 pub fn reports_seen(h: &mut impl Host) -> bool {
-    host::cache_get(h, REPORTS_SEEN).is_some()
+    store::reports_seen().get(h).is_some()
 }
 
 fn user(h: &mut impl Host, name: &str) -> core::result::Result<Option<User>, String> {
@@ -136,16 +132,16 @@ fn want_of(rep: Report) -> Want {
 /// Stores what the user wants shown and shows it. `mine`: the caller is the report
 /// worker (see `flush`).
 fn set_want(h: &mut impl Host, u: &User, w: &Want, now: i64, mine: bool) -> Done {
-    host::cache_set(h, &state::key("want", &u.name), DAY, &|o| w.save(o))?;
+    store::want(&u.name).put(h, w)?;
     flush(h, u, now, None, mine.then_some(Some(w)), 0)
 }
 
 pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
     let (rep, u) = reporting_user(h, input, "playback_report")?;
-    let shown = load_want(h, &u.name);
+    let shown = store::want(&u.name).get(h);
     // Every new track comes with a now-playing call, whose read of the mark keeps it.
     if shown.as_ref().is_none_or(|s| s.track_id != rep.track.id) {
-        let _ = host::cache_put(h, REPORTS_SEEN, DAY, "1");
+        let _ = store::reports_seen().put(h, &1);
     }
     let set = settings(h, &u)?;
     if set.ignores(&rep.player_name, &rep.player_id) {
@@ -173,13 +169,13 @@ pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
         w.timing(at, pos, rate, dur);
         w
     });
-    let other_key = state::key("other", &u.name);
-    let mut p = players::Players { shown, other: want_at(h, &other_key) };
+    let other = store::other(&u.name);
+    let mut p = players::Players { shown, other: other.get(h) };
     let had_other = p.other.is_some();
     let change = p.report(&player, w, start, now);
     match &p.other {
-        Some(o) => host::cache_set(h, &other_key, DAY, &|out| o.save(out))?,
-        None if had_other => host::cache_remove(h, &other_key)?,
+        Some(o) => other.put(h, o)?,
+        None if had_other => other.remove(h)?,
         None => {}
     }
     match (change, p.shown) {
@@ -190,13 +186,13 @@ pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
             }
         }
         (players::Change::Stopped, _) => {
-            host::cache_remove(h, &state::key("want", &u.name))?;
-            let stop_key = state::key(STOPPED, &u.name);
+            store::want(&u.name).remove(h)?;
+            let stopped = store::stopped(&u.name);
             if st == 3 {
-                host::cache_put(h, &stop_key, DAY, &text::num(now))?;
+                stopped.put(h, &now)?;
                 schedule_flush(h, &u, now, now + STOP_GRACE_MS);
             } else {
-                host::cache_remove(h, &stop_key)?;
+                stopped.remove(h)?;
                 flush(h, &u, now, None, Some(None), 0)?;
             }
         }
@@ -217,9 +213,9 @@ pub fn now_playing(h: &mut impl Host, input: &[u8]) -> Result {
     let (rep, u) = reporting_user(h, input, "now_playing")?;
     let remaining = (rep.track.duration_s - rep.position_ms / 1000).clamp(0, 86_400) + 5;
     let mut w = want_of(rep);
-    let key = state::key("legacy", &u.name);
-    w.legacy = want_at(h, &key).map_or(0, |old| old.legacy) + 1;
-    host::cache_set(h, &key, DAY, &|o| w.save(o))?;
+    let legacy = store::legacy(&u.name);
+    w.legacy = legacy.get(h).map_or(0, |old| old.legacy) + 1;
+    legacy.put(h, &w)?;
     schedule(h, &u.name, LEGACY_WAIT_S as i64, &timer_id("np", w.legacy, &u.name));
     schedule(h, &u.name, remaining, &timer_id("ne", w.legacy, &u.name));
     Ok(None)
@@ -261,17 +257,17 @@ fn on_connection(h: &mut impl Host, id: &str, ev: core::result::Result<&[u8], u1
         log(h, Level::Debug, name, "ignoring a callback from an old connection");
         return Ok(());
     }
-    let mut c = load_conn(h, gen, name)?.unwrap_or_default();
-    let before = state::save_conn(&c);
+    let slot = store::conn(gen, name);
+    let mut c = slot.read(h)?.unwrap_or_default();
+    let before = store::conn_text(&c);
     let now = h.now_ms();
     let ctx = Ctx { now, rand: seed(name, now, gen) };
     let actions = match ev {
         Ok(frame) => c.on_frame(&link, frame, &ctx),
         Err(code) => c.on_closed(&link, code, &ctx),
     };
-    let after = state::save_conn(&c);
-    if after != before {
-        host::cache_put(h, &state::conn_key("cn", gen, name), DAY, &after)?;
+    if store::conn_text(&c) != before {
+        slot.put(h, &c)?;
     }
     perform(h, &u, gen, actions, now, false);
     Ok(())
@@ -316,14 +312,14 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
         // The images and links of the want stored at `num` (a newer want has its own):
         // what is found within `LOOKUP_WAIT_MS` goes out, then the rest of the budget.
         b"en" => {
-            if load_want(h, name).is_some_and(|w| w.at_ms == num) {
+            if store::want(name).get(h).is_some_and(|w| w.at_ms == num) {
                 flush(h, &u, now, None, None, LOOKUP_WAIT_MS)?;
                 run = Some((h.now_ms(), None, enrich::LOOKUP_BUDGET_MS - LOOKUP_WAIT_MS));
             }
         }
         b"ic" => idle(h, &u, num)?,
         b"np" => {
-            let w = want_at(h, &state::key("legacy", name));
+            let w = store::legacy(name).get(h);
             match w {
                 // Stored now: a new want, whose first update waits for its lookups.
                 Some(mut w) if w.legacy == num && !reports_seen(h) => {
@@ -334,8 +330,9 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
             }
         }
         b"ne" => {
-            if load_want(h, name).is_some_and(|w| w.legacy == num) {
-                host::cache_remove(h, &state::key("want", name))?;
+            let want = store::want(name);
+            if want.get(h).is_some_and(|w| w.legacy == num) {
+                want.remove(h)?;
                 run = Some((now, None, 0));
             }
         }
@@ -371,17 +368,13 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
 /// The link (a record that does not parse counts as none); a cache that cannot be read
 /// is an error: nothing is done on state that could not be read.
 fn load_link(h: &mut impl Host, name: &str) -> core::result::Result<Link, String> {
-    Ok(host::cache_read(h, &state::key("gw", name))?.and_then(|t| state::load_link(&t)).unwrap_or_default())
-}
-
-fn load_conn(h: &mut impl Host, gen: u32, name: &str) -> core::result::Result<Option<Conn>, String> {
-    Ok(host::cache_read(h, &state::conn_key("cn", gen, name))?.and_then(|t| state::load_conn(&t)))
+    Ok(store::link(name).read(h)?.unwrap_or_default())
 }
 
 /// The link and its current connection, if it said Hello.
 fn current(h: &mut impl Host, name: &str) -> core::result::Result<(Link, Option<Conn>), String> {
     let link = load_link(h, name)?;
-    let conn = if link.idle { None } else { load_conn(h, link.gen, name)? };
+    let conn = if link.idle { None } else { store::conn(link.gen, name).read(h)? };
     Ok((link, conn))
 }
 
@@ -392,25 +385,13 @@ fn current(h: &mut impl Host, name: &str) -> core::result::Result<(Link, Option<
 fn load_sent(h: &mut impl Host, gen: u32, name: &str, resumed: bool) -> Sent {
     for back in 0..if resumed { 4 } else { 1 } {
         let Some(g) = gen.checked_sub(back) else { break };
-        if let Some(s) = host::cache_get(h, &state::conn_key("tx", g, name)).and_then(|t| state::load_sent(&t)) {
+        if let Some(s) = store::sent(g, name).get(h) {
             return if back == 0 { s } else { Sent { times: s.times, ..Sent::default() } };
         }
     }
     Sent::default()
 }
 
-fn save_sent(h: &mut impl Host, gen: u32, name: &str, s: &Sent) -> Done {
-    host::cache_put(h, &state::conn_key("tx", gen, name), DAY, &state::save_sent(s))
-}
-
-fn load_want(h: &mut impl Host, name: &str) -> Option<Want> {
-    want_at(h, &state::key("want", name))
-}
-
-/// The presence record at `key` (the wanted one, or the newest now-playing).
-fn want_at(h: &mut impl Host, key: &str) -> Option<Want> {
-    host::cache_get(h, key).and_then(|t| Want::load(&t))
-}
 
 /// Entropy for jitter: wasm32-unknown-unknown has no RNG, so hash what differs per call.
 fn seed(name: &str, now: i64, gen: u32) -> u64 {
@@ -427,7 +408,7 @@ fn conn_id(gen: u32, name: &str) -> String {
 }
 
 fn timer_id(kind: &str, num: i64, name: &str) -> String {
-    state::numbered(kind, ":", num, name)
+    store::numbered(kind, ":", num, name)
 }
 
 fn timer_kind(t: Timer) -> &'static str {
@@ -452,10 +433,6 @@ fn lock(h: &mut impl Host, name: &str, gen: u32, held: Option<u32>) -> core::res
     Ok(Some(id))
 }
 
-/// When a heartbeat of connection `gen` that found the send lock taken fell due (`hw`).
-fn beat_wanted(h: &mut impl Host, gen: u32, name: &str) -> Option<i64> {
-    host::cache_get(h, &state::conn_key("hw", gen, name)).and_then(|t| text::int(&t))
-}
 
 /// Releases the send lock of connection `gen` (`id`; `None`: the caller's caller holds
 /// it), then sends a heartbeat that was left for the holder (`hw.<gen>.<user>`, the time
@@ -473,7 +450,7 @@ fn release(h: &mut impl Host, u: &User, gen: u32, id: Option<String>, beat_ms: O
         None => Some(gen),
     };
     let Some(beat_ms) = beat_ms else { return };
-    if beat_wanted(h, gen, name).is_some_and(|t| t > beat_ms) {
+    if store::beat_wanted(gen, name).get(h).is_some_and(|t| t > beat_ms) {
         if let Err(e) = on_beat(h, u, gen, Beat::Retry(false), RETRIES + 1, now, held) {
             log(h, Level::Warn, name, &e);
         }
@@ -560,7 +537,7 @@ fn on_beat(h: &mut impl Host, u: &User, gen: u32, kind: Beat, tries: u8, now: i6
         match lock(h, name, gen, held) {
             Err(()) if !asked => {
                 asked = true;
-                host::cache_put(h, &state::conn_key("hw", gen, name), DAY, &text::num(now))?;
+                store::beat_wanted(gen, name).put(h, &now)?;
             }
             id => break id,
         }
@@ -580,11 +557,11 @@ fn on_beat(h: &mut impl Host, u: &User, gen: u32, kind: Beat, tries: u8, now: i6
     let now = now.max(h.now_ms());
     let mut sent = load_sent(h, gen, name, false);
     // The beat this call stands for may have gone out meanwhile, handed to a lock holder.
-    let done = (asked || matches!(kind, Beat::Retry(_))) && beat_wanted(h, gen, name).is_some_and(|t| sent.beat_ms >= t);
+    let done = (asked || matches!(kind, Beat::Retry(_))) && store::beat_wanted(gen, name).get(h).is_some_and(|t| sent.beat_ms >= t);
     let actions = gateway::beat(&conn, &link, sent.beat_ms, kind, done, seed(name, now, gen));
     let saved = if actions.iter().any(|a| matches!(a, Action::Send(_))) {
         sent.beat_ms = now;
-        save_sent(h, gen, name, &sent)
+        store::sent(gen, name).put(h, &sent)
     } else {
         Ok(())
     };
@@ -603,15 +580,15 @@ fn reconnect(h: &mut impl Host, u: &User, gen: u32, now: i64) -> Done {
     let (link, mut conn) = current(h, name)?;
     if let Some(c) = conn.as_mut() {
         // An idle close ended the session at Discord: it cannot be resumed.
-        if host::cache_get(h, &state::conn_key("end", gen, name)).is_some() {
+        if store::ended(gen, name).get(h).is_some() {
             c.forget();
         }
     }
-    let want = load_want(h, name).is_some();
+    let want = store::want(name).get(h).is_some();
     let Some((next, actions)) = link.reconnect(gen, conn.as_ref(), want, &Ctx { now, rand: seed(name, now, gen) }) else {
         return Ok(());
     };
-    host::cache_put(h, &state::key("gw", name), DAY, &state::save_link(&next))?;
+    store::link(name).put(h, &next)?;
     perform(h, u, next.gen, actions, now, false);
     Ok(())
 }
@@ -663,9 +640,9 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, mine: Option<
     let (link, conn) = current(h, name)?;
     // Another writer's record: its text is kept to tell, under the send lock, whether it
     // changed.
-    let want_key = state::key("want", name);
+    let slot = store::want(name);
     let recheck = mine.is_some();
-    let stored = if recheck { None } else { host::cache_get(h, &want_key) };
+    let stored = if recheck { None } else { host::cache_get(h, &slot.key) };
     let loaded = stored.as_deref().and_then(Want::load);
     let want = mine.unwrap_or(loaded.as_ref());
     let gen = link.gen;
@@ -700,7 +677,7 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, mine: Option<
     if want.is_none() {
         // A clear waits for the grace after the *last* stop: an earlier stop's timer (a
         // skip just before) must not clear early.
-        let stopped = host::cache_get(h, &state::key(STOPPED, name)).and_then(|t| text::int(&t));
+        let stopped = store::stopped(name).get(h);
         if stopped.is_some_and(|t| now < t + STOP_GRACE_MS) {
             return Ok(());
         }
@@ -741,12 +718,12 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, mine: Option<
             // Decided again under the lock: another send may have gone out meanwhile, and
             // a newer want (stored while this one was enriched) is its storer's to send.
             let cur = load_sent(h, gen, name, resumed);
-            let newer = !recheck && host::cache_get(h, &want_key) != stored;
+            let newer = !recheck && host::cache_get(h, &slot.key) != stored;
             let sent = match presence::plan(want, &cur, now, &salt) {
                 _ if newer => Ok(()),
                 // Recorded before the send: the rate budget counts it even if the call
                 // dies during the write.
-                Plan::Send(next) => save_sent(h, gen, name, &next)
+                Plan::Send(next) => store::sent(gen, name).put(h, &next)
                     .and_then(|_| host::ws_send(h, &socket, &|o| presence::presence(o, act.as_ref(), &u.client_id, status))),
                 Plan::Later(at) => Ok(schedule_flush(h, u, now, at)),
                 Plan::Nothing => Ok(()),
@@ -776,9 +753,9 @@ fn idle(h: &mut impl Host, u: &User, due: i64) -> Done {
     let Some(conn) = conn else { return Ok(()) };
     let last = load_sent(h, link.gen, name, false).times.last().copied().unwrap_or(0);
     let idle_ms = settings(h, u)?.idle_ms;
-    if load_want(h, name).is_none() && last + idle_ms <= due {
+    if store::want(name).get(h).is_none() && last + idle_ms <= due {
         // The close ends the session at Discord: the reconnect timer must not resume it.
-        host::cache_put(h, &state::conn_key("end", link.gen, name), DAY, "1000")?;
+        store::ended(link.gen, name).put(h, &1000)?;
         perform(h, u, link.gen, gateway::idle(&conn), due, false);
     }
     Ok(())
@@ -989,9 +966,9 @@ mod tests {
         let mut h = ready();
         let other = br#"{"username":"alice","track":{"id":"t-Song","title":"Song"},"state":"stopped","playerId":"p2","timestamp":1714600010}"#;
         playback_report(&mut h, other).unwrap();
-        assert!(load_want(&mut h, "alice").is_some() && !h.timers.keys().any(|k| k.starts_with("fl:")));
+        assert!(store::want("alice").get(&mut h).is_some() && !h.timers.keys().any(|k| k.starts_with("fl:")));
         report(&mut h, "stopped", "Song", T0 + 11).unwrap();
-        assert!(load_want(&mut h, "alice").is_none(), "its own player's stop clears");
+        assert!(store::want("alice").get(&mut h).is_none(), "its own player's stop clears");
     }
 
     #[test]
@@ -1018,10 +995,10 @@ mod tests {
         // The first player's periodic progress: nothing changes.
         let n = presences(&h).len();
         report_from(&mut h, "p1", "playing", "Song", T0 + 60, 70_000).unwrap();
-        assert_eq!(load_want(&mut h, "alice").unwrap().player, "p2");
+        assert_eq!(store::want("alice").get(&mut h).unwrap().player, "p2");
         // The shown player stops: the first player's track is shown again, no clear.
         report_from(&mut h, "p2", "stopped", "Other", T0 + 70, 50_000).unwrap();
-        let w = load_want(&mut h, "alice").unwrap();
+        let w = store::want("alice").get(&mut h).unwrap();
         assert_eq!((w.player.as_str(), w.title.as_str()), ("p1", "Song"));
         h.clock += 10_000;
         flush_all(&mut h);
@@ -1045,22 +1022,22 @@ mod tests {
         np(&mut h, "Next", 0).unwrap();
         fire(&mut h, "np:2:");
         fire(&mut h, "ne:1:");
-        assert!(load_want(&mut h, "alice").is_some_and(|w| w.title == "Next"));
+        assert!(store::want("alice").get(&mut h).is_some_and(|w| w.title == "Next"));
         fire(&mut h, "ne:2:");
-        assert!(load_want(&mut h, "alice").is_none());
+        assert!(store::want("alice").get(&mut h).is_none());
         // A host that sends playback reports: now-playing is redundant.
         let mut h = ready();
         let n = h.frames.len();
         np(&mut h, "Dup", 0).unwrap();
         assert_eq!(h.frames.len(), n);
-        assert!(load_want(&mut h, "alice").is_some_and(|w| w.title == "Song"));
+        assert!(store::want("alice").get(&mut h).is_some_and(|w| w.title == "Song"));
         // Both at once on a newer host's first event: only the report acts.
         let mut h = fake();
         np(&mut h, "Song", 0).unwrap();
         report(&mut h, "playing", "Song", T0).unwrap();
         fire(&mut h, "np:1:");
         assert_eq!(h.connects.len(), 1);
-        assert_eq!(load_want(&mut h, "alice").map(|w| w.legacy), Some(0));
+        assert_eq!(store::want("alice").get(&mut h).map(|w| w.legacy), Some(0));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use crate::config::{Name, Pause, Settings};
 use crate::gateway::Frame;
-use crate::json::{key_index, Out, Reader};
+use crate::json::Out;
 use crate::text::Fnv;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -77,49 +77,11 @@ impl Want {
         h.0 | 1
     }
 
-    /// Cache record keys of the text fields, in the order of `texts`.
-    const TEXT_KEYS: [&'static str; 10] = ["t", "a", "l", "aa", "id", "a0", "lm", "gm", "rm", "pl"];
-    const INT_KEYS: [&'static str; 5] = ["at", "s", "e", "lg", "p"];
-
+    /// The text fields, in the order of the cache record's keys (`store.rs`).
     #[inline(never)]
-    fn texts(&self) -> [&String; 10] {
+    pub fn texts(&self) -> [&String; 10] {
         let w = self;
         [&w.title, &w.artist, &w.album, &w.album_artist, &w.track_id, &w.artist0, &w.album_mbid, &w.group_mbid, &w.recording_mbid, &w.player]
-    }
-
-    #[inline(never)]
-    fn ints(&self) -> [i64; 5] {
-        [self.at_ms, self.start_ms, self.end_ms, self.legacy, self.paused as i64]
-    }
-
-    /// Stored in the cache as a JSON object (written at the depth of the cache request).
-    pub fn save(&self, o: &mut Out) {
-        o.raw("{");
-        for (k, v) in Self::INT_KEYS.iter().zip(self.ints()) {
-            o.key(k).int(v);
-        }
-        for (k, v) in Self::TEXT_KEYS.iter().zip(self.texts()) {
-            o.key(k).str(v);
-        }
-        o.raw("}");
-    }
-
-    pub fn load(text: &str) -> Option<Want> {
-        let mut w = Want::default();
-        let mut ints = [0i64; 5];
-        let Want { title, artist, album, album_artist, track_id, artist0, album_mbid, group_mbid, recording_mbid, player, .. } = &mut w;
-        let mut texts = [title, artist, album, album_artist, track_id, artist0, album_mbid, group_mbid, recording_mbid, player];
-        Reader::new(text.as_bytes()).object(|k, r| match key_index(k, &Self::INT_KEYS) {
-            Some(i) => {
-                ints[i] = r.int()?;
-                Some(())
-            }
-            None if r.text_into(k, &Self::TEXT_KEYS, &mut texts)? => Some(()),
-            None => r.skip(),
-        })?;
-        [w.at_ms, w.start_ms, w.end_ms, w.legacy] = [ints[0], ints[1], ints[2], ints[3]];
-        w.paused = ints[4] != 0;
-        Some(w)
     }
 
     /// The template with `{track}`, `{artist}`, `{album}`, `{albumartist}` replaced in one
@@ -359,6 +321,7 @@ fn presence_plain(o: &mut Out, act: Option<&Activity>, client_id: &str, status: 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::json::Reader;
     use alloc::vec::Vec;
 
     fn defaults() -> Settings {
@@ -562,19 +525,6 @@ mod tests {
         assert_eq!(s.chars().count(), 128);
         assert!(s.ends_with('…'));
         assert_eq!((field("あいう", 2), field("あいう", 3), field("あ\u{1}いう", 1)), ("あ…".into(), "あいう".into(), "…".into()));
-    }
-
-    #[test]
-    fn want_round_trips_through_the_cache_encoding() {
-        let mut w = want();
-        w.title = "A \"B\" \\ C\u{7}".into();
-        let mut o = Out::new();
-        o.open();
-        w.save(&mut o);
-        o.close();
-        let stored = Reader::new(&o.buf).string().unwrap();
-        assert_eq!(Want::load(&stored), Some(w));
-        assert_eq!(Want::load("{\"at\":"), None);
     }
 
     #[test]

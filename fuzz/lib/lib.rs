@@ -26,8 +26,8 @@ pub mod players;
 pub mod plugin;
 #[path = "../../src/presence.rs"]
 pub mod presence;
-#[path = "../../src/state.rs"]
-pub mod state;
+#[path = "../../src/store.rs"]
+pub mod store;
 #[path = "../../src/text.rs"]
 pub mod text;
 #[path = "../../src/url.rs"]
@@ -231,7 +231,7 @@ impl World {
 
     /// The current generation, as the plugin's link record has it.
     fn gen(&self) -> u32 {
-        self.h.fake.cache.get(&state::key("gw", USER)).and_then(|t| state::load_link(t)).map_or(0, |l| l.gen)
+        self.h.fake.cache.get(&store::link(USER).key).and_then(|t| <gateway::Link as store::Record>::load(t)).map_or(0, |l| l.gen)
     }
 
     /// The current connection id (`<gen>:<user>`).
@@ -271,7 +271,7 @@ impl World {
             if f.starts_with("{\"op\":3") {
                 // The plugin's time of its last update (its sent record), read once a step.
                 let at = *at.get_or_insert_with(|| {
-                    let sent = fake.cache.get(&state::conn_key("tx", self.gen(), USER)).and_then(|t| state::load_sent(t)).unwrap_or_default();
+                    let sent = fake.cache.get(&store::sent(self.gen(), USER).key).and_then(|t| <presence::Sent as store::Record>::load(t)).unwrap_or_default();
                     sent.times.last().copied().unwrap_or(i64::MIN)
                 });
                 self.op3.push((c.clone(), at, self.h.fake.clock));

@@ -1,0 +1,459 @@
+//! What outlives a call: records kept in the Navidrome cache (every call is a fresh
+//! instance, ABI §2.2), each with its key, its encoding and a typed get and put (a
+//! `Slot`). A value that does not parse is treated as absent, so a corrupted entry
+//! degrades to a reconnect or a lookup, never a trap.
+//!
+//! Navidrome runs callbacks concurrently: a goroutine per timer firing, one read loop per
+//! websocket (one callback at a time), one worker for playback reports beside one for
+//! now-playing, users in parallel. Its cache has no compare-and-swap, so two calls that
+//! read, change and write one record lose an update. Every record therefore has one
+//! writer at a time, or a lost update is harmless. The only atomic operation the host
+//! offers is its scheduler's refusal of a duplicate id (`already exists`, under a
+//! mutex), which serves as the lock and as the single-run guarantee below.
+//!
+//! | record | written by | why concurrent writers cannot corrupt it |
+//! |---|---|---|
+//! | `gw.<user>` link: current generation, idle, attempts, session to resume, identify budget | the reconnect timer `rc:<gen>:<user>` only | one timer per id runs at a time; `rc:<gen+1>` exists only after `rc:<gen>` wrote the link and dialled; a stale `rc` finds a newer generation and does nothing |
+//! | `cn.<gen>.<user>` one connection: phase, seq, session, status, READY and ACK times | that connection's read loop only | Navidrome calls one websocket callback at a time per connection; other calls read it |
+//! | `tx.<gen>.<user>` sent on one connection: presence fingerprint, rate window, last heartbeat | whoever holds the send lock `sl:<gen>:<user>` | the lock is a one-time schedule (a duplicate id is refused); it also keeps two sends off one socket (gorilla panics on concurrent writes); if a holder dies its lease fires and repairs |
+//! | `hw.<gen>.<user>` when a heartbeat that found the lock taken fell due | that heartbeat's call | the lock's holder reads it after releasing and sends the beat if none went out since; if an older time overwrites a newer one, the newer beat's own retry timer sends it a second later |
+//! | `end.<gen>.<user>` the connection was closed for idleness (its session ended) | idle-close timers | a constant: two writers write the same value |
+//! | `want.<user>` the wanted presence; `stopped.<user>` time of the last stop | playback reports (one worker for the server); on 0.60–0.61 the now-playing timers `np`/`ne`, which only write the newest presence they were scheduled for | a lost update can only lose a want that a later report or timer writes again |
+//! | `other.<user>` the latest track of another player of the user, shown again when the shown player stops | playback reports (one worker for the server) | serial |
+//! | `legacy.<user>` the newest now-playing | now-playing calls (one worker) | serial |
+//! | `host.reports`, lookup caches (covers, links, registrations, failures, `down.<service>`) | any call | values, not read-modify-write: two writers write equivalent values |
+//!
+//! Connection and timer ids carry the generation, so a callback of an older connection
+//! finds a newer link and changes nothing.
+//!
+//! Lookup caches keep their own expiry inside the value (`Found`): the host extends an
+//! entry's life on every read (ABI §4.6), so its TTL cannot be trusted.
+
+use crate::gateway::{Conn, Link, Phase};
+use crate::host::{self, Host};
+use crate::json::{key_index, Out, Reader};
+use crate::presence::{Sent, Want, WINDOW_SENDS};
+use crate::text::{self, int, join3, num, split, Fnv, Split};
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::marker::PhantomData;
+
+/// How long a record lives in the cache unless written again (reads extend it).
+const DAY: i64 = 86_400;
+
+/// A record's encoding as a cache value.
+pub trait Record: Sized {
+    /// Writes the value inside the cache request's `value` string.
+    fn save(&self, o: &mut Out);
+    fn load(text: &str) -> Option<Self>;
+}
+
+/// The cache entry holding one record of type `R`.
+pub struct Slot<R> {
+    pub key: String,
+    record: PhantomData<R>,
+}
+
+impl<R: Record> Slot<R> {
+    fn at(key: String) -> Self {
+        Slot { key, record: PhantomData }
+    }
+
+    /// `Ok(None)` when absent or unreadable; `Err` when the host failed (so a caller can
+    /// refuse to act on state it could not read).
+    pub fn read(&self, h: &mut impl Host) -> Result<Option<R>, String> {
+        Ok(host::cache_read(h, &self.key)?.and_then(|t| R::load(&t)))
+    }
+
+    /// `read` for records whose loss only costs a default.
+    pub fn get(&self, h: &mut impl Host) -> Option<R> {
+        self.read(h).ok().flatten()
+    }
+
+    pub fn put(&self, h: &mut impl Host, r: &R) -> Result<(), String> {
+        self.put_for(h, r, DAY)
+    }
+
+    fn put_for(&self, h: &mut impl Host, r: &R, ttl_secs: i64) -> Result<(), String> {
+        host::cache_set(h, &self.key, ttl_secs, &|o| r.save(o))
+    }
+
+    pub fn remove(&self, h: &mut impl Host) -> Result<(), String> {
+        host::cache_remove(h, &self.key)
+    }
+}
+
+/// `<kind>.<user>`.
+fn key<R: Record>(kind: &str, user: &str) -> Slot<R> {
+    Slot::at(join3(kind, ".", user))
+}
+
+/// Records of connection `gen`: `<kind>.<gen>.<user>`.
+fn conn_key<R: Record>(kind: &str, gen: u32, user: &str) -> Slot<R> {
+    Slot::at(numbered(kind, ".", gen as i64, user))
+}
+
+/// The user's link to Discord (`gw`).
+pub fn link(user: &str) -> Slot<Link> {
+    key("gw", user)
+}
+
+/// Connection `gen` as its read loop left it (`cn`).
+pub fn conn(gen: u32, user: &str) -> Slot<Conn> {
+    conn_key("cn", gen, user)
+}
+
+/// What was sent on connection `gen` (`tx`).
+pub fn sent(gen: u32, user: &str) -> Slot<Sent> {
+    conn_key("tx", gen, user)
+}
+
+/// When a heartbeat of connection `gen` that found the send lock taken fell due (`hw`).
+pub fn beat_wanted(gen: u32, user: &str) -> Slot<i64> {
+    conn_key("hw", gen, user)
+}
+
+/// Connection `gen` was closed for idleness: its session ended (`end`, the close code).
+pub fn ended(gen: u32, user: &str) -> Slot<i64> {
+    conn_key("end", gen, user)
+}
+
+/// The presence the user wants shown.
+pub fn want(user: &str) -> Slot<Want> {
+    key("want", user)
+}
+
+/// The latest track of the user's other player.
+pub fn other(user: &str) -> Slot<Want> {
+    key("other", user)
+}
+
+/// The newest now-playing (hosts before 0.62).
+pub fn legacy(user: &str) -> Slot<Want> {
+    key("legacy", user)
+}
+
+/// The time of the user's last `stopped` (ms).
+pub fn stopped(user: &str) -> Slot<i64> {
+    key("stopped", user)
+}
+
+/// Marks a host that sends playback reports (Navidrome ≥ 0.62).
+pub fn reports_seen() -> Slot<i64> {
+    Slot::at("host.reports".into())
+}
+
+/// A lookup result: `caa`/`caa.rg` (a cover by release or release group MBID), `uguu`
+/// (an upload by track), `down` (a failed service), `assets.blocked` (registration paused
+/// for a user).
+pub fn found(kind: &str, id: &str) -> Slot<Found> {
+    key(kind, id)
+}
+
+/// A lookup result under a hash of `parts`: `asset.` (a registered image by URL),
+/// `spotify.` (a link by artist, title and album).
+pub fn found_hashed(prefix: &str, parts: &[&str]) -> Slot<Found> {
+    let mut f = Fnv::new();
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            f.eat(&[0]);
+        }
+        f.eat(p.as_bytes());
+    }
+    let mut k = prefix.as_bytes().to_vec();
+    for i in (0..16).rev() {
+        k.push(text::hex((f.0 >> (i * 4)) as u8));
+    }
+    Slot::at(text::utf8(k))
+}
+
+/// A lookup result and until when (ms) it holds: `<until> <value>`.
+pub struct Found {
+    until_ms: i64,
+    value: String,
+}
+
+impl Record for Found {
+    fn save(&self, o: &mut Out) {
+        o.int(self.until_ms).raw(" ").text(&self.value);
+    }
+    fn load(text: &str) -> Option<Self> {
+        let (until, value) = text::cut(text, b' ')?;
+        Some(Found { until_ms: int(until)?, value: value.into() })
+    }
+}
+
+impl Slot<Found> {
+    /// The value if it has not expired at `now`.
+    pub fn fresh(&self, h: &mut impl Host, now: i64) -> Option<String> {
+        self.get(h).filter(|f| f.until_ms > now).map(|f| f.value)
+    }
+
+    /// Keeps `value` for `ttl_ms`; a failed write only costs the lookup again.
+    pub fn keep(&self, h: &mut impl Host, value: &str, now: i64, ttl_ms: i64) {
+        let _ = self.put_for(h, &Found { until_ms: now + ttl_ms, value: value.into() }, ttl_ms / 1000);
+    }
+}
+
+impl Record for i64 {
+    fn save(&self, o: &mut Out) {
+        o.int(*self);
+    }
+    fn load(text: &str) -> Option<Self> {
+        int(text)
+    }
+}
+
+/// `<kind><sep><n><sep><user>`: connection record keys, and timer ids (`:`).
+pub fn numbered(kind: &str, sep: &str, n: i64, user: &str) -> String {
+    join3(kind, sep, &join3(&num(n), sep, user))
+}
+
+/// Fields of a record, space-separated; strings were checked to hold no spaces
+/// (`gateway::ready_fields`), `-` stands for no sequence number.
+struct Fields(Out);
+
+impl Fields {
+    fn new() -> Self {
+        Fields(Out::new())
+    }
+    fn int(mut self, v: i64) -> Self {
+        if !self.0.buf.is_empty() {
+            self.0.raw(" ");
+        }
+        self.0.int(v);
+        self
+    }
+    fn seq(mut self, v: Option<i64>) -> Self {
+        match v {
+            Some(q) => self.int(q),
+            None => {
+                self.0.raw(if self.0.buf.is_empty() { "-" } else { " -" });
+                self
+            }
+        }
+    }
+    fn text(mut self, v: &str) -> Self {
+        self.0.raw(" ").raw(v);
+        self
+    }
+    fn ints(mut self, v: &[i64]) -> Self {
+        for t in v {
+            self = self.int(*t);
+        }
+        self
+    }
+    fn done(self) -> String {
+        crate::text::utf8(self.0.buf)
+    }
+}
+
+struct Parse<'a>(Split<'a>);
+
+impl<'a> Parse<'a> {
+    fn new(text: &'a str) -> Self {
+        Parse(split(text, b' '))
+    }
+    fn int(&mut self) -> Option<i64> {
+        int(self.0.next()?)
+    }
+    fn seq(&mut self) -> Option<Option<i64>> {
+        let raw = self.0.next()?;
+        if raw == "-" { Some(None) } else { Some(Some(int(raw)?)) }
+    }
+    fn text(&mut self) -> Option<String> {
+        self.0.next().map(String::from)
+    }
+    fn end(mut self) -> Option<()> {
+        self.0.next().is_none().then_some(())
+    }
+    /// The remaining fields: numbers, at most `most`.
+    fn ints(&mut self, most: usize) -> Option<Vec<i64>> {
+        let mut v = Vec::new();
+        for t in self.0.by_ref() {
+            v.push(int(t)?);
+        }
+        (v.len() <= most).then_some(v)
+    }
+}
+
+/// `gen idle attempts at seq session_id resume_url waiting identify_at`.
+impl Record for Link {
+    fn save(&self, o: &mut Out) {
+        let l = self;
+        let f = Fields::new().int(l.gen as i64).int(l.idle as i64).int(l.attempts as i64).int(l.at_ms).seq(l.seq).text(&l.session_id).text(&l.resume_url);
+        o.text(&f.int(l.waiting as i64).int(l.identify_at).done());
+    }
+
+    fn load(text: &str) -> Option<Link> {
+    let mut p = Parse::new(text);
+    let l = Link {
+        gen: p.int()? as u32,
+        idle: p.int()? != 0,
+        attempts: p.int()? as u32,
+        at_ms: p.int()?,
+        seq: p.seq()?,
+        session_id: p.text()?,
+        resume_url: p.text()?,
+        waiting: p.int()? != 0,
+        identify_at: p.int()?,
+    };
+    p.end().map(|_| l)
+    }
+}
+
+/// `phase seq heartbeat status fatal ready ack session_id resume_url`: the record's text,
+/// which also tells whether a connection changed.
+pub fn conn_text(c: &Conn) -> String {
+    let f = Fields::new().int(c.phase as i64).seq(c.seq).int(c.heartbeat_ms as i64).int(c.status as i64).int(c.fatal as i64);
+    f.int(c.ready_ms).int(c.ack_ms).text(&c.session_id).text(&c.resume_url).done()
+}
+
+impl Record for Conn {
+    fn save(&self, o: &mut Out) {
+        o.text(&conn_text(self));
+    }
+
+    fn load(text: &str) -> Option<Conn> {
+    let mut p = Parse::new(text);
+    let c = Conn {
+        phase: Phase::from_u8(p.int()? as u8)?,
+        seq: p.seq()?,
+        heartbeat_ms: p.int()? as u32,
+        status: p.int()?.clamp(0, 3) as u8,
+        fatal: p.int()? as u16,
+        ready_ms: p.int()?,
+        ack_ms: p.int()?,
+        session_id: p.text()?,
+        resume_url: p.text()?,
+    };
+    p.end().map(|_| c)
+    }
+}
+
+/// `fingerprint start beat times…`.
+impl Record for Sent {
+    fn save(&self, o: &mut Out) {
+        o.text(&Fields::new().int(self.fingerprint as i64).int(self.start_ms).int(self.beat_ms).ints(&self.times).done());
+    }
+
+    fn load(text: &str) -> Option<Sent> {
+        let mut p = Parse::new(text);
+        let (fingerprint, start_ms, beat_ms) = (p.int()? as u64, p.int()?, p.int()?);
+        Some(Sent { fingerprint, start_ms, beat_ms, times: p.ints(WINDOW_SENDS)? })
+    }
+}
+
+/// The wanted presence as a JSON object with short keys: the ints, then the texts.
+const WANT_INTS: [&str; 5] = ["at", "s", "e", "lg", "p"];
+const WANT_TEXTS: [&str; 10] = ["t", "a", "l", "aa", "id", "a0", "lm", "gm", "rm", "pl"];
+
+impl Record for Want {
+    fn save(&self, o: &mut Out) {
+        let w = self;
+        o.raw("{");
+        for (k, v) in WANT_INTS.iter().zip([w.at_ms, w.start_ms, w.end_ms, w.legacy, w.paused as i64]) {
+            o.key(k).int(v);
+        }
+        for (k, v) in WANT_TEXTS.iter().zip(w.texts()) {
+            o.key(k).str(v);
+        }
+        o.raw("}");
+    }
+
+    fn load(text: &str) -> Option<Want> {
+        let mut w = Want::default();
+        let mut ints = [0i64; 5];
+        let Want { title, artist, album, album_artist, track_id, artist0, album_mbid, group_mbid, recording_mbid, player, .. } = &mut w;
+        let mut texts = [title, artist, album, album_artist, track_id, artist0, album_mbid, group_mbid, recording_mbid, player];
+        Reader::new(text.as_bytes()).object(|k, r| match key_index(k, &WANT_INTS) {
+            Some(i) => {
+                ints[i] = r.int()?;
+                Some(())
+            }
+            None if r.text_into(k, &WANT_TEXTS, &mut texts)? => Some(()),
+            None => r.skip(),
+        })?;
+        [w.at_ms, w.start_ms, w.end_ms, w.legacy] = [ints[0], ints[1], ints[2], ints[3]];
+        w.paused = ints[4] != 0;
+        Some(w)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Saved as the cache request carries it (escaped in a JSON string), then loaded.
+    fn rt<R: Record>(r: &R) -> Option<R> {
+        let mut o = Out::new();
+        o.raw("{").key("v").open();
+        r.save(&mut o);
+        o.close().raw("}");
+        let mut text = String::new();
+        Reader::new(&o.buf).texts(&["v"], &mut [&mut text])?;
+        R::load(&text)
+    }
+
+    #[test]
+    fn link_and_conn_round_trip() {
+        let mut l = Link::default();
+        assert_eq!(rt(&l), Some(l.clone()));
+        l = Link { gen: 7, idle: false, attempts: 3, at_ms: 1714600000000, seq: Some(123456789), session_id: "abc".into(), resume_url: "wss://gateway-us-east1-b.discord.gg".into(), waiting: true, identify_at: 1714600000000 };
+        assert_eq!(rt(&l), Some(l.clone()));
+        l.resume_url.clear();
+        assert_eq!(rt(&l), Some(l));
+        let mut c = Conn::default();
+        assert_eq!(rt(&c), Some(c.clone()));
+        c = Conn { phase: Phase::Fatal, seq: Some(9), heartbeat_ms: 41250, status: 2, fatal: 4004, ready_ms: 5, ack_ms: 6, session_id: "s".into(), resume_url: String::new() };
+        assert_eq!(rt(&c), Some(c));
+    }
+
+    #[test]
+    fn corrupt_records_are_absent() {
+        for bad in ["", "x", "1 0 0 0 - a", "1 0 0 0 - a b c", "1 0 0 0 - a b", "1 0 0 0 - a b 0 1 2", "1 0 0 0 - a b 0", "1 0 0 0 - a b 0 x", "1 0 0 0 1x a b", "99999999999999999999 0 0 0 - a b"] {
+            assert_eq!(Link::load(bad), None, "{bad:?}");
+        }
+        for bad in ["", "9 - 0 0 0 0 0 a b", "1 - 0 0 0 0 0 a", "1 - 0 0 0 0 0 a b c"] {
+            assert_eq!(Conn::load(bad), None, "{bad:?}");
+        }
+        assert_eq!(Sent::load("1 2 3 4 5 6 7 8 9"), None);
+        assert_eq!(Sent::load("1 2"), None);
+        assert_eq!(Sent::load("a 1 2"), None);
+    }
+
+    #[test]
+    fn sent_round_trips() {
+        let s = Sent { fingerprint: u64::MAX - 5, start_ms: -1, beat_ms: 7, times: vec![1, 2, 1714600000000] };
+        assert_eq!(rt(&s), Some(s));
+        let s = Sent::default();
+        assert_eq!(rt(&s), Some(s));
+    }
+
+    #[test]
+    fn want_round_trips() {
+        let w = Want { at_ms: 5, paused: true, start_ms: -1, end_ms: 9, title: "A \"B\" \\ C\u{7}".into(), player: "p".into(), legacy: 3, ..Want::default() };
+        assert_eq!(rt(&w), Some(w));
+        assert!(Want::load("{\"at\":").is_none());
+    }
+
+    #[test]
+    fn found_expires() {
+        assert_eq!(Found::load("12 a b").map(|f| (f.until_ms, f.value)), Some((12, "a b".into())));
+        assert!(Found::load("x a").is_none() && Found::load("12").is_none());
+    }
+
+    #[test]
+    fn keys() {
+        assert_eq!(link("a:b").key, "gw.a:b");
+        assert_eq!(conn(12, "a:b").key, "cn.12.a:b");
+        assert_eq!(found_hashed("asset.", &["x"]).key.len(), 6 + 16);
+    }
+
+    #[test]
+    fn cache_keys_are_fnv_hex() {
+        assert_eq!(found_hashed("", &[""]).key, "cbf29ce484222325");
+        assert_eq!(found_hashed("asset.", &["https://example.com/art.jpg"]).key, "asset.911d7a8ed5f599b0");
+        assert_ne!(found_hashed("s.", &["a", "b"]).key, found_hashed("s.", &["ab", ""]).key);
+    }
+}
