@@ -88,7 +88,7 @@ pub fn says(e: &str, what: &str) -> bool {
 
 /// A failed cache call, logged with the key it was about.
 fn cache_failed(h: &mut impl Host, what: &str, key: &str, e: &str) -> String {
-    let msg = ["cache ", what, " of ", key, " failed: ", e].concat();
+    let msg = crate::text::join3(&crate::text::join3("cache ", what, " of "), key, &crate::text::join(" failed: ", e));
     h.log(Level::Warn, &msg);
     msg
 }

@@ -3,6 +3,7 @@
 //! are skipped.
 
 use crate::json::{self, Reader};
+use crate::presence::Want;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -19,21 +20,8 @@ pub struct Report {
     pub player_name: String,
     /// Unix seconds of the report (0 when absent).
     pub timestamp: i64,
-    pub track: Track,
-}
-
-#[derive(Default, Debug, Clone)]
-pub struct Track {
-    pub id: String,
-    pub title: String,
-    pub artist: String,
-    pub album: String,
-    pub album_artist: String,
-    /// Name of the first entry of `artists`.
-    pub artist0: String,
-    pub album_mbid: String,
-    pub group_mbid: String,
-    pub recording_mbid: String,
+    /// The track's texts, as the presence wants them.
+    pub track: Want,
     /// Whole seconds, truncated as the official plugin does (spec §3.3).
     pub duration_s: i64,
 }
@@ -43,7 +31,7 @@ pub fn report(input: &[u8]) -> Option<Report> {
     Reader::new(input).object(|k, r| {
         match json::key_index(k, &["username", "state", "playerId", "playerName", "positionMs", "position", "playbackRate", "timestamp", "track"]) {
             Some(i @ 0..=3) => *[&mut rep.username, &mut rep.state, &mut rep.player_id, &mut rep.player_name][i] = r.string()?,
-            Some(8) => track(r, &mut rep.track)?,
+            Some(8) => track(r, &mut rep)?,
             // positionMs and timestamp are integers; position (s) and playbackRate scaled by 1000.
             Some(i) => {
                 let v = r.number(if i == 5 || i == 6 { 3 } else { 0 })?;
@@ -62,20 +50,23 @@ pub fn report(input: &[u8]) -> Option<Report> {
     rep.timestamp = rep.timestamp.clamp(0, 100_000_000_000);
     rep.position_ms = rep.position_ms.clamp(0, 1_000_000_000_000);
     rep.rate_milli = rep.rate_milli.clamp(0, 1_000_000);
-    rep.track.duration_s = rep.track.duration_s.clamp(0, 1_000_000_000);
+    rep.duration_s = rep.duration_s.clamp(0, 1_000_000_000);
     Some(rep)
 }
 
-/// Decodes a track into `t`, replacing what it held (the last `track` key wins whole).
-fn track(r: &mut Reader, t: &mut Track) -> Option<()> {
-    *t = Track::default();
+/// Decodes a track into the report, replacing what it held (the last `track` key wins
+/// whole).
+fn track(r: &mut Reader, rep: &mut Report) -> Option<()> {
+    let t = &mut rep.track;
+    *t = Want::default();
+    rep.duration_s = 0;
     r.object(|k, r| {
         match json::key_index(k, &["id", "title", "artist", "album", "albumArtist", "mbzAlbumId", "mbzReleaseGroupId", "mbzRecordingId", "duration", "artists"]) {
             Some(i @ 0..=7) => {
-                let texts = [&mut t.id, &mut t.title, &mut t.artist, &mut t.album, &mut t.album_artist, &mut t.album_mbid, &mut t.group_mbid, &mut t.recording_mbid];
+                let texts = [&mut t.track_id, &mut t.title, &mut t.artist, &mut t.album, &mut t.album_artist, &mut t.album_mbid, &mut t.group_mbid, &mut t.recording_mbid];
                 *texts[i] = r.string()?;
             }
-            Some(8) => t.duration_s = r.int()?,
+            Some(8) => rep.duration_s = r.int()?,
             Some(_) => r.array(|r| {
                 r.object(|k, r| {
                     if k == b"name" && t.artist0.is_empty() {
@@ -154,7 +145,7 @@ mod tests {
         assert_eq!((r.username.as_str(), r.state.as_str(), r.player_id.as_str()), ("alice", "playing", "c6f2"));
         assert_eq!((r.position_ms, r.rate_milli, r.timestamp), (45000, 1500, 1783771200));
         assert_eq!((r.track.title.as_str(), r.track.artist.as_str(), r.track.album.as_str()), ("Song", "Artist A", "Album"));
-        assert_eq!((r.track.id.as_str(), r.track.duration_s), ("4Fz", 215));
+        assert_eq!((r.track.track_id.as_str(), r.duration_s), ("4Fz", 215));
         assert_eq!((r.track.artist0.as_str(), r.track.recording_mbid.as_str(), r.player_name.as_str()), ("Artist A", "0e6f", "NavidromeUI"));
     }
 

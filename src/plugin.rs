@@ -112,21 +112,7 @@ fn reporting_user(h: &mut impl Host, input: &[u8], what: &str) -> core::result::
 }
 
 fn want_of(rep: Report) -> Want {
-    let t = rep.track;
-    Want {
-        paused: rep.state == "paused",
-        title: t.title,
-        artist: t.artist,
-        album: t.album,
-        album_artist: t.album_artist,
-        track_id: t.id,
-        artist0: t.artist0,
-        album_mbid: t.album_mbid,
-        group_mbid: t.group_mbid,
-        recording_mbid: t.recording_mbid,
-        player: rep.player_id,
-        ..Want::default()
-    }
+    Want { paused: rep.state == "paused", player: rep.player_id, ..rep.track }
 }
 
 /// Stores what the user wants shown and shows it. `mine`: the caller is the report
@@ -140,7 +126,7 @@ pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
     let (rep, u) = reporting_user(h, input, "playback_report")?;
     let shown = store::want(&u.name).get(h);
     // Every new track comes with a now-playing call, whose read of the mark keeps it.
-    if shown.as_ref().is_none_or(|s| s.track_id != rep.track.id) {
+    if shown.as_ref().is_none_or(|s| s.track_id != rep.track.track_id) {
         let _ = store::reports_seen().put(h, &1);
     }
     let set = settings(h, &u)?;
@@ -158,13 +144,13 @@ pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
         return Ok(None);
     };
     // A pause at the track's end is its end (the web UI pauses before `ended`).
-    if st == 2 && players::ended(rep.position_ms, rep.track.duration_s) {
+    if st == 2 && players::ended(rep.position_ms, rep.duration_s) {
         st = 3;
     }
     let hide = st == 2 && set.pause == Pause::Hide;
     let (start, player) = (st == 1, rep.player_id.clone());
     let w = (st <= 2 && !hide).then(|| {
-        let (pos, rate, dur) = (rep.position_ms, rep.rate_milli, rep.track.duration_s);
+        let (pos, rate, dur) = (rep.position_ms, rep.rate_milli, rep.duration_s);
         let mut w = want_of(rep);
         w.timing(at, pos, rate, dur);
         w
@@ -211,7 +197,7 @@ pub fn now_playing(h: &mut impl Host, input: &[u8]) -> Result {
         return Ok(None);
     }
     let (rep, u) = reporting_user(h, input, "now_playing")?;
-    let remaining = (rep.track.duration_s - rep.position_ms / 1000).clamp(0, 86_400) + 5;
+    let remaining = (rep.duration_s - rep.position_ms / 1000).clamp(0, 86_400) + 5;
     let mut w = want_of(rep);
     let legacy = store::legacy(&u.name);
     w.legacy = legacy.get(h).map_or(0, |old| old.legacy) + 1;

@@ -42,10 +42,12 @@ use core::marker::PhantomData;
 const DAY: i64 = 86_400;
 
 /// A record's encoding as a cache value.
-pub trait Record: Sized {
+pub trait Record {
     /// Writes the value inside the cache request's `value` string.
     fn save(&self, o: &mut Out);
-    fn load(text: &str) -> Option<Self>;
+    fn load(text: &str) -> Option<Self>
+    where
+        Self: Sized;
 }
 
 /// The cache entry holding one record of type `R`.
@@ -67,7 +69,7 @@ impl<R: Record> Slot<R> {
 
     /// `read` for records whose loss only costs a default.
     pub fn get(&self, h: &mut impl Host) -> Option<R> {
-        self.read(h).ok().flatten()
+        host::cache_get(h, &self.key).and_then(|t| R::load(&t))
     }
 
     pub fn put(&self, h: &mut impl Host, r: &R) -> Result<(), String> {
@@ -75,12 +77,17 @@ impl<R: Record> Slot<R> {
     }
 
     fn put_for(&self, h: &mut impl Host, r: &R, ttl_secs: i64) -> Result<(), String> {
-        host::cache_set(h, &self.key, ttl_secs, &|o| r.save(o))
+        put(h, &self.key, r, ttl_secs)
     }
 
     pub fn remove(&self, h: &mut impl Host) -> Result<(), String> {
         host::cache_remove(h, &self.key)
     }
+}
+
+/// One encoder call for every record type.
+fn put(h: &mut impl Host, key: &str, r: &dyn Record, ttl_secs: i64) -> Result<(), String> {
+    host::cache_set(h, key, ttl_secs, &|o| r.save(o))
 }
 
 /// `<kind>.<user>`.
