@@ -15,6 +15,7 @@ mod enrich;
 mod fake;
 mod gateway;
 mod host;
+mod ids;
 mod input;
 mod json;
 mod players;

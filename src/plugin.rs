@@ -15,6 +15,7 @@ use crate::config::{self, Pause, Settings, User};
 use crate::enrich;
 use crate::gateway::{self, Action, Beat, Conn, Ctx, Frame, Link, Phase, Timer, STATUSES};
 use crate::host::{self, log, Host, Level};
+use crate::ids::{self, Kind};
 use crate::input::{self, Report};
 use crate::players;
 use crate::presence::{self, Plan, Sent, Want};
@@ -202,8 +203,8 @@ pub fn now_playing(h: &mut impl Host, input: &[u8]) -> Result {
     let legacy = store::legacy(&u.name);
     w.legacy = legacy.get(h).map_or(0, |old| old.legacy) + 1;
     legacy.put(h, &w)?;
-    schedule(h, &u.name, LEGACY_WAIT_S as i64, &timer_id("np", w.legacy, &u.name));
-    schedule(h, &u.name, remaining, &timer_id("ne", w.legacy, &u.name));
+    schedule(h, &u.name, LEGACY_WAIT_S as i64, &Kind::LegacyShow.id(w.legacy, &u.name));
+    schedule(h, &u.name, remaining, &Kind::LegacyEnd.id(w.legacy, &u.name));
     Ok(None)
 }
 
@@ -230,7 +231,7 @@ pub fn on_close(h: &mut impl Host, input: &[u8]) -> Result {
 /// calls it one event at a time; callbacks of a connection that is no longer current
 /// change nothing.
 fn on_connection(h: &mut impl Host, id: &str, ev: core::result::Result<&[u8], u16>) -> Done {
-    let Some((gen, name)) = split_id(id) else {
+    let Some((gen, name)) = ids::parse_conn(id) else {
         h.log(Level::Warn, "callback for an unknown connection");
         return Ok(());
     };
@@ -259,27 +260,12 @@ fn on_connection(h: &mut impl Host, id: &str, ev: core::result::Result<&[u8], u1
     Ok(())
 }
 
-/// `<number>:<rest>`, the number a generation or a time.
-fn split_id(id: &str) -> Option<(u32, &str)> {
-    let (n, rest) = text::cut(id, b':')?;
-    Some((u32::try_from(text::int(n)?).ok()?, rest))
-}
-
-/// Timer ids: `<kind>:<number>:<user>`. With the connection generation: `b1` first
-/// heartbeat, `hb` heartbeat, `f1`–`f3`/`r1`–`r3` retries of a first/later heartbeat
-/// that found the send lock taken, `sl` the send lock, `rc` reconnect. With the due time
-/// (ms), which is also when they run: `fl` presence flush, `ic` idle close. With the
-/// want's time: `en` its images and links. With the now-playing number (old hosts): `np`
-/// show it, `ne` clear it after the track's end.
+/// One of our timers (`ids::Kind`) fired.
 pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
     let (v, _) = input::fields(input, &["scheduleId"]).ok_or_else(|| bad_input("scheduler callback"))?;
     let id = &v[0];
     // Not one of ours (as the official plugin, an unknown timer is only a warning).
-    let parsed = text::cut(id, b':').and_then(|(k, rest)| {
-        let (n, name) = text::cut(rest, b':')?;
-        Some((k, text::int(n)?, name))
-    });
-    let Some((kind, num, name)) = parsed else {
+    let Some((kind, num, name)) = ids::timer(id) else {
         h.log(Level::Warn, "ignoring an unknown timer");
         return Ok(None);
     };
@@ -292,19 +278,19 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
     // The flush the timer asks for: when, the send lock it holds, how long it may spend on
     // lookups.
     let mut run = None;
-    match kind.as_bytes() {
+    match kind {
         // A flush runs at its due time at the earliest.
-        b"fl" => run = Some((num.max(now), None, 0)),
+        Kind::Flush => run = Some((num.max(now), None, 0)),
         // The images and links of the want stored at `num` (a newer want has its own):
         // what is found within `LOOKUP_WAIT_MS` goes out, then the rest of the budget.
-        b"en" => {
+        Kind::Lookups => {
             if store::want(name).get(h).is_some_and(|w| w.at_ms == num) {
                 flush(h, &u, now, None, None, LOOKUP_WAIT_MS)?;
                 run = Some((h.now_ms(), None, enrich::LOOKUP_BUDGET_MS - LOOKUP_WAIT_MS));
             }
         }
-        b"ic" => idle(h, &u, num)?,
-        b"np" => {
+        Kind::IdleClose => idle(h, &u, num)?,
+        Kind::LegacyShow => {
             let w = store::legacy(name).get(h);
             match w {
                 // Stored now: a new want, whose first update waits for its lookups.
@@ -315,17 +301,17 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
                 _ => {}
             }
         }
-        b"ne" => {
+        Kind::LegacyEnd => {
             let want = store::want(name);
             if want.get(h).is_some_and(|w| w.legacy == num) {
                 want.remove(h)?;
                 run = Some((now, None, 0));
             }
         }
-        b"rc" => reconnect(h, &u, gen, now)?,
+        Kind::Reconnect => reconnect(h, &u, gen, now)?,
         // The send lock's lease ran out: its holder died. Still holding it (its id stays
         // registered until this returns), send what is wanted.
-        b"sl" => {
+        Kind::SendLock => {
             if load_link(h, name)?.gen == gen {
                 log(h, Level::Warn, name, "a send on the Discord connection did not finish; sending again");
                 run = Some((now, Some(gen), 0));
@@ -333,10 +319,10 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
         }
         k => {
             let (beat, tries) = match k {
-                b"b1" => (Beat::First, 0),
-                b"hb" => (Beat::Regular, 0),
-                &[k @ (b'r' | b'f'), n @ b'1'..=b'3'] => (Beat::Retry(k == b'f'), n - b'0'),
-                _ => return Ok(None),
+                Kind::FirstBeat => (Beat::First, 0),
+                Kind::Beat => (Beat::Regular, 0),
+                Kind::Retry1 | Kind::Retry2 | Kind::Retry3 => (Beat::Retry(false), k as u8 - Kind::Retry1 as u8 + 1),
+                _ => (Beat::Retry(true), k as u8 - Kind::FirstRetry1 as u8 + 1),
             };
             on_beat(h, &u, gen, beat, tries, now, None)?;
         }
@@ -388,21 +374,6 @@ fn seed(name: &str, now: i64, gen: u32) -> u64 {
     f.0 ^ (f.0 >> 29)
 }
 
-/// Connection ids: `<gen>:<user>`.
-fn conn_id(gen: u32, name: &str) -> String {
-    text::join3(&text::num(gen as i64), ":", name)
-}
-
-fn timer_id(kind: &str, num: i64, name: &str) -> String {
-    store::numbered(kind, ":", num, name)
-}
-
-fn timer_kind(t: Timer) -> &'static str {
-    match t {
-        Timer::FirstBeat => "b1",
-        Timer::Beat => "hb",
-    }
-}
 
 /// Takes the send lock of connection `gen`: `Ok(Some(id))` to release after the send,
 /// `Ok(None)` when the caller already holds it (`held`), `Err(())` when another call
@@ -411,7 +382,7 @@ fn lock(h: &mut impl Host, name: &str, gen: u32, held: Option<u32>) -> core::res
     if held == Some(gen) {
         return Ok(None);
     }
-    let id = timer_id("sl", gen as i64, name);
+    let id = Kind::SendLock.id(gen as i64, name);
     // Navidrome's scheduler fails only on a duplicate id; anything else: send unlocked.
     if once(h, name, LEASE_S, &id) == Some(true) {
         return Err(());
@@ -447,17 +418,15 @@ fn release(h: &mut impl Host, u: &User, gen: u32, id: Option<String>, beat_ms: O
 /// send lock. Failures are logged; the actions after one still run.
 fn perform(h: &mut impl Host, u: &User, gen: u32, actions: Vec<Action>, now: i64, locked: bool) {
     let name = u.name.as_str();
-    let conn = conn_id(gen, name);
+    let conn = ids::conn(gen, name);
     for a in actions {
         // The timer an action is about: a heartbeat timer, else the reconnect timer.
-        let timer = timer_id(
-            match a {
-                Action::Once(t, _) | Action::Every(t, _) | Action::Cancel(t) => timer_kind(t),
-                _ => "rc",
-            },
-            gen as i64,
-            name,
-        );
+        let kind = match a {
+            Action::Once(Timer::FirstBeat, _) | Action::Cancel(Timer::FirstBeat) => Kind::FirstBeat,
+            Action::Once(..) | Action::Every(..) | Action::Cancel(_) => Kind::Beat,
+            _ => Kind::Reconnect,
+        };
+        let timer = kind.id(gen as i64, name);
         let result = match a {
             Action::Send(Frame::Heartbeat(_)) if !locked => on_beat(h, u, gen, Beat::Answer, 0, now, None),
             Action::Send(f) => host::ws_send(h, &conn, &|o| presence::frame(o, &f, &u.token)),
@@ -513,7 +482,7 @@ fn on_beat(h: &mut impl Host, u: &User, gen: u32, kind: Beat, tries: u8, now: i6
     let Some(conn) = conn.filter(|_| link.gen == gen) else {
         // A recurring beat of an old connection: stop it.
         if kind == Beat::Regular {
-            let _ = host::cancel(h, &timer_id("hb", gen as i64, name));
+            let _ = host::cancel(h, &Kind::Beat.id(gen as i64, name));
         }
         return Ok(());
     };
@@ -531,8 +500,7 @@ fn on_beat(h: &mut impl Host, u: &User, gen: u32, kind: Beat, tries: u8, now: i6
     let Ok(id) = id else {
         if tries < RETRIES {
             let first = matches!(kind, Beat::First | Beat::Retry(true));
-            const KINDS: [[&str; 3]; 2] = [["r1", "r2", "r3"], ["f1", "f2", "f3"]];
-            schedule(h, name, 1, &timer_id(KINDS[first as usize][tries as usize], gen as i64, name));
+            schedule(h, name, 1, &Kind::retry(first, tries).id(gen as i64, name));
         } else if tries == RETRIES {
             log(h, Level::Warn, name, "heartbeat skipped: the connection stayed busy");
         }
@@ -582,7 +550,7 @@ fn reconnect(h: &mut impl Host, u: &User, gen: u32, now: i64) -> Done {
 /// Asks the reconnect timer of generation `gen` to run now. If it is already there it may
 /// be running and have decided without this want (`recheck`): a flush checks again soon.
 fn start(h: &mut impl Host, u: &User, gen: u32, now: i64, recheck: bool) {
-    if once(h, &u.name, 0, &timer_id("rc", gen as i64, &u.name)) == Some(true) && recheck {
+    if once(h, &u.name, 0, &Kind::Reconnect.id(gen as i64, &u.name)) == Some(true) && recheck {
         schedule_flush(h, u, now, now + RECHECK_MS);
     }
 }
@@ -608,7 +576,7 @@ fn schedule(h: &mut impl Host, name: &str, secs: i64, id: &str) -> bool {
 
 /// Schedules a flush at `at` (ms): a flush sends whatever is wanted when it runs.
 fn schedule_flush(h: &mut impl Host, u: &User, now: i64, at: i64) {
-    schedule(h, &u.name, ((at - now).clamp(0, 3_600_000) + 999) / 1000, &timer_id("fl", at, &u.name));
+    schedule(h, &u.name, ((at - now).clamp(0, 3_600_000) + 999) / 1000, &Kind::Flush.id(at, &u.name));
 }
 
 /// Sends the wanted presence (or the clear) on the current connection if it is ready, it
@@ -632,7 +600,7 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, mine: Option<
     let loaded = stored.as_deref().and_then(Want::load);
     let want = mine.unwrap_or(loaded.as_ref());
     let gen = link.gen;
-    let socket = conn_id(gen, name);
+    let socket = ids::conn(gen, name);
     let conn = match conn {
         Some(c) if c.phase == Phase::Ready => c,
         _ if want.is_none() => return Ok(()),
@@ -692,7 +660,7 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, mine: Option<
     // not the logo; an older one goes out with what is cached, then once more.
     let mut wait = false;
     if let (true, Some(w)) = (net.skipped && lookups_ms == 0, want) {
-        wait = schedule(h, name, 0, &timer_id("en", w.at_ms, name)) && now < w.at_ms + LOOKUP_WAIT_MS;
+        wait = schedule(h, name, 0, &Kind::Lookups.id(w.at_ms, name)) && now < w.at_ms + LOOKUP_WAIT_MS;
     }
     match presence::plan(want, &sent, now, &salt) {
         Plan::Send(_) if wait => {}
@@ -726,7 +694,7 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, mine: Option<
     }
     let idle_ms = set.idle_ms;
     if !showing && idle_ms > 0 {
-        schedule(h, name, idle_ms / 1000, &timer_id("ic", now + idle_ms, name));
+        schedule(h, name, idle_ms / 1000, &Kind::IdleClose.id(now + idle_ms, name));
     }
     Ok(())
 }

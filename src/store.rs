@@ -33,7 +33,7 @@ use crate::gateway::{Conn, Link, Phase};
 use crate::host::{self, Host};
 use crate::json::{key_index, Out, Reader};
 use crate::presence::{Sent, Want, WINDOW_SENDS};
-use crate::text::{self, int, join3, num, split, Fnv, Split};
+use crate::text::{self, int, join3, split, Fnv, Split};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::marker::PhantomData;
@@ -97,7 +97,7 @@ fn key<R: Record>(kind: &str, user: &str) -> Slot<R> {
 
 /// Records of connection `gen`: `<kind>.<gen>.<user>`.
 fn conn_key<R: Record>(kind: &str, gen: u32, user: &str) -> Slot<R> {
-    Slot::at(numbered(kind, ".", gen as i64, user))
+    Slot::at(crate::ids::numbered(kind, ".", gen as i64, user))
 }
 
 /// The user's link to Discord (`gw`).
@@ -209,11 +209,6 @@ impl Record for i64 {
     fn load(text: &str) -> Option<Self> {
         int(text)
     }
-}
-
-/// `<kind><sep><n><sep><user>`: connection record keys, and timer ids (`:`).
-pub fn numbered(kind: &str, sep: &str, n: i64, user: &str) -> String {
-    join3(kind, sep, &join3(&num(n), sep, user))
 }
 
 /// Fields of a record, space-separated; strings were checked to hold no spaces

@@ -16,6 +16,8 @@ pub mod fake;
 pub mod gateway;
 #[path = "../../src/host.rs"]
 pub mod host;
+#[path = "../../src/ids.rs"]
+pub mod ids;
 #[path = "../../src/input.rs"]
 pub mod input;
 #[path = "../../src/json.rs"]
