@@ -249,36 +249,44 @@ fn hex4(b: &[u8]) -> Option<u32> {
 /// length. Lone surrogates become U+FFFD, as Go's decoder does.
 pub fn unescape(b: &mut [u8]) -> Option<usize> {
     let (mut r, mut w) = (0, 0);
-    while r < b.len() {
-        let c = b[r];
+    while let Some(&c) = b.get(r) {
         r += 1;
-        if c != b'\\' {
-            b[w] = c;
-            w += 1;
-            continue;
-        }
-        let e = *b.get(r)?;
-        r += 1;
-        let ch = match e {
-            b'b' => '\u{8}',
-            b'f' => '\u{c}',
-            b'n' => '\n',
-            b'r' => '\r',
-            b't' => '\t',
-            b'u' => {
-                let mut u = hex4(&b[r..])?;
-                r += 4;
-                if (0xD800..0xDC00).contains(&u) && b[r..].starts_with(b"\\u") {
-                    if let Some(lo @ 0xDC00..=0xDFFF) = hex4(&b[r + 2..]) {
-                        u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
-                        r += 6;
+        let mut u = c as u32;
+        if c == b'\\' {
+            let e = *b.get(r)?;
+            r += 1;
+            u = match e {
+                b'b' => 8,
+                b'f' => 12,
+                b'n' => 10,
+                b'r' => 13,
+                b't' => 9,
+                b'u' => {
+                    let mut u = hex4(b.get(r..)?)?;
+                    r += 4;
+                    if (0xD800..0xDC00).contains(&u) && b.get(r..)?.starts_with(b"\\u") {
+                        if let Some(lo @ 0xDC00..=0xDFFF) = hex4(&b[r + 2..]) {
+                            u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
+                            r += 6;
+                        }
                     }
+                    if (0xD800..0xE000).contains(&u) {
+                        u = 0xFFFD;
+                    }
+                    u
                 }
-                char::from_u32(u).unwrap_or('\u{FFFD}')
-            }
-            _ => e as char,
-        };
-        w += ch.encode_utf8(&mut b[w..r]).len();
+                _ => e as u32,
+            };
+        }
+        // `c` itself, or the escaped character in UTF-8: never more bytes than it took.
+        let n = if c != b'\\' || u < 0x80 { 1 } else if u < 0x800 { 2 } else if u < 0x10000 { 3 } else { 4 };
+        let out = b.get_mut(w..w + n)?;
+        for i in (1..n).rev() {
+            out[i] = 0x80 | (u & 0x3f) as u8;
+            u >>= 6;
+        }
+        out[0] = u as u8 | [0, 0, 0xC0, 0xE0, 0xF0][n];
+        w += n;
     }
     Some(w)
 }
