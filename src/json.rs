@@ -69,7 +69,6 @@ impl<'a> Reader<'a> {
     /// A number scaled by 10^`frac` and truncated toward zero (`1.5` with frac 3 is 1500);
     /// saturates instead of overflowing, accepts exponents (`2.5e1` is 25).
     pub fn number(&mut self, frac: u32) -> Option<i64> {
-        self.peek();
         let neg = self.eat(b'-');
         // Significant digits in `v`, and the power of ten still to apply to them.
         let (mut v, mut scale, mut digits, mut dot) = (0i64, frac as i64, false, false);
@@ -79,8 +78,11 @@ impl<'a> Reader<'a> {
             if d < 10 {
                 digits = true;
                 // Digits that no longer fit only move the point.
-                if v <= (i64::MAX - d) / 10 {
-                    v = v * 10 + d;
+                // `v * 10 + d` fits exactly when it does not wrap (a wrapped value is
+                // negative or far from `10 * v`).
+                let x = v.wrapping_mul(10).wrapping_add(d);
+                if x / 10 == v {
+                    v = x;
                     scale -= dot as i64;
                 } else {
                     scale += !dot as i64;
@@ -111,11 +113,9 @@ impl<'a> Reader<'a> {
             }
             scale += if eneg { -e } else { e };
         }
-        for _ in 0..scale.clamp(0, 40) {
-            v = if v > i64::MAX / 10 { i64::MAX } else { v * 10 };
-        }
-        for _ in scale.clamp(-40, 0)..0 {
-            v /= 10;
+        // Saturates upwards; past 19 steps either way `v` no longer changes.
+        for _ in 0..scale.clamp(-40, 40).abs() {
+            v = if scale < 0 { v / 10 } else if v > i64::MAX / 10 { i64::MAX } else { v * 10 };
         }
         Some(if neg { -v } else { v })
     }
@@ -309,22 +309,19 @@ impl Out {
         self
     }
 
+    /// `c` escaped `depth` times: a quote or backslash gets 2^depth - 1 backslashes, a
+    /// control character 2^(depth - 1) backslashes and `u00XX`.
     fn put(&mut self, c: u8, depth: u8) {
-        if depth == 0 {
-            return self.buf.push(c);
-        }
-        match c {
-            b'"' | b'\\' => {
-                self.put(b'\\', depth - 1);
-                self.put(c, depth - 1);
+        if depth > 0 && (c == b'"' || c == b'\\' || c < 0x20) {
+            let ctl = c < 0x20;
+            for _ in 0..(1u32 << depth) - 1 >> ctl as u32 {
+                self.buf.push(b'\\');
             }
-            0..=0x1f => {
-                for h in [b'\\', b'u', b'0', b'0', crate::text::hex(c >> 4), crate::text::hex(c)] {
-                    self.put(h, depth - 1);
-                }
+            if ctl {
+                return self.buf.extend_from_slice(&[b'\\', b'u', b'0', b'0', crate::text::hex(c >> 4), crate::text::hex(c)]);
             }
-            _ => self.put(c, depth - 1),
         }
+        self.buf.push(c);
     }
 
     /// Text escaped for the current depth (the inside of a string, no quotes).
