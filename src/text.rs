@@ -23,17 +23,14 @@ pub fn join3(a: &str, b: &str, c: &str) -> String {
 /// `s` without ASCII white space at either end (config and template text; `str::trim`
 /// would bring Unicode tables and UTF-8 decoding into the module).
 pub fn trim(s: &str) -> &str {
-    let b = s.as_bytes();
-    let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
-    let end = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(start, |i| i + 1);
-    s.get(start..end).unwrap_or_default()
+    s.trim_ascii()
 }
 
 /// `s` split around its first `sep`, an ASCII byte: `str::split_once` without the
 /// character searcher it brings into the module.
 pub fn cut(s: &str, sep: u8) -> Option<(&str, &str)> {
-    let i = s.bytes().position(|b| b == sep)?;
-    Some((s.get(..i)?, s.get(i + 1..)?))
+    let (a, b) = s.split_at_checked(s.bytes().position(|b| b == sep)?)?;
+    Some((a, b.get(1..)?))
 }
 
 /// Where `needle` first occurs in `hay`: a byte search, lighter than `str::find` in the
@@ -68,21 +65,17 @@ pub fn num(v: i64) -> String {
 
 /// Appends `v` in decimal.
 pub fn push_int(buf: &mut Vec<u8>, v: i64) {
-    let mut tmp = [0u8; 20];
-    let mut n = v.unsigned_abs();
-    let mut i = tmp.len();
-    loop {
-        i -= 1;
-        tmp[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
     if v < 0 {
         buf.push(b'-');
     }
-    buf.extend_from_slice(&tmp[i..]);
+    push_digits(buf, v.unsigned_abs());
+}
+
+fn push_digits(buf: &mut Vec<u8>, n: u64) {
+    if n >= 10 {
+        push_digits(buf, n / 10);
+    }
+    buf.push(b'0' + (n % 10) as u8);
 }
 
 /// `x.saturating_mul(c)` for a constant `c > 0`, without the 128-bit multiplication
@@ -113,11 +106,13 @@ pub fn int(s: &str) -> Option<i64> {
         if !b.is_ascii_digit() {
             return None;
         }
-        // `checked_mul(10)` without the 128-bit multiplication it brings in (`v <= 0`).
-        if v < i64::MIN / 10 {
+        // `v * 10 - d` without the 128-bit multiplication `checked_mul` brings in: a
+        // result that wrapped is far from `10 * v`.
+        let x = v.wrapping_mul(10).wrapping_sub((b - b'0') as i64);
+        if x / 10 != v {
             return None;
         }
-        v = (v * 10).checked_sub((b - b'0') as i64)?;
+        v = x;
     }
     if neg { Some(v) } else { v.checked_neg() }
 }
@@ -140,6 +135,8 @@ pub fn hex(n: u8) -> u8 {
     b"0123456789abcdef"[(n & 15) as usize]
 }
 
+const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
+
 /// Percent-encodes every byte except ASCII letters, digits and `keep`.
 pub fn percent(s: &str, keep: &[u8]) -> String {
     let mut o = Vec::new();
@@ -148,8 +145,8 @@ pub fn percent(s: &str, keep: &[u8]) -> String {
             o.push(b);
         } else {
             o.push(b'%');
-            o.push(hex(b >> 4).to_ascii_uppercase());
-            o.push(hex(b).to_ascii_uppercase());
+            o.push(HEX_UPPER[(b >> 4) as usize]);
+            o.push(HEX_UPPER[(b & 15) as usize]);
         }
     }
     utf8(o)
