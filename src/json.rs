@@ -242,7 +242,7 @@ pub fn key_index(k: &[u8], names: &[&str]) -> Option<usize> {
 }
 
 fn hex4(b: &[u8]) -> Option<u32> {
-    crate::text::uint(b.get(..4)?, 16)
+    u32::try_from(crate::text::uint(b.get(..4)?, 16)).ok()
 }
 
 /// Decodes JSON string escapes in place (the result is never longer) and returns the new

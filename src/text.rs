@@ -117,17 +117,19 @@ pub fn int(s: &str) -> Option<i64> {
     if neg { Some(v) } else { v.checked_neg() }
 }
 
-/// `s` as a number in `radix` ("" is 0), if it fits 32 bits.
+/// `s` as a number in `radix` ("" is 0); 2^32 or more when it is not one or does not fit
+/// 32 bits, so that one comparison checks both the digits and the range.
 #[inline(never)]
-pub fn uint(s: &[u8], radix: u32) -> Option<u32> {
+pub fn uint(s: &[u8], radix: u32) -> u64 {
     let mut v = 0u64;
     for &c in s {
-        v = v * radix as u64 + (c as char).to_digit(radix)? as u64;
+        let Some(d) = (c as char).to_digit(radix) else { return u64::MAX };
+        v = v * radix as u64 + d as u64;
         if v >> 32 != 0 {
-            return None;
+            break;
         }
     }
-    Some(v as u32)
+    v
 }
 
 /// The lower-case hex digit of the low four bits of `n`.
@@ -214,8 +216,9 @@ mod tests {
                 assert_eq!(mul_sat(x, c), x.saturating_mul(c), "{x} {c}");
             }
         }
-        assert_eq!(uint(b"ff", 16), Some(255));
-        assert_eq!(uint(b"100000000", 16), None);
+        assert_eq!(uint(b"ff", 16), 255);
+        assert_eq!(uint(b"", 10), 0);
+        assert!(uint(b"100000000", 16) >> 32 != 0 && uint(b"fg", 16) >> 32 != 0);
     }
 
     #[test]
