@@ -103,15 +103,15 @@ impl<'a> Reader<'a> {
             if !eneg {
                 self.eat(b'+');
             }
-            let (start, mut e) = (self.i, 0i64);
+            let (start, mut e) = (self.i, 0u32);
             while let Some(&c @ b'0'..=b'9') = self.s.get(self.i) {
-                e = (e * 10 + (c - b'0') as i64).min(1000);
+                e = (e * 10 + (c - b'0') as u32).min(1000);
                 self.i += 1;
             }
             if self.i == start {
                 return None;
             }
-            scale += if eneg { -e } else { e };
+            scale += if eneg { -(e as i64) } else { e as i64 };
         }
         // Saturates upwards; past 19 steps either way `v` no longer changes.
         for _ in 0..scale.clamp(-40, 40).abs() {
@@ -146,33 +146,20 @@ impl<'a> Reader<'a> {
     pub fn skip(&mut self) -> Option<()> {
         let mut depth = 0u32;
         loop {
-            match self.peek() {
-                b'"' => {
-                    self.raw_str()?;
-                }
-                b'{' | b'[' => {
+            let c = self.peek();
+            if c == b'"' {
+                self.raw_str()?;
+            } else if c == b'{' || c == b'[' || depth > 0 && matches!(c, b'}' | b']' | b',' | b':') {
+                self.i += 1;
+                // `[` and `]` are `{` and `}` with the 0x20 bit clear.
+                depth = depth + (c | 0x20 == b'{') as u32 - (c | 0x20 == b'}') as u32;
+            } else {
+                let start = self.i;
+                while let Some(b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z' | b'+' | b'-' | b'.') = self.s.get(self.i) {
                     self.i += 1;
-                    depth += 1;
-                    continue;
                 }
-                b'}' | b']' if depth > 0 => {
-                    self.i += 1;
-                    depth -= 1;
-                }
-                b',' | b':' if depth > 0 => {
-                    self.i += 1;
-                    continue;
-                }
-                _ => {
-                    let start = self.i;
-                    while let Some(b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z' | b'+' | b'-' | b'.') =
-                        self.s.get(self.i)
-                    {
-                        self.i += 1;
-                    }
-                    if self.i == start {
-                        return None;
-                    }
+                if self.i == start {
+                    return None;
                 }
             }
             if depth == 0 {
@@ -311,14 +298,16 @@ impl Out {
 
     /// `c` escaped `depth` times: a quote or backslash gets 2^depth - 1 backslashes, a
     /// control character 2^(depth - 1) backslashes and `u00XX`.
-    fn put(&mut self, c: u8, depth: u8) {
+    fn put(&mut self, mut c: u8, depth: u8) {
         if depth > 0 && (c == b'"' || c == b'\\' || c < 0x20) {
             let ctl = c < 0x20;
             for _ in 0..(1u32 << depth) - 1 >> ctl as u32 {
                 self.buf.push(b'\\');
             }
             if ctl {
-                return self.buf.extend_from_slice(&[b'\\', b'u', b'0', b'0', crate::text::hex(c >> 4), crate::text::hex(c)]);
+                self.buf.extend_from_slice(b"\\u00");
+                self.buf.push(crate::text::hex(c >> 4));
+                c = crate::text::hex(c);
             }
         }
         self.buf.push(c);

@@ -168,6 +168,9 @@ impl Fnv {
     }
 }
 
+/// The least character a sequence of 0 (ASCII) to 4 bytes may encode.
+static MIN_CP: [u32; 5] = [0, 0, 0x80, 0x800, 0x10000];
+
 /// Bytes to a String. Everything Navidrome hands over went through Go's encoder, which
 /// already replaced invalid UTF-8, so an invalid value is simply dropped (empty). Checked
 /// here as `core::str::from_utf8` checks (RFC 3629: no overlong forms, no surrogates,
@@ -188,7 +191,7 @@ pub fn utf8(v: Vec<u8>) -> String {
                 _ => return String::new(),
             }
         }
-        if cp < [0, 0, 0x80, 0x800, 0x10000][n] || cp > 0x10ffff || (0xd800..0xe000).contains(&cp) {
+        if cp < MIN_CP[n] || cp > 0x10ffff || (0xd800..0xe000).contains(&cp) {
             return String::new();
         }
         i += 1;
