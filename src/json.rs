@@ -48,15 +48,15 @@ impl<'a> Reader<'a> {
         }
         let start = self.i;
         loop {
-            match *self.s.get(self.i)? {
-                b'"' => break,
+            let c = *self.s.get(self.i)?;
+            self.i += 1;
+            match c {
+                b'"' => return self.s.get(start..self.i - 1),
                 // A backslash at the very end must not leave the position past it.
-                b'\\' => self.i = (self.i + 2).min(self.s.len()),
-                _ => self.i += 1,
+                b'\\' => self.i = (self.i + 1).min(self.s.len()),
+                _ => {}
             }
         }
-        self.i += 1;
-        self.s.get(start..self.i - 1)
     }
 
     pub fn string(&mut self) -> Option<String> {
@@ -70,8 +70,9 @@ impl<'a> Reader<'a> {
     /// saturates instead of overflowing, accepts exponents (`2.5e1` is 25).
     pub fn number(&mut self, frac: u32) -> Option<i64> {
         let neg = self.eat(b'-');
-        // Significant digits in `v`, and the power of ten still to apply to them.
-        let (mut v, mut scale, mut digits, mut dot) = (0i64, frac as i64, false, false);
+        // Significant digits in `v`, and the power of ten still to apply to them; `dot` is
+        // 1 past the decimal point.
+        let (mut v, mut scale, mut digits, mut dot) = (0i64, frac as i64, false, 0i64);
         loop {
             let c = self.s.get(self.i).copied().unwrap_or(0);
             let d = c.wrapping_sub(b'0') as i64;
@@ -83,12 +84,12 @@ impl<'a> Reader<'a> {
                 let x = v.wrapping_mul(10).wrapping_add(d);
                 if x / 10 == v {
                     v = x;
-                    scale -= dot as i64;
+                    scale -= dot;
                 } else {
-                    scale += !dot as i64;
+                    scale += 1 - dot;
                 }
-            } else if c == b'.' && !dot {
-                dot = true;
+            } else if c == b'.' && dot == 0 {
+                dot = 1;
             } else {
                 break;
             }
@@ -228,9 +229,13 @@ pub fn key_index(k: &[u8], names: &[&str]) -> Option<usize> {
     names.iter().position(|n| n.as_bytes() == k)
 }
 
-fn hex4(b: &[u8]) -> Option<u32> {
-    u32::try_from(crate::text::uint(b.get(..4)?, 16)).ok()
+/// The four hex digits `b` starts with; more than 0xFFFF when it does not.
+fn hex4(b: &[u8]) -> u64 {
+    b.get(..4).map_or(u64::MAX, |h| crate::text::uint(h, 16))
 }
+
+/// The marker bits of the first byte of a UTF-8 sequence, by its length.
+static LEAD: [u8; 5] = [0, 0, 0xC0, 0xE0, 0xF0];
 
 /// Decodes JSON string escapes in place (the result is never longer) and returns the new
 /// length. Lone surrogates become U+FFFD, as Go's decoder does.
@@ -249,10 +254,13 @@ pub fn unescape(b: &mut [u8]) -> Option<usize> {
                 b'r' => 13,
                 b't' => 9,
                 b'u' => {
-                    let mut u = hex4(b.get(r..)?)?;
+                    let mut u = hex4(b.get(r..)?);
+                    if u > 0xFFFF {
+                        return None;
+                    }
                     r += 4;
-                    if (0xD800..0xDC00).contains(&u) && b.get(r..)?.starts_with(b"\\u") {
-                        if let Some(lo @ 0xDC00..=0xDFFF) = hex4(&b[r + 2..]) {
+                    if let (0xD800..0xDC00, [b'\\', b'u', lo @ ..]) = (u, b.get(r..)?) {
+                        if let lo @ 0xDC00..=0xDFFF = hex4(lo) {
                             u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
                             r += 6;
                         }
@@ -260,7 +268,7 @@ pub fn unescape(b: &mut [u8]) -> Option<usize> {
                     if (0xD800..0xE000).contains(&u) {
                         u = 0xFFFD;
                     }
-                    u
+                    u as u32
                 }
                 _ => e as u32,
             };
@@ -268,11 +276,10 @@ pub fn unescape(b: &mut [u8]) -> Option<usize> {
         // `c` itself, or the escaped character in UTF-8: never more bytes than it took.
         let n = if c != b'\\' || u < 0x80 { 1 } else if u < 0x800 { 2 } else if u < 0x10000 { 3 } else { 4 };
         let out = b.get_mut(w..w + n)?;
-        for i in (1..n).rev() {
-            out[i] = 0x80 | (u & 0x3f) as u8;
+        for i in (0..n).rev() {
+            out[i] = if i > 0 { 0x80 | (u & 0x3f) as u8 } else { u as u8 | LEAD[n] };
             u >>= 6;
         }
-        out[0] = u as u8 | [0, 0, 0xC0, 0xE0, 0xF0][n];
         w += n;
     }
     Some(w)
@@ -331,7 +338,8 @@ impl Out {
         if self.buf.last() != Some(&b'{') {
             self.buf.push(b',');
         }
-        self.str(k).raw(":")
+        self.str(k).buf.push(b':');
+        self
     }
 
     fn quote(&mut self) -> &mut Self {

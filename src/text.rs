@@ -49,9 +49,9 @@ pub fn split(s: &str, sep: u8) -> Split<'_> {
 impl<'a> Iterator for Split<'a> {
     type Item = &'a str;
     fn next(&mut self) -> Option<&'a str> {
-        let rest = self.0?;
-        let (piece, next) = cut(rest, self.1).map_or((rest, None), |(p, n)| (p, Some(n)));
-        self.0 = next;
+        let rest = self.0.take()?;
+        let Some((piece, next)) = cut(rest, self.1) else { return Some(rest) };
+        self.0 = Some(next);
         Some(piece)
     }
 }
@@ -176,28 +176,35 @@ static MIN_CP: [u32; 5] = [0, 0, 0x80, 0x800, 0x10000];
 /// here as `core::str::from_utf8` checks (RFC 3629: no overlong forms, no surrogates,
 /// nothing above U+10FFFF), in a fraction of its code and without its 256-byte table.
 pub fn utf8(v: Vec<u8>) -> String {
+    if !is_utf8(&v) {
+        return String::new();
+    }
+    // SAFETY: checked to be UTF-8.
+    unsafe { String::from_utf8_unchecked(v) }
+}
+
+fn is_utf8(v: &[u8]) -> bool {
     let mut i = 0;
     while let Some(&c) = v.get(i) {
         // 0: ASCII; 2–4: the first byte of a sequence that long; 1 or 5+: never first.
         let n = c.leading_ones() as usize;
         if n == 1 || n > 4 {
-            return String::new();
+            return false;
         }
         let mut cp = (c & (0x7f >> n)) as u32;
         for _ in 1..n {
             i += 1;
             match v.get(i) {
                 Some(&b) if b & 0xc0 == 0x80 => cp = cp << 6 | (b & 0x3f) as u32,
-                _ => return String::new(),
+                _ => return false,
             }
         }
         if cp < MIN_CP[n] || cp > 0x10ffff || (0xd800..0xe000).contains(&cp) {
-            return String::new();
+            return false;
         }
         i += 1;
     }
-    // SAFETY: checked above to be UTF-8.
-    unsafe { String::from_utf8_unchecked(v) }
+    true
 }
 
 #[cfg(test)]

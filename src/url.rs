@@ -30,6 +30,7 @@ pub fn public_https(url: &str) -> bool {
 }
 
 /// `host[:port]` with a public host; user info (`@`) is no host character.
+#[inline(never)]
 fn public_authority(auth: &[u8]) -> Option<()> {
     let bracket = auth.first() == Some(&b'[');
     let end = auth.iter().position(|&c| c == if bracket { b']' } else { b':' }).unwrap_or(auth.len());
@@ -41,7 +42,7 @@ fn public_authority(auth: &[u8]) -> Option<()> {
         _ => return None,
     }
     if bracket {
-        return public_v6(ipv6_top(&host[1..])?);
+        return public_v6(ipv6_top(host.get(1..)?)?);
     }
     let h = host.strip_suffix(b".").unwrap_or(host);
     // Labels of letters, digits, `-` and `_`, none empty.
