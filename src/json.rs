@@ -433,6 +433,16 @@ mod tests {
     }
 
     #[test]
+    fn escapes_nest() {
+        // Two levels deep: a quote takes 3 backslashes, a backslash 4, a control character 2.
+        let mut o = Out::new();
+        o.depth = 2;
+        o.text("\"\\\u{1}");
+        assert_eq!(o.buf, br#"\\\"\\\\\\u0001"#);
+        assert_eq!(decode(r#""\b\f\n\r\t\"\\\/\q""#).unwrap(), "\u{8}\u{c}\n\r\t\"\\/q");
+    }
+
+    #[test]
     fn unicode_escapes_and_surrogates() {
         assert_eq!(decode(r#""\u00e9\ud83c\udfb5\/""#).unwrap(), "é🎵/");
         assert_eq!(decode(r#""\ud800x""#).unwrap(), "\u{FFFD}x");
