@@ -48,15 +48,15 @@ impl<'a> Reader<'a> {
         }
         let start = self.i;
         loop {
-            match *self.s.get(self.i)? {
-                b'"' => break,
+            let c = *self.s.get(self.i)?;
+            self.i += 1;
+            match c {
+                b'"' => return self.s.get(start..self.i - 1),
                 // A backslash at the very end must not leave the position past it.
-                b'\\' => self.i = (self.i + 2).min(self.s.len()),
-                _ => self.i += 1,
+                b'\\' => self.i = (self.i + 1).min(self.s.len()),
+                _ => {}
             }
         }
-        self.i += 1;
-        self.s.get(start..self.i - 1)
     }
 
     pub fn string(&mut self) -> Option<String> {
@@ -69,24 +69,27 @@ impl<'a> Reader<'a> {
     /// A number scaled by 10^`frac` and truncated toward zero (`1.5` with frac 3 is 1500);
     /// saturates instead of overflowing, accepts exponents (`2.5e1` is 25).
     pub fn number(&mut self, frac: u32) -> Option<i64> {
-        self.peek();
         let neg = self.eat(b'-');
-        // Significant digits in `v`, and the power of ten still to apply to them.
-        let (mut v, mut scale, mut digits, mut dot) = (0i64, frac as i64, false, false);
+        // Significant digits in `v`, and the power of ten still to apply to them; `dot` is
+        // 1 past the decimal point.
+        let (mut v, mut scale, mut digits, mut dot) = (0i64, frac as i64, false, 0i64);
         loop {
             let c = self.s.get(self.i).copied().unwrap_or(0);
             let d = c.wrapping_sub(b'0') as i64;
             if d < 10 {
                 digits = true;
                 // Digits that no longer fit only move the point.
-                if v <= (i64::MAX - d) / 10 {
-                    v = v * 10 + d;
-                    scale -= dot as i64;
+                // `v * 10 + d` fits exactly when it does not wrap (a wrapped value is
+                // negative or far from `10 * v`).
+                let x = v.wrapping_mul(10).wrapping_add(d);
+                if x / 10 == v {
+                    v = x;
+                    scale -= dot;
                 } else {
-                    scale += !dot as i64;
+                    scale += 1 - dot;
                 }
-            } else if c == b'.' && !dot {
-                dot = true;
+            } else if c == b'.' && dot == 0 {
+                dot = 1;
             } else {
                 break;
             }
@@ -101,21 +104,19 @@ impl<'a> Reader<'a> {
             if !eneg {
                 self.eat(b'+');
             }
-            let (start, mut e) = (self.i, 0i64);
+            let (start, mut e) = (self.i, 0u32);
             while let Some(&c @ b'0'..=b'9') = self.s.get(self.i) {
-                e = (e * 10 + (c - b'0') as i64).min(1000);
+                e = (e * 10 + (c - b'0') as u32).min(1000);
                 self.i += 1;
             }
             if self.i == start {
                 return None;
             }
-            scale += if eneg { -e } else { e };
+            scale += if eneg { -(e as i64) } else { e as i64 };
         }
-        for _ in 0..scale.clamp(0, 40) {
-            v = if v > i64::MAX / 10 { i64::MAX } else { v * 10 };
-        }
-        for _ in scale.clamp(-40, 0)..0 {
-            v /= 10;
+        // Saturates upwards; past 19 steps either way `v` no longer changes.
+        for _ in 0..scale.clamp(-40, 40).abs() {
+            v = if scale < 0 { v / 10 } else if v > i64::MAX / 10 { i64::MAX } else { v * 10 };
         }
         Some(if neg { -v } else { v })
     }
@@ -146,33 +147,20 @@ impl<'a> Reader<'a> {
     pub fn skip(&mut self) -> Option<()> {
         let mut depth = 0u32;
         loop {
-            match self.peek() {
-                b'"' => {
-                    self.raw_str()?;
-                }
-                b'{' | b'[' => {
+            let c = self.peek();
+            if c == b'"' {
+                self.raw_str()?;
+            } else if c == b'{' || c == b'[' || depth > 0 && matches!(c, b'}' | b']' | b',' | b':') {
+                self.i += 1;
+                // `[` and `]` are `{` and `}` with the 0x20 bit clear.
+                depth = depth + (c | 0x20 == b'{') as u32 - (c | 0x20 == b'}') as u32;
+            } else {
+                let start = self.i;
+                while let Some(b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z' | b'+' | b'-' | b'.') = self.s.get(self.i) {
                     self.i += 1;
-                    depth += 1;
-                    continue;
                 }
-                b'}' | b']' if depth > 0 => {
-                    self.i += 1;
-                    depth -= 1;
-                }
-                b',' | b':' if depth > 0 => {
-                    self.i += 1;
-                    continue;
-                }
-                _ => {
-                    let start = self.i;
-                    while let Some(b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z' | b'+' | b'-' | b'.') =
-                        self.s.get(self.i)
-                    {
-                        self.i += 1;
-                    }
-                    if self.i == start {
-                        return None;
-                    }
+                if self.i == start {
+                    return None;
                 }
             }
             if depth == 0 {
@@ -241,44 +229,58 @@ pub fn key_index(k: &[u8], names: &[&str]) -> Option<usize> {
     names.iter().position(|n| n.as_bytes() == k)
 }
 
-fn hex4(b: &[u8]) -> Option<u32> {
-    crate::text::uint(b.get(..4)?, 16)
+/// The four hex digits `b` starts with; more than 0xFFFF when it does not.
+fn hex4(b: &[u8]) -> u64 {
+    b.get(..4).map_or(u64::MAX, |h| crate::text::uint(h, 16))
 }
+
+/// The marker bits of the first byte of a UTF-8 sequence, by its length.
+static LEAD: [u8; 5] = [0, 0, 0xC0, 0xE0, 0xF0];
 
 /// Decodes JSON string escapes in place (the result is never longer) and returns the new
 /// length. Lone surrogates become U+FFFD, as Go's decoder does.
 pub fn unescape(b: &mut [u8]) -> Option<usize> {
     let (mut r, mut w) = (0, 0);
-    while r < b.len() {
-        let c = b[r];
+    while let Some(&c) = b.get(r) {
         r += 1;
-        if c != b'\\' {
-            b[w] = c;
-            w += 1;
-            continue;
-        }
-        let e = *b.get(r)?;
-        r += 1;
-        let ch = match e {
-            b'b' => '\u{8}',
-            b'f' => '\u{c}',
-            b'n' => '\n',
-            b'r' => '\r',
-            b't' => '\t',
-            b'u' => {
-                let mut u = hex4(&b[r..])?;
-                r += 4;
-                if (0xD800..0xDC00).contains(&u) && b[r..].starts_with(b"\\u") {
-                    if let Some(lo @ 0xDC00..=0xDFFF) = hex4(&b[r + 2..]) {
-                        u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
-                        r += 6;
+        let mut u = c as u32;
+        if c == b'\\' {
+            let e = *b.get(r)?;
+            r += 1;
+            u = match e {
+                b'b' => 8,
+                b'f' => 12,
+                b'n' => 10,
+                b'r' => 13,
+                b't' => 9,
+                b'u' => {
+                    let mut u = hex4(b.get(r..)?);
+                    if u > 0xFFFF {
+                        return None;
                     }
+                    r += 4;
+                    if let (0xD800..0xDC00, [b'\\', b'u', lo @ ..]) = (u, b.get(r..)?) {
+                        if let lo @ 0xDC00..=0xDFFF = hex4(lo) {
+                            u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
+                            r += 6;
+                        }
+                    }
+                    if (0xD800..0xE000).contains(&u) {
+                        u = 0xFFFD;
+                    }
+                    u as u32
                 }
-                char::from_u32(u).unwrap_or('\u{FFFD}')
-            }
-            _ => e as char,
-        };
-        w += ch.encode_utf8(&mut b[w..r]).len();
+                _ => e as u32,
+            };
+        }
+        // `c` itself, or the escaped character in UTF-8: never more bytes than it took.
+        let n = if c != b'\\' || u < 0x80 { 1 } else if u < 0x800 { 2 } else if u < 0x10000 { 3 } else { 4 };
+        let out = b.get_mut(w..w + n)?;
+        for i in (0..n).rev() {
+            out[i] = if i > 0 { 0x80 | (u & 0x3f) as u8 } else { u as u8 | LEAD[n] };
+            u >>= 6;
+        }
+        w += n;
     }
     Some(w)
 }
@@ -301,22 +303,21 @@ impl Out {
         self
     }
 
-    fn put(&mut self, c: u8, depth: u8) {
-        if depth == 0 {
-            return self.buf.push(c);
-        }
-        match c {
-            b'"' | b'\\' => {
-                self.put(b'\\', depth - 1);
-                self.put(c, depth - 1);
+    /// `c` escaped `depth` times: a quote or backslash gets 2^depth - 1 backslashes, a
+    /// control character 2^(depth - 1) backslashes and `u00XX`.
+    fn put(&mut self, mut c: u8, depth: u8) {
+        if depth > 0 && (c == b'"' || c == b'\\' || c < 0x20) {
+            let ctl = c < 0x20;
+            for _ in 0..(1u32 << depth) - 1 >> ctl as u32 {
+                self.buf.push(b'\\');
             }
-            0..=0x1f => {
-                for h in [b'\\', b'u', b'0', b'0', crate::text::hex(c >> 4), crate::text::hex(c)] {
-                    self.put(h, depth - 1);
-                }
+            if ctl {
+                self.buf.extend_from_slice(b"\\u00");
+                self.buf.push(crate::text::hex(c >> 4));
+                c = crate::text::hex(c);
             }
-            _ => self.put(c, depth - 1),
         }
+        self.buf.push(c);
     }
 
     /// Text escaped for the current depth (the inside of a string, no quotes).
@@ -337,7 +338,8 @@ impl Out {
         if self.buf.last() != Some(&b'{') {
             self.buf.push(b',');
         }
-        self.str(k).raw(":")
+        self.str(k).buf.push(b':');
+        self
     }
 
     fn quote(&mut self) -> &mut Self {
@@ -428,6 +430,16 @@ mod tests {
             .unwrap();
             assert_eq!(got.as_deref(), Some(s), "{twice}");
         }
+    }
+
+    #[test]
+    fn escapes_nest() {
+        // Two levels deep: a quote takes 3 backslashes, a backslash 4, a control character 2.
+        let mut o = Out::new();
+        o.depth = 2;
+        o.text("\"\\\u{1}");
+        assert_eq!(o.buf, br#"\\\"\\\\\\u0001"#);
+        assert_eq!(decode(r#""\b\f\n\r\t\"\\\/\q""#).unwrap(), "\u{8}\u{c}\n\r\t\"\\/q");
     }
 
     #[test]

@@ -23,17 +23,14 @@ pub fn join3(a: &str, b: &str, c: &str) -> String {
 /// `s` without ASCII white space at either end (config and template text; `str::trim`
 /// would bring Unicode tables and UTF-8 decoding into the module).
 pub fn trim(s: &str) -> &str {
-    let b = s.as_bytes();
-    let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
-    let end = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(start, |i| i + 1);
-    s.get(start..end).unwrap_or_default()
+    s.trim_ascii()
 }
 
 /// `s` split around its first `sep`, an ASCII byte: `str::split_once` without the
 /// character searcher it brings into the module.
 pub fn cut(s: &str, sep: u8) -> Option<(&str, &str)> {
-    let i = s.bytes().position(|b| b == sep)?;
-    Some((s.get(..i)?, s.get(i + 1..)?))
+    let (a, b) = s.split_at_checked(s.bytes().position(|b| b == sep)?)?;
+    Some((a, b.get(1..)?))
 }
 
 /// Where `needle` first occurs in `hay`: a byte search, lighter than `str::find` in the
@@ -52,9 +49,9 @@ pub fn split(s: &str, sep: u8) -> Split<'_> {
 impl<'a> Iterator for Split<'a> {
     type Item = &'a str;
     fn next(&mut self) -> Option<&'a str> {
-        let rest = self.0?;
-        let (piece, next) = cut(rest, self.1).map_or((rest, None), |(p, n)| (p, Some(n)));
-        self.0 = next;
+        let rest = self.0.take()?;
+        let Some((piece, next)) = cut(rest, self.1) else { return Some(rest) };
+        self.0 = Some(next);
         Some(piece)
     }
 }
@@ -68,21 +65,17 @@ pub fn num(v: i64) -> String {
 
 /// Appends `v` in decimal.
 pub fn push_int(buf: &mut Vec<u8>, v: i64) {
-    let mut tmp = [0u8; 20];
-    let mut n = v.unsigned_abs();
-    let mut i = tmp.len();
-    loop {
-        i -= 1;
-        tmp[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
     if v < 0 {
         buf.push(b'-');
     }
-    buf.extend_from_slice(&tmp[i..]);
+    push_digits(buf, v.unsigned_abs());
+}
+
+fn push_digits(buf: &mut Vec<u8>, n: u64) {
+    if n >= 10 {
+        push_digits(buf, n / 10);
+    }
+    buf.push(b'0' + (n % 10) as u8);
 }
 
 /// `x.saturating_mul(c)` for a constant `c > 0`, without the 128-bit multiplication
@@ -113,32 +106,38 @@ pub fn int(s: &str) -> Option<i64> {
         if !b.is_ascii_digit() {
             return None;
         }
-        // `checked_mul(10)` without the 128-bit multiplication it brings in (`v <= 0`).
-        if v < i64::MIN / 10 {
+        // `v * 10 - d` without the 128-bit multiplication `checked_mul` brings in: a
+        // result that wrapped is far from `10 * v`.
+        let x = v.wrapping_mul(10).wrapping_sub((b - b'0') as i64);
+        if x / 10 != v {
             return None;
         }
-        v = (v * 10).checked_sub((b - b'0') as i64)?;
+        v = x;
     }
     if neg { Some(v) } else { v.checked_neg() }
 }
 
-/// `s` as a number in `radix` ("" is 0), if it fits 32 bits.
+/// `s` as a number in `radix` ("" is 0); 2^32 or more when it is not one or does not fit
+/// 32 bits, so that one comparison checks both the digits and the range.
 #[inline(never)]
-pub fn uint(s: &[u8], radix: u32) -> Option<u32> {
+pub fn uint(s: &[u8], radix: u32) -> u64 {
     let mut v = 0u64;
     for &c in s {
-        v = v * radix as u64 + (c as char).to_digit(radix)? as u64;
+        let Some(d) = (c as char).to_digit(radix) else { return u64::MAX };
+        v = v * radix as u64 + d as u64;
         if v >> 32 != 0 {
-            return None;
+            break;
         }
     }
-    Some(v as u32)
+    v
 }
 
 /// The lower-case hex digit of the low four bits of `n`.
 pub fn hex(n: u8) -> u8 {
     b"0123456789abcdef"[(n & 15) as usize]
 }
+
+const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
 
 /// Percent-encodes every byte except ASCII letters, digits and `keep`.
 pub fn percent(s: &str, keep: &[u8]) -> String {
@@ -148,8 +147,8 @@ pub fn percent(s: &str, keep: &[u8]) -> String {
             o.push(b);
         } else {
             o.push(b'%');
-            o.push(hex(b >> 4).to_ascii_uppercase());
-            o.push(hex(b).to_ascii_uppercase());
+            o.push(HEX_UPPER[(b >> 4) as usize]);
+            o.push(HEX_UPPER[(b & 15) as usize]);
         }
     }
     utf8(o)
@@ -169,33 +168,43 @@ impl Fnv {
     }
 }
 
+/// The least character a sequence of 0 (ASCII) to 4 bytes may encode.
+static MIN_CP: [u32; 5] = [0, 0, 0x80, 0x800, 0x10000];
+
 /// Bytes to a String. Everything Navidrome hands over went through Go's encoder, which
 /// already replaced invalid UTF-8, so an invalid value is simply dropped (empty). Checked
 /// here as `core::str::from_utf8` checks (RFC 3629: no overlong forms, no surrogates,
 /// nothing above U+10FFFF), in a fraction of its code and without its 256-byte table.
 pub fn utf8(v: Vec<u8>) -> String {
+    if !is_utf8(&v) {
+        return String::new();
+    }
+    // SAFETY: checked to be UTF-8.
+    unsafe { String::from_utf8_unchecked(v) }
+}
+
+fn is_utf8(v: &[u8]) -> bool {
     let mut i = 0;
     while let Some(&c) = v.get(i) {
         // 0: ASCII; 2–4: the first byte of a sequence that long; 1 or 5+: never first.
         let n = c.leading_ones() as usize;
         if n == 1 || n > 4 {
-            return String::new();
+            return false;
         }
         let mut cp = (c & (0x7f >> n)) as u32;
         for _ in 1..n {
             i += 1;
             match v.get(i) {
                 Some(&b) if b & 0xc0 == 0x80 => cp = cp << 6 | (b & 0x3f) as u32,
-                _ => return String::new(),
+                _ => return false,
             }
         }
-        if cp < [0, 0, 0x80, 0x800, 0x10000][n] || cp > 0x10ffff || (0xd800..0xe000).contains(&cp) {
-            return String::new();
+        if cp < MIN_CP[n] || cp > 0x10ffff || (0xd800..0xe000).contains(&cp) {
+            return false;
         }
         i += 1;
     }
-    // SAFETY: checked above to be UTF-8.
-    unsafe { String::from_utf8_unchecked(v) }
+    true
 }
 
 #[cfg(test)]
@@ -217,8 +226,9 @@ mod tests {
                 assert_eq!(mul_sat(x, c), x.saturating_mul(c), "{x} {c}");
             }
         }
-        assert_eq!(uint(b"ff", 16), Some(255));
-        assert_eq!(uint(b"100000000", 16), None);
+        assert_eq!(uint(b"ff", 16), 255);
+        assert_eq!(uint(b"", 10), 0);
+        assert!(uint(b"100000000", 16) >> 32 != 0 && uint(b"fg", 16) >> 32 != 0);
     }
 
     #[test]

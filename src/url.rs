@@ -30,6 +30,7 @@ pub fn public_https(url: &str) -> bool {
 }
 
 /// `host[:port]` with a public host; user info (`@`) is no host character.
+#[inline(never)]
 fn public_authority(auth: &[u8]) -> Option<()> {
     let bracket = auth.first() == Some(&b'[');
     let end = auth.iter().position(|&c| c == if bracket { b']' } else { b':' }).unwrap_or(auth.len());
@@ -37,30 +38,29 @@ fn public_authority(auth: &[u8]) -> Option<()> {
     let port = if bracket { port.get(1..)? } else { port };
     match port {
         [] => {}
-        [b':', p @ ..] if uint(p, 10)? < 65536 => {}
+        [b':', p @ ..] if uint(p, 10) < 65536 => {}
         _ => return None,
     }
     if bracket {
-        return public_v6(ipv6_top(&host[1..])?);
+        return public_v6(ipv6_top(host.get(1..)?)?);
     }
     let h = host.strip_suffix(b".").unwrap_or(host);
     // Labels of letters, digits, `-` and `_`, none empty.
-    let (mut prev, mut tld) = (b'.', 0);
+    let mut tld = 0;
     for (i, &c) in h.iter().enumerate() {
-        if c == b'.' && prev != b'.' {
+        if c == b'.' && i != tld {
             tld = i + 1;
         } else if !(c.is_ascii_alphanumeric() || c == b'-' || c == b'_') {
             return None;
         }
-        prev = c;
     }
-    let tld = h.get(tld..).filter(|_| prev != b'.')?;
+    let t = h.get(tld..).filter(|t| !t.is_empty())?;
     // No top-level domain starts with a digit: such a name is an IPv4 address or nothing.
-    if let [b'0'..=b'9', ..] = tld {
+    if let [b'0'..=b'9', ..] = t {
         return public_v4(ipv4(h)?);
     }
-    let special = SPECIAL.iter().any(|&k| k == word(tld, 0x20));
-    (tld.len() < h.len() && !special).then_some(())
+    let special = SPECIAL.iter().any(|&k| k == word(t, 0x20));
+    (tld > 0 && !special).then_some(())
 }
 
 /// Not globally reachable (IANA IPv4 Special-Purpose Address Registry): this network,
@@ -105,9 +105,9 @@ fn word(s: &[u8], case: u8) -> u64 {
     let (mut w, mut i) = (0u64, 0);
     while let Some(&c) = s.get(i).filter(|&&c| c != b'=') {
         let c = match c {
-            b'%' => match s.get(i + 1..i + 3).and_then(|h| uint(h, 16)) {
-                Some(x) => (i += 2, x as u8).1,
-                None => return 0,
+            b'%' => match s.get(i + 1..i + 3).map_or(256, |h| uint(h, 16)) {
+                x @ 0..=255 => (i += 2, x as u8).1,
+                _ => return 0,
             },
             c => c | case,
         };
@@ -150,7 +150,7 @@ const SPECIAL: [u64; 14] = [
 /// WHATWG's IPv4 parser: 1–4 non-empty parts, each decimal, octal (`0` first) or hex
 /// (`0x` first); all but the last are bytes, the last fills the remaining bytes.
 fn ipv4(h: &[u8]) -> Option<u32> {
-    let (mut v, mut last, mut n) = (0u32, 0u32, 0u32);
+    let (mut v, mut last, mut n) = (0u64, 0u64, 0u32);
     for p in h.split(|&c| c == b'.') {
         if n > 3 || last > 255 {
             return None;
@@ -161,11 +161,11 @@ fn ipv4(h: &[u8]) -> Option<u32> {
             [b'0', d @ ..] => (8, d),
             _ => (10, p),
         };
-        last = uint(digits, radix)?;
+        last = uint(digits, radix);
         n += 1;
     }
     let rest = 40 - 8 * n;
-    (last as u64 >> rest == 0).then_some(((v as u64) << rest) as u32 | last)
+    (last >> rest == 0).then_some((v << rest | last) as u32)
 }
 
 /// The first 32 bits of an IPv6 address (WHATWG's IPv6 parser) that may be public: groups
@@ -178,9 +178,12 @@ fn ipv6_top(s: &[u8]) -> Option<u32> {
     let (mut top, mut n, mut gaps) = (0u32, 0u32, trailing as u32);
     for g in s.split(|&c| c == b':') {
         gaps += g.is_empty() as u32;
-        let v = uint(g, 16).filter(|_| g.len() <= 4)?;
+        let v = uint(g, 16);
+        if g.len() > 4 || v >> 16 != 0 {
+            return None;
+        }
         if n < 2 {
-            top |= v << (16 - 16 * n);
+            top |= (v as u32) << (16 - 16 * n);
         }
         n += 1;
     }
