@@ -235,6 +235,8 @@ mod tests {
     fn search_split_trim_percent() {
         assert_eq!(cut("a:b:c", b':'), Some(("a", "b:c")));
         assert_eq!(find("abcabc", "ca"), Some(2));
+        // An empty needle is found at once, as `str::find` finds it (never a trap).
+        assert_eq!((find("ab", ""), find("", ""), find("", "a")), (Some(0), Some(0), None));
         assert_eq!(split("a,,b", b',').collect::<Vec<_>>(), ["a", "", "b"]);
         assert_eq!(trim(" \t x y \n"), "x y");
         assert_eq!(percent("a b/é", b"/"), "a%20b/%C3%A9");
