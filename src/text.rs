@@ -36,7 +36,7 @@ pub fn cut(s: &str, sep: u8) -> Option<(&str, &str)> {
 /// Where `needle` first occurs in `hay`: a byte search, lighter than `str::find` in the
 /// module.
 pub fn find(hay: &str, needle: &str) -> Option<usize> {
-    hay.as_bytes().windows(needle.len()).position(|w| w == needle.as_bytes())
+    hay.as_bytes().windows(needle.len().max(1)).position(|w| w.starts_with(needle.as_bytes())).or((needle.is_empty()).then_some(0))
 }
 
 /// The pieces of a text between `sep` bytes (ASCII), as `str::split` yields them.
