@@ -65,6 +65,15 @@ mod presence;
 #[path = "../../src/config.rs"]
 mod config;
 
+#[cfg(not(feature = "miniserde"))]
+#[allow(dead_code)]
+#[path = "../../src/text.rs"]
+mod text;
+#[cfg(not(feature = "miniserde"))]
+#[allow(dead_code)]
+#[path = "../../src/host.rs"]
+mod host;
+
 /// The plugin's own decoding of the report (`src/input.rs`).
 #[cfg(not(feature = "miniserde"))]
 mod imp {
