@@ -477,7 +477,7 @@ fn perform(h: &mut impl Host, u: &User, gen: u32, actions: Vec<Action>, now: i64
         );
         let result = match a {
             Action::Send(Frame::Heartbeat(_)) if !locked => on_beat(h, u, gen, Beat::Answer, 0, now, None),
-            Action::Send(f) => host::ws_send(h, &conn, &|o| presence::frame(o, &f, &u.token)),
+            Action::Send(f) => host::ws_send(h, &conn, &|o| gateway::frame(o, &f, &u.token)),
             Action::Close(code) => host::ws_close(h, &conn, code, OWN_CLOSE).or_else(not_found_is_fine),
             Action::Once(_, secs) => host::schedule_once(h, secs, &timer),
             // The first beat's sender arms the recurring one; if two did (a beat handed to
@@ -495,11 +495,11 @@ fn perform(h: &mut impl Host, u: &User, gen: u32, actions: Vec<Action>, now: i64
                 schedule(h, name, retry as i64, &timer);
                 Err(text::join("cannot reach the Discord gateway: ", &e))
             }),
-            Action::Log(level, msg, 0) => {
+            Action::Log(level, msg) => {
                 log(h, level, name, msg);
                 Ok(())
             }
-            Action::Log(level, msg, code) => {
+            Action::Closed(level, msg, code) => {
                 log(h, level, name, &text::join3(msg, " (code ", &text::join(&text::num(code as i64), ")")));
                 Ok(())
             }

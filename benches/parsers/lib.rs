@@ -54,7 +54,7 @@ mod input;
 mod state;
 #[cfg(not(feature = "miniserde"))]
 #[allow(dead_code)]
-#[path = "../../src/gateway.rs"]
+#[path = "../../src/gateway/mod.rs"]
 mod gateway;
 #[cfg(not(feature = "miniserde"))]
 #[allow(dead_code)]

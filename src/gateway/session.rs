@@ -1,6 +1,5 @@
-//! The Discord gateway client as plain state machines (sans-IO): events in, actions out.
-//! Rules cited are from Discord's gateway docs (discord-presence spec §1); the driver in
-//! `plugin.rs` performs the actions.
+//! The gateway client as plain state machines (sans-IO): events in, actions out. Rules
+//! cited are from Discord's gateway docs (discord-presence spec §1).
 //!
 //! Navidrome runs callbacks concurrently and its cache has no compare-and-swap, so the
 //! state is split by who may change it (the table is in `state.rs`):
@@ -11,6 +10,8 @@
 //! - Timers of a connection ([`beat`], [`idle`]) only send, close it and ask for the
 //!   reconnect timer.
 
+use super::close::{OnClose, END, KEEP};
+use super::wire::{Envelope, Frame, ready_fields, session_entry};
 use crate::host::Level;
 use crate::json::Reader;
 use alloc::string::String;
@@ -119,21 +120,6 @@ impl Default for Conn {
     }
 }
 
-/// Statuses an Update Presence may carry (Discord gateway-events).
-pub const STATUSES: [&str; 4] = ["online", "idle", "dnd", "invisible"];
-
-pub fn status_index(s: &[u8]) -> Option<u8> {
-    crate::json::key_index(s, &STATUSES).map(|i| i as u8)
-}
-
-/// Frames the client sends. Rendering is in `presence.rs`.
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub enum Frame {
-    Identify,
-    Resume { session_id: String, seq: i64 },
-    Heartbeat(Option<i64>),
-}
-
 /// Heartbeat timers of a connection, one id per (kind, generation, user).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Timer {
@@ -160,8 +146,10 @@ pub enum Action {
     Reconnect(u32),
     /// Send the wanted presence if it is not shown yet.
     Flush,
-    /// A log line; a non-zero code is appended as `(code N)`.
-    Log(Level, &'static str, u16),
+    /// A log line.
+    Log(Level, &'static str),
+    /// A log line about the socket's close, its code appended as `(code N)`.
+    Closed(Level, &'static str, u16),
 }
 
 /// What the machines need besides their state: the time (ms) and entropy for jitter
@@ -169,31 +157,6 @@ pub enum Action {
 pub struct Ctx {
     pub now: i64,
     pub rand: u64,
-}
-
-/// How a close code is handled (Discord close-code table, spec §1.7).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum OnClose {
-    /// Reconnect and Resume if session data is held.
-    Resume,
-    /// Reconnect with a new session (Identify).
-    Identify,
-    /// Reconnect later, slowly (4008 rate limited, 4015 too many sessions).
-    SlowDown,
-    /// Never reconnect for this user until the configuration changes.
-    Fatal(&'static str),
-}
-
-pub fn close_rule(code: u16) -> OnClose {
-    match code {
-        4004 => OnClose::Fatal("Discord rejected the token (authentication failed): it is invalid or revoked; presence stopped for this user until the token is updated in the plugin settings"),
-        4010 | 4011 => OnClose::Fatal("Discord rejected the sharding; presence stopped for this user"),
-        4012 => OnClose::Fatal("Discord rejected the gateway API version; presence stopped for this user"),
-        4013 | 4014 => OnClose::Fatal("Discord rejected the gateway intents; presence stopped for this user"),
-        4003 | 4007 | 4009 => OnClose::Identify,
-        4008 | 4015 => OnClose::SlowDown,
-        _ => OnClose::Resume,
-    }
 }
 
 /// Reconnect delay in seconds after `failures` consecutive connections without a stable
@@ -252,7 +215,7 @@ impl Link {
             next.waiting = true;
             next.at_ms = self.identify_at - IDENTIFY_AHEAD_MS;
             if !self.waiting {
-                out.push(Action::Log(Level::Warn, "new Discord sessions keep failing and their budget (6 an hour) is spent; waiting up to 20 minutes", 0));
+                out.push(Action::Log(Level::Warn, "new Discord sessions keep failing and their budget (6 an hour) is spent; waiting up to 20 minutes"));
             }
             out.push(Action::Reconnect(((next.at_ms - now + 999) / 1000) as u32));
             return Some((next, out));
@@ -260,7 +223,7 @@ impl Link {
             next.identify_at = self.identify_at.max(now) + IDENTIFY_EVERY_MS;
             (GATEWAY_URL.into(), if self.waiting { "trying a new Discord session again" } else { "connecting to Discord" })
         };
-        out.push(Action::Log(Level::Info, msg, 0));
+        out.push(Action::Log(Level::Info, msg));
         let retry = backoff_secs(next.failures(None), false, ctx.rand);
         out.push(Action::Connect { url, retry });
         Some((next, out))
@@ -268,7 +231,7 @@ impl Link {
 }
 
 /// Ends a connection that is still open: beats stop, the socket closes with `code`
-/// (4000 keeps the session resumable, §1.5), the reconnect timer fires in `secs`.
+/// (`KEEP` keeps the session resumable, §1.5), the reconnect timer fires in `secs`.
 fn end(code: u16, secs: u32, out: &mut Vec<Action>) {
     stop(out);
     out.push(Action::Close(code));
@@ -312,9 +275,9 @@ pub fn beat(conn: &Conn, link: &Link, beat_ms: i64, kind: Beat, done: bool, rand
         // A heartbeat interval after Hello and still no READY/RESUMED (lost, or never
         // sent): start over. No ACK since the last beat: a zombied connection (§1.4).
         let msg = if no_ready { "no READY from Discord; reconnecting" } else { "no heartbeat ACK from Discord; reconnecting" };
-        out.push(Action::Log(Level::Warn, msg, 0));
+        out.push(Action::Log(Level::Warn, msg));
         let secs = if conn.stable() && !no_ready { 0 } else { backoff_secs(link.failures(Some(conn)), false, rand) };
-        end(4000, secs, &mut out);
+        end(KEEP, secs, &mut out);
     } else {
         if !done {
             out.push(Action::Send(Frame::Heartbeat(conn.seq)));
@@ -331,8 +294,8 @@ pub fn beat(conn: &Conn, link: &Link, beat_ms: i64, kind: Beat, done: bool, rand
 pub fn idle(conn: &Conn) -> Vec<Action> {
     let mut out = Vec::new();
     if conn.phase == Phase::Ready {
-        out.push(Action::Log(Level::Info, "idle: closing the gateway session", 0));
-        end(1000, 0, &mut out);
+        out.push(Action::Log(Level::Info, "idle: closing the gateway session"));
+        end(END, 0, &mut out);
     }
     out
 }
@@ -364,7 +327,7 @@ impl Conn {
             return out;
         }
         let Some(env) = Envelope::parse(text) else {
-            out.push(Action::Log(Level::Warn, "ignoring a gateway frame that is not valid JSON", 0));
+            out.push(Action::Log(Level::Warn, "ignoring a gateway frame that is not valid JSON"));
             return out;
         };
         if let Some(s) = env.s {
@@ -415,7 +378,7 @@ impl Conn {
                 self.phase = Phase::Ready;
                 self.ready_ms = ctx.now;
                 let msg = if new_session { "gateway session ready" } else { "gateway session resumed" };
-                out.push(Action::Log(Level::Info, msg, 0));
+                out.push(Action::Log(Level::Info, msg));
                 out.push(Action::Flush);
             }
             // SESSIONS_REPLACE: the user's sessions changed (e.g. status set on another device).
@@ -445,8 +408,8 @@ impl Conn {
                     secs = secs.max(1 + (ctx.rand % 5) as u32);
                     "invalid session (op 9); identifying again"
                 };
-                out.push(Action::Log(Level::Info, msg, 0));
-                end(4000, secs, &mut out);
+                out.push(Action::Log(Level::Info, msg));
+                end(KEEP, secs, &mut out);
             }
             _ => {}
         }
@@ -473,15 +436,15 @@ impl Conn {
             return out;
         }
         stop(&mut out);
-        let rule = close_rule(code);
+        let rule = OnClose::of(code);
         if let OnClose::Fatal(why) = rule {
-            out.push(Action::Log(Level::Error, why, code));
+            out.push(Action::Closed(Level::Error, why, code));
             self.phase = Phase::Fatal;
             self.fatal = code;
             self.forget();
             return out;
         }
-        out.push(Action::Log(Level::Warn, "gateway connection closed", code));
+        out.push(Action::Closed(Level::Warn, "gateway connection closed", code));
         if matches!(rule, OnClose::Identify) {
             self.forget();
         }
@@ -492,82 +455,10 @@ impl Conn {
     }
 }
 
-/// The envelope of a gateway frame (§1.2); `d` is the offset of the payload in the frame.
-pub struct Envelope<'a> {
-    pub op: i64,
-    pub s: Option<i64>,
-    pub t: &'a [u8],
-    pub d: usize,
-}
-
-impl<'a> Envelope<'a> {
-    #[inline(never)]
-    pub fn parse(text: &'a [u8]) -> Option<Self> {
-        let mut r = Reader::new(text);
-        let mut env = Envelope { op: -1, s: None, t: b"", d: text.len() };
-        r.object(|k, r| {
-            match k {
-                b"op" => env.op = r.int()?,
-                b"s" if !r.null() => env.s = Some(r.int()?),
-                b"t" if !r.null() => env.t = r.raw_str()?,
-                b"d" => {
-                    env.d = r.i;
-                    r.skip()?;
-                }
-                b"s" | b"t" => {}
-                _ => r.skip()?,
-            }
-            Some(())
-        })?;
-        Some(env)
-    }
-}
-
-/// One `{session_id, status, …}` of a sessions list (user accounts, discord.food).
-fn session_entry(r: &mut Reader, out: &mut Vec<(String, u8)>) -> Option<()> {
-    let (mut id, mut st) = (String::new(), None);
-    r.object(|k, r| {
-        match crate::json::key_index(k, &["session_id", "status"]) {
-            Some(0) => id = r.string()?,
-            Some(1) => st = status_index(r.raw_str()?),
-            _ => r.skip()?,
-        }
-        Some(())
-    })?;
-    if let Some(st) = st {
-        out.push((id, st));
-    }
-    Some(())
-}
-
-/// `session_id`, `resume_gateway_url` and the user's sessions from a READY payload,
-/// scanned in one pass without building anything for the (possibly megabytes of) rest.
-fn ready_fields(d: &[u8]) -> (String, String, Vec<(String, u8)>) {
-    let (mut sid, mut url, mut sessions) = (String::new(), String::new(), Vec::new());
-    Reader::new(d).object(|k, r| {
-        if r.text_into(k, &["session_id", "resume_gateway_url"], &mut [&mut sid, &mut url])? {
-            return Some(());
-        }
-        if k == b"sessions" {
-            r.array(|r| session_entry(r, &mut sessions))
-        } else {
-            r.skip()
-        }
-    });
-    // Both are stored space-separated and the URL is dialled: keep only sane values.
-    let ok = |s: &str| !s.is_empty() && s.len() < 256 && s.bytes().all(|b| b > b' ' && b < 0x7f);
-    if !ok(&sid) {
-        sid.clear();
-    }
-    if !(ok(&url) && url.starts_with("wss://")) {
-        url.clear();
-    }
-    (sid, url, sessions)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gateway::STATUSES;
     use Action::*;
 
     /// The actions of one event, without the informational log lines.
@@ -712,7 +603,7 @@ mod tests {
     fn fatal_close_stops_for_good() {
         let (link, mut c) = ready();
         let a = c.on_closed(&link, 4004, &CTX);
-        assert!(matches!(&a[2], Log(Level::Error, m, 4004) if m.contains("token")));
+        assert!(matches!(&a[2], Closed(Level::Error, m, 4004) if m.contains("token")));
         assert!(!a.iter().any(|a| matches!(a, Reconnect(_))));
         assert_eq!((c.phase, c.fatal), (Phase::Fatal, 4004));
         assert_eq!(link.reconnect(1, Some(&c), true, &at(9)), None);
@@ -769,7 +660,7 @@ mod tests {
         while now < 3 * 3_600_000 {
             let conn = (link.gen > 0).then_some(&refused);
             let (next, a) = link.reconnect(link.gen, conn, true, &at(now)).unwrap();
-            logs.extend(a.iter().filter_map(|x| if let Action::Log(_, m, _) = x { Some(*m) } else { None }));
+            logs.extend(a.iter().filter_map(|x| if let Action::Log(_, m) = x { Some(*m) } else { None }));
             now += match (dials(a.clone()).len(), a.last()) {
                 (1, _) => {
                     tried.push(now);
