@@ -205,9 +205,9 @@ pub fn now_playing(h: &mut impl Host, input: &[u8]) -> Result {
     Ok(None)
 }
 
-pub fn on_text(h: &mut impl Host, input: Vec<u8>) -> Result {
-    let (id, frame) = input::text_message(input).ok_or_else(|| bad_input("websocket text"))?;
-    on_connection(h, &id, Ok(&frame)).map(|_| None)
+pub fn on_text(h: &mut impl Host, mut input: impl gateway::Source) -> Result {
+    let (id, frame) = gateway::text(&mut input).ok_or_else(|| bad_input("websocket text"))?;
+    on_connection(h, &id, Ok(frame)).map(|_| None)
 }
 
 pub fn on_error(h: &mut impl Host, input: &[u8]) -> Result {
@@ -227,7 +227,7 @@ pub fn on_close(h: &mut impl Host, input: &[u8]) -> Result {
 /// with the close code). Only this loop writes the connection's record, and Navidrome
 /// calls it one event at a time; callbacks of a connection that is no longer current
 /// change nothing.
-fn on_connection(h: &mut impl Host, id: &str, ev: core::result::Result<&[u8], u16>) -> Done {
+fn on_connection(h: &mut impl Host, id: &str, ev: core::result::Result<gateway::Inbound, u16>) -> Done {
     let Some((gen, name)) = split_id(id) else {
         h.log(Level::Warn, "callback for an unknown connection");
         return Ok(());

@@ -11,9 +11,8 @@
 //!   reconnect timer.
 
 use super::close::{OnClose, END, KEEP};
-use super::wire::{Envelope, Frame, ready_fields, session_entry};
+use super::wire::{Frame, Inbound, Kind};
 use crate::host::Level;
-use crate::json::Reader;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -319,38 +318,26 @@ impl Conn {
         self.seq = None;
     }
 
-    /// A text frame on this connection.
-    pub fn on_frame(&mut self, link: &Link, text: &[u8], ctx: &Ctx) -> Vec<Action> {
+    /// A text frame on this connection, as `wire::text` decoded it.
+    pub fn on_frame(&mut self, link: &Link, frame: Inbound, ctx: &Ctx) -> Vec<Action> {
         let mut out = Vec::new();
         // Only a socket we still consider open speaks: frames after its end change nothing.
         if !self.open() {
             return out;
         }
-        let Some(env) = Envelope::parse(text) else {
+        if frame.kind == Kind::Invalid {
             out.push(Action::Log(Level::Warn, "ignoring a gateway frame that is not valid JSON"));
             return out;
-        };
-        if let Some(s) = env.s {
-            self.seq = Some(s);
         }
-        let d = || Reader::new(&text[env.d..]);
-        // Dispatches (op 0) by their event name.
-        let event = crate::json::key_index(env.t, &["READY", "SESSIONS_REPLACE", "RESUMED"]);
-        match env.op {
+        if frame.seq.is_some() {
+            self.seq = frame.seq;
+        }
+        match frame.kind {
             // Hello: answer with Identify or Resume, then heartbeat at its interval (§1.3).
             // The answer goes out before the first beat is scheduled: nothing else sends
             // on this connection until then.
-            10 => {
-                let mut ms = 0;
-                d().object(|k, r| {
-                    if k == b"heartbeat_interval" {
-                        ms = r.int()?;
-                    } else {
-                        r.skip()?;
-                    }
-                    Some(())
-                });
-                self.heartbeat_ms = ms.clamp(1000, 600_000) as u32;
+            Kind::Hello => {
+                self.heartbeat_ms = frame.heartbeat_ms.clamp(1000, 600_000) as u32;
                 self.ack_ms = ctx.now;
                 if link.resumable() {
                     self.phase = Phase::Resuming;
@@ -367,13 +354,11 @@ impl Conn {
                 out.push(Action::Once(Timer::FirstBeat, first));
             }
             // READY (the new session) or RESUMED: either way the presence is sent again.
-            0 if event == Some(0) || event == Some(2) => {
-                let new_session = event == Some(0);
+            Kind::Ready | Kind::Resumed => {
+                let new_session = frame.kind == Kind::Ready;
                 if new_session {
-                    let (sid, url, sessions) = ready_fields(&text[env.d..]);
-                    self.session_id = sid;
-                    self.resume_url = url;
-                    self.learn_status(&sessions);
+                    (self.session_id, self.resume_url) = (frame.session_id, frame.resume_url);
+                    self.status = frame.sessions.status(&self.session_id);
                 }
                 self.phase = Phase::Ready;
                 self.ready_ms = ctx.now;
@@ -382,31 +367,29 @@ impl Conn {
                 out.push(Action::Flush);
             }
             // SESSIONS_REPLACE: the user's sessions changed (e.g. status set on another device).
-            0 if event == Some(1) => {
-                let mut sessions = Vec::new();
-                d().array(|r| session_entry(r, &mut sessions));
+            Kind::Sessions => {
                 let before = self.status;
-                self.learn_status(&sessions);
+                self.status = frame.sessions.status(&self.session_id);
                 if self.phase == Phase::Ready && self.status != before {
                     out.push(Action::Flush);
                 }
             }
-            11 => self.ack_ms = ctx.now,
-            1 => out.push(Action::Send(Frame::Heartbeat(self.seq))),
+            Kind::Ack => self.ack_ms = ctx.now,
+            Kind::Beat => out.push(Action::Send(Frame::Heartbeat(self.seq))),
             // Reconnect (op 7) or invalid session (op 9): resume, or for an op 9 that says
             // the session cannot be resumed, wait a random 1–5 s, then Identify again
             // (§1.5); longer while no session holds.
-            7 | 9 => {
+            Kind::Reconnect | Kind::Resumable | Kind::Refused => {
                 self.phase = Phase::Closed;
                 let mut secs = self.retry_secs(link, false, ctx.rand);
-                let msg = if env.op == 7 {
-                    "Discord asked to reconnect (op 7); resuming"
-                } else if d().lit(b"true") {
-                    "invalid session (op 9, resumable); resuming"
-                } else {
-                    self.forget();
-                    secs = secs.max(1 + (ctx.rand % 5) as u32);
-                    "invalid session (op 9); identifying again"
+                let msg = match frame.kind {
+                    Kind::Reconnect => "Discord asked to reconnect (op 7); resuming",
+                    Kind::Resumable => "invalid session (op 9, resumable); resuming",
+                    _ => {
+                        self.forget();
+                        secs = secs.max(1 + (ctx.rand % 5) as u32);
+                        "invalid session (op 9); identifying again"
+                    }
                 };
                 out.push(Action::Log(Level::Info, msg));
                 end(KEEP, secs, &mut out);
@@ -419,13 +402,6 @@ impl Conn {
     /// A stable session that ends comes back at once; otherwise backoff.
     fn retry_secs(&self, link: &Link, slow: bool, rand: u64) -> u32 {
         if self.stable() && !slow { 0 } else { backoff_secs(link.failures(Some(self)).max(1), slow, rand) }
-    }
-
-    /// Adopts the status of the user's first other session (not ours, not the "all"
-    /// aggregate that includes ours); with none, keeps `online`.
-    fn learn_status(&mut self, sessions: &[(String, u8)]) {
-        let other = sessions.iter().find(|(id, _)| id != "all" && *id != self.session_id);
-        self.status = other.map_or(0, |(_, st)| *st);
     }
 
     /// The socket ended (server close or network error).
@@ -468,6 +444,13 @@ mod tests {
 
     const CTX: Ctx = Ctx { now: 1_000, rand: 500 };
 
+    /// A frame as Discord sends it, decoded from a payload as Navidrome passes it.
+    fn msg(frame: &[u8]) -> Inbound {
+        let mut o = crate::json::Out::new();
+        o.raw("{").key("connectionId").str("1:a").key("message").str(core::str::from_utf8(frame).unwrap()).raw("}");
+        crate::gateway::text(&mut o.buf).unwrap().1
+    }
+
     fn at(now: i64) -> Ctx {
         Ctx { now, rand: 0 }
     }
@@ -488,8 +471,8 @@ mod tests {
     fn ready() -> (Link, Conn) {
         let (link, _) = Link::default().reconnect(0, None, true, &at(0)).unwrap();
         let mut c = Conn::default();
-        c.on_frame(&link, hello(), &CTX);
-        c.on_frame(&link, READY, &CTX);
+        c.on_frame(&link, msg(hello()), &CTX);
+        c.on_frame(&link, msg(READY), &CTX);
         (link, c)
     }
 
@@ -508,7 +491,7 @@ mod tests {
     fn hello_identifies_then_schedules_a_jittered_first_beat() {
         let (link, _) = Link::default().reconnect(0, None, true, &at(0)).unwrap();
         let mut c = Conn::default();
-        let a = c.on_frame(&link, hello(), &CTX);
+        let a = c.on_frame(&link, msg(hello()), &CTX);
         assert_eq!(a, vec![Send(Frame::Identify), Once(Timer::FirstBeat, 20)]);
         assert_eq!((c.phase, c.heartbeat_ms, c.ack_ms), (Phase::Identifying, 41250, 1_000));
         assert_eq!(beat(&c, &link, 0, Beat::First, false, 0), vec![Send(Frame::Heartbeat(None)), Every(Timer::Beat, 41)]);
@@ -521,7 +504,7 @@ mod tests {
         assert_eq!(beat(&c, &link, 0, Beat::Answer, false, 0), vec![Send(Frame::Heartbeat(None))], "an answer to op 1 never arms");
         // A jitter of 0 still waits a second: never at the instant of Hello's answer.
         let mut c = Conn::default();
-        assert_eq!(c.on_frame(&link, hello(), &Ctx { now: 0, rand: 0 })[1], Once(Timer::FirstBeat, 1));
+        assert_eq!(c.on_frame(&link, msg(hello()), &Ctx { now: 0, rand: 0 })[1], Once(Timer::FirstBeat, 1));
     }
 
     #[test]
@@ -535,12 +518,12 @@ mod tests {
     #[test]
     fn dispatches_update_seq_heartbeats_carry_it_acks_are_timed() {
         let (link, mut c) = ready();
-        c.on_frame(&link, br#"{"op":0,"t":"SESSIONS_REPLACE","s":7,"d":[]}"#, &CTX);
+        c.on_frame(&link, msg(br#"{"op":0,"t":"SESSIONS_REPLACE","s":7,"d":[]}"#), &CTX);
         assert_eq!(c.seq, Some(7));
         assert_eq!(beat(&c, &link, 900, Beat::Regular, false, 0), vec![Send(Frame::Heartbeat(Some(7)))]);
-        assert_eq!(c.on_frame(&link, br#"{"op":11}"#, &Ctx { now: 2_000, rand: 0 }), vec![]);
+        assert_eq!(c.on_frame(&link, msg(br#"{"op":11}"#), &Ctx { now: 2_000, rand: 0 }), vec![]);
         assert!(c.ack_ms == 2_000 && c.stable());
-        assert_eq!(c.on_frame(&link, br#"{"op":1,"d":null}"#, &CTX), vec![Send(Frame::Heartbeat(Some(7)))]);
+        assert_eq!(c.on_frame(&link, msg(br#"{"op":1,"d":null}"#), &CTX), vec![Send(Frame::Heartbeat(Some(7)))]);
         // Answering op 1 right after a beat whose ACK is still on its way is no zombie.
         assert_eq!(beat(&c, &link, 2_500, Beat::Answer, false, 0), vec![Send(Frame::Heartbeat(Some(7)))]);
         assert!(beat(&c, &link, 2_500, Beat::Regular, false, 0).contains(&Close(4000)));
@@ -555,10 +538,10 @@ mod tests {
         assert_eq!(dials(a), vec!["wss://r.discord.gg/?v=10&encoding=json"]);
         assert_eq!((next.gen, next.attempts), (2, 1), "a session never acknowledged counts as a failure");
         let mut c2 = Conn::default();
-        let a = c2.on_frame(&next, hello(), &CTX);
+        let a = c2.on_frame(&next, msg(hello()), &CTX);
         assert_eq!(a[0], Send(Frame::Resume { session_id: "abc".into(), seq: 1 }));
         assert_eq!(c2.phase, Phase::Resuming);
-        let a = c2.on_frame(&next, br#"{"op":0,"t":"RESUMED","s":2,"d":{}}"#, &CTX);
+        let a = c2.on_frame(&next, msg(br#"{"op":0,"t":"RESUMED","s":2,"d":{}}"#), &CTX);
         assert_eq!(a.last(), Some(&Flush));
         assert_eq!((c2.phase, c2.seq, c2.session_id.as_str()), (Phase::Ready, Some(2), "abc"));
     }
@@ -566,36 +549,36 @@ mod tests {
     #[test]
     fn a_stable_session_comes_back_at_once_an_unstable_one_backs_off() {
         let (link, mut c) = ready();
-        c.on_frame(&link, br#"{"op":11}"#, &Ctx { now: 3_000, rand: 0 });
-        let a = c.on_frame(&link, br#"{"op":7,"d":null}"#, &CTX);
+        c.on_frame(&link, msg(br#"{"op":11}"#), &Ctx { now: 3_000, rand: 0 });
+        let a = c.on_frame(&link, msg(br#"{"op":7,"d":null}"#), &CTX);
         assert_eq!(a.last(), Some(&Reconnect(0)));
         assert_eq!(c.phase, Phase::Closed);
         let (next, _) = link.reconnect(1, Some(&c), true, &at(9)).unwrap();
         assert_eq!(next.attempts, 0);
         // The next connection is resumed but dropped before any ACK: backoff grows.
         let mut c2 = Conn::default();
-        c2.on_frame(&next, hello(), &CTX);
-        c2.on_frame(&next, br#"{"op":0,"t":"RESUMED","s":2,"d":{}}"#, &CTX);
+        c2.on_frame(&next, msg(hello()), &CTX);
+        c2.on_frame(&next, msg(br#"{"op":0,"t":"RESUMED","s":2,"d":{}}"#), &CTX);
         assert_eq!(c2.on_closed(&next, 4002, &CTX).last(), Some(&Reconnect(backoff_secs(1, false, 500))));
         let (third, _) = next.reconnect(2, Some(&c2), true, &at(9)).unwrap();
         assert_eq!(third.attempts, 1);
         let mut c3 = Conn::default();
-        c3.on_frame(&third, hello(), &CTX);
-        c3.on_frame(&third, br#"{"op":0,"t":"RESUMED","s":3,"d":{}}"#, &CTX);
+        c3.on_frame(&third, msg(hello()), &CTX);
+        c3.on_frame(&third, msg(br#"{"op":0,"t":"RESUMED","s":3,"d":{}}"#), &CTX);
         assert_eq!(c3.on_closed(&third, 4002, &CTX).last(), Some(&Reconnect(backoff_secs(2, false, 500))));
     }
 
     #[test]
     fn op9_false_forgets_the_session_and_waits() {
         let (link, mut c) = ready();
-        let a = quiet(c.on_frame(&link, br#"{"op":9,"d":false}"#, &CTX));
+        let a = quiet(c.on_frame(&link, msg(br#"{"op":9,"d":false}"#), &CTX));
         assert!(a.contains(&Close(4000)), "{a:?}");
         assert!(matches!(a.last(), Some(Reconnect(s)) if (1..=5).contains(s)), "{a:?}");
         assert_eq!((c.phase, c.session_id.as_str(), c.seq), (Phase::Closed, "", None));
         let (_, a) = link.reconnect(1, Some(&c), true, &at(9)).unwrap();
         assert_eq!(dials(a), vec![GATEWAY_URL]);
         let (link, mut c) = ready();
-        assert!(c.on_frame(&link, br#"{"op":9,"d":true}"#, &CTX).contains(&Close(4000)));
+        assert!(c.on_frame(&link, msg(br#"{"op":9,"d":true}"#), &CTX).contains(&Close(4000)));
         assert_eq!(c.session_id, "abc");
     }
 
@@ -698,7 +681,7 @@ mod tests {
     fn no_ready_within_a_heartbeat_starts_over() {
         let (link, _) = Link::default().reconnect(0, None, true, &at(0)).unwrap();
         let mut c = Conn::default();
-        c.on_frame(&link, hello(), &CTX);
+        c.on_frame(&link, msg(hello()), &CTX);
         assert!(beat(&c, &link, 0, Beat::First, false, 0).contains(&Send(Frame::Heartbeat(None))));
         let a = beat(&c, &link, 0, Beat::Regular, false, 0);
         assert!(a.contains(&Close(4000)) && a.contains(&Reconnect(backoff_secs(1, false, 0))), "{a:?}");
@@ -713,26 +696,26 @@ mod tests {
     }
 
     #[test]
-    fn envelope_and_ready_scanning() {
-        let e = Envelope::parse(br#"{"d":{"a":[1,{"b":"s\"}"}]},"t":"X","s":null,"op":0}"#).unwrap();
-        assert_eq!((e.op, e.s, e.t), (0, None, &b"X"[..]));
-        assert!(Envelope::parse(b"not json").is_none());
-        let (sid, url, _) = ready_fields(br#"{"session_id":"a b","resume_gateway_url":"http://x"}"#);
-        assert_eq!((sid.as_str(), url.as_str()), ("", ""));
+    fn ready_keeps_only_sane_session_fields() {
+        let link = Link::default();
+        let mut c = Conn::default();
+        c.on_frame(&link, msg(hello()), &CTX);
+        c.on_frame(&link, msg(br#"{"d":{"session_id":"a b","resume_gateway_url":"http://x"},"t":"READY","s":null,"op":0}"#), &CTX);
+        assert_eq!((c.phase, c.session_id.as_str(), c.resume_url.as_str()), (Phase::Ready, "", ""));
     }
 
     #[test]
     fn status_follows_the_users_other_sessions() {
         let link = Link::default();
         let mut c = Conn::default();
-        c.on_frame(&link, hello(), &CTX);
-        c.on_frame(&link, br#"{"op":0,"s":1,"t":"READY","d":{"sessions":[{"session_id":"all","status":"online"},{"session_id":"me","status":"online"},{"session_id":"desk","status":"dnd","client_info":{}}],"session_id":"me"}}"#, &CTX);
+        c.on_frame(&link, msg(hello()), &CTX);
+        c.on_frame(&link, msg(br#"{"op":0,"s":1,"t":"READY","d":{"sessions":[{"session_id":"all","status":"online"},{"session_id":"me","status":"online"},{"session_id":"desk","status":"dnd","client_info":{}}],"session_id":"me"}}"#), &CTX);
         assert_eq!(STATUSES[c.status as usize], "dnd");
-        let a = c.on_frame(&link, br#"{"op":0,"s":2,"t":"SESSIONS_REPLACE","d":[{"session_id":"desk","status":"idle"}]}"#, &CTX);
+        let a = c.on_frame(&link, msg(br#"{"op":0,"s":2,"t":"SESSIONS_REPLACE","d":[{"session_id":"desk","status":"idle"}]}"#), &CTX);
         assert_eq!((STATUSES[c.status as usize], a), ("idle", vec![Flush]));
-        let a = c.on_frame(&link, br#"{"op":0,"s":3,"t":"SESSIONS_REPLACE","d":[{"session_id":"me","status":"online"},{"session_id":"desk","status":"idle"}]}"#, &CTX);
+        let a = c.on_frame(&link, msg(br#"{"op":0,"s":3,"t":"SESSIONS_REPLACE","d":[{"session_id":"me","status":"online"},{"session_id":"desk","status":"idle"}]}"#), &CTX);
         assert_eq!(a, vec![]);
-        c.on_frame(&link, br#"{"op":0,"s":4,"t":"SESSIONS_REPLACE","d":[{"session_id":"me","status":"online"}]}"#, &CTX);
+        c.on_frame(&link, msg(br#"{"op":0,"s":4,"t":"SESSIONS_REPLACE","d":[{"session_id":"me","status":"online"}]}"#), &CTX);
         assert_eq!(c.status, 0, "alone again: online");
     }
 
@@ -744,7 +727,7 @@ mod tests {
         c.on_closed(&link, 1006, &CTX);
         assert_eq!(idle(&c), vec![]);
         for f in [&br#"{"op":7}"#[..], br#"{"op":1}"#, br#"{"op":9,"d":true}"#, hello()] {
-            assert_eq!(c.on_frame(&link, f, &CTX), vec![]);
+            assert_eq!(c.on_frame(&link, msg(f), &CTX), vec![]);
         }
     }
 }
