@@ -153,11 +153,10 @@ const STATUS: u32 = 9;
 /// The outer payload's `message`: its text is the frame, fed to a second tokenizer.
 const MESSAGE: u32 = 11 + OUTER;
 /// A position is the key of each level down to a value (`ARR` for an array's element,
-/// `OTHER` for a key not in `KEYS`), a byte per level from the lowest; values below level
-/// 4 are `NOWHERE`.
+/// `OTHER` for a key not in `KEYS`), a byte per level from the lowest. Only containers
+/// that may hold a kept value are entered, so there are 4 levels at most.
 const ARR: u32 = 0xFE;
 const OTHER: u32 = 0xFF;
-const NOWHERE: u32 = u32::MAX;
 /// The entries of a sessions list: READY's `d.sessions[]`, SESSIONS_REPLACE's `d[]`.
 const ENTRY_READY: u32 = D | 8 << 8 | ARR << 16;
 const ENTRY_REPLACE: u32 = D | ARR << 8;
@@ -179,16 +178,20 @@ const AFTER: u8 = 3;
 const STR: u8 = 4;
 /// Inside a number or literal.
 const LIT: u8 = 5;
+/// Inside a container where nothing is kept: only its end is looked for, nesting and
+/// strings counted as a skipping reader does.
+const SKIP: u8 = 6;
 /// The top object ended: the rest is ignored (as a reader that stops there would).
-const DONE: u8 = 6;
+const DONE: u8 = 7;
 /// Not JSON.
-const BAD: u8 = 7;
+const BAD: u8 = 8;
 
-/// A JSON tokenizer fed a byte at a time, with bounded state: the nesting depth, which of
-/// the innermost 64 levels are arrays (an array around more reads as an object, its end as
-/// not JSON), the position of levels 1–4, and the key or value being read at those levels,
-/// escapes decoded (surrogate pairs joined, a lone half U+FFFD as Go's decoder does). The
-/// string at `MESSAGE` is not kept but passed on whole.
+/// A JSON tokenizer fed a byte at a time, with bounded state: the open levels (4 at most,
+/// which are arrays, the position), the nesting of a skipped container, and the key or
+/// value being read, escapes decoded (surrogate pairs joined, a lone half U+FFFD as Go's
+/// decoder does). The string at `MESSAGE` is not kept but passed on whole. What it enters
+/// is checked as RFC 8259 grammar; what it skips only for nesting and strings, as the
+/// reader it replaces skipped.
 #[derive(Default)]
 struct Tok {
     st: u8,
@@ -203,8 +206,10 @@ struct Tok {
     high: u32,
     depth: u32,
     /// A bit per open level, the innermost lowest: set for an array.
-    arrays: u64,
+    arrays: u8,
     path: u32,
+    /// Containers open in the one being skipped, itself included.
+    skip: u32,
     /// `OUTER` for the outer payload, 0 for the frame.
     base: u32,
     /// The key or value being read: a string is its opening quote then its text, an object
@@ -219,21 +224,19 @@ fn lit(c: u8) -> bool {
 impl Tok {
     /// The position of the value being read.
     fn at(&self) -> u32 {
-        if self.depth <= 4 { self.path } else { NOWHERE }
+        self.path
     }
 
     /// Sets the key of the current level in the position.
     fn set(&mut self, v: u32) {
-        let l = self.depth.wrapping_sub(1);
-        if l < 4 {
-            self.path = self.path & !(0xFF << (8 * l)) | v << (8 * l);
-        }
+        let l = 8 * (self.depth - 1);
+        self.path = self.path & !(0xFF << l) | v << l;
     }
 
     fn put(&mut self, b: u8, p: &mut Parts) {
         if self.fwd {
             p.message.push(b);
-        } else if self.depth <= 4 && self.cap.len() <= CAP {
+        } else if self.cap.len() <= CAP {
             self.cap.push(b);
         }
     }
@@ -255,6 +258,44 @@ impl Tok {
     fn flush(&mut self, p: &mut Parts) {
         if core::mem::take(&mut self.high) != 0 {
             self.char(0xFFFD, p);
+        }
+    }
+
+    /// Feeds `s`. The hot paths of a READY are not taken byte by byte: a run of plain
+    /// text in a string is passed on or kept whole, and a container that holds nothing
+    /// kept (guilds, relationships…) is skipped in a loop of its own.
+    fn feed(&mut self, s: &[u8], p: &mut Parts) {
+        let mut i = 0;
+        while let Some(&c) = s.get(i) {
+            i += 1;
+            if self.st == SKIP {
+                // In a string (`key`), after a backslash (`esc`).
+                if self.key {
+                    if self.esc != 0 {
+                        self.esc = 0;
+                    } else if c == b'\\' {
+                        self.esc = 1;
+                    } else {
+                        self.key = c != b'"';
+                    }
+                } else {
+                    match c {
+                        b'"' => self.key = true,
+                        b'{' | b'[' => self.skip += 1,
+                        b'}' | b']' => {
+                            self.skip -= 1;
+                            if self.skip == 0 {
+                                self.st = AFTER;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            } else if self.st == STR && self.fwd && self.esc == 0 && self.high == 0 && c != b'"' && c != b'\\' {
+                p.message.push(c);
+            } else {
+                self.push(c, p);
+            }
         }
     }
 
@@ -344,8 +385,14 @@ impl Tok {
                     b'{' | b'[' => {
                         let arr = c == b'[';
                         p.value(self);
+                        // Skipped unless a kept value may be inside.
+                        let (at, mask) = (self.at(), ((1u64 << (8 * self.depth)) - 1) as u32);
+                        if !SLOTS.iter().any(|&s| s & mask == at && s != at) {
+                            (self.skip, self.key, self.esc) = (1, false, 0);
+                            return self.st = SKIP;
+                        }
                         self.depth += 1;
-                        self.arrays = self.arrays << 1 | arr as u64;
+                        self.arrays = self.arrays << 1 | arr as u8;
                         self.set(if arr { ARR } else { 0 });
                         arr as u8 ^ KEY
                     }
@@ -375,9 +422,8 @@ fn string(v: &[u8]) -> Option<&[u8]> {
 /// `v` if it is printable ASCII without blanks, under 256 bytes and starts with `prefix`;
 /// else empty.
 fn sane(v: &[u8], prefix: &[u8]) -> String {
-    let v = string(v).unwrap_or_default();
-    let ok = v.len() < 256 && v.starts_with(prefix) && !v.is_empty() && v.iter().all(|&b| b > b' ' && b < 0x7f);
-    crate::text::utf8(if ok { v.to_vec() } else { Vec::new() })
+    let v = string(v).filter(|v| v.len() < 256 && v.starts_with(prefix) && v.iter().all(|&b| b > b' ' && b < 0x7f));
+    crate::text::utf8(v.unwrap_or_default().to_vec())
 }
 
 impl Parts {
@@ -446,15 +492,11 @@ pub fn text(src: &mut dyn Source) -> Option<(String, Inbound)> {
             break;
         }
         at += n;
-        for &c in &buf[..n] {
-            outer.push(c, &mut p);
-        }
-        let mut i = 0;
-        while let Some(&c) = p.message.get(i) {
-            inner.push(c, &mut p);
-            i += 1;
-        }
-        p.message.clear();
+        outer.feed(&buf[..n], &mut p);
+        let mut message = core::mem::take(&mut p.message);
+        inner.feed(&message, &mut p);
+        message.clear();
+        p.message = message;
     }
     // Both are strings; the connection id may be missing.
     let [.., id, message] = &p.slots;
@@ -558,6 +600,16 @@ mod tests {
             assert_eq!(decode(b), None, "{}", String::from_utf8_lossy(b));
         }
         assert_eq!(decode(br#"{"message":"{\"op\":11}"}"#), Some((String::new(), Inbound { kind: Kind::Ack, ..Inbound::default() })), "no connection id");
+    }
+
+    #[test]
+    fn what_holds_nothing_kept_is_only_skipped() {
+        // As the reader this replaces skipped: nesting and strings only, at any depth.
+        let deep = ["[".repeat(500), "]".repeat(500)].concat();
+        for f in [format!(r#"{{"x":{deep},"op":11}}"#), r#"{"op":11,"x":{"a" "b"]}"#.into(), r#"{"op":11,"x":["\"]}\\",{"d":{]}]}"#.into()] {
+            assert_eq!(inbound(&f).kind, Kind::Ack, "{f}");
+        }
+        assert_eq!(inbound(r#"{"op":11,"x":["a"}"#).kind, Kind::Invalid, "unbalanced: the object never ends");
     }
 
     #[test]
