@@ -407,7 +407,6 @@ impl Tok {
 /// What has been read of the payload: the values it may need (keys come in any order, `d`
 /// before `t`), kept until the end, the user's sessions, and the message's text not yet fed
 /// to the frame's tokenizer.
-#[derive(Default)]
 struct Parts {
     slots: [Vec<u8>; SLOTS.len()],
     sessions: Sessions,
@@ -483,7 +482,8 @@ impl Parts {
 /// megabytes of guilds are skipped without being held (§1.3: "pull out only the few
 /// fields you need"). `None`: a malformed payload.
 pub fn text(src: &mut dyn Source) -> Option<(String, Inbound)> {
-    let (mut outer, mut inner, mut p) = (Tok { base: OUTER, ..Tok::default() }, Tok::default(), Parts::default());
+    let (mut outer, mut inner) = (Tok { base: OUTER, ..Tok::default() }, Tok::default());
+    let mut p = Parts { slots: core::array::from_fn(|_| Vec::new()), sessions: Sessions::default(), message: Vec::new() };
     let mut buf = [0; WINDOW];
     let mut at = 0;
     while outer.st < DONE {
