@@ -189,17 +189,16 @@ impl Host for Kernel {
     }
 }
 
-/// The input, read a window at a time: a payload may be megabytes (a READY).
-struct Input;
+/// The input of the given length, read a window at a time: a payload may be megabytes (a
+/// READY).
+struct Input(usize);
 
 impl crate::gateway::Source for Input {
     fn fill(&mut self, at: usize, buf: &mut [u8]) -> usize {
+        let n = self.0.saturating_sub(at).min(buf.len());
         // SAFETY: the copy stays within the input and within `buf`.
-        unsafe {
-            let n = (input_length() as usize).saturating_sub(at).min(buf.len());
-            read_at(buf.as_mut_ptr(), at as u64, n as u64, 0);
-            n
-        }
+        unsafe { read_at(buf.as_mut_ptr(), at as u64, n as u64, 0) };
+        n
     }
 }
 
@@ -258,7 +257,9 @@ pub extern "C" fn nd_scrobbler_scrobble() -> i32 {
 
 #[no_mangle]
 pub extern "C" fn nd_websocket_on_text_message() -> i32 {
-    done(plugin::on_text(&mut Kernel, Input))
+    // SAFETY: the kernel's length of this call's input.
+    let n = unsafe { input_length() };
+    done(plugin::on_text(&mut Kernel, Input(n as usize)))
 }
 
 /// Compression is never requested, so Discord sends no binary frames.
