@@ -11,7 +11,7 @@ import (
 // is what Discord flags, so new sessions (Identify) have a hard budget per user and
 // hour whatever the gateway answers; connections are bounded by the backoff.
 const (
-	identifiesPerHour = 6   // the plugin's budget (IDENTIFY_BURST, IDENTIFY_EVERY_MS in gateway.rs)
+	identifiesPerHour = 6   // the plugin's budget (IDENTIFY_BURST, IDENTIFY_EVERY_MS in gateway/session.rs)
 	connectsPerHour   = 130 // backoff at its cap waits 30–60 s between connections
 	stormHours        = 3
 )

@@ -59,27 +59,33 @@ extern "C" {
     fn config_keys(h: u64) -> u64;
 }
 
-/// Copies `n` bytes out of kernel memory, 8 per host call (the kernel has no bulk copy,
-/// ABI §3.3), never reading a u64 across the end: a tail is the last 8 bytes read again
-/// (one call instead of up to 7 byte reads); only blocks under 8 bytes go byte by byte.
-/// `block` 0 is the input.
+/// Copies `n` bytes from offset `at` of a kernel block into `p`, 8 per host call (the
+/// kernel has no bulk copy, ABI §3.3), never reading a u64 across their end: a tail is the
+/// last 8 bytes read again (one call instead of up to 7 byte reads); only under 8 bytes go
+/// byte by byte. `block` 0 is the input.
 ///
-/// SAFETY: `n` is the length of the block (or of the input).
-unsafe fn read(n: u64, block: u64) -> Vec<u8> {
-    let mut v = Vec::<u8>::with_capacity(n as usize);
-    let p = v.as_mut_ptr();
+/// SAFETY: `at + n` is within the block (or the input), `p` holds `n` bytes.
+unsafe fn read_at(p: *mut u8, at: u64, n: u64, block: u64) {
     let mut i = 0;
     while i < n {
         if n < 8 {
-            *p.add(i as usize) = if block == 0 { input_load_u8(i) } else { load_u8(block + i) };
+            *p.add(i as usize) = if block == 0 { input_load_u8(at + i) } else { load_u8(block + at + i) };
             i += 1;
         } else {
             let j = i.min(n - 8);
-            let w = if block == 0 { input_load_u64(j) } else { load_u64(block + j) };
+            let w = if block == 0 { input_load_u64(at + j) } else { load_u64(block + at + j) };
             p.add(j as usize).cast::<u64>().write_unaligned(w);
             i = j + 8;
         }
     }
+}
+
+/// A whole block (or the input) as a Vec.
+///
+/// SAFETY: `n` is the length of the block (or of the input).
+unsafe fn read(n: u64, block: u64) -> Vec<u8> {
+    let mut v = Vec::<u8>::with_capacity(n as usize);
+    read_at(v.as_mut_ptr(), 0, n, block);
     v.set_len(n as usize);
     v
 }
@@ -179,13 +185,32 @@ impl Host for Kernel {
     }
 }
 
-/// Reads the input, runs one handler, hands back its output or error (ABI §2.6: an error
-/// set with `error_set` is the failure Navidrome logs).
+/// The input of the given length, read a window at a time: a payload may be megabytes (a
+/// READY).
+struct Input(usize);
+
+impl crate::gateway::Source for Input {
+    fn fill(&mut self, at: usize, buf: &mut [u8]) -> usize {
+        let n = self.0.saturating_sub(at).min(buf.len());
+        // SAFETY: the copy stays within the input and within `buf`.
+        unsafe { read_at(buf.as_mut_ptr(), at as u64, n as u64, 0) };
+        n
+    }
+}
+
+/// Reads the input, runs one handler, hands back its output or error.
 #[inline(never)]
 fn run(f: fn(&mut Kernel, Vec<u8>) -> plugin::Result) -> i32 {
     // SAFETY: input bytes are read below the input length only.
     let input = unsafe { read(input_length(), 0) };
-    match f(&mut Kernel, input) {
+    done(f(&mut Kernel, input))
+}
+
+/// Hands back a handler's output or error (ABI §2.6: an error set with `error_set` is the
+/// failure Navidrome logs).
+#[inline(never)]
+fn done(r: plugin::Result) -> i32 {
+    match r {
         Ok(None) => 0,
         Ok(Some(out)) => {
             // SAFETY: output_set takes ownership of a block of exactly out.len() bytes.
@@ -228,7 +253,9 @@ pub extern "C" fn nd_scrobbler_scrobble() -> i32 {
 
 #[no_mangle]
 pub extern "C" fn nd_websocket_on_text_message() -> i32 {
-    run(plugin::on_text)
+    // SAFETY: the kernel's length of this call's input.
+    let n = unsafe { input_length() };
+    done(plugin::on_text(&mut Kernel, Input(n as usize)))
 }
 
 /// Compression is never requested, so Discord sends no binary frames.

@@ -101,29 +101,6 @@ pub fn fields(input: &[u8], keys: &[&str]) -> Option<(Vec<String>, i64)> {
     Some((vals, code))
 }
 
-/// `nd_websocket_on_text_message`: the frame is decoded in place inside the input buffer,
-/// so a multi-megabyte READY costs one copy of itself (the input), not two.
-pub fn text_message(mut input: Vec<u8>) -> Option<(String, Vec<u8>)> {
-    let (mut id, mut span) = (String::new(), None);
-    Reader::new(&input).object(|k, r| {
-        match json::key_index(k, &["connectionId", "message"]) {
-            Some(0) => id = r.string()?,
-            Some(1) => {
-                let raw = r.raw_str()?;
-                let start = r.i - raw.len() - 1;
-                span = Some((start, start + raw.len()));
-            }
-            _ => r.skip()?,
-        }
-        Some(())
-    })?;
-    let (start, end) = span?;
-    let n = json::unescape(&mut input[start..end])?;
-    input.copy_within(start..start + n, 0);
-    input.truncate(n);
-    Some((id, input))
-}
-
 /// The close code in a websocket error text (gorilla: `websocket: close 4004: …`);
 /// anything else, such as a dropped connection, counts as 1006 (abnormal closure).
 pub fn close_code(error: &str) -> u16 {
@@ -167,15 +144,6 @@ mod tests {
         for bad in [&b""[..], b"{\"username\":1}", b"{\"track\":[]}", b"{\"positionMs\":\"x\"}"] {
             assert!(report(bad).is_none(), "{}", String::from_utf8_lossy(bad));
         }
-    }
-
-    #[test]
-    fn text_message_is_decoded_in_place() {
-        let input = br#"{"connectionId":"1:alice","message":"{\"op\":10,\"d\":{\"heartbeat_interval\":41250}}"}"#.to_vec();
-        let (id, frame) = text_message(input).unwrap();
-        assert_eq!(id, "1:alice");
-        assert_eq!(frame, br#"{"op":10,"d":{"heartbeat_interval":41250}}"#);
-        assert!(text_message(br#"{"connectionId":"x"}"#.to_vec()).is_none());
     }
 
     #[test]

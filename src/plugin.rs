@@ -1,5 +1,5 @@
 //! The driver: one function per export. Each loads the records its event needs, feeds
-//! the event to a gateway machine (`gateway.rs`) or the presence decision
+//! the event to a gateway machine (`gateway/`) or the presence decision
 //! (`presence::plan`), saves the records its caller owns *before* acting (a Hello can
 //! arrive on another instance as soon as a socket opens), then performs the actions
 //! through the host. Which call may write which record, and why that holds while
@@ -208,9 +208,9 @@ pub fn now_playing(h: &mut impl Host, input: &[u8]) -> Result {
     Ok(None)
 }
 
-pub fn on_text(h: &mut impl Host, input: Vec<u8>) -> Result {
-    let (id, frame) = input::text_message(input).ok_or_else(|| bad_input("websocket text"))?;
-    on_connection(h, &id, Ok(&frame)).map(|_| None)
+pub fn on_text(h: &mut impl Host, mut input: impl gateway::Source) -> Result {
+    let (id, frame) = gateway::text(&mut input).ok_or_else(|| bad_input("websocket text"))?;
+    on_connection(h, &id, Ok(frame)).map(|_| None)
 }
 
 pub fn on_error(h: &mut impl Host, input: &[u8]) -> Result {
@@ -230,7 +230,7 @@ pub fn on_close(h: &mut impl Host, input: &[u8]) -> Result {
 /// with the close code). Only this loop writes the connection's record, and Navidrome
 /// calls it one event at a time; callbacks of a connection that is no longer current
 /// change nothing.
-fn on_connection(h: &mut impl Host, id: &str, ev: core::result::Result<&[u8], u16>) -> Done {
+fn on_connection(h: &mut impl Host, id: &str, ev: core::result::Result<gateway::Inbound, u16>) -> Done {
     let Some((gen, name)) = ids::parse_conn(id) else {
         h.log(Level::Warn, "callback for an unknown connection");
         return Ok(());
@@ -429,7 +429,7 @@ fn perform(h: &mut impl Host, u: &User, gen: u32, actions: Vec<Action>, now: i64
         let timer = kind.id(gen as i64, name);
         let result = match a {
             Action::Send(Frame::Heartbeat(_)) if !locked => on_beat(h, u, gen, Beat::Answer, 0, now, None),
-            Action::Send(f) => host::ws_send(h, &conn, &|o| presence::frame(o, &f, &u.token)),
+            Action::Send(f) => host::ws_send(h, &conn, &|o| gateway::frame(o, &f, &u.token)),
             Action::Close(code) => host::ws_close(h, &conn, code, OWN_CLOSE).or_else(not_found_is_fine),
             Action::Once(_, secs) => host::schedule_once(h, secs, &timer),
             // The first beat's sender arms the recurring one; if two did (a beat handed to
@@ -447,11 +447,11 @@ fn perform(h: &mut impl Host, u: &User, gen: u32, actions: Vec<Action>, now: i64
                 schedule(h, name, retry as i64, &timer);
                 Err(text::join("cannot reach the Discord gateway: ", &e))
             }),
-            Action::Log(level, msg, 0) => {
+            Action::Log(level, msg) => {
                 log(h, level, name, msg);
                 Ok(())
             }
-            Action::Log(level, msg, code) => {
+            Action::Closed(level, msg, code) => {
                 log(h, level, name, &text::join3(msg, " (code ", &text::join(&text::num(code as i64), ")")));
                 Ok(())
             }

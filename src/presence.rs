@@ -1,10 +1,9 @@
 //! The Listening activity: what to show for a playback report, when a presence update may
-//! go out (Discord allows 5 per 20 s, spec §6), and the gateway frames: control frames from
-//! templates stored pre-escaped for their place inside `websocket_sendtext`'s `message`,
-//! the presence update rendered plain, fitted to Discord's 4096 bytes, then escaped there.
+//! go out (Discord allows 5 per 20 s, spec §6), and the presence update itself, rendered
+//! plain, fitted to Discord's 4096 bytes, then escaped for its place inside
+//! `websocket_sendtext`'s `message`.
 
 use crate::config::{Name, Pause, Settings};
-use crate::gateway::Frame;
 use crate::json::Out;
 use crate::text::Fnv;
 use alloc::string::String;
@@ -238,31 +237,6 @@ fn url_field(o: &mut Out, key: &str, url: &str, max: usize) {
     }
 }
 
-/// Writes a gateway frame at depth 1 (inside the `message` string of a send request).
-pub fn frame(o: &mut Out, f: &Frame, token: &str) {
-    match f {
-        // Identify (op 2): user-account properties of a desktop client (spec §2.1), no
-        // compression, intents 0.
-        Frame::Identify => {
-            o.raw(r#"{\"op\":2,\"d\":{\"token\":"#).str(token);
-            o.raw(r#",\"intents\":0,\"properties\":{\"os\":\"Linux\",\"browser\":\"Discord Client\",\"device\":\"\"}}}"#);
-        }
-        Frame::Resume { session_id, seq } => {
-            o.raw(r#"{\"op\":6,\"d\":{\"token\":"#).str(token);
-            o.raw(r#",\"session_id\":"#).str(session_id).raw(r#",\"seq\":"#).int(*seq).raw("}}");
-        }
-        // Heartbeat (op 1): the last sequence number, null before the first dispatch.
-        Frame::Heartbeat(seq) => {
-            o.raw(r#"{\"op\":1,\"d\":"#);
-            match seq {
-                Some(s) => o.int(*s),
-                None => o.raw("null"),
-            };
-            o.raw("}");
-        }
-    }
-}
-
 /// Presence Update (op 3) with the Listening activity, or with none to clear it, written at
 /// `o`'s depth. Rendered plain and measured first: over Discord's 4096 bytes (spec §1.2),
 /// the links go, then the texts are cut to half as many characters at each try; images
@@ -470,21 +444,6 @@ mod tests {
             assert!(s.len() <= 4096, "{} bytes: {s}", s.len());
             assert!(Reader::new(s.as_bytes()).skip().is_some() && s.contains("application_id") == shown, "{s}");
         }
-    }
-
-    #[test]
-    fn control_frames_are_exact() {
-        let tok = "to\"k\\en";
-        assert_eq!(
-            render(|o| frame(o, &Frame::Identify, tok)),
-            r#"{"op":2,"d":{"token":"to\"k\\en","intents":0,"properties":{"os":"Linux","browser":"Discord Client","device":""}}}"#
-        );
-        assert_eq!(render(|o| frame(o, &Frame::Heartbeat(None), tok)), r#"{"op":1,"d":null}"#);
-        assert_eq!(render(|o| frame(o, &Frame::Heartbeat(Some(42)), tok)), r#"{"op":1,"d":42}"#);
-        assert_eq!(
-            render(|o| frame(o, &Frame::Resume { session_id: "s1".into(), seq: 9 }, "t")),
-            r#"{"op":6,"d":{"token":"t","session_id":"s1","seq":9}}"#
-        );
     }
 
     #[test]

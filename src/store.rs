@@ -212,7 +212,7 @@ impl Record for i64 {
 }
 
 /// Fields of a record, space-separated; strings were checked to hold no spaces
-/// (`gateway::ready_fields`), `-` stands for no sequence number.
+/// (`gateway::wire`, which keeps only sane ones), `-` stands for no sequence number.
 struct Fields(Out);
 
 impl Fields {

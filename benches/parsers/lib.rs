@@ -54,7 +54,7 @@ mod input;
 mod state;
 #[cfg(not(feature = "miniserde"))]
 #[allow(dead_code)]
-#[path = "../../src/gateway.rs"]
+#[path = "../../src/gateway/mod.rs"]
 mod gateway;
 #[cfg(not(feature = "miniserde"))]
 #[allow(dead_code)]
@@ -64,6 +64,15 @@ mod presence;
 #[allow(dead_code)]
 #[path = "../../src/config.rs"]
 mod config;
+
+#[cfg(not(feature = "miniserde"))]
+#[allow(dead_code)]
+#[path = "../../src/text.rs"]
+mod text;
+#[cfg(not(feature = "miniserde"))]
+#[allow(dead_code)]
+#[path = "../../src/host.rs"]
+mod host;
 
 /// The plugin's own decoding of the report (`src/input.rs`).
 #[cfg(not(feature = "miniserde"))]

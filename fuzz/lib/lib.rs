@@ -12,7 +12,7 @@ pub mod config;
 pub mod enrich;
 #[path = "../../src/fake.rs"]
 pub mod fake;
-#[path = "../../src/gateway.rs"]
+#[path = "../../src/gateway/mod.rs"]
 pub mod gateway;
 #[path = "../../src/host.rs"]
 pub mod host;

@@ -294,7 +294,7 @@ proptest! {
         for f in [Frame::Identify, Frame::Resume { session_id: sid.clone(), seq }, Frame::Heartbeat(Some(seq)), Frame::Heartbeat(None)] {
             let mut o = Out::new();
             o.open();
-            presence::frame(&mut o, &f, &token);
+            nd::gateway::frame(&mut o, &f, &token);
             o.close();
             let v = parse(string(&o.buf).as_bytes());
             match f {
