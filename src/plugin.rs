@@ -235,10 +235,6 @@ fn on_connection(h: &mut impl Host, id: &str, ev: core::result::Result<gateway::
         h.log(Level::Warn, "callback for an unknown connection");
         return Ok(());
     };
-    let Ok(Some(u)) = user(h, name) else {
-        log(h, Level::Warn, name, "callback for a user no longer configured");
-        return Ok(());
-    };
     let link = load_link(h, name)?;
     if link.idle || link.gen != gen {
         log(h, Level::Debug, name, "ignoring a callback from an old connection");
@@ -256,6 +252,15 @@ fn on_connection(h: &mut impl Host, id: &str, ev: core::result::Result<gateway::
     if store::conn_text(&c) != before {
         slot.put(h, &c)?;
     }
+    // The config (token, settings) is read only when there is something to do: most frames
+    // (ACKs, the dispatches a user account gets) only move the connection's record.
+    if actions.is_empty() {
+        return Ok(());
+    }
+    let Ok(Some(u)) = user(h, name) else {
+        log(h, Level::Warn, name, "callback for a user no longer configured");
+        return Ok(());
+    };
     perform(h, &u, gen, actions, now, false);
     Ok(())
 }
