@@ -111,7 +111,7 @@ func TestFaultChecksDetect(t *testing.T) {
 	r.Sched.ScheduleOneTime(ctx, 600, "", "rc:9:alice")
 	r.WS.Connect(ctx, sliceGateway, nil, "5:alice")
 	r.WS.Connect(ctx, sliceGateway, nil, "6:alice")
-	for k, v := range map[string]string{"gw.alice": "1 4 - 41250 0 0 0 sess wss://x y", "want.alice": `{"at":1.5}`,
+	for k, v := range map[string]string{"gw.alice": "1 4 - 41250 0 0 0 sess wss://x y", "want.alice": `[1.5]`,
 		"cn.1.alice": "9 - 0 0 0 0 0 a b", "tx.1.alice": "1 x"} {
 		r.Cache.SetString(ctx, k, v, 0)
 	}

@@ -333,18 +333,22 @@ func badSent(v string) string {
 }
 
 func badWant(v string) string {
-	var w map[string]any
+	// [at, start, end, legacy, paused, then the ten texts] (src/store.rs).
+	var w []any
 	if err := json.Unmarshal([]byte(v), &w); err != nil {
-		return "not a JSON object: " + err.Error()
+		return "not a JSON array: " + err.Error()
 	}
-	for _, k := range []string{"at", "s", "e", "lg", "p"} {
-		if n, ok := w[k].(float64); !ok || n != float64(int64(n)) {
-			return fmt.Sprintf("%q is not an integer", k)
-		}
+	if len(w) != 15 {
+		return fmt.Sprintf("%d elements, want 15", len(w))
 	}
-	for _, k := range []string{"t", "a", "l", "aa", "id", "a0", "lm", "gm", "rm", "pl"} {
-		if _, ok := w[k].(string); !ok {
-			return fmt.Sprintf("%q is not a string", k)
+	for i, x := range w {
+		n, isNum := x.(float64)
+		_, isText := x.(string)
+		switch {
+		case i < 5 && (!isNum || n != float64(int64(n))):
+			return fmt.Sprintf("element %d is not an integer", i)
+		case i >= 5 && !isText:
+			return fmt.Sprintf("element %d is not a string", i)
 		}
 	}
 	return ""

@@ -113,7 +113,10 @@ fn reporting_user(h: &mut impl Host, input: &[u8], what: &str) -> core::result::
 }
 
 fn want_of(rep: Report) -> Want {
-    Want { paused: rep.state == "paused", player: rep.player_id, ..rep.track }
+    let mut w = rep.track;
+    w.paused = rep.state == "paused";
+    w.player = rep.player_id;
+    w
 }
 
 /// Stores what the user wants shown and shows it. `mine`: the caller is the report

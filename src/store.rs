@@ -31,7 +31,7 @@
 
 use crate::gateway::{Conn, Link, Phase};
 use crate::host::{self, Host};
-use crate::json::{key_index, Out, Reader};
+use crate::json::{Out, Reader};
 use crate::presence::{Sent, Want, WINDOW_SENDS};
 use crate::text::{self, int, join3, split, Fnv, Split};
 use alloc::string::String;
@@ -346,21 +346,20 @@ impl Record for Sent {
     }
 }
 
-/// The wanted presence as a JSON object with short keys: the ints, then the texts.
-const WANT_INTS: [&str; 5] = ["at", "s", "e", "lg", "p"];
-const WANT_TEXTS: [&str; 10] = ["t", "a", "l", "aa", "id", "a0", "lm", "gm", "rm", "pl"];
-
+/// The wanted presence as a JSON array: `[at, start, end, legacy, paused, title, artist,
+/// album, album artist, track id, first artist, album MBID, group MBID, recording MBID,
+/// player]` (no keys: a smaller record, fewer host calls to move it).
 impl Record for Want {
     fn save(&self, o: &mut Out) {
         let w = self;
-        o.raw("{");
-        for (k, v) in WANT_INTS.iter().zip([w.at_ms, w.start_ms, w.end_ms, w.legacy, w.paused as i64]) {
-            o.key(k).int(v);
+        o.raw("[");
+        for v in [w.at_ms, w.start_ms, w.end_ms, w.legacy, w.paused as i64] {
+            o.int(v).raw(",");
         }
-        for (k, v) in WANT_TEXTS.iter().zip(w.texts()) {
-            o.key(k).str(v);
+        for (i, v) in w.texts().into_iter().enumerate() {
+            o.raw(if i > 0 { "," } else { "" }).str(v);
         }
-        o.raw("}");
+        o.raw("]");
     }
 
     fn load(text: &str) -> Option<Want> {
@@ -368,14 +367,19 @@ impl Record for Want {
         let mut ints = [0i64; 5];
         let Want { title, artist, album, album_artist, track_id, artist0, album_mbid, group_mbid, recording_mbid, player, .. } = &mut w;
         let mut texts = [title, artist, album, album_artist, track_id, artist0, album_mbid, group_mbid, recording_mbid, player];
-        Reader::new(text.as_bytes()).object(|k, r| match key_index(k, &WANT_INTS) {
-            Some(i) => {
-                ints[i] = r.int()?;
-                Some(())
+        let mut i = 0;
+        Reader::new(text.as_bytes()).array(|r| {
+            match i {
+                0..5 => ints[i] = r.int()?,
+                5..15 => *texts[i - 5] = r.string()?,
+                _ => return None,
             }
-            None if r.text_into(k, &WANT_TEXTS, &mut texts)? => Some(()),
-            None => r.skip(),
+            i += 1;
+            Some(())
         })?;
+        if i < 15 {
+            return None;
+        }
         [w.at_ms, w.start_ms, w.end_ms, w.legacy] = [ints[0], ints[1], ints[2], ints[3]];
         w.paused = ints[4] != 0;
         Some(w)
@@ -436,7 +440,7 @@ mod tests {
     fn want_round_trips() {
         let w = Want { at_ms: 5, paused: true, start_ms: -1, end_ms: 9, title: "A \"B\" \\ C\u{7}".into(), player: "p".into(), legacy: 3, ..Want::default() };
         assert_eq!(rt(&w), Some(w));
-        assert!(Want::load("{\"at\":").is_none());
+        assert!(Want::load("[1,").is_none() && Want::load("[1,2,3,4,5]").is_none() && Want::load("null").is_none());
     }
 
     #[test]
