@@ -218,70 +218,76 @@ fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64, net: &mut Net) -> Strin
 /// registration for its `Retry-After`, a 401 (bad token) for an hour.
 fn register(h: &mut impl Host, u: &User, urls: [&str; 2], now: i64, net: &mut Net) -> [String; 2] {
     let mut out = [String::new(), String::new()];
-    let (mut asked, mut n) = ([0; 2], 0);
-    let keys = urls.map(|url| store::found_hashed("asset.", &[url]));
-    for (i, url) in urls.iter().enumerate() {
+    // The indexes of the URLs to ask for (`ask[..n]`), written into the request as found.
+    let (mut ask, mut n) = ([0; 2], 0);
+    let mut body = Out::new();
+    body.raw("{").key("urls").raw("[");
+    for (i, url) in urls.into_iter().enumerate() {
         if url.starts_with("mp:") {
-            out[i] = (*url).into();
+            out[i] = url.into();
         } else if !url.is_empty() {
-            match keys[i].fresh(h, now) {
+            match asset(url).fresh(h, now) {
                 Some(v) => out[i] = v,
                 None => {
-                    asked[n] = i;
+                    if n > 0 {
+                        body.raw(",");
+                    }
+                    body.str(url);
+                    ask[n] = i;
                     n += 1;
                 }
             }
         }
     }
-    let ask = &asked[..n];
+    body.raw("]}");
+    let ask = &ask[..n];
     let blocked = store::found("assets.blocked", &u.name);
     if ask.is_empty() || blocked.fresh(h, now).is_some() {
         return out;
     }
-    let mut body = Out::new();
-    body.raw("{").key("urls").raw("[");
-    for (n, &i) in ask.iter().enumerate() {
-        if n > 0 {
-            body.raw(",");
-        }
-        body.str(urls[i]);
-    }
-    body.raw("]}");
     let endpoint = text::join3("https://discord.com/api/v9/applications/", &u.client_id, "/external-assets");
-    match fetch(h, net, now, &endpoint, &u.token, Some(("application/json", &body.buf))) {
-        Some(r) if r.status == 429 || r.status == 401 => {
-            let secs = if r.status == 401 { 3600 } else { text::int(&r.retry_after).unwrap_or(60).clamp(1, 3600) };
-            let msg = if r.status == 401 { "Discord rejected the token (HTTP 401) when registering images" } else { "Discord rate-limited image registration (HTTP 429)" };
-            host::log(h, Level::Warn, &u.name, msg);
+    let Some(r) = fetch(h, net, now, &endpoint, &u.token, Some(("application/json", &body.buf))) else { return out };
+    if r.status < 300 {
+        let mut n = 0;
+        Reader::new(&r.body).array(|r| {
+            let (mut url, mut path) = (String::new(), String::new());
+            r.texts(&["url", "external_asset_path"], &mut [&mut url, &mut path])?;
+            // Matched by URL; in order if Discord rewrote it.
+            let at = ask.iter().position(|&i| urls[i] == url).unwrap_or(n);
+            if let (Some(&i), false) = (ask.get(at), path.is_empty()) {
+                out[i] = text::join("mp:", &path);
+            }
+            n += 1;
+            Some(())
+        });
+        for &i in ask {
+            let ttl = if out[i].is_empty() {
+                h.log(Level::Warn, &text::join("Discord registered no image for ", urls[i]));
+                10 * MIN
+            } else {
+                24 * HOUR
+            };
+            asset(urls[i]).keep(h, &out[i], now, ttl);
+        }
+    } else if r.status < 500 {
+        // A 429 pauses registration for its `Retry-After`, a 401 (bad token) for an hour;
+        // other statuses are not cached, tried again next time.
+        host::log(h, Level::Warn, &u.name, &text::join("Discord refused image registration: HTTP ", &text::num(r.status)));
+        let secs = match r.status {
+            401 => 3600,
+            429 => text::int(&r.retry_after).unwrap_or(60).clamp(1, 3600),
+            _ => 0,
+        };
+        if secs > 0 {
             blocked.keep(h, "", now, secs * 1000);
         }
-        Some(r) if r.status < 300 => {
-            let mut n = 0;
-            Reader::new(&r.body).array(|r| {
-                let (mut url, mut path) = (String::new(), String::new());
-                r.texts(&["url", "external_asset_path"], &mut [&mut url, &mut path])?;
-                // Matched by URL; in order if Discord rewrote it.
-                if let Some(&i) = ask.iter().find(|&&i| urls[i] == url).or(ask.get(n)) {
-                    if !path.is_empty() {
-                        out[i] = text::join("mp:", &path);
-                    }
-                }
-                n += 1;
-                Some(())
-            });
-            for &i in ask {
-                if out[i].is_empty() {
-                    h.log(Level::Warn, &text::join("Discord registered no image for ", urls[i]));
-                }
-                let ttl = if out[i].is_empty() { 10 * MIN } else { 24 * HOUR };
-                keys[i].keep(h, &out[i], now, ttl);
-            }
-        }
-        // Other statuses and transport errors: not cached, tried again next time.
-        Some(r) if r.status < 500 => h.log(Level::Warn, &text::join("image registration refused: HTTP ", &text::num(r.status))),
-        _ => {}
     }
     out
+}
+
+/// Where a registered image's `mp:` path is kept, by its URL.
+fn asset(url: &str) -> store::Slot<store::Found> {
+    store::found_hashed("asset.", &[url])
 }
 
 /// A Spotify link for the track (spec §3.8): by MusicBrainz recording id, else by
