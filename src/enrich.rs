@@ -66,7 +66,9 @@ fn afford(h: &mut impl Host, net: &mut Net) -> Option<i64> {
 /// when it failed or did not fit. A service that failed (no answer, or 5xx) is not asked
 /// again for two minutes.
 fn fetch(h: &mut impl Host, net: &mut Net, now: i64, url: &str, auth: &str, body: Option<(&str, &[u8])>) -> Option<Response> {
-    let service = text::split(url, b'/').nth(2).unwrap_or(url);
+    // Every URL here is `https://<service>/…`.
+    let rest = url.get(8..).unwrap_or_default();
+    let service = text::cut(rest, b'/').map_or(rest, |(s, _)| s);
     let down = store::found("down", service);
     if down.fresh(h, now).is_some() {
         return None;
@@ -77,9 +79,9 @@ fn fetch(h: &mut impl Host, net: &mut Net, now: i64, url: &str, auth: &str, body
     let post = body.is_some();
     let r = host::http(h, if post { "POST" } else { "HEAD" }, url, auth, body, post, left.min(if post { 5000 } else { 4000 }));
     let failed = match &r {
-        Ok(r) if r.status >= 500 => text::join3(url, ": HTTP ", &text::num(r.status)),
+        Ok(r) if r.status >= 500 => text::join3(service, " failed: HTTP ", &text::num(r.status)),
         Ok(_) => return r.ok(),
-        Err(e) => text::join3("cannot reach ", service, &text::join(": ", e)),
+        Err(e) => text::join3(service, " failed: ", e),
     };
     h.log(Level::Warn, &failed);
     down.keep(h, "", now, 2 * MIN);
