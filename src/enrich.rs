@@ -296,8 +296,11 @@ fn asset(url: &str) -> store::Slot<store::Found> {
 /// artist/title/album, through ListenBrainz Labs; else a Spotify search. Track links are
 /// kept 30 days, searches 4 hours.
 fn spotify(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> String {
-    let lower = |s: &str| s.to_ascii_lowercase();
-    let key = store::found_hashed("spotify.", &[&lower(&w.artist0), &lower(&w.title), &lower(&w.album)]);
+    // Keyed by artist, title and album, lowercased; joined by the NUL that separates the
+    // parts of a hashed key, they hash as the three parts would.
+    let mut parts = text::join3(&text::join3(&w.artist0, "\0", &w.title), "\0", &w.album);
+    parts.make_ascii_lowercase();
+    let key = store::found_hashed("spotify.", &[&parts]);
     if let Some(v) = key.fresh(h, now) {
         return v;
     }
