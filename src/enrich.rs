@@ -14,7 +14,6 @@ use crate::text;
 use crate::store;
 use crate::url::public_https;
 use alloc::string::String;
-use alloc::vec::Vec;
 
 const MIN: i64 = 60_000;
 const HOUR: i64 = 60 * MIN;
@@ -179,15 +178,14 @@ fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64, net: &mut Net) -> Strin
         key.keep(h, "", now, 10 * MIN);
         return String::new();
     }
-    const B: &str = "----NavidromeCoverArt";
-    let head = b"\r\nContent-Disposition: form-data; name=\"files[]\"; filename=\"cover.jpg\"\r\nContent-Type: ";
-    let mut body = Vec::new();
-    for part in [b"--", B.as_bytes(), head, ctype.as_bytes(), b"\r\n\r\n", &data, b"\r\n--", B.as_bytes(), b"--\r\n"] {
-        body.extend_from_slice(part);
-    }
-    let ct = text::join("multipart/form-data; boundary=", B);
+    // A multipart form of one file; its boundary is in the head, the tail and `ct`.
+    let head = "------NavidromeCoverArt\r\nContent-Disposition: form-data; name=\"files[]\"; filename=\"cover.jpg\"\r\nContent-Type: ";
+    let mut body = text::join3(head, &ctype, "\r\n\r\n").into_bytes();
+    body.extend_from_slice(&data);
+    body.extend_from_slice(b"\r\n------NavidromeCoverArt--\r\n");
+    let ct = "multipart/form-data; boundary=----NavidromeCoverArt";
     let mut url = String::new();
-    if let Some(r) = fetch(h, net, now, "https://uguu.se/upload", "", Some((&ct, &body))) {
+    if let Some(r) = fetch(h, net, now, "https://uguu.se/upload", "", Some((ct, &body))) {
         if r.status < 400 {
             Reader::new(&r.body).object(|k, r| {
                 if k != b"files" {
