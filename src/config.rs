@@ -11,11 +11,14 @@ use alloc::string::String;
 /// Errors name the problem, never a token.
 pub fn token_for(users: &str, user: &str) -> Result<Option<String>, &'static str> {
     let t = crate::text::trim(users);
-    let mut found = None;
+    // The token found, "" for none (a found one is never empty).
+    let mut found = String::new();
     if !matches!(t.as_bytes().first(), Some(b'[' | b'{')) {
-        for (u, tok) in crate::text::split(t, b',').filter_map(|e| crate::text::cut(e, b':')) {
-            if crate::text::trim(u) == user && !crate::text::trim(tok).is_empty() {
-                found = Some(String::from(tok));
+        for e in crate::text::split(t, b',') {
+            if let Some((u, tok)) = crate::text::cut(e, b':') {
+                if crate::text::trim(u) == user && !crate::text::trim(tok).is_empty() {
+                    found = tok.into();
+                }
             }
         }
     } else {
@@ -24,24 +27,24 @@ pub fn token_for(users: &str, user: &str) -> Result<Option<String>, &'static str
                 let (mut name, mut token) = (String::new(), String::new());
                 r.texts(&["username", "token"], &mut [&mut name, &mut token])?;
                 if !name.is_empty() && name == user && !token.is_empty() {
-                    found = Some(token);
+                    found = token;
                 }
                 Some(())
             })
             .ok_or("config `users` is not a JSON array of {username, token} objects")?;
     }
-    found.as_deref().map(token).transpose()
-}
-
-/// A Discord token is printable ASCII (base64 parts and dots), well under 512 characters;
-/// anything else (a stray control character, a pasted blob) would make an Identify that
-/// Discord rejects, or one over its 4096-byte frame limit. Blanks around it are dropped.
-fn token(t: &str) -> Result<String, &'static str> {
-    let t = crate::text::trim(t);
-    if t.is_empty() || t.len() > 512 || !t.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err("config `users`: a token is not a Discord token (printable ASCII without spaces, at most 512 characters)");
+    // A Discord token is printable ASCII (base64 parts and dots), well under 512
+    // characters; anything else (a stray control character, a pasted blob) would make an
+    // Identify that Discord rejects, or one over its 4096-byte frame limit. Blanks around
+    // it are dropped.
+    let tok = crate::text::trim(&found);
+    if found.is_empty() {
+        Ok(None)
+    } else if tok.is_empty() || tok.len() > 512 || !tok.bytes().all(|b| b.is_ascii_graphic()) {
+        Err("config `users`: a token is not a Discord token (printable ASCII without spaces, at most 512 characters)")
+    } else {
+        Ok(Some(tok.into()))
     }
-    Ok(t.into())
 }
 
 /// A configured user with their token and the application id. The other settings are
