@@ -66,7 +66,7 @@ impl User {
     }
 
     /// The settings, read on first use.
-    pub fn settings(&self, get: impl FnMut(&str) -> Option<String>) -> Result<&Settings, &'static str> {
+    pub fn settings(&self, get: impl FnMut(&str) -> Option<String>) -> Result<&Settings, String> {
         if let Some(s) = self.set.get() {
             return Ok(s);
         }
@@ -119,7 +119,7 @@ pub enum Pause {
 }
 
 impl Settings {
-    pub fn load(mut get: impl FnMut(&str) -> Option<String>) -> Result<Settings, &'static str> {
+    pub fn load(mut get: impl FnMut(&str) -> Option<String>) -> Result<Settings, String> {
         let mut flag = |k: &str| get(k).is_some_and(|v| v == "true");
         let (caa, uguu, spotify) = (flag("caaenabled"), flag("uguuenabled"), flag("spotifylinks"));
         let text = |get: &mut dyn FnMut(&str) -> Option<String>, k: &str, d: &str| get(k).filter(|v| !v.is_empty()).unwrap_or_else(|| d.into());
@@ -130,7 +130,7 @@ impl Settings {
             Some("Custom") => Name::Custom,
             _ => Name::Default,
         };
-        let pause_min = minutes(get("pauseminutes"), 0, "config `pauseminutes` must be a whole number of minutes from 0 to 1440")?;
+        let pause_min = minutes(&mut get, "pauseminutes", 0)?;
         let pause = match get("pausemode").as_deref() {
             Some("hide") => Pause::Hide,
             Some("hideafter") if pause_min > 0 => Pause::HideAfter(pause_min * 60_000),
@@ -138,7 +138,7 @@ impl Settings {
         };
         Ok(Settings {
             status: get("status").and_then(|s| crate::gateway::status_index(s.as_bytes())),
-            idle_ms: minutes(get("idleminutes"), 10, "config `idleminutes` must be a whole number of minutes from 0 to 1440")? * 60_000,
+            idle_ms: minutes(&mut get, "idleminutes", 10)? * 60_000,
             name,
             name_template: get("activitynametemplate").unwrap_or_default(),
             details: text(&mut get, "detailstemplate", "{track}"),
@@ -165,12 +165,13 @@ pub fn from<'a>(pairs: &'a [(&str, &str)]) -> impl FnMut(&str) -> Option<String>
 }
 
 /// A whole number of minutes (the config form stores integers as JSON numbers, which
-/// reach the plugin as text, ABI §1.6); `default` when unset, `err` when not 0–1440.
-fn minutes(v: Option<String>, default: i64, err: &'static str) -> Result<i64, &'static str> {
-    let Some(v) = v else { return Ok(default) };
+/// reach the plugin as text, ABI §1.6); `default` when unset, an error naming `key` when
+/// not 0–1440.
+fn minutes(get: &mut dyn FnMut(&str) -> Option<String>, key: &str, default: i64) -> Result<i64, String> {
+    let Some(v) = get(key) else { return Ok(default) };
     match crate::text::int(crate::text::trim(&v)) {
         Some(m) if (0..=1440).contains(&m) => Ok(m),
-        _ => Err(err),
+        _ => Err(crate::text::join3("config `", key, "` must be a whole number of minutes from 0 to 1440")),
     }
 }
 
@@ -228,7 +229,7 @@ mod tests {
         assert!(token_for("a:k\u{7}k", "a").is_err());
     }
 
-    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, &'static str> {
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, String> {
         Settings::load(from(pairs))
     }
 
