@@ -92,9 +92,9 @@ impl Want {
         while let Some((text, after)) = crate::text::cut(rest, b'{') {
             out.push_str(text);
             // The first four of `texts`.
-            let names = ["track}", "artist}", "album}", "albumartist}"];
-            let (next, value) = match names.iter().position(|p| after.starts_with(p)) {
-                Some(i) => (after.get(names[i].len()..).unwrap_or_default(), self.texts()[i].as_str()),
+            static NAMES: [&str; 4] = ["track}", "artist}", "album}", "albumartist}"];
+            let (next, value) = match NAMES.iter().position(|p| after.starts_with(p)) {
+                Some(i) => (after.get(NAMES[i].len()..).unwrap_or_default(), self.texts()[i].as_str()),
                 None => (after, "{"),
             };
             out.push_str(value);
