@@ -124,7 +124,7 @@ fn cover_art_archive(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> Op
         return (!v.is_empty()).then_some(v);
     }
     let mut definitive = false;
-    for (kind, id) in [("release/", &w.album_mbid), ("release-group/", &w.group_mbid)] {
+    for &(kind, id) in &[("release/", &w.album_mbid), ("release-group/", &w.group_mbid)] {
         if !uuid(id) {
             continue;
         }
@@ -222,7 +222,7 @@ fn register(h: &mut impl Host, u: &User, urls: [&str; 2], now: i64, net: &mut Ne
     let (mut ask, mut n) = ([0; 2], 0);
     let mut body = Out::new();
     body.raw("{").key("urls").raw("[");
-    for (i, url) in urls.into_iter().enumerate() {
+    for (i, &url) in urls.iter().enumerate() {
         if url.starts_with("mp:") {
             out[i] = url.into();
         } else if !url.is_empty() {
