@@ -186,16 +186,25 @@ pub fn plan(want: Option<&Want>, sent: &Sent, now: i64, salt: &str) -> Plan {
     if fingerprint == sent.fingerprint && (start - sent.start_ms).abs() < SAME_START_MS {
         return Plan::Nothing;
     }
+    // The window keeps the last `WINDOW_SENDS` times, this one included.
+    let mut times = Vec::with_capacity(WINDOW_SENDS + 1);
+    let mut earliest = i64::MIN;
     let n = sent.times.len();
-    let mut earliest = sent.times.last().map_or(i64::MIN, |t| t + MIN_GAP_MS);
-    if n >= WINDOW_SENDS {
-        earliest = earliest.max(sent.times[n - WINDOW_SENDS] + WINDOW_MS);
+    for (i, &t) in sent.times.iter().enumerate() {
+        // The last send, and the one `WINDOW_SENDS` sends ago.
+        if i + 1 == n {
+            earliest = earliest.max(t + MIN_GAP_MS);
+        }
+        if i + WINDOW_SENDS == n {
+            earliest = earliest.max(t + WINDOW_MS);
+        }
+        if i + WINDOW_SENDS > n {
+            times.push(t);
+        }
     }
     if now < earliest {
         return Plan::Later(earliest);
     }
-    // The window keeps the last `WINDOW_SENDS` times, this one included.
-    let mut times = sent.times[n.saturating_sub(WINDOW_SENDS - 1)..].to_vec();
     times.push(now);
     Plan::Send(Sent { fingerprint, start_ms: start, beat_ms: sent.beat_ms, times })
 }
