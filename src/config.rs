@@ -120,35 +120,36 @@ pub enum Pause {
 
 impl Settings {
     pub fn load(mut get: impl FnMut(&str) -> Option<String>) -> Result<Settings, String> {
-        let mut flag = |k: &str| get(k).is_some_and(|v| v == "true");
-        let (caa, uguu, spotify) = (flag("caaenabled"), flag("uguuenabled"), flag("spotifylinks"));
-        let text = |get: &mut dyn FnMut(&str) -> Option<String>, k: &str, d: &str| get(k).filter(|v| !v.is_empty()).unwrap_or_else(|| d.into());
-        let name = match get("activityname").as_deref() {
-            Some("Track") => Name::Track,
-            Some("Album") => Name::Album,
-            Some("Artist") => Name::Artist,
-            Some("Custom") => Name::Custom,
+        let g: &mut dyn FnMut(&str) -> Option<String> = &mut get;
+        let (caa, uguu, spotify) = (val(g, "caaenabled") == "true", val(g, "uguuenabled") == "true", val(g, "spotifylinks") == "true");
+        let name = match val(g, "activityname").as_str() {
+            "Track" => Name::Track,
+            "Album" => Name::Album,
+            "Artist" => Name::Artist,
+            "Custom" => Name::Custom,
             _ => Name::Default,
         };
-        let pause_min = minutes(&mut get, "pauseminutes", 0)?;
-        let pause = match get("pausemode").as_deref() {
-            Some("hide") => Pause::Hide,
-            Some("hideafter") if pause_min > 0 => Pause::HideAfter(pause_min * 60_000),
+        let pause_min = minutes(g, "pauseminutes", 0)?;
+        let pause = match val(g, "pausemode").as_str() {
+            "hide" => Pause::Hide,
+            "hideafter" if pause_min > 0 => Pause::HideAfter(pause_min * 60_000),
             _ => Pause::Show,
         };
+        // An empty template keeps the default.
+        let text = |g: &mut dyn FnMut(&str) -> Option<String>, k: &str, d: &str| Some(val(g, k)).filter(|v| !v.is_empty()).unwrap_or_else(|| d.into());
         Ok(Settings {
-            status: get("status").and_then(|s| crate::gateway::status_index(s.as_bytes())),
-            idle_ms: minutes(&mut get, "idleminutes", 10)? * 60_000,
+            status: crate::gateway::status_index(val(g, "status").as_bytes()),
+            idle_ms: minutes(g, "idleminutes", 10)? * 60_000,
             name,
-            name_template: get("activitynametemplate").unwrap_or_default(),
-            details: text(&mut get, "detailstemplate", "{track}"),
-            state: text(&mut get, "statetemplate", "{artist}"),
-            large_text: text(&mut get, "largetexttemplate", "{album}"),
+            name_template: val(g, "activitynametemplate"),
+            details: text(g, "detailstemplate", "{track}"),
+            state: text(g, "statetemplate", "{artist}"),
+            large_text: text(g, "largetexttemplate", "{album}"),
             pause,
             caa,
             uguu,
             spotify,
-            ignore: get("ignoreplayers").unwrap_or_default(),
+            ignore: val(g, "ignoreplayers"),
         })
     }
 
@@ -162,6 +163,11 @@ impl Settings {
 #[cfg(test)]
 pub fn from<'a>(pairs: &'a [(&str, &str)]) -> impl FnMut(&str) -> Option<String> + 'a {
     |k| pairs.iter().find(|(x, _)| *x == k).map(|(_, v)| String::from(*v))
+}
+
+/// A setting's text, "" when unset.
+fn val(get: &mut dyn FnMut(&str) -> Option<String>, key: &str) -> String {
+    get(key).unwrap_or_default()
 }
 
 /// A whole number of minutes (the config form stores integers as JSON numbers, which
