@@ -218,31 +218,30 @@ fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64, net: &mut Net) -> Strin
 /// registration for its `Retry-After`, a 401 (bad token) for an hour.
 fn register(h: &mut impl Host, u: &User, urls: [&str; 2], now: i64, net: &mut Net) -> [String; 2] {
     let mut out = [String::new(), String::new()];
-    // The indexes of the URLs to ask for (`ask[..n]`), written into the request as found.
-    let (mut ask, mut n) = ([0; 2], 0);
+    // Which URLs are asked for, written into the request as found.
+    let mut asked = [false; 2];
     let mut body = Out::new();
     body.raw("{").key("urls").raw("[");
-    for (i, &url) in urls.iter().enumerate() {
+    for i in 0..2 {
+        let url = urls[i];
         if url.starts_with("mp:") {
             out[i] = url.into();
         } else if !url.is_empty() {
             match asset(url).fresh(h, now) {
                 Some(v) => out[i] = v,
                 None => {
-                    if n > 0 {
+                    if asked[0] {
                         body.raw(",");
                     }
                     body.str(url);
-                    ask[n] = i;
-                    n += 1;
+                    asked[i] = true;
                 }
             }
         }
     }
     body.raw("]}");
-    let ask = &ask[..n];
     let blocked = store::found("assets.blocked", &u.name);
-    if ask.is_empty() || blocked.fresh(h, now).is_some() {
+    if asked == [false; 2] || blocked.fresh(h, now).is_some() {
         return out;
     }
     let endpoint = text::join3("https://discord.com/api/v9/applications/", &u.client_id, "/external-assets");
@@ -252,22 +251,30 @@ fn register(h: &mut impl Host, u: &User, urls: [&str; 2], now: i64, net: &mut Ne
         Reader::new(&r.body).array(|r| {
             let (mut url, mut path) = (String::new(), String::new());
             r.texts(&["url", "external_asset_path"], &mut [&mut url, &mut path])?;
-            // Matched by URL; in order if Discord rewrote it.
-            let at = ask.iter().position(|&i| urls[i] == url).unwrap_or(n);
-            if let (Some(&i), false) = (ask.get(at), path.is_empty()) {
+            // Matched by URL; in order (the `n`th asked) if Discord rewrote it.
+            let mut i = if asked[0] { n } else { n + 1 };
+            for j in 0..2 {
+                if asked[j] && urls[j] == url {
+                    i = j;
+                    break;
+                }
+            }
+            if i < 2 && asked[i] && !path.is_empty() {
                 out[i] = text::join("mp:", &path);
             }
             n += 1;
             Some(())
         });
-        for &i in ask {
-            let ttl = if out[i].is_empty() {
-                h.log(Level::Warn, &text::join("Discord registered no image for ", urls[i]));
-                10 * MIN
-            } else {
-                24 * HOUR
-            };
-            asset(urls[i]).keep(h, &out[i], now, ttl);
+        for i in 0..2 {
+            if asked[i] {
+                let ttl = if out[i].is_empty() {
+                    h.log(Level::Warn, &text::join("Discord registered no image for ", urls[i]));
+                    10 * MIN
+                } else {
+                    24 * HOUR
+                };
+                asset(urls[i]).keep(h, &out[i], now, ttl);
+            }
         }
     } else if r.status < 500 {
         // A 429 pauses registration for its `Retry-After`, a 401 (bad token) for an hour;
