@@ -321,21 +321,15 @@ fn spotify(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> String {
         b.raw("[{").key("artist_name").str(&w.artist0).key("track_name").str(&w.title).key("release_name").str(&w.album).raw("}]");
         id = labs(h, net, now, "metadata/json", &b.buf);
     }
-    match id {
-        Some(id) if !id.is_empty() => {
-            let url = text::join("https://open.spotify.com/track/", &id);
-            key.keep(h, &url, now, 720 * HOUR);
-            url
-        }
-        // Only an answer without an id is remembered; a failure is asked again later.
-        found => {
-            let url = search_url(&w.artist, &w.title);
-            if found.is_some() {
-                key.keep(h, &url, now, 4 * HOUR);
-            }
-            url
-        }
+    let (url, ttl) = match &id {
+        Some(id) if !id.is_empty() => (text::join("https://open.spotify.com/track/", id), 720 * HOUR),
+        _ => (search_url(&w.artist, &w.title), 4 * HOUR),
+    };
+    // Only an answer is remembered; a failure is asked again later.
+    if id.is_some() {
+        key.keep(h, &url, now, ttl);
     }
+    url
 }
 
 /// The first well-formed Spotify track id in a Labs answer ("" for none); `None` when
