@@ -124,11 +124,11 @@ fn cover_art_archive(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> Op
         return (!v.is_empty()).then_some(v);
     }
     let mut definitive = false;
-    for &(kind, id) in &[("release/", &w.album_mbid), ("release-group/", &w.group_mbid)] {
+    for &(kind, id) in &[("https://coverartarchive.org/release/", &w.album_mbid), ("https://coverartarchive.org/release-group/", &w.group_mbid)] {
         if !uuid(id) {
             continue;
         }
-        let url = text::join3("https://coverartarchive.org/", kind, &text::join(id, "/front-500"));
+        let url = text::join3(kind, id, "/front-500");
         match fetch(h, net, now, &url, "", None) {
             // A redirect anywhere but a public https URL (after the upgrade) is no image.
             Some(Response { status: 301..=308, location, .. }) => {
@@ -174,7 +174,7 @@ fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64, net: &mut Net) -> Strin
     // Only the images Discord shows; anything else (a Subsonic error document, an SVG)
     // is never uploaded.
     if crate::json::key_index(ctype.as_bytes(), &["image/jpeg", "image/png", "image/gif", "image/webp"]).is_none() {
-        h.log(Level::Warn, "the cover Navidrome served is not a JPEG, PNG, GIF or WebP image; not uploaded");
+        h.log(Level::Warn, "cover not uploaded: Navidrome served no JPEG, PNG, GIF or WebP image");
         key.keep(h, "", now, 10 * MIN);
         return String::new();
     }
