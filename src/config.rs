@@ -121,7 +121,8 @@ pub enum Pause {
 impl Settings {
     pub fn load(mut get: impl FnMut(&str) -> Option<String>) -> Result<Settings, String> {
         let g: &mut dyn FnMut(&str) -> Option<String> = &mut get;
-        let (caa, uguu, spotify) = (val(g, "caaenabled") == "true", val(g, "uguuenabled") == "true", val(g, "spotifylinks") == "true");
+        let flag = |g: &mut dyn FnMut(&str) -> Option<String>, k: &str| val(g, k) == "true";
+        let (caa, uguu, spotify) = (flag(g, "caaenabled"), flag(g, "uguuenabled"), flag(g, "spotifylinks"));
         let name = match val(g, "activityname").as_str() {
             "Track" => Name::Track,
             "Album" => Name::Album,
@@ -136,7 +137,14 @@ impl Settings {
             _ => Pause::Show,
         };
         // An empty template keeps the default.
-        let text = |g: &mut dyn FnMut(&str) -> Option<String>, k: &str, d: &str| Some(val(g, k)).filter(|v| !v.is_empty()).unwrap_or_else(|| d.into());
+        let text = |g: &mut dyn FnMut(&str) -> Option<String>, k: &str, d: &str| {
+            let t = val(g, k);
+            if t.is_empty() {
+                d.into()
+            } else {
+                t
+            }
+        };
         Ok(Settings {
             status: crate::gateway::status_index(val(g, "status").as_bytes()),
             idle_ms: minutes(g, "idleminutes", 10)? * 60_000,
