@@ -134,12 +134,10 @@ pub struct Activity {
 #[inline(never)]
 pub fn activity(w: &Want, s: &Settings) -> Activity {
     // A field is its placeholder filled in.
+    static NAMES: [&str; 4] = ["", "{track}", "{album}", "{artist}"];
     let name = w.fill(match s.name {
-        Name::Track => "{track}",
-        Name::Album => "{album}",
-        Name::Artist => "{artist}",
         Name::Custom => &s.name_template,
-        Name::Default => "",
+        n => NAMES[n as usize],
     });
     let (name, display) = if crate::text::trim(&name).is_empty() { ("Navidrome".into(), 2) } else { (name, 0) };
     Activity {
