@@ -163,7 +163,9 @@ fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64, net: &mut Net) -> Strin
     if afford(h, net).is_none() {
         return String::new();
     }
-    let uri = text::join3("getCoverArt?u=", &query_escape(&u.name), &text::join3("&id=", &query_escape(&w.track_id), "&size=300"));
+    let mut uri = text::join3("getCoverArt?u=", &query_escape(&u.name), "&id=");
+    uri.push_str(&query_escape(&w.track_id));
+    uri.push_str("&size=300");
     let (ctype, data) = match host::subsonic_raw(h, &uri) {
         Ok(v) => v,
         Err(e) => {
