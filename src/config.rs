@@ -11,11 +11,14 @@ use alloc::string::String;
 /// Errors name the problem, never a token.
 pub fn token_for(users: &str, user: &str) -> Result<Option<String>, &'static str> {
     let t = crate::text::trim(users);
-    let mut found = None;
+    // The token found, "" for none (a found one is never empty).
+    let mut found = String::new();
     if !matches!(t.as_bytes().first(), Some(b'[' | b'{')) {
-        for (u, tok) in crate::text::split(t, b',').filter_map(|e| crate::text::cut(e, b':')) {
-            if crate::text::trim(u) == user && !crate::text::trim(tok).is_empty() {
-                found = Some(String::from(tok));
+        for e in crate::text::split(t, b',') {
+            if let Some((u, tok)) = crate::text::cut(e, b':') {
+                if crate::text::trim(u) == user && !crate::text::trim(tok).is_empty() {
+                    found = tok.into();
+                }
             }
         }
     } else {
@@ -24,24 +27,24 @@ pub fn token_for(users: &str, user: &str) -> Result<Option<String>, &'static str
                 let (mut name, mut token) = (String::new(), String::new());
                 r.texts(&["username", "token"], &mut [&mut name, &mut token])?;
                 if !name.is_empty() && name == user && !token.is_empty() {
-                    found = Some(token);
+                    found = token;
                 }
                 Some(())
             })
             .ok_or("config `users` is not a JSON array of {username, token} objects")?;
     }
-    found.as_deref().map(token).transpose()
-}
-
-/// A Discord token is printable ASCII (base64 parts and dots), well under 512 characters;
-/// anything else (a stray control character, a pasted blob) would make an Identify that
-/// Discord rejects, or one over its 4096-byte frame limit. Blanks around it are dropped.
-fn token(t: &str) -> Result<String, &'static str> {
-    let t = crate::text::trim(t);
-    if t.is_empty() || t.len() > 512 || !t.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err("config `users`: a token is not a Discord token (printable ASCII without spaces, at most 512 characters)");
+    // A Discord token is printable ASCII (base64 parts and dots), well under 512
+    // characters; anything else (a stray control character, a pasted blob) would make an
+    // Identify that Discord rejects, or one over its 4096-byte frame limit. Blanks around
+    // it are dropped.
+    let tok = crate::text::trim(&found);
+    if found.is_empty() {
+        Ok(None)
+    } else if tok.is_empty() || tok.len() > 512 || !tok.bytes().all(|b| b.is_ascii_graphic()) {
+        Err("config `users`: a token is not a Discord token (printable ASCII without spaces, at most 512 characters)")
+    } else {
+        Ok(Some(tok.into()))
     }
-    Ok(t.into())
 }
 
 /// A configured user with their token and the application id. The other settings are
@@ -63,7 +66,7 @@ impl User {
     }
 
     /// The settings, read on first use.
-    pub fn settings(&self, get: impl FnMut(&str) -> Option<String>) -> Result<&Settings, &'static str> {
+    pub fn settings(&self, get: impl FnMut(&str) -> Option<String>) -> Result<&Settings, String> {
         if let Some(s) = self.set.get() {
             return Ok(s);
         }
@@ -116,36 +119,45 @@ pub enum Pause {
 }
 
 impl Settings {
-    pub fn load(mut get: impl FnMut(&str) -> Option<String>) -> Result<Settings, &'static str> {
-        let mut flag = |k: &str| get(k).is_some_and(|v| v == "true");
-        let (caa, uguu, spotify) = (flag("caaenabled"), flag("uguuenabled"), flag("spotifylinks"));
-        let text = |get: &mut dyn FnMut(&str) -> Option<String>, k: &str, d: &str| get(k).filter(|v| !v.is_empty()).unwrap_or_else(|| d.into());
-        let name = match get("activityname").as_deref() {
-            Some("Track") => Name::Track,
-            Some("Album") => Name::Album,
-            Some("Artist") => Name::Artist,
-            Some("Custom") => Name::Custom,
+    pub fn load(mut get: impl FnMut(&str) -> Option<String>) -> Result<Settings, String> {
+        let g: &mut dyn FnMut(&str) -> Option<String> = &mut get;
+        let flag = |g: &mut dyn FnMut(&str) -> Option<String>, k: &str| val(g, k) == "true";
+        let (caa, uguu, spotify) = (flag(g, "caaenabled"), flag(g, "uguuenabled"), flag(g, "spotifylinks"));
+        let name = match val(g, "activityname").as_str() {
+            "Track" => Name::Track,
+            "Album" => Name::Album,
+            "Artist" => Name::Artist,
+            "Custom" => Name::Custom,
             _ => Name::Default,
         };
-        let pause_min = minutes(get("pauseminutes"), 0, "config `pauseminutes` must be a whole number of minutes from 0 to 1440")?;
-        let pause = match get("pausemode").as_deref() {
-            Some("hide") => Pause::Hide,
-            Some("hideafter") if pause_min > 0 => Pause::HideAfter(pause_min * 60_000),
+        let pause_min = minutes(g, "pauseminutes", 0)?;
+        let pause = match val(g, "pausemode").as_str() {
+            "hide" => Pause::Hide,
+            "hideafter" if pause_min > 0 => Pause::HideAfter(pause_min * 60_000),
             _ => Pause::Show,
         };
+        // An empty template keeps the default.
+        let text = |g: &mut dyn FnMut(&str) -> Option<String>, k: &str, d: &str| {
+            let t = val(g, k);
+            if t.is_empty() {
+                d.into()
+            } else {
+                t
+            }
+        };
         Ok(Settings {
-            status: get("status").and_then(|s| crate::gateway::status_index(s.as_bytes())),
-            idle_ms: minutes(get("idleminutes"), 10, "config `idleminutes` must be a whole number of minutes from 0 to 1440")? * 60_000,
+            status: crate::gateway::status_index(val(g, "status").as_bytes()),
+            idle_ms: minutes(g, "idleminutes", 10)? * 60_000,
             name,
-            name_template: get("activitynametemplate").unwrap_or_default(),
-            details: text(&mut get, "detailstemplate", "{track}"),
-            state: text(&mut get, "statetemplate", "{artist}"),
-            large_text: text(&mut get, "largetexttemplate", "{album}"),
+            name_template: val(g, "activitynametemplate"),
+            details: text(g, "detailstemplate", "{track}"),
+            state: text(g, "statetemplate", "{artist}"),
+            large_text: text(g, "largetexttemplate", "{album}"),
             pause,
             caa,
             uguu,
             spotify,
-            ignore: get("ignoreplayers").unwrap_or_default(),
+            ignore: val(g, "ignoreplayers"),
         })
     }
 
@@ -161,13 +173,19 @@ pub fn from<'a>(pairs: &'a [(&str, &str)]) -> impl FnMut(&str) -> Option<String>
     |k| pairs.iter().find(|(x, _)| *x == k).map(|(_, v)| String::from(*v))
 }
 
+/// A setting's text, "" when unset.
+fn val(get: &mut dyn FnMut(&str) -> Option<String>, key: &str) -> String {
+    get(key).unwrap_or_default()
+}
+
 /// A whole number of minutes (the config form stores integers as JSON numbers, which
-/// reach the plugin as text, ABI §1.6); `default` when unset, `err` when not 0–1440.
-fn minutes(v: Option<String>, default: i64, err: &'static str) -> Result<i64, &'static str> {
-    let Some(v) = v else { return Ok(default) };
+/// reach the plugin as text, ABI §1.6); `default` when unset, an error naming `key` when
+/// not 0–1440.
+fn minutes(get: &mut dyn FnMut(&str) -> Option<String>, key: &str, default: i64) -> Result<i64, String> {
+    let Some(v) = get(key) else { return Ok(default) };
     match crate::text::int(crate::text::trim(&v)) {
         Some(m) if (0..=1440).contains(&m) => Ok(m),
-        _ => Err(err),
+        _ => Err(crate::text::join3("config `", key, "` must be a whole number of minutes from 0 to 1440")),
     }
 }
 
@@ -225,7 +243,7 @@ mod tests {
         assert!(token_for("a:k\u{7}k", "a").is_err());
     }
 
-    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, &'static str> {
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, String> {
         Settings::load(from(pairs))
     }
 

@@ -14,7 +14,6 @@ use crate::text;
 use crate::store;
 use crate::url::public_https;
 use alloc::string::String;
-use alloc::vec::Vec;
 
 const MIN: i64 = 60_000;
 const HOUR: i64 = 60 * MIN;
@@ -66,7 +65,9 @@ fn afford(h: &mut impl Host, net: &mut Net) -> Option<i64> {
 /// when it failed or did not fit. A service that failed (no answer, or 5xx) is not asked
 /// again for two minutes.
 fn fetch(h: &mut impl Host, net: &mut Net, now: i64, url: &str, auth: &str, body: Option<(&str, &[u8])>) -> Option<Response> {
-    let service = text::split(url, b'/').nth(2).unwrap_or(url);
+    // Every URL here is `https://<service>/…`.
+    let rest = url.get(8..).unwrap_or_default();
+    let service = text::cut(rest, b'/').map_or(rest, |(s, _)| s);
     let down = store::found("down", service);
     if down.fresh(h, now).is_some() {
         return None;
@@ -77,9 +78,9 @@ fn fetch(h: &mut impl Host, net: &mut Net, now: i64, url: &str, auth: &str, body
     let post = body.is_some();
     let r = host::http(h, if post { "POST" } else { "HEAD" }, url, auth, body, post, left.min(if post { 5000 } else { 4000 }));
     let failed = match &r {
-        Ok(r) if r.status >= 500 => text::join3(url, ": HTTP ", &text::num(r.status)),
+        Ok(r) if r.status >= 500 => text::join3(service, " failed: HTTP ", &text::num(r.status)),
         Ok(_) => return r.ok(),
-        Err(e) => text::join3("cannot reach ", service, &text::join(": ", e)),
+        Err(e) => text::join3(service, " failed: ", e),
     };
     h.log(Level::Warn, &failed);
     down.keep(h, "", now, 2 * MIN);
@@ -123,11 +124,11 @@ fn cover_art_archive(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> Op
         return (!v.is_empty()).then_some(v);
     }
     let mut definitive = false;
-    for (kind, id) in [("release/", &w.album_mbid), ("release-group/", &w.group_mbid)] {
+    for &(kind, id) in &[("https://coverartarchive.org/release/", &w.album_mbid), ("https://coverartarchive.org/release-group/", &w.group_mbid)] {
         if !uuid(id) {
             continue;
         }
-        let url = text::join3("https://coverartarchive.org/", kind, &text::join(id, "/front-500"));
+        let url = text::join3(kind, id, "/front-500");
         match fetch(h, net, now, &url, "", None) {
             // A redirect anywhere but a public https URL (after the upgrade) is no image.
             Some(Response { status: 301..=308, location, .. }) => {
@@ -162,7 +163,9 @@ fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64, net: &mut Net) -> Strin
     if afford(h, net).is_none() {
         return String::new();
     }
-    let uri = text::join3("getCoverArt?u=", &query_escape(&u.name), &text::join3("&id=", &query_escape(&w.track_id), "&size=300"));
+    let mut uri = text::join3("getCoverArt?u=", &query_escape(&u.name), "&id=");
+    uri.push_str(&query_escape(&w.track_id));
+    uri.push_str("&size=300");
     let (ctype, data) = match host::subsonic_raw(h, &uri) {
         Ok(v) => v,
         Err(e) => {
@@ -173,19 +176,18 @@ fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64, net: &mut Net) -> Strin
     // Only the images Discord shows; anything else (a Subsonic error document, an SVG)
     // is never uploaded.
     if crate::json::key_index(ctype.as_bytes(), &["image/jpeg", "image/png", "image/gif", "image/webp"]).is_none() {
-        h.log(Level::Warn, "the cover Navidrome served is not a JPEG, PNG, GIF or WebP image; not uploaded");
+        h.log(Level::Warn, "cover not uploaded: Navidrome served no JPEG, PNG, GIF or WebP image");
         key.keep(h, "", now, 10 * MIN);
         return String::new();
     }
-    const B: &str = "----NavidromeCoverArt";
-    let head = b"\r\nContent-Disposition: form-data; name=\"files[]\"; filename=\"cover.jpg\"\r\nContent-Type: ";
-    let mut body = Vec::new();
-    for part in [b"--", B.as_bytes(), head, ctype.as_bytes(), b"\r\n\r\n", &data, b"\r\n--", B.as_bytes(), b"--\r\n"] {
-        body.extend_from_slice(part);
-    }
-    let ct = text::join("multipart/form-data; boundary=", B);
+    // A multipart form of one file; its boundary is in the head, the tail and `ct`.
+    let head = "------NavidromeCoverArt\r\nContent-Disposition: form-data; name=\"files[]\"; filename=\"cover.jpg\"\r\nContent-Type: ";
+    let mut body = text::join3(head, &ctype, "\r\n\r\n").into_bytes();
+    body.extend_from_slice(&data);
+    body.extend_from_slice(b"\r\n------NavidromeCoverArt--\r\n");
+    let ct = "multipart/form-data; boundary=----NavidromeCoverArt";
     let mut url = String::new();
-    if let Some(r) = fetch(h, net, now, "https://uguu.se/upload", "", Some((&ct, &body))) {
+    if let Some(r) = fetch(h, net, now, "https://uguu.se/upload", "", Some((ct, &body))) {
         if r.status < 400 {
             Reader::new(&r.body).object(|k, r| {
                 if k != b"files" {
@@ -218,78 +220,94 @@ fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64, net: &mut Net) -> Strin
 /// registration for its `Retry-After`, a 401 (bad token) for an hour.
 fn register(h: &mut impl Host, u: &User, urls: [&str; 2], now: i64, net: &mut Net) -> [String; 2] {
     let mut out = [String::new(), String::new()];
-    let (mut asked, mut n) = ([0; 2], 0);
-    let keys = urls.map(|url| store::found_hashed("asset.", &[url]));
-    for (i, url) in urls.iter().enumerate() {
-        if url.starts_with("mp:") {
-            out[i] = (*url).into();
-        } else if !url.is_empty() {
-            match keys[i].fresh(h, now) {
-                Some(v) => out[i] = v,
-                None => {
-                    asked[n] = i;
-                    n += 1;
-                }
-            }
-        }
-    }
-    let ask = &asked[..n];
-    let blocked = store::found("assets.blocked", &u.name);
-    if ask.is_empty() || blocked.fresh(h, now).is_some() {
-        return out;
-    }
+    // Which URLs are asked for, written into the request as found.
+    let mut asked = [false; 2];
     let mut body = Out::new();
     body.raw("{").key("urls").raw("[");
-    for (n, &i) in ask.iter().enumerate() {
-        if n > 0 {
-            body.raw(",");
-        }
-        body.str(urls[i]);
-    }
-    body.raw("]}");
-    let endpoint = text::join3("https://discord.com/api/v9/applications/", &u.client_id, "/external-assets");
-    match fetch(h, net, now, &endpoint, &u.token, Some(("application/json", &body.buf))) {
-        Some(r) if r.status == 429 || r.status == 401 => {
-            let secs = if r.status == 401 { 3600 } else { text::int(&r.retry_after).unwrap_or(60).clamp(1, 3600) };
-            let msg = if r.status == 401 { "Discord rejected the token (HTTP 401) when registering images" } else { "Discord rate-limited image registration (HTTP 429)" };
-            host::log(h, Level::Warn, &u.name, msg);
-            blocked.keep(h, "", now, secs * 1000);
-        }
-        Some(r) if r.status < 300 => {
-            let mut n = 0;
-            Reader::new(&r.body).array(|r| {
-                let (mut url, mut path) = (String::new(), String::new());
-                r.texts(&["url", "external_asset_path"], &mut [&mut url, &mut path])?;
-                // Matched by URL; in order if Discord rewrote it.
-                if let Some(&i) = ask.iter().find(|&&i| urls[i] == url).or(ask.get(n)) {
-                    if !path.is_empty() {
-                        out[i] = text::join("mp:", &path);
+    for i in 0..2 {
+        let url = urls[i];
+        if url.starts_with("mp:") {
+            out[i] = url.into();
+        } else if !url.is_empty() {
+            match asset(url).fresh(h, now) {
+                Some(v) => out[i] = v,
+                None => {
+                    if asked[0] {
+                        body.raw(",");
                     }
+                    body.str(url);
+                    asked[i] = true;
                 }
-                n += 1;
-                Some(())
-            });
-            for &i in ask {
-                if out[i].is_empty() {
-                    h.log(Level::Warn, &text::join("Discord registered no image for ", urls[i]));
-                }
-                let ttl = if out[i].is_empty() { 10 * MIN } else { 24 * HOUR };
-                keys[i].keep(h, &out[i], now, ttl);
             }
         }
-        // Other statuses and transport errors: not cached, tried again next time.
-        Some(r) if r.status < 500 => h.log(Level::Warn, &text::join("image registration refused: HTTP ", &text::num(r.status))),
-        _ => {}
+    }
+    body.raw("]}");
+    let blocked = store::found("assets.blocked", &u.name);
+    if asked == [false; 2] || blocked.fresh(h, now).is_some() {
+        return out;
+    }
+    let endpoint = text::join3("https://discord.com/api/v9/applications/", &u.client_id, "/external-assets");
+    let Some(r) = fetch(h, net, now, &endpoint, &u.token, Some(("application/json", &body.buf))) else { return out };
+    if r.status < 300 {
+        let mut n = 0;
+        Reader::new(&r.body).array(|r| {
+            let (mut url, mut path) = (String::new(), String::new());
+            r.texts(&["url", "external_asset_path"], &mut [&mut url, &mut path])?;
+            // Matched by URL; in order (the `n`th asked) if Discord rewrote it.
+            let mut i = if asked[0] { n } else { n + 1 };
+            for j in 0..2 {
+                if asked[j] && urls[j] == url {
+                    i = j;
+                    break;
+                }
+            }
+            if i < 2 && asked[i] && !path.is_empty() {
+                out[i] = text::join("mp:", &path);
+            }
+            n += 1;
+            Some(())
+        });
+        for i in 0..2 {
+            if asked[i] {
+                let ttl = if out[i].is_empty() {
+                    h.log(Level::Warn, &text::join("Discord registered no image for ", urls[i]));
+                    10 * MIN
+                } else {
+                    24 * HOUR
+                };
+                asset(urls[i]).keep(h, &out[i], now, ttl);
+            }
+        }
+    } else if r.status < 500 {
+        // A 429 pauses registration for its `Retry-After`, a 401 (bad token) for an hour;
+        // other statuses are not cached, tried again next time.
+        host::log(h, Level::Warn, &u.name, &text::join("Discord refused image registration: HTTP ", &text::num(r.status)));
+        let secs = match r.status {
+            401 => 3600,
+            429 => text::int(&r.retry_after).unwrap_or(60).clamp(1, 3600),
+            _ => 0,
+        };
+        if secs > 0 {
+            blocked.keep(h, "", now, secs * 1000);
+        }
     }
     out
+}
+
+/// Where a registered image's `mp:` path is kept, by its URL.
+fn asset(url: &str) -> store::Slot<store::Found> {
+    store::found_hashed("asset.", &[url])
 }
 
 /// A Spotify link for the track (spec §3.8): by MusicBrainz recording id, else by
 /// artist/title/album, through ListenBrainz Labs; else a Spotify search. Track links are
 /// kept 30 days, searches 4 hours.
 fn spotify(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> String {
-    let lower = |s: &str| s.to_ascii_lowercase();
-    let key = store::found_hashed("spotify.", &[&lower(&w.artist0), &lower(&w.title), &lower(&w.album)]);
+    // Keyed by artist, title and album, lowercased; joined by the NUL that separates the
+    // parts of a hashed key, they hash as the three parts would.
+    let mut parts = text::join3(&text::join3(&w.artist0, "\0", &w.title), "\0", &w.album);
+    parts.make_ascii_lowercase();
+    let key = store::found_hashed("spotify.", &[&parts]);
     if let Some(v) = key.fresh(h, now) {
         return v;
     }
@@ -305,21 +323,15 @@ fn spotify(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> String {
         b.raw("[{").key("artist_name").str(&w.artist0).key("track_name").str(&w.title).key("release_name").str(&w.album).raw("}]");
         id = labs(h, net, now, "metadata/json", &b.buf);
     }
-    match id {
-        Some(id) if !id.is_empty() => {
-            let url = text::join("https://open.spotify.com/track/", &id);
-            key.keep(h, &url, now, 720 * HOUR);
-            url
-        }
-        // Only an answer without an id is remembered; a failure is asked again later.
-        found => {
-            let url = search_url(&w.artist, &w.title);
-            if found.is_some() {
-                key.keep(h, &url, now, 4 * HOUR);
-            }
-            url
-        }
+    let (url, ttl) = match &id {
+        Some(id) if !id.is_empty() => (text::join("https://open.spotify.com/track/", id), 720 * HOUR),
+        _ => (search_url(&w.artist, &w.title), 4 * HOUR),
+    };
+    // Only an answer is remembered; a failure is asked again later.
+    if id.is_some() {
+        key.keep(h, &url, now, ttl);
     }
+    url
 }
 
 /// The first well-formed Spotify track id in a Labs answer ("" for none); `None` when

@@ -35,9 +35,10 @@ impl Players {
     /// known to play (its periodic progress changes nothing) and not while paused.
     pub fn report(&mut self, player: &str, w: Option<Want>, start: bool, now: i64) -> Change {
         let mine = |x: &Option<Want>| x.as_ref().is_some_and(|x| x.player == player);
+        let (shown_mine, other_mine) = (mine(&self.shown), mine(&self.other));
         let Some(w) = w else {
-            if !mine(&self.shown) {
-                if mine(&self.other) {
+            if !shown_mine {
+                if other_mine {
                     self.other = None;
                 }
                 return Change::Quiet;
@@ -46,14 +47,14 @@ impl Players {
             self.shown = self.other.take().filter(|o| !o.paused && (o.end_ms == 0 || o.end_ms > now));
             return if self.shown.is_some() { Change::Show } else { Change::Stopped };
         };
-        if self.shown.is_none() || mine(&self.shown) {
-            if mine(&self.other) {
+        if self.shown.is_none() || shown_mine {
+            if other_mine {
                 self.other = None;
             }
             self.shown = Some(w);
             return Change::Show;
         }
-        let known = self.other.as_ref().is_some_and(|o| o.player == player && o.track_id == w.track_id);
+        let known = other_mine && self.other.as_ref().is_some_and(|o| o.track_id == w.track_id);
         if !w.paused && (start || !known) {
             self.other = self.shown.replace(w);
             Change::Show

@@ -91,9 +91,9 @@ impl Want {
         while let Some((text, after)) = crate::text::cut(rest, b'{') {
             out.push_str(text);
             // The first four of `texts`.
-            let names = ["track}", "artist}", "album}", "albumartist}"];
-            let (next, value) = match names.iter().position(|p| after.starts_with(p)) {
-                Some(i) => (after.get(names[i].len()..).unwrap_or_default(), self.texts()[i].as_str()),
+            static NAMES: [&str; 4] = ["track}", "artist}", "album}", "albumartist}"];
+            let (next, value) = match NAMES.iter().position(|p| after.starts_with(p)) {
+                Some(i) => (after.get(NAMES[i].len()..).unwrap_or_default(), self.texts()[i].as_str()),
                 None => (after, "{"),
             };
             out.push_str(value);
@@ -133,12 +133,10 @@ pub struct Activity {
 #[inline(never)]
 pub fn activity(w: &Want, s: &Settings) -> Activity {
     // A field is its placeholder filled in.
+    static NAMES: [&str; 4] = ["", "{track}", "{album}", "{artist}"];
     let name = w.fill(match s.name {
-        Name::Track => "{track}",
-        Name::Album => "{album}",
-        Name::Artist => "{artist}",
         Name::Custom => &s.name_template,
-        Name::Default => "",
+        n => NAMES[n as usize],
     });
     let (name, display) = if crate::text::trim(&name).is_empty() { ("Navidrome".into(), 2) } else { (name, 0) };
     Activity {
@@ -185,16 +183,25 @@ pub fn plan(want: Option<&Want>, sent: &Sent, now: i64, salt: &str) -> Plan {
     if fingerprint == sent.fingerprint && (start - sent.start_ms).abs() < SAME_START_MS {
         return Plan::Nothing;
     }
+    // The window keeps the last `WINDOW_SENDS` times, this one included.
+    let mut times = Vec::with_capacity(WINDOW_SENDS + 1);
+    let mut earliest = i64::MIN;
     let n = sent.times.len();
-    let mut earliest = sent.times.last().map_or(i64::MIN, |t| t + MIN_GAP_MS);
-    if n >= WINDOW_SENDS {
-        earliest = earliest.max(sent.times[n - WINDOW_SENDS] + WINDOW_MS);
+    for (i, &t) in sent.times.iter().enumerate() {
+        // The last send, and the one `WINDOW_SENDS` sends ago.
+        if i + 1 == n {
+            earliest = earliest.max(t + MIN_GAP_MS);
+        }
+        if i + WINDOW_SENDS == n {
+            earliest = earliest.max(t + WINDOW_MS);
+        }
+        if i + WINDOW_SENDS > n {
+            times.push(t);
+        }
     }
     if now < earliest {
         return Plan::Later(earliest);
     }
-    // The window keeps the last `WINDOW_SENDS` times, this one included.
-    let mut times = sent.times[n.saturating_sub(WINDOW_SENDS - 1)..].to_vec();
     times.push(now);
     Plan::Send(Sent { fingerprint, start_ms: start, beat_ms: sent.beat_ms, times })
 }
