@@ -399,6 +399,17 @@ pub fn unbase64(s: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Writes `f` at depth 1, inside a JSON string as records and frames travel in host
+/// requests, and decodes that string as the host does.
+#[cfg(test)]
+pub fn at_depth1(f: impl FnOnce(&mut Out)) -> String {
+    let mut o = Out::new();
+    o.open();
+    f(&mut o);
+    o.close();
+    Reader::new(&o.buf).string().unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -298,7 +298,6 @@ fn presence_plain(o: &mut Out, act: Option<&Activity>, client_id: &str, status: 
     o.raw(r#"],"status":"#).str(status).raw(r#","afk":false}}"#);
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,15 +378,6 @@ mod tests {
         w
     }
 
-    /// Renders at depth 1 and decodes the outer string, as Navidrome does.
-    fn render(f: impl FnOnce(&mut Out)) -> String {
-        let mut o = Out::new();
-        o.open();
-        f(&mut o);
-        o.close();
-        Reader::new(&o.buf).string().unwrap()
-    }
-
     #[test]
     fn timestamps_follow_position_and_rate() {
         let w = want();
@@ -407,7 +397,7 @@ mod tests {
 
     #[test]
     fn presence_frame_is_exact() {
-        let s = render(|o| presence(o, Some(&activity(&want(), &defaults())), "123456789012345678", "online"));
+        let s = crate::json::at_depth1(|o| presence(o, Some(&activity(&want(), &defaults())), "123456789012345678", "online"));
         assert_eq!(
             s,
             r#"{"op":3,"d":{"since":null,"activities":[{"type":2,"name":"Navidrome","status_display_type":2,"details":"Test Song","state":"Test Artist","application_id":"123456789012345678","timestamps":{"start":1714599990000,"end":1714600170000}}],"status":"online","afk":false}}"#
@@ -418,10 +408,10 @@ mod tests {
         a.details_url = "https://open.spotify.com/track/1".into();
         a.state_url = ["https://x/", &"a".repeat(250)].concat();
         a.end = 0;
-        let s = render(|o| presence(o, Some(&a), "1", "idle"));
+        let s = crate::json::at_depth1(|o| presence(o, Some(&a), "1", "idle"));
         assert!(s.contains(r#""details":"Test Song","details_url":"https://open.spotify.com/track/1","state":"Test Artist","application_id":"1","timestamps":{"start":1714599990000},"assets":{"large_image":"mp:external/x","large_text":"Test Album","small_image":"mp:external/p","small_text":"Paused"}}"#), "{s}");
         assert!(!s.contains("state_url"), "URLs over 256 bytes are left out");
-        let s = render(|o| presence(o, None, "1", "dnd"));
+        let s = crate::json::at_depth1(|o| presence(o, None, "1", "dnd"));
         assert_eq!(s, r#"{"op":3,"d":{"since":null,"activities":[],"status":"dnd","afk":false}}"#);
     }
 
@@ -447,7 +437,7 @@ mod tests {
                 details_url: link.into(), state_url: link.into(), large_url: link.into(),
                 large_image: img.into(), small_image: img.into(), start: i64::MAX, end: i64::MAX,
             };
-            let s = render(|o| presence(o, Some(&a), "12345678901234567890", "invisible"));
+            let s = crate::json::at_depth1(|o| presence(o, Some(&a), "12345678901234567890", "invisible"));
             assert!(s.len() <= 4096, "{} bytes: {s}", s.len());
             assert!(Reader::new(s.as_bytes()).skip().is_some() && s.contains("application_id") == shown, "{s}");
         }
@@ -457,7 +447,7 @@ mod tests {
     fn any_title_survives_the_double_escape() {
         let mut w = want();
         w.title = "\"quoted\" \\ back\u{1}\n🎵 عربى e\u{301}".into();
-        let s = render(|o| presence(o, Some(&activity(&w, &defaults())), "1", "online"));
+        let s = crate::json::at_depth1(|o| presence(o, Some(&activity(&w, &defaults())), "1", "online"));
         w.title = "\"quoted\" \\ back🎵 عربى e\u{301}".into();
         let mut got = None;
         Reader::new(s.as_bytes()).object(|k, r| {

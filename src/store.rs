@@ -392,13 +392,7 @@ mod tests {
 
     /// Saved as the cache request carries it (escaped in a JSON string), then loaded.
     fn rt<R: Record>(r: &R) -> Option<R> {
-        let mut o = Out::new();
-        o.raw("{").key("v").open();
-        r.save(&mut o);
-        o.close().raw("}");
-        let mut text = String::new();
-        Reader::new(&o.buf).texts(&["v"], &mut [&mut text])?;
-        R::load(&text)
+        R::load(&crate::json::at_depth1(|o| r.save(o)))
     }
 
     #[test]

@@ -728,25 +728,17 @@ mod tests {
     }
 
 
-    fn render(f: impl FnOnce(&mut Out)) -> String {
-        let mut o = Out::new();
-        o.open();
-        f(&mut o);
-        o.close();
-        Reader::new(&o.buf).string().unwrap()
-    }
-
     #[test]
     fn control_frames_are_exact() {
         let tok = "to\"k\\en";
         assert_eq!(
-            render(|o| frame(o, &Frame::Identify, tok)),
+            crate::json::at_depth1(|o| frame(o, &Frame::Identify, tok)),
             r#"{"op":2,"d":{"token":"to\"k\\en","intents":0,"properties":{"os":"Linux","browser":"Discord Client","device":""}}}"#
         );
-        assert_eq!(render(|o| frame(o, &Frame::Heartbeat(None), tok)), r#"{"op":1,"d":null}"#);
-        assert_eq!(render(|o| frame(o, &Frame::Heartbeat(Some(42)), tok)), r#"{"op":1,"d":42}"#);
+        assert_eq!(crate::json::at_depth1(|o| frame(o, &Frame::Heartbeat(None), tok)), r#"{"op":1,"d":null}"#);
+        assert_eq!(crate::json::at_depth1(|o| frame(o, &Frame::Heartbeat(Some(42)), tok)), r#"{"op":1,"d":42}"#);
         assert_eq!(
-            render(|o| frame(o, &Frame::Resume { session_id: "s1".into(), seq: 9 }, "t")),
+            crate::json::at_depth1(|o| frame(o, &Frame::Resume { session_id: "s1".into(), seq: 9 }, "t")),
             r#"{"op":6,"d":{"token":"t","session_id":"s1","seq":9}}"#
         );
     }
