@@ -184,7 +184,7 @@ pub fn plan(want: Option<&Want>, sent: &Sent, now: i64, salt: &str) -> Plan {
         return Plan::Nothing;
     }
     // The window keeps the last `WINDOW_SENDS` times, this one included.
-    let mut times = Vec::with_capacity(WINDOW_SENDS + 1);
+    let mut times = Vec::new();
     let mut earliest = i64::MIN;
     let n = sent.times.len();
     for (i, &t) in sent.times.iter().enumerate() {
