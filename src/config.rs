@@ -221,6 +221,8 @@ mod tests {
         assert_eq!(token_for(cfg, "bob"), Ok(Some("tok2".into())));
         assert_eq!(token_for(cfg, "carol"), Ok(None));
         assert_eq!(token_for("", "alice"), Ok(None));
+        // An entry with an empty name is skipped, as in the JSON format.
+        assert_eq!(token_for("a:x, :tok", ""), Ok(None));
     }
 
     #[test]

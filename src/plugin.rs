@@ -398,7 +398,6 @@ fn lock(h: &mut impl Host, name: &str, gen: u32, held: Option<u32>) -> core::res
     Ok(Some(id))
 }
 
-
 /// Releases the send lock of connection `gen` (`id`; `None`: the caller's caller holds
 /// it), then sends a heartbeat that was left for the holder (`hw.<gen>.<user>`, the time
 /// it fell due) if none went out since (`beat_ms`). That beat's own release looks no

@@ -489,6 +489,10 @@ mod tests {
         let now = w.at_ms;
         let Plan::Send(sent) = plan(Some(&w), &Sent::default(), now, "c") else { panic!() };
         assert_eq!(plan(Some(&w), &sent, now + 60_000, "c"), Plan::Nothing);
+        // A corrupt record's start time far from any real one is another presence, never
+        // an overflow.
+        let far = Sent { start_ms: i64::MIN, ..sent.clone() };
+        assert!(matches!(plan(Some(&w), &far, now + 60_000, "c"), Plan::Send(_)));
         // A periodic report one second later is the same presence.
         let mut w2 = w.clone();
         w2.timing(now + 1000, 11_000, 1000, 180);
