@@ -16,7 +16,7 @@ pub fn token_for(users: &str, user: &str) -> Result<Option<String>, &'static str
     if !matches!(t.as_bytes().first(), Some(b'[' | b'{')) {
         for e in crate::text::split(t, b',') {
             if let Some((u, tok)) = crate::text::cut(e, b':') {
-                if crate::text::trim(u) == user && !crate::text::trim(tok).is_empty() {
+                if !user.is_empty() && crate::text::trim(u) == user && !crate::text::trim(tok).is_empty() {
                     found = tok.into();
                 }
             }

@@ -68,7 +68,7 @@ impl Want {
 
     fn fingerprint(&self, salt: &str) -> u64 {
         let mut h = Fnv::new();
-        for s in [&self.title, &self.artist, &self.album, &self.track_id, salt] {
+        for s in &[self.title.as_str(), &self.artist, &self.album, &self.track_id, salt] {
             h.eat(s.as_bytes());
             h.eat(&[0]);
         }
@@ -180,7 +180,7 @@ pub enum Plan {
 pub fn plan(want: Option<&Want>, sent: &Sent, now: i64, salt: &str) -> Plan {
     let fingerprint = want.map_or(0, |w| w.fingerprint(salt));
     let start = want.map_or(0, |w| w.start_ms);
-    if fingerprint == sent.fingerprint && (start - sent.start_ms).abs() < SAME_START_MS {
+    if fingerprint == sent.fingerprint && start.abs_diff(sent.start_ms) < SAME_START_MS as u64 {
         return Plan::Nothing;
     }
     // The window keeps the last `WINDOW_SENDS` times, this one included.
