@@ -50,8 +50,12 @@ mod json;
 mod input;
 #[cfg(not(feature = "miniserde"))]
 #[allow(dead_code)]
-#[path = "../../src/state.rs"]
-mod state;
+#[path = "../../src/store.rs"]
+mod store;
+#[cfg(not(feature = "miniserde"))]
+#[allow(dead_code)]
+#[path = "../../src/ids.rs"]
+mod ids;
 #[cfg(not(feature = "miniserde"))]
 #[allow(dead_code)]
 #[path = "../../src/gateway/mod.rs"]
@@ -82,7 +86,7 @@ mod imp {
     pub fn parse(b: &[u8]) -> Option<(String, i64)> {
         let r = crate::input::report(b)?;
         let t = r.track;
-        let n = r.position_ms + r.timestamp + r.rate_milli + t.duration_s + (r.username.len() + r.state.len() + r.player_id.len() + t.id.len() + t.artist.len() + t.album.len()) as i64;
+        let n = r.position_ms + r.timestamp + r.rate_milli + r.duration_s + (r.username.len() + r.state.len() + r.player_id.len() + t.track_id.len() + t.artist.len() + t.album.len()) as i64;
         Some((t.title, n))
     }
 }

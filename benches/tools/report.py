@@ -180,6 +180,11 @@ def main():
     g.append(["READY memory ≤ frame + 64 KiB", "%d pages = %s B for a %s B frame (%s B of JSON input)"
               % (pages, num(pages * PAGE), num(ready_frame) if ready_frame else "?", num(rin)),
               "yes" if pages and pages * PAGE <= limit else "no"])
+    g.append(["READY memory ≤ 4 pages", "%d" % pages, "yes" if pages and pages <= 4 else "no"])
+    prc = ours.get("scenarios", {}).get("playback_report") or {}
+    if prc.get("counted"):
+        n = prc["kernel_calls"] + prc["user_calls"]
+        g.append(["playback_report → presence ≤ 250 host calls", num(n), "yes" if n <= 250 else "no"])
     c, cb = ours.get("compile", {}).get("median"), base.get("compile", {}).get("median")
     g.append(["compile ≤ 1/5 of the baseline's", "%s vs %s (%s)" % (ms_or_us(c or 0), ms_or_us(cb or 0), ratio(c, cb)),
               "yes" if c and cb and c * 5 <= cb else "no"])
@@ -237,9 +242,12 @@ def main():
                    "request and extism copying it into kernel memory, before any plugin code runs." %
                    (ms_or_us(f["total"]["median"]), ms_or_us(f["call"]["median"]), num(ready["input_bytes"])))
         if ready.get("pages"):
-            obs.append("READY memory: %d pages (%s B) after the call, for %s B of JSON input holding a %s B frame: "
-                       "the plugin's memory follows the input it buffers." %
-                       (ready["pages"], num(ready["pages"] * PAGE), num(ready["input_bytes"]), num(ready.get("message_bytes", 0))))
+            grows = ready["pages"] * PAGE >= ready["input_bytes"]
+            obs.append("READY memory: %d page%s (%s B) after the call, for %s B of JSON input holding a %s B frame: %s" %
+                       (ready["pages"], "" if ready["pages"] == 1 else "s", num(ready["pages"] * PAGE), num(ready["input_bytes"]),
+                        num(ready.get("message_bytes", 0)),
+                        "the plugin's memory follows the input it buffers." if grows else
+                        "the plugin reads the input through a fixed window and keeps only what it needs."))
     if pr and pr.get("counted") and fl.get("playback_report"):
         extra = pr["call"]["median"] - fl["playback_report"]["call"]["median"]
         calls = pr["kernel_calls"] + pr["user_calls"]
