@@ -2,8 +2,10 @@
 //! the event to a gateway machine (`gateway/`) or the presence decision
 //! (`presence::plan`), saves the records its caller owns *before* acting (a Hello can
 //! arrive on another instance as soon as a socket opens), then performs the actions
-//! through the host. Which call may write which record, and why that holds while
-//! Navidrome runs calls concurrently, is in `state.rs`.
+//! through the host. A step (a flush, a heartbeat, a lock's release) returns the step it
+//! leaves (`Next`) instead of calling it, and `run` goes on in one loop. Which call may
+//! write which record, and why that holds while Navidrome runs calls concurrently, is in
+//! `store.rs`.
 //!
 //! Sends on a connection hold its send lock (`sl:<gen>:<user>`, a one-time schedule:
 //! Navidrome refuses a duplicate id), because two instances writing to one socket at
@@ -123,7 +125,8 @@ fn want_of(rep: Report) -> Want {
 /// worker (see `flush`).
 fn set_want(h: &mut impl Host, u: &User, w: &Want, now: i64, mine: bool) -> Done {
     store::want(&u.name).put(h, w)?;
-    flush(h, u, now, None, mine.then_some(Some(w)), 0)
+    run(h, u, Some(Next::Flush(now, None, mine.then_some(Some(w)), 0)), now);
+    Ok(())
 }
 
 pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
@@ -183,7 +186,7 @@ pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
                 schedule_flush(h, &u, now, now + STOP_GRACE_MS);
             } else {
                 stopped.remove(h)?;
-                flush(h, &u, now, None, Some(None), 0)?;
+                run(h, &u, Some(Next::Flush(now, None, Some(None), 0)), now);
             }
         }
         // Another player's report that changes nothing shown.
@@ -264,7 +267,8 @@ fn on_connection(h: &mut impl Host, id: &str, ev: core::result::Result<gateway::
         log(h, Level::Warn, name, "callback for a user no longer configured");
         return Ok(());
     };
-    perform(h, &u, gen, actions, now, false);
+    let next = perform(h, &u, gen, actions, now, false);
+    run(h, &u, next, now);
     Ok(())
 }
 
@@ -285,16 +289,16 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
     let gen = u32::try_from(num).unwrap_or(u32::MAX);
     // The flush the timer asks for: when, the send lock it holds, how long it may spend on
     // lookups.
-    let mut run = None;
+    let mut later = None;
     match kind {
         // A flush runs at its due time at the earliest.
-        Kind::Flush => run = Some((num.max(now), None, 0)),
+        Kind::Flush => later = Some((num.max(now), None, 0)),
         // The images and links of the want stored at `num` (a newer want has its own):
         // what is found within `LOOKUP_WAIT_MS` goes out, then the rest of the budget.
         Kind::Lookups => {
             if store::want(name).get(h).is_some_and(|w| w.at_ms == num) {
-                flush(h, &u, now, None, None, LOOKUP_WAIT_MS)?;
-                run = Some((h.now_ms(), None, enrich::LOOKUP_BUDGET_MS - LOOKUP_WAIT_MS));
+                run(h, &u, Some(Next::Flush(now, None, None, LOOKUP_WAIT_MS)), now);
+                later = Some((h.now_ms(), None, enrich::LOOKUP_BUDGET_MS - LOOKUP_WAIT_MS));
             }
         }
         Kind::IdleClose => idle(h, &u, num)?,
@@ -313,7 +317,7 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
             let want = store::want(name);
             if want.get(h).is_some_and(|w| w.legacy == num) {
                 want.remove(h)?;
-                run = Some((now, None, 0));
+                later = Some((now, None, 0));
             }
         }
         Kind::Reconnect => reconnect(h, &u, gen, now)?,
@@ -322,7 +326,7 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
         Kind::SendLock => {
             if load_link(h, name)?.gen == gen {
                 log(h, Level::Warn, name, "a send on the Discord connection did not finish; sending again");
-                run = Some((now, Some(gen), 0));
+                later = Some((now, Some(gen), 0));
             }
         }
         k => {
@@ -332,14 +336,13 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
                 Kind::Retry1 | Kind::Retry2 | Kind::Retry3 => (Beat::Retry(false), k as u8 - Kind::Retry1 as u8 + 1),
                 _ => (Beat::Retry(true), k as u8 - Kind::FirstRetry1 as u8 + 1),
             };
-            on_beat(h, &u, gen, beat, tries, now, None)?;
+            run(h, &u, Some(Next::Beat(gen, beat, tries, None)), now);
         }
     }
-    if let Some((at, held, lookups)) = run {
-        flush(h, &u, at, held, None, lookups)?;
+    if let Some((at, held, lookups)) = later {
+        run(h, &u, Some(Next::Flush(at, held, None, lookups)), now);
         if held.is_some() {
-            let beat_ms = load_sent(h, gen, name, false).beat_ms;
-            release(h, &u, gen, None, Some(beat_ms), now);
+            run(h, &u, Some(Next::Release(gen)), now);
         }
     }
     Ok(None)
@@ -399,10 +402,10 @@ fn lock(h: &mut impl Host, name: &str, gen: u32, held: Option<u32>) -> core::res
 }
 
 /// Releases the send lock of connection `gen` (`id`; `None`: the caller's caller holds
-/// it), then sends a heartbeat that was left for the holder (`hw.<gen>.<user>`, the time
-/// it fell due) if none went out since (`beat_ms`). That beat's own release looks no
-/// further (`beat_ms` None): one handover per release.
-fn release(h: &mut impl Host, u: &User, gen: u32, id: Option<String>, beat_ms: Option<i64>, now: i64) {
+/// it), then leaves a heartbeat that was left for the holder (`hw.<gen>.<user>`, the time
+/// it fell due) to be sent if none went out since (`beat_ms`). That beat's own release
+/// looks no further (`beat_ms` None): one handover per release.
+fn release(h: &mut impl Host, u: &User, gen: u32, id: Option<String>, beat_ms: Option<i64>) -> Option<Next<'static>> {
     let name = u.name.as_str();
     let held = match id {
         Some(id) => {
@@ -413,19 +416,49 @@ fn release(h: &mut impl Host, u: &User, gen: u32, id: Option<String>, beat_ms: O
         }
         None => Some(gen),
     };
-    let Some(beat_ms) = beat_ms else { return };
-    if store::beat_wanted(gen, name).get(h).is_some_and(|t| t > beat_ms) {
-        if let Err(e) = on_beat(h, u, gen, Beat::Retry(false), RETRIES + 1, now, held) {
-            log(h, Level::Warn, name, &e);
-        }
+    let beat_ms = beat_ms?;
+    store::beat_wanted(gen, name).get(h).is_some_and(|t| t > beat_ms).then_some(Next::Beat(gen, Beat::Retry(false), RETRIES + 1, held))
+}
+
+/// A step of the driver. Each returns the step it leaves to be done after it, so that no
+/// step calls another: `run` goes on in one loop.
+enum Next<'w> {
+    /// A heartbeat of connection `gen` (`on_beat`: kind, tries, the send lock held for it).
+    Beat(u32, Beat, u8, Option<u32>),
+    /// A flush (`flush`: at, the send lock held, `mine`, the lookups' time).
+    Flush(i64, Option<u32>, Option<Option<&'w Want>>, i64),
+    /// The release of connection `gen`'s send lock, held by the caller, and the handover of
+    /// a heartbeat left for it since the last one sent.
+    Release(u32),
+}
+
+/// Runs `first` and what each step leaves, in one loop. Failures are logged.
+fn run(h: &mut impl Host, u: &User, first: Option<Next>, now: i64) {
+    let mut next = first;
+    while let Some(n) = next.take() {
+        let step = match n {
+            Next::Beat(gen, kind, tries, held) => on_beat(h, u, gen, kind, tries, now, held),
+            Next::Flush(at, held, mine, lookups) => flush(h, u, at, held, mine, lookups),
+            Next::Release(gen) => {
+                let beat_ms = load_sent(h, gen, &u.name, false).beat_ms;
+                Ok(release(h, u, gen, None, Some(beat_ms)))
+            }
+        };
+        next = step.unwrap_or_else(|e| {
+            log(h, Level::Warn, &u.name, &e);
+            None
+        });
     }
 }
 
 /// Performs a machine's actions for connection `gen`. `locked`: the caller holds its
-/// send lock. Failures are logged; the actions after one still run.
-fn perform(h: &mut impl Host, u: &User, gen: u32, actions: Vec<Action>, now: i64, locked: bool) {
+/// send lock. Failures are logged; the actions after one still run. A heartbeat to send
+/// without the lock, or a flush (a machine asks for either as its last action), is left
+/// to the caller's loop (`run`).
+fn perform(h: &mut impl Host, u: &User, gen: u32, actions: Vec<Action>, now: i64, locked: bool) -> Option<Next<'static>> {
     let name = u.name.as_str();
     let conn = ids::conn(gen, name);
+    let mut next = None;
     for a in actions {
         // The timer an action is about: a heartbeat timer, else the reconnect timer.
         let kind = match a {
@@ -435,7 +468,11 @@ fn perform(h: &mut impl Host, u: &User, gen: u32, actions: Vec<Action>, now: i64
         };
         let timer = kind.id(gen as i64, name);
         let result = match a {
-            Action::Send(Frame::Heartbeat(_)) if !locked => on_beat(h, u, gen, Beat::Answer, 0, now, None),
+            Action::Send(Frame::Heartbeat(_)) if !locked => {
+                debug_assert!(next.is_none(), "one follow-up per list of actions");
+                next = Some(Next::Beat(gen, Beat::Answer, 0, None));
+                Ok(())
+            }
             Action::Send(f) => host::ws_send(h, &conn, &|o| gateway::frame(o, &f, &u.token)),
             Action::Close(code) => host::ws_close(h, &conn, code, OWN_CLOSE).or_else(not_found_is_fine),
             Action::Once(_, secs) => host::schedule_once(h, secs, &timer),
@@ -449,7 +486,11 @@ fn perform(h: &mut impl Host, u: &User, gen: u32, actions: Vec<Action>, now: i64
                 once(h, name, secs, &timer);
                 Ok(())
             }
-            Action::Flush => flush(h, u, now, if locked { Some(gen) } else { None }, None, 0),
+            Action::Flush => {
+                debug_assert!(next.is_none(), "one follow-up per list of actions");
+                next = Some(Next::Flush(now, if locked { Some(gen) } else { None }, None, 0));
+                Ok(())
+            }
             Action::Connect { url, retry } => host::ws_connect(h, &url, &conn).or_else(|e| {
                 schedule(h, name, retry as i64, &timer);
                 Err(text::join("cannot reach the Discord gateway: ", &e))
@@ -467,6 +508,7 @@ fn perform(h: &mut impl Host, u: &User, gen: u32, actions: Vec<Action>, now: i64
             log(h, Level::Warn, name, &e);
         }
     }
+    next
 }
 
 fn not_found_is_fine(e: String) -> Done {
@@ -483,7 +525,7 @@ fn already_exists_is_fine(e: String) -> Done {
 /// beat is left for its holder, which looks for one when it releases the lock (`release`),
 /// and tried once more in case it already has; a timer tries again a second later, at
 /// most three times, in case the holder died.
-fn on_beat(h: &mut impl Host, u: &User, gen: u32, kind: Beat, tries: u8, now: i64, held: Option<u32>) -> Done {
+fn on_beat(h: &mut impl Host, u: &User, gen: u32, kind: Beat, tries: u8, now: i64, held: Option<u32>) -> core::result::Result<Option<Next<'static>>, String> {
     let name = u.name.as_str();
     let (link, conn) = current(h, name)?;
     let Some(conn) = conn.filter(|_| link.gen == gen) else {
@@ -491,7 +533,7 @@ fn on_beat(h: &mut impl Host, u: &User, gen: u32, kind: Beat, tries: u8, now: i6
         if kind == Beat::Regular {
             let _ = host::cancel(h, &Kind::Beat.id(gen as i64, name));
         }
-        return Ok(());
+        return Ok(None);
     };
     // A taken lock: the beat is left for its holder (`hw`), and the lock tried once more.
     let mut asked = false;
@@ -511,7 +553,7 @@ fn on_beat(h: &mut impl Host, u: &User, gen: u32, kind: Beat, tries: u8, now: i6
         } else if tries == RETRIES {
             log(h, Level::Warn, name, "heartbeat skipped: the connection stayed busy");
         }
-        return Ok(());
+        return Ok(None);
     };
     // The time of this send, not of the caller's start (a flush handing a beat over may
     // have spent seconds on cover lookups).
@@ -526,12 +568,13 @@ fn on_beat(h: &mut impl Host, u: &User, gen: u32, kind: Beat, tries: u8, now: i6
     } else {
         Ok(())
     };
-    if saved.is_ok() {
-        perform(h, u, gen, actions, now, true);
+    // Under the lock a beat's actions leave nothing (they hold no flush).
+    match saved {
+        Ok(()) => drop(perform(h, u, gen, actions, now, true)),
+        Err(e) => log(h, Level::Warn, name, &e),
     }
     // A handed-over beat hands nothing on.
-    release(h, u, gen, id, (tries <= RETRIES).then_some(sent.beat_ms), now);
-    saved
+    Ok(release(h, u, gen, id, (tries <= RETRIES).then_some(sent.beat_ms)))
 }
 
 /// The reconnect timer of generation `gen`: the only writer of the link. It starts the
@@ -550,7 +593,8 @@ fn reconnect(h: &mut impl Host, u: &User, gen: u32, now: i64) -> Done {
         return Ok(());
     };
     store::link(name).put(h, &next)?;
-    perform(h, u, next.gen, actions, now, false);
+    let after = perform(h, u, next.gen, actions, now, false);
+    run(h, u, after, now);
     Ok(())
 }
 
@@ -596,7 +640,7 @@ fn schedule_flush(h: &mut impl Host, u: &User, now: i64, at: i64) {
 /// during this call, and the caller may race the reconnect timer (see `start`).
 /// `lookups_ms`: the HTTP time this call may spend on images and links; what it cannot
 /// look up is left to the `en` timer.
-fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, mine: Option<Option<&Want>>, lookups_ms: i64) -> Done {
+fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, mine: Option<Option<&Want>>, lookups_ms: i64) -> core::result::Result<Option<Next<'static>>, String> {
     let name = u.name.as_str();
     let (link, conn) = current(h, name)?;
     // Another writer's record: its text is kept to tell, under the send lock, whether it
@@ -610,7 +654,7 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, mine: Option<
     let socket = ids::conn(gen, name);
     let conn = match conn {
         Some(c) if c.phase == Phase::Ready => c,
-        _ if want.is_none() => return Ok(()),
+        _ if want.is_none() => return Ok(None),
         c => {
             // Resting, or the connection ended: the reconnect timer starts the next one (a
             // pending one keeps its backoff). Opening (READY flushes), or stopped for good:
@@ -628,7 +672,7 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, mine: Option<
             if next {
                 start(h, u, gen, now, recheck);
             }
-            return Ok(());
+            return Ok(None);
         }
     };
     let resumed = !link.session_id.is_empty() && conn.session_id == link.session_id;
@@ -640,7 +684,7 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, mine: Option<
         // skip just before) must not clear early.
         let stopped = store::stopped(name).get(h);
         if stopped.is_some_and(|t| now < t + STOP_GRACE_MS) {
-            return Ok(());
+            return Ok(None);
         }
     }
     let set = settings(h, u)?;
@@ -669,12 +713,13 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, mine: Option<
     if let (true, Some(w)) = (net.skipped && lookups_ms == 0, want) {
         wait = schedule(h, name, 0, &Kind::Lookups.id(w.at_ms, name)) && now < w.at_ms + LOOKUP_WAIT_MS;
     }
+    let mut after = None;
     match presence::plan(want, &sent, now, &salt) {
         Plan::Send(_) if wait => {}
         Plan::Send(_) => {
             let Ok(id) = lock(h, name, gen, held) else {
                 schedule_flush(h, u, now, now + 1_000);
-                return Ok(());
+                return Ok(None);
             };
             // Decided again under the lock: another send may have gone out meanwhile, and
             // a newer want (stored while this one was enriched) is its storer's to send.
@@ -689,7 +734,7 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, mine: Option<
                 Plan::Later(at) => Ok(schedule_flush(h, u, now, at)),
                 Plan::Nothing => Ok(()),
             };
-            release(h, u, gen, id, Some(cur.beat_ms), now);
+            after = release(h, u, gen, id, Some(cur.beat_ms));
             // The socket is gone or broken: its read loop's last callback reconnects, and
             // the next session shows the presence.
             if let Err(e) = sent {
@@ -703,7 +748,7 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, mine: Option<
     if !showing && idle_ms > 0 {
         schedule(h, name, idle_ms / 1000, &Kind::IdleClose.id(now + idle_ms, name));
     }
-    Ok(())
+    Ok(after)
 }
 
 /// Idle-close timer due at `due`: ends the session if nothing has been shown since the
@@ -717,7 +762,8 @@ fn idle(h: &mut impl Host, u: &User, due: i64) -> Done {
     if store::want(name).get(h).is_none() && last + idle_ms <= due {
         // The close ends the session at Discord: the reconnect timer must not resume it.
         store::ended(link.gen, name).put(h, &1000)?;
-        perform(h, u, link.gen, gateway::idle(&conn), due, false);
+        let next = perform(h, u, link.gen, gateway::idle(&conn), due, false);
+        run(h, u, next, due);
     }
     Ok(())
 }
