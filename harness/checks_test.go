@@ -112,7 +112,7 @@ func TestFaultChecksDetect(t *testing.T) {
 	r.WS.Connect(ctx, sliceGateway, nil, "5:alice")
 	r.WS.Connect(ctx, sliceGateway, nil, "6:alice")
 	for k, v := range map[string]string{"gw.alice": "1 4 - 41250 0 0 0 sess wss://x y", "want.alice": `[1.5]`,
-		"cn.1.alice": "9 - 0 0 0 0 0 a b", "tx.1.alice": "1 x"} {
+		"cn.1.alice": "9 - 0 0 0 0 a b", "tx.1.alice": "1 x"} {
 		r.Cache.SetString(ctx, k, v, 0)
 	}
 	want := []string{"2 open sockets", "open socket 5:alice is not the session's", "open socket 6:alice is not the session's",

@@ -24,7 +24,7 @@ type gwRecord struct {
 // two: the link `gw.<user>` = `gen idle attempts at seq session_id resume_url
 // waiting identify_at`,
 // written only by the reconnect timer, and each connection's record
-// `cn.<gen>.<user>` = `phase seq heartbeat status fatal ready ack session_id
+// `cn.<gen>.<user>` = `phase seq heartbeat status ready ack session_id
 // resume_url`, written only by its read loop; seq is `-` when none.
 func parseRecord(key string, value any) (rec gwRecord, ok bool) {
 	text, isText := value.(string)
@@ -40,7 +40,7 @@ func parseRecord(key string, value any) (rec gwRecord, ok bool) {
 			return rec, false
 		}
 		seq, session = f[4], f[5]
-	} else if rest, isConn := strings.CutPrefix(key, "cn."); isConn && len(f) == 9 {
+	} else if rest, isConn := strings.CutPrefix(key, "cn."); isConn && len(f) == 8 {
 		gen, user, _ := strings.Cut(rest, ".")
 		rec = gwRecord{Key: key, User: user}
 		if rec.Gen, err = strconv.ParseInt(gen, 10, 64); err != nil {
@@ -49,7 +49,7 @@ func parseRecord(key string, value any) (rec gwRecord, ok bool) {
 		if rec.Phase, err = strconv.ParseInt(f[0], 10, 64); err != nil {
 			return rec, false
 		}
-		seq, session = f[1], f[7]
+		seq, session = f[1], f[6]
 	} else {
 		return rec, false
 	}

@@ -301,8 +301,8 @@ var (
 	intField = regexp.MustCompile(`^-?\d+$`)
 	// gen idle attempts at seq session_id resume_url waiting identify_at
 	linkRecord = regexp.MustCompile(`^\d+ [01] \d+ -?\d+ (-|-?\d+) [!-~]* ((wss://[!-~]+)?) [01] -?\d+$`)
-	// phase seq heartbeat status fatal ready ack session_id resume_url
-	connRecord = regexp.MustCompile(`^[0-5] (-|-?\d+) \d+ [0-3] \d+ -?\d+ -?\d+ [!-~]* ((wss://[!-~]+)?)$`)
+	// phase seq heartbeat status ready ack session_id resume_url
+	connRecord = regexp.MustCompile(`^[0-5] (-|-?\d+) \d+ [0-3] -?\d+ -?\d+ [!-~]* ((wss://[!-~]+)?)$`)
 )
 
 func badLink(v string) string {
@@ -314,7 +314,7 @@ func badLink(v string) string {
 
 func badConn(v string) string {
 	if !connRecord.MatchString(v) {
-		return "not `phase seq heartbeat status fatal ready ack session_id resume_url`"
+		return "not `phase seq heartbeat status ready ack session_id resume_url`"
 	}
 	return ""
 }

@@ -304,10 +304,10 @@ impl Record for Link {
     }
 }
 
-/// `phase seq heartbeat status fatal ready ack session_id resume_url`: the record's text,
+/// `phase seq heartbeat status ready ack session_id resume_url`: the record's text,
 /// which also tells whether a connection changed.
 pub fn conn_text(c: &Conn) -> String {
-    let f = Fields::new().int(c.phase as i64).seq(c.seq).int(c.heartbeat_ms as i64).int(c.status as i64).int(c.fatal as i64);
+    let f = Fields::new().int(c.phase as i64).seq(c.seq).int(c.heartbeat_ms as i64).int(c.status as i64);
     f.int(c.ready_ms).int(c.ack_ms).text(&c.session_id).text(&c.resume_url).done()
 }
 
@@ -323,7 +323,6 @@ impl Record for Conn {
         seq: p.seq()?,
         heartbeat_ms: p.int()? as u32,
         status: p.int()?.clamp(0, 3) as u8,
-        fatal: p.int()? as u16,
         ready_ms: p.int()?,
         ack_ms: p.int()?,
         session_id: p.text()?,
@@ -405,7 +404,7 @@ mod tests {
         assert_eq!(rt(&l), Some(l));
         let mut c = Conn::default();
         assert_eq!(rt(&c), Some(c.clone()));
-        c = Conn { phase: Phase::Fatal, seq: Some(9), heartbeat_ms: 41250, status: 2, fatal: 4004, ready_ms: 5, ack_ms: 6, session_id: "s".into(), resume_url: String::new() };
+        c = Conn { phase: Phase::Fatal, seq: Some(9), heartbeat_ms: 41250, status: 2, ready_ms: 5, ack_ms: 6, session_id: "s".into(), resume_url: String::new() };
         assert_eq!(rt(&c), Some(c));
     }
 
@@ -414,7 +413,7 @@ mod tests {
         for bad in ["", "x", "1 0 0 0 - a", "1 0 0 0 - a b c", "1 0 0 0 - a b", "1 0 0 0 - a b 0 1 2", "1 0 0 0 - a b 0", "1 0 0 0 - a b 0 x", "1 0 0 0 1x a b", "99999999999999999999 0 0 0 - a b"] {
             assert_eq!(Link::load(bad), None, "{bad:?}");
         }
-        for bad in ["", "9 - 0 0 0 0 0 a b", "1 - 0 0 0 0 0 a", "1 - 0 0 0 0 0 a b c"] {
+        for bad in ["", "9 - 0 0 0 0 a b", "1 - 0 0 0 0 a", "1 - 0 0 0 0 a b c"] {
             assert_eq!(Conn::load(bad), None, "{bad:?}");
         }
         assert_eq!(Sent::load("1 2 3 4 5 6 7 8 9"), None);

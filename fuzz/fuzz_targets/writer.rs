@@ -71,7 +71,7 @@ fuzz_target!(|data: &[u8]| {
         }))
     };
     assert_eq!(Link::load(&saved(&|o| link.save(o))).as_ref(), Some(&link));
-    let conn = Conn { phase: Phase::from_u8((x >> 32) as u8 % 6).unwrap(), seq, heartbeat_ms: (x >> 8) as u32, status: (x >> 56) as u8 % 4, fatal: (x >> 40) as u16, ready_ms: int(), ack_ms: int(), session_id: sid, resume_url: url };
+    let conn = Conn { phase: Phase::from_u8((x >> 32) as u8 % 6).unwrap(), seq, heartbeat_ms: (x >> 8) as u32, status: (x >> 56) as u8 % 4, ready_ms: int(), ack_ms: int(), session_id: sid, resume_url: url };
     assert_eq!(Conn::load(&saved(&|o| conn.save(o))).as_ref(), Some(&conn));
     let sent = Sent { fingerprint: int() as u64, start_ms: int(), beat_ms: int(), times: (0..(n as u8 % 6)).map(|_| int()).collect() };
     assert_eq!(Sent::load(&saved(&|o| sent.save(o))).as_ref(), Some(&sent));

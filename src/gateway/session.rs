@@ -94,8 +94,6 @@ pub struct Conn {
     /// The user's own status as their other Discord sessions show it (index in
     /// `STATUSES`), so our presence never overrides it (spec W16: v2 forced `dnd`).
     pub status: u8,
-    /// Close code that made the session fatal.
-    pub fatal: u16,
     /// When READY or RESUMED arrived, and the last heartbeat ACK (ms).
     pub ready_ms: i64,
     pub ack_ms: i64,
@@ -110,7 +108,6 @@ impl Default for Conn {
             seq: None,
             heartbeat_ms: 0,
             status: 0,
-            fatal: 0,
             ready_ms: 0,
             ack_ms: 0,
             session_id: String::new(),
@@ -416,7 +413,6 @@ impl Conn {
         if let OnClose::Fatal(why) = rule {
             out.push(Action::Closed(Level::Error, why, code));
             self.phase = Phase::Fatal;
-            self.fatal = code;
             self.forget();
             return out;
         }
@@ -588,7 +584,7 @@ mod tests {
         let a = c.on_closed(&link, 4004, &CTX);
         assert!(matches!(&a[2], Closed(Level::Error, m, 4004) if m.contains("token")));
         assert!(!a.iter().any(|a| matches!(a, Reconnect(_))));
-        assert_eq!((c.phase, c.fatal), (Phase::Fatal, 4004));
+        assert_eq!(c.phase, Phase::Fatal);
         assert_eq!(link.reconnect(1, Some(&c), true, &at(9)), None);
         assert_eq!(c.on_closed(&link, 1006, &CTX), vec![]);
     }
