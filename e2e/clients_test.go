@@ -376,12 +376,14 @@ func (c *clientRun) bothPlaying(t *testing.T, web, other Subsonic) (int, sent) {
 	return j, wa
 }
 
-// settle waits until a report sent at w has certainly been acted on: the plugin handled it
-// (Navidrome's log), any update it deferred to keep 4 s between updates (after the
-// presence update at index last) would have gone out, and, for a stop, the 5 s the plugin
-// waits for a next track before it clears are over.
-func (c *clientRun) settle(t *testing.T, logAt int, state string, last int, w sent) {
+// reportSettled reports state for tr from p and waits until the report has certainly been
+// acted on: the plugin handled it (Navidrome's log), any update it deferred to keep 4 s
+// between updates (after the presence update at index last) would have gone out, and, for
+// a stop, the 5 s the plugin waits for a next track before it clears are over.
+func (c *clientRun) reportSettled(t *testing.T, p Subsonic, state string, tr *Track, positionMs int64, last int) sent {
 	t.Helper()
+	logAt := len(c.nd.Log())
+	w := reportPlayback(t, p, state, tr, positionMs)
 	c.nd.WaitLog(t, logAt, 10*time.Second, "the "+state+" report", func(l string) bool {
 		return strings.Contains(l, "Sending PlaybackReport") && strings.Contains(l, "state="+state)
 	})
@@ -390,6 +392,7 @@ func (c *clientRun) settle(t *testing.T, logAt int, state string, last int, w se
 		until = maxTime(until, w.to.Add(stopGrace+2*time.Second))
 	}
 	sleepUntil(until)
+	return w
 }
 
 // stopGrace is how long the plugin waits after a stop for the next track before it clears.
@@ -408,9 +411,7 @@ func maxTime(a, b time.Time) time.Time {
 func (c *clientRun) twoPlayersNewestShown(t *testing.T) {
 	web, other := c.twoPlayers()
 	j, _ := c.bothPlaying(t, web, other)
-	logAt := len(c.nd.Log())
-	stop := reportPlayback(t, web, "stopped", trackA, 5_000)
-	c.settle(t, logAt, "stopped", j, stop)
+	c.reportSettled(t, web, "stopped", trackA, 5_000, j)
 	noPresenceBetween(t, c.fake, j+1, c.next(), "the first player stopped while the second plays on (want its track to stay)")
 	w := reportPlayback(t, other, "stopped", trackB, 8_000)
 	waitClear(t, c.fake, j+1, w)
@@ -422,16 +423,14 @@ func (c *clientRun) twoPlayersNewestShown(t *testing.T) {
 func (c *clientRun) twoPlayersProgressOfOther(t *testing.T) {
 	web, other := c.twoPlayers()
 	j, wa := c.bothPlaying(t, web, other)
-	logAt := len(c.nd.Log())
-	w := reportPlayback(t, web, "playing", trackA, time.Since(wa.from).Milliseconds())
-	c.settle(t, logAt, "playing", j, w)
+	c.reportSettled(t, web, "playing", trackA, time.Since(wa.from).Milliseconds(), j)
 	frames, _, _ := c.fake.Snapshot()
 	if countOp(frames[j+1:], 3) != 0 {
 		t.Errorf("the first player's periodic progress report (its track at the clock's position) replaced the newest "+
 			"player's track %q (want it to stay):\n%s", trackB.Title, presences(frames[j+1:]))
 	}
 	reportPlayback(t, web, "stopped", trackA, time.Since(wa.from).Milliseconds())
-	w = reportPlayback(t, other, "stopped", trackB, 8_000)
+	w := reportPlayback(t, other, "stopped", trackB, 8_000)
 	waitClear(t, c.fake, c.next(), w)
 }
 
@@ -441,9 +440,7 @@ func (c *clientRun) twoPlayersProgressOfOther(t *testing.T) {
 func (c *clientRun) twoPlayersStopOfShown(t *testing.T) {
 	web, other := c.twoPlayers()
 	j, wa := c.bothPlaying(t, web, other)
-	logAt := len(c.nd.Log())
-	stop := reportPlayback(t, other, "stopped", trackB, 8_000)
-	c.settle(t, logAt, "stopped", j, stop)
+	c.reportSettled(t, other, "stopped", trackB, 8_000, j)
 	frames, _, _ := c.fake.Snapshot()
 	var shownA *Frame
 	cleared := false

@@ -375,7 +375,6 @@ fn load_sent(h: &mut impl Host, gen: u32, name: &str, resumed: bool) -> Sent {
     Sent::default()
 }
 
-
 /// Entropy for jitter: wasm32-unknown-unknown has no RNG, so hash what differs per call.
 fn seed(name: &str, now: i64, gen: u32) -> u64 {
     let mut f = Fnv::new();
@@ -384,7 +383,6 @@ fn seed(name: &str, now: i64, gen: u32) -> u64 {
     f.eat(&gen.to_le_bytes());
     f.0 ^ (f.0 >> 29)
 }
-
 
 /// Takes the send lock of connection `gen`: `Ok(Some(id))` to release after the send,
 /// `Ok(None)` when the caller already holds it (`held`), `Err(())` when another call
