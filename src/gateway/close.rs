@@ -23,9 +23,9 @@ impl OnClose {
     pub fn of(code: u16) -> OnClose {
         match code {
             4004 => OnClose::Fatal("Discord rejected the token (authentication failed): it is invalid or revoked; presence stopped for this user until the token is updated in the plugin settings"),
-            4010 | 4011 => OnClose::Fatal("Discord rejected the sharding; presence stopped for this user"),
-            4012 => OnClose::Fatal("Discord rejected the gateway API version; presence stopped for this user"),
-            4013 | 4014 => OnClose::Fatal("Discord rejected the gateway intents; presence stopped for this user"),
+            // Sharding (4010, 4011), API version (4012), intents (4013, 4014): what the
+            // client sends, so nothing a user can change; the logged code tells which.
+            4010..=4014 => OnClose::Fatal("Discord rejected the client's gateway settings; presence stopped for this user"),
             // Resuming is refused (4003 not authenticated, 4007 bad seq, 4009 timed out).
             4003 | 4007 | 4009 => OnClose::Identify,
             4008 | 4015 => OnClose::SlowDown,

@@ -587,6 +587,18 @@ mod tests {
         assert_eq!(c.phase, Phase::Fatal);
         assert_eq!(link.reconnect(1, Some(&c), true, &at(9)), None);
         assert_eq!(c.on_closed(&link, 1006, &CTX), vec![]);
+        // The client's own settings refused: the code logged tells which.
+        for code in 4010..=4014 {
+            let (link, mut c) = ready();
+            let a = c.on_closed(&link, code, &CTX);
+            assert!(matches!(&a[2], Closed(Level::Error, m, k) if *k == code && m.contains("gateway settings")), "{code}: {a:?}");
+            assert_eq!(c.phase, Phase::Fatal);
+        }
+        for code in [4009, 4015] {
+            let (link, mut c) = ready();
+            c.on_closed(&link, code, &CTX);
+            assert_eq!(c.phase, Phase::Closed, "{code}");
+        }
     }
 
     #[test]
