@@ -1,6 +1,6 @@
 //! The driver: one function per export. Each loads the records its event needs, feeds
 //! the event to a gateway machine (`gateway/`) or the presence decision
-//! (`presence::plan`), saves the records its caller owns *before* acting (a Hello can
+//! (`presence::decide`), saves the records its caller owns *before* acting (a Hello can
 //! arrive on another instance as soon as a socket opens), then performs the actions
 //! through the host. A step (a flush, a heartbeat, a lock's release) returns the step it
 //! leaves (`Next`) instead of calling it, and `run` goes on in one loop. Which call may
@@ -15,12 +15,12 @@
 
 use crate::config::{self, Pause, Settings, User};
 use crate::enrich;
-use crate::gateway::{self, Action, Beat, Conn, Ctx, Frame, Link, Phase, Timer, STATUSES};
+use crate::gateway::{self, Action, Beat, Conn, Ctx, Frame, Link, Phase, Route, Timer, STATUSES};
 use crate::host::{self, log, Host, Level};
 use crate::ids::{self, Kind};
 use crate::input::{self, Report};
 use crate::players;
-use crate::presence::{self, Plan, Sent, Want};
+use crate::presence::{self, Facts, Plan, Sent, Want, LOOKUP_WAIT_MS, STOP_GRACE_MS};
 use crate::store::{self, Record};
 use crate::text::{self, Fnv};
 use alloc::string::String;
@@ -29,23 +29,15 @@ use alloc::vec::Vec;
 /// Our own closes carry this reason so the `on_close` they trigger is ignored (Navidrome
 /// calls it synchronously inside `websocket_closeconnection`, ABI §4.4).
 const OWN_CLOSE: &str = "nd:reconnect";
-/// Navidrome's web UI sends `stopped` before every track change (spec §4.2): the clear
-/// waits this long for the next track.
-const STOP_GRACE_MS: i64 = 5_000;
 /// The send lock's lease: if its holder dies, the lock frees itself after this long and
 /// its timer sends what is still wanted.
 const LEASE_S: u32 = 10;
 /// Heartbeat retries (`r1`–`r3`, `f1`–`f3` for the first beat), a second apart, when the
 /// send lock is taken.
 const RETRIES: u8 = 3;
-/// A connection that has not said Hello this long after its dial is stuck (Navidrome's
-/// handshake gives up after 30 s): a want may end it.
-const STUCK_MS: i64 = 60_000;
 /// After a want finds the reconnect timer already there, a flush this much later checks
 /// that it did not just decide to rest without seeing the want.
 const RECHECK_MS: i64 = 2_000;
-/// How long a new want's first update waits for its images and links to be looked up.
-const LOOKUP_WAIT_MS: i64 = 2_000;
 
 pub type Result = core::result::Result<Option<Vec<u8>>, String>;
 type Done = core::result::Result<(), String>;
@@ -325,7 +317,7 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
         // registered until this returns), send what is wanted.
         Kind::SendLock => {
             if load_link(h, name)?.gen == gen {
-                log(h, Level::Warn, name, "a send on the Discord connection did not finish; sending again");
+                log(h, Level::Warn, name, "a Discord send did not finish; sending again");
                 later = Some((now, Some(gen), 0));
             }
         }
@@ -628,12 +620,12 @@ fn schedule_flush(h: &mut impl Host, u: &User, now: i64, at: i64) {
     schedule(h, &u.name, ((at - now).clamp(0, 3_600_000) + 999) / 1000, &Kind::Flush.id(at, &u.name));
 }
 
-/// Sends the wanted presence (or the clear) on the current connection if it is ready, it
-/// differs from what was sent there, and the rate budget allows; otherwise arranges it:
-/// a deferred flush, or the reconnect timer. With nothing to show, the idle close is
-/// scheduled. `now`: the wall clock, never taken as earlier than the last known time (a
+/// Reads what an update is decided on, then performs the decision: where it goes
+/// (`Link::route`: the ready connection, else the reconnect timer) and what goes
+/// (`presence::decide`: the presence or the clear, a deferred flush, the idle close).
+/// `now`: the wall clock, never taken as earlier than the last known time (a
 /// host without a WASI clock reads 0). `held`: the caller holds that connection's send
-/// lock. `mine`: the caller is the report worker, the want's only writer (state.rs), with
+/// lock. `mine`: the caller is the report worker, the want's only writer (store.rs), with
 /// the want it just stored or removed: it is not read again, no newer one can be stored
 /// during this call, and the caller may race the reconnect timer (see `start`).
 /// `lookups_ms`: the HTTP time this call may spend on images and links; what it cannot
@@ -650,45 +642,26 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, mine: Option<
     let want = mine.unwrap_or(loaded.as_ref());
     let gen = link.gen;
     let socket = ids::conn(gen, name);
-    let conn = match conn {
-        Some(c) if c.phase == Phase::Ready => c,
-        _ if want.is_none() => return Ok(None),
-        c => {
-            // Resting, or the connection ended: the reconnect timer starts the next one (a
-            // pending one keeps its backoff). Opening (READY flushes), or stopped for good:
-            // nothing.
-            let next = match c {
-                None if link.idle => true,
-                Some(c) => c.phase == Phase::Closed,
-                None if now - link.at_ms > STUCK_MS => {
-                    log(h, Level::Warn, name, "the Discord connection never opened; reconnecting");
-                    host::ws_close(h, &socket, 4000, OWN_CLOSE).or_else(not_found_is_fine)?;
-                    true
-                }
-                None => false,
-            };
-            if next {
-                start(h, u, gen, now, recheck);
+    let route = link.route(conn.as_ref(), now);
+    let Some(conn) = conn.filter(|_| route == Route::Send) else {
+        // The reconnect timer starts the next connection (a pending one keeps its backoff).
+        if want.is_some() && route != Route::Wait {
+            if route == Route::Stuck {
+                log(h, Level::Warn, name, "the Discord connection never opened; reconnecting");
+                host::ws_close(h, &socket, 4000, OWN_CLOSE).or_else(not_found_is_fine)?;
             }
-            return Ok(None);
+            start(h, u, gen, now, recheck);
         }
+        return Ok(None);
     };
     let resumed = !link.session_id.is_empty() && conn.session_id == link.session_id;
     let sent = load_sent(h, gen, name, resumed);
     let known = want.map_or(0, |w| w.at_ms).max(sent.times.last().copied().unwrap_or(0));
     let now = now.max(known);
-    if want.is_none() {
-        // A clear waits for the grace after the *last* stop: an earlier stop's timer (a
-        // skip just before) must not clear early.
-        let stopped = store::stopped(name).get(h);
-        if stopped.is_some_and(|t| now < t + STOP_GRACE_MS) {
-            return Ok(None);
-        }
-    }
+    let stopped = if want.is_none() { store::stopped(name).get(h) } else { None };
     let set = settings(h, u)?;
     let status = STATUSES[set.status.unwrap_or(conn.status) as usize];
     let want = want.filter(|w| !w.pause_over(set.pause, now));
-    let showing = want.is_some();
     // Rendered and enriched (which may take HTTP round trips) before taking the lock; the
     // images and links count as what is shown, so found ones go out once more.
     let mut net = enrich::Net { until_ms: if lookups_ms > 0 { h.now_ms() + lookups_ms } else { 0 }, skipped: false };
@@ -704,16 +677,15 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, mine: Option<
             salt.push_str(s);
         }
     }
-    // Lookups left: the `en` timer does them. A want just stored leaves its update to that
-    // timer, which sends within `LOOKUP_WAIT_MS`, so its first update carries its cover,
-    // not the logo; an older one goes out with what is cached, then once more.
-    let mut wait = false;
-    if let (true, Some(w)) = (net.skipped && lookups_ms == 0, want) {
-        wait = schedule(h, name, 0, &Kind::Lookups.id(w.at_ms, name)) && now < w.at_ms + LOOKUP_WAIT_MS;
-    }
+    // Lookups left: the `en` timer does them, and sends what it finds.
+    let lookups = match want {
+        Some(w) if net.skipped && lookups_ms == 0 => schedule(h, name, 0, &Kind::Lookups.id(w.at_ms, name)),
+        _ => false,
+    };
+    let idle_ms = set.idle_ms;
+    let d = presence::decide(&Facts { want, sent: &sent, stopped, lookups, idle_ms, now, salt: &salt });
     let mut after = None;
-    match presence::plan(want, &sent, now, &salt) {
-        Plan::Send(_) if wait => {}
+    match d.plan {
         Plan::Send(_) => {
             let Ok(id) = lock(h, name, gen, held) else {
                 schedule_flush(h, u, now, now + 1_000);
@@ -742,9 +714,8 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, mine: Option<
         Plan::Later(at) => schedule_flush(h, u, now, at),
         Plan::Nothing => {}
     }
-    let idle_ms = set.idle_ms;
-    if !showing && idle_ms > 0 {
-        schedule(h, name, idle_ms / 1000, &Kind::IdleClose.id(now + idle_ms, name));
+    if let Some(at) = d.idle_close_at {
+        schedule(h, name, idle_ms / 1000, &Kind::IdleClose.id(at, name));
     }
     Ok(after)
 }

@@ -206,6 +206,53 @@ pub fn plan(want: Option<&Want>, sent: &Sent, now: i64, salt: &str) -> Plan {
     Plan::Send(Sent { fingerprint, start_ms: start, beat_ms: sent.beat_ms, times })
 }
 
+/// Navidrome's web UI sends `stopped` before every track change (spec §4.2): the clear
+/// waits this long for the next track.
+pub const STOP_GRACE_MS: i64 = 5_000;
+/// How long a new want's first update waits for its images and links to be looked up.
+pub const LOOKUP_WAIT_MS: i64 = 2_000;
+
+/// What an update is decided on, read by the driver beforehand.
+pub struct Facts<'a> {
+    /// What is to be shown (none: the clear).
+    pub want: Option<&'a Want>,
+    /// What went out on the connection.
+    pub sent: &'a Sent,
+    /// When the last stop was reported, if the clear is for one.
+    pub stopped: Option<i64>,
+    /// A timer is looking up the want's images and links, and sends what it finds.
+    pub lookups: bool,
+    /// Nothing shown this long closes the connection (0: never).
+    pub idle_ms: i64,
+    pub now: i64,
+    /// Whatever else the frame carries (status, images, links).
+    pub salt: &'a str,
+}
+
+/// What to do: the plan for the update, and when to close the connection if nothing is
+/// shown by then.
+#[derive(PartialEq, Eq, Debug)]
+pub struct Decision {
+    pub plan: Plan,
+    pub idle_close_at: Option<i64>,
+}
+
+/// Decides an update (no host calls): a clear waits for the grace after the *last* stop
+/// (an earlier stop's timer, a skip just before, must not clear early); a new want leaves
+/// its first update to its lookups' timer for `LOOKUP_WAIT_MS`, so it carries its cover,
+/// not the logo; otherwise `plan`. With nothing shown, the idle close is set.
+pub fn decide(f: &Facts) -> Decision {
+    let now = f.now;
+    let wait = match f.want {
+        None => f.stopped.is_some_and(|t| now < t + STOP_GRACE_MS),
+        Some(w) => f.lookups && now < w.at_ms + LOOKUP_WAIT_MS,
+    };
+    if wait {
+        return Decision { plan: Plan::Nothing, idle_close_at: None };
+    }
+    Decision { plan: plan(f.want, f.sent, now, f.salt), idle_close_at: (f.want.is_none() && f.idle_ms > 0).then_some(now + f.idle_ms) }
+}
+
 /// A text field within Discord's 2–128 characters, or `max` when fewer (Unicode scalar
 /// values, never splitting one): cut with "…" as the official plugin does (spec §3.5), or
 /// padded with a zero width space when a single character; a blank text is left out.
@@ -481,6 +528,43 @@ mod tests {
         assert_eq!(s.chars().count(), 128);
         assert!(s.ends_with('…'));
         assert_eq!((field("あいう", 2), field("あいう", 3), field("あ\u{1}いう", 1)), ("あ…".into(), "あいう".into(), "…".into()));
+    }
+
+    #[test]
+    fn decide_waits_for_a_stop_s_grace_and_a_new_want_s_lookups() {
+        let w = want();
+        let now = w.at_ms;
+        let sent = Sent::default();
+        let f = |want, stopped, lookups, now| Facts { want, sent: &sent, stopped, lookups, idle_ms: 0, now, salt: "c" };
+        let sends = |d: Decision| matches!(d.plan, Plan::Send(_));
+        // A new want whose lookups a timer does: that timer sends it, for LOOKUP_WAIT_MS.
+        assert!(sends(decide(&f(Some(&w), None, false, now))));
+        assert_eq!(decide(&f(Some(&w), None, true, now)).plan, Plan::Nothing);
+        assert_eq!(decide(&f(Some(&w), None, true, now + LOOKUP_WAIT_MS - 1)).plan, Plan::Nothing);
+        assert!(sends(decide(&f(Some(&w), None, true, now + LOOKUP_WAIT_MS))), "an older want goes out with what is known");
+        // A clear waits for the grace after the last stop; a want has no grace.
+        let shown = Sent { fingerprint: 1, times: [now - 60_000].into(), ..Sent::default() };
+        let g = |stopped, now| Facts { want: None, sent: &shown, stopped, lookups: false, idle_ms: 0, now, salt: "c" };
+        assert_eq!(decide(&g(Some(now), now + STOP_GRACE_MS - 1)).plan, Plan::Nothing);
+        assert!(sends(decide(&g(Some(now), now + STOP_GRACE_MS))));
+        assert!(sends(decide(&g(None, now))));
+        assert!(sends(decide(&f(Some(&w), Some(now), false, now))));
+    }
+
+    #[test]
+    fn decide_closes_when_nothing_is_shown_for_the_idle_time() {
+        let w = want();
+        let now = w.at_ms;
+        let shown = Sent { fingerprint: 1, times: [now - 60_000].into(), ..Sent::default() };
+        let f = |want, stopped, idle_ms| decide(&Facts { want, sent: &shown, stopped, lookups: false, idle_ms, now, salt: "c" });
+        assert_eq!(f(None, None, 600_000).idle_close_at, Some(now + 600_000));
+        assert_eq!(f(None, None, 0).idle_close_at, None, "0 never closes");
+        assert_eq!(f(Some(&w), None, 600_000).idle_close_at, None, "something is shown");
+        assert_eq!(f(None, Some(now - 1), 600_000), Decision { plan: Plan::Nothing, idle_close_at: None }, "the stop's grace decides later");
+        // Over the rate budget, the clear waits, and the close is counted from now.
+        let busy = Sent { fingerprint: 1, times: [now - 1].into(), ..Sent::default() };
+        let d = decide(&Facts { want: None, sent: &busy, stopped: None, lookups: false, idle_ms: 600_000, now, salt: "c" });
+        assert_eq!(d, Decision { plan: Plan::Later(now - 1 + MIN_GAP_MS), idle_close_at: Some(now + 600_000) });
     }
 
     #[test]

@@ -164,7 +164,37 @@ pub fn backoff_secs(failures: u32, slow: bool, rand: u64) -> u32 {
     base / 2 + (rand % (base as u64 / 2 + 1)) as u32
 }
 
+/// Where an update for a link goes (`Link::route`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Route {
+    /// The current connection is ready: send on it.
+    Send,
+    /// Opening (its READY sends), or stopped for good: nothing now.
+    Wait,
+    /// Resting, or the connection ended: the reconnect timer starts the next one.
+    Start,
+    /// The connection never said Hello (Navidrome's handshake gives up after 30 s): it is
+    /// ended, then the reconnect timer starts the next one.
+    Stuck,
+}
+
+/// How long a dial may go without Hello before an update ends it.
+pub const STUCK_MS: i64 = 60_000;
+
 impl Link {
+    /// Where an update goes now, given the current connection's record (`None`: none,
+    /// or it has not said Hello yet).
+    pub fn route(&self, conn: Option<&Conn>, now: i64) -> Route {
+        match conn {
+            Some(c) if c.phase == Phase::Ready => Route::Send,
+            Some(c) if c.phase == Phase::Closed => Route::Start,
+            Some(_) => Route::Wait,
+            None if self.idle => Route::Start,
+            None if now - self.at_ms > STUCK_MS => Route::Stuck,
+            None => Route::Wait,
+        }
+    }
+
     fn resumable(&self) -> bool {
         !self.session_id.is_empty() && !self.resume_url.is_empty() && self.seq.is_some()
     }
@@ -737,5 +767,21 @@ mod tests {
         for f in [&br#"{"op":7}"#[..], br#"{"op":1}"#, br#"{"op":9,"d":true}"#, hello()] {
             assert_eq!(c.on_frame(&link, msg(f), &CTX), vec![]);
         }
+    }
+
+    #[test]
+    fn an_update_goes_to_a_ready_connection_or_starts_one() {
+        let now = 100_000;
+        let open = Link { gen: 2, idle: false, at_ms: now - STUCK_MS, ..Link::default() };
+        let phase = |p| Some(Conn { phase: p, ..Conn::default() });
+        assert_eq!(open.route(phase(Phase::Ready).as_ref(), now), Route::Send);
+        assert_eq!(open.route(phase(Phase::Closed).as_ref(), now), Route::Start);
+        for p in [Phase::Connecting, Phase::Identifying, Phase::Resuming, Phase::Fatal] {
+            assert_eq!(open.route(phase(p).as_ref(), now), Route::Wait, "{p:?}: its READY sends, or nothing does");
+        }
+        // Dialled, no Hello yet: stuck only after STUCK_MS.
+        assert_eq!(open.route(None, now), Route::Wait);
+        assert_eq!(open.route(None, now + 1), Route::Stuck);
+        assert_eq!(Link { idle: true, ..open }.route(None, now + 1), Route::Start, "at rest");
     }
 }
