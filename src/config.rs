@@ -167,12 +167,6 @@ impl Settings {
     }
 }
 
-/// Test configuration: the value of each listed key.
-#[cfg(test)]
-pub fn from<'a>(pairs: &'a [(&str, &str)]) -> impl FnMut(&str) -> Option<String> + 'a {
-    |k| pairs.iter().find(|(x, _)| *x == k).map(|(_, v)| String::from(*v))
-}
-
 /// A setting's text, "" when unset.
 fn val(get: &mut dyn FnMut(&str) -> Option<String>, key: &str) -> String {
     get(key).unwrap_or_default()
@@ -246,7 +240,7 @@ mod tests {
     }
 
     fn settings(pairs: &[(&str, &str)]) -> Result<Settings, String> {
-        Settings::load(from(pairs))
+        Settings::load(crate::fake::config(pairs))
     }
 
     #[test]

@@ -401,7 +401,7 @@ mod tests {
     }
 
     fn set(pairs: &[(&str, &str)]) -> Settings {
-        Settings::load(crate::config::from(pairs)).unwrap()
+        Settings::load(crate::fake::config(pairs)).unwrap()
     }
 
     fn full() -> Net {

@@ -11,7 +11,9 @@ extern crate alloc;
 mod abi;
 mod config;
 mod enrich;
+/// Navidrome's host services in memory, for the unit tests (and the fuzz targets).
 #[cfg(test)]
+#[path = "../tests/support/fake.rs"]
 mod fake;
 mod gateway;
 mod host;

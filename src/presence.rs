@@ -356,7 +356,7 @@ mod tests {
     }
 
     fn set(pairs: &[(&str, &str)]) -> Settings {
-        Settings::load(crate::config::from(pairs)).unwrap()
+        Settings::load(crate::fake::config(pairs)).unwrap()
     }
 
     #[test]

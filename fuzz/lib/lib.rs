@@ -10,7 +10,7 @@ extern crate alloc;
 pub mod config;
 #[path = "../../src/enrich.rs"]
 pub mod enrich;
-#[path = "../../src/fake.rs"]
+#[path = "../../tests/support/fake.rs"]
 pub mod fake;
 #[path = "../../src/gateway/mod.rs"]
 pub mod gateway;

@@ -173,3 +173,7 @@ impl Host for Fake {
     }
 }
 
+/// A configuration of the listed keys, as the settings read it.
+pub fn config<'a>(pairs: &'a [(&str, &str)]) -> impl FnMut(&str) -> Option<String> + 'a {
+    |k| pairs.iter().find(|(x, _)| *x == k).map(|(_, v)| String::from(*v))
+}
