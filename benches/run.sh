@@ -114,7 +114,7 @@ plugin_lane() {
     cargo_wasm step3 "$ROOT" discord_presence "${DEFAULT_PROFILE[@]}" CARGO_PROFILE_RELEASE_OPT_LEVEL=z
     cargo_wasm step4 "$ROOT" discord_presence
     cargo_wasm names "$ROOT" discord_presence CARGO_PROFILE_RELEASE_STRIP=debuginfo
-    cargo_wasm step6pre "$ROOT" discord_presence -- --features wee_alloc
+    cargo_wasm step6pre "$HERE/wee_alloc" wee_alloc_plugin
     cargo_wasm floorpre "$HERE/floor" floor
     cargo_wasm parsers-own "$HERE/parsers" parsers
     cargo_wasm parsers-miniserde "$HERE/parsers" parsers -- --features miniserde

@@ -9,6 +9,8 @@ extern crate alloc;
 
 #[cfg(target_arch = "wasm32")]
 mod abi;
+#[cfg(target_arch = "wasm32")]
+mod bump;
 mod config;
 mod enrich;
 /// Navidrome's host services in memory, for the unit tests (and the fuzz targets).

@@ -295,7 +295,7 @@ def main():
     w("## Waterfall: our tuning steps\n")
     w("Each step is a build of the plugin (`CARGO_PROFILE_RELEASE_*`, separate target dirs in the cache). On "
       "wasm32-unknown-unknown `panic = \"unwind\"` already aborts, so step 4's bytes come from LTO, one codegen unit and "
-      "stripping. Step 6 swaps the bump allocator for `wee_alloc` 0.4.5 (feature `wee_alloc`) in the release build.\n")
+      "stripping. Step 6 swaps the bump allocator for `wee_alloc` 0.4.5 in the release build (`benches/wee_alloc/`: the plugin's modules by path, but its allocator).\n")
     rows, prev = [], None
     for k in STEPS:
         m = mods.get(k)
