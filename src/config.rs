@@ -47,12 +47,12 @@ pub fn token_for(users: &str, user: &str) -> Result<Option<String>, &'static str
     }
 }
 
-/// A configured user with their token and the application id. The other settings are
-/// read only by the calls that need them (each key read is several host calls).
+/// A configured user with their token. The settings, the application id among them, are
+/// read only by the calls that need them (each key read is several host calls): a
+/// heartbeat needs none.
 pub struct User {
     pub name: String,
     pub token: String,
-    pub client_id: String,
     set: core::cell::OnceCell<Settings>,
 }
 
@@ -61,8 +61,7 @@ impl User {
     pub fn load(mut get: impl FnMut(&str) -> Option<String>, name: &str) -> Result<Option<User>, &'static str> {
         let users = get("users").unwrap_or_default();
         let Some(token) = token_for(&users, name)? else { return Ok(None) };
-        let client_id = get("clientid").unwrap_or_default();
-        Ok(Some(User { name: name.into(), token, client_id, set: Default::default() }))
+        Ok(Some(User { name: name.into(), token, set: Default::default() }))
     }
 
     /// The settings, read on first use.
@@ -79,6 +78,8 @@ impl User {
 /// official plugin where it has them, spec §3.10; booleans arrive as `true`/`false`).
 #[derive(Default, Debug)]
 pub struct Settings {
+    /// The Discord application the activity is for (`clientid`).
+    pub client_id: String,
     /// Configured status (index in `gateway::STATUSES`); `None`: follow the user's own.
     pub status: Option<u8>,
     /// How long a session with nothing to show stays open (ms); 0: forever.
@@ -146,6 +147,7 @@ impl Settings {
             }
         };
         Ok(Settings {
+            client_id: val(g, "clientid"),
             status: crate::gateway::status_index(val(g, "status").as_bytes()),
             idle_ms: minutes(g, "idleminutes", 10)? * 60_000,
             name,

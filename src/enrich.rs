@@ -39,10 +39,10 @@ pub fn enrich(h: &mut impl Host, u: &User, set: &Settings, w: &Want, a: &mut Act
     let found = cover_url(h, u, set, w, now, net);
     let cover = if found.is_empty() { LOGO } else { &found };
     let small = if w.paused { PAUSE_ICON } else { "" };
-    let [large, small] = register(h, u, [cover, small], now, net);
+    let [large, small] = register(h, u, set, [cover, small], now, net);
     a.large_image = large;
     if a.large_image.is_empty() && cover != LOGO {
-        [a.large_image, _] = register(h, u, [LOGO, ""], now, net);
+        [a.large_image, _] = register(h, u, set, [LOGO, ""], now, net);
     }
     a.small_image = small;
     if set.spotify {
@@ -218,7 +218,7 @@ fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64, net: &mut Net) -> Strin
 /// returns their `mp:` paths ("" where there is none). Results are cached (a day; a
 /// failure ten minutes, so a broken URL is not retried on every update); a 429 pauses
 /// registration for its `Retry-After`, a 401 (bad token) for an hour.
-fn register(h: &mut impl Host, u: &User, urls: [&str; 2], now: i64, net: &mut Net) -> [String; 2] {
+fn register(h: &mut impl Host, u: &User, set: &Settings, urls: [&str; 2], now: i64, net: &mut Net) -> [String; 2] {
     let mut out = [String::new(), String::new()];
     // Which URLs are asked for, written into the request as found.
     let mut asked = [false; 2];
@@ -246,7 +246,7 @@ fn register(h: &mut impl Host, u: &User, urls: [&str; 2], now: i64, net: &mut Ne
     if asked == [false; 2] || blocked.fresh(h, now).is_some() {
         return out;
     }
-    let endpoint = text::join3("https://discord.com/api/v9/applications/", &u.client_id, "/external-assets");
+    let endpoint = text::join3("https://discord.com/api/v9/applications/", &set.client_id, "/external-assets");
     let Some(r) = fetch(h, net, now, &endpoint, &u.token, Some(("application/json", &body.buf))) else { return out };
     if r.status < 300 {
         let mut n = 0;
@@ -394,14 +394,15 @@ mod tests {
     fn user() -> User {
         let cfg = |k: &str| match k {
             "users" => Some(r#"[{"token":"tok-SECRET","username":"alice"}]"#.into()),
-            "clientid" => Some("123456789012345678".into()),
             _ => None,
         };
         User::load(cfg, "alice").unwrap().unwrap()
     }
 
     fn set(pairs: &[(&str, &str)]) -> Settings {
-        Settings::load(crate::fake::config(pairs)).unwrap()
+        let mut all = std::vec![("clientid", "123456789012345678")];
+        all.extend_from_slice(pairs);
+        Settings::load(crate::fake::config(&all)).unwrap()
     }
 
     fn full() -> Net {
@@ -533,26 +534,26 @@ mod tests {
     fn registration_batches_caches_and_backs_off() {
         let (mut h, u) = (Fake::default(), user());
         h.route(ASSETS, 200, "", r#"[{"url":"https://a/x.jpg","external_asset_path":"external/A/https/a/x.jpg"},{"url":"https://p/p.png","external_asset_path":"external/P"}]"#);
-        let got = register(&mut h, &u, ["https://a/x.jpg", "https://p/p.png"], NOW, &mut full());
+        let got = register(&mut h, &u, &set(&[]), ["https://a/x.jpg", "https://p/p.png"], NOW, &mut full());
         assert_eq!(got, ["mp:external/A/https/a/x.jpg".to_string(), "mp:external/P".into()]);
         assert_eq!(h.requests[0].2, r#"{"urls":["https://a/x.jpg","https://p/p.png"]}"#);
-        assert_eq!(register(&mut h, &u, ["https://a/x.jpg", "mp:external/Q"], NOW, &mut full())[1], "mp:external/Q");
+        assert_eq!(register(&mut h, &u, &set(&[]), ["https://a/x.jpg", "mp:external/Q"], NOW, &mut full())[1], "mp:external/Q");
         assert_eq!(h.requests.len(), 1, "both cached, mp: paths pass through");
         // Errors: 500 is retried, an unusable answer is remembered for ten minutes.
         for (status, body, cached) in [(500, "", false), (200, r#"{"not":"an-array"}"#, true), (200, "[]", true), (200, r#"[{"external_asset_path":""}]"#, true)] {
             let mut h = Fake::default();
             h.route(ASSETS, status, "", body);
-            assert_eq!(register(&mut h, &u, ["https://b/y.jpg", ""], NOW, &mut full())[0], "");
+            assert_eq!(register(&mut h, &u, &set(&[]), ["https://b/y.jpg", ""], NOW, &mut full())[0], "");
             assert_eq!(h.cache.contains_key(&hashed("asset.", &["https://b/y.jpg"])), cached, "{status} {body}");
             assert!(h.logs.iter().any(|(l, _)| *l == Level::Warn), "a failure is logged: {status} {body}");
         }
         // 429: nothing is registered until Retry-After has passed.
         let mut h = Fake::default();
         h.route(ASSETS, 429, "", "");
-        register(&mut h, &u, ["https://c/z.jpg", ""], NOW, &mut full());
-        register(&mut h, &u, ["https://d/z.jpg", ""], NOW + 30_000, &mut full());
+        register(&mut h, &u, &set(&[]), ["https://c/z.jpg", ""], NOW, &mut full());
+        register(&mut h, &u, &set(&[]), ["https://d/z.jpg", ""], NOW + 30_000, &mut full());
         assert_eq!(h.requests.len(), 1);
-        register(&mut h, &u, ["https://d/z.jpg", ""], NOW + 61_000, &mut full());
+        register(&mut h, &u, &set(&[]), ["https://d/z.jpg", ""], NOW + 61_000, &mut full());
         assert_eq!(h.requests.len(), 2);
         assert!(h.logs.iter().all(|(_, l)| !l.contains("tok-SECRET")));
     }

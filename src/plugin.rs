@@ -82,8 +82,7 @@ pub fn is_authorized(h: &mut impl Host, input: &[u8]) -> Result {
     let (v, _) = input::fields(input, &["username"]).ok_or_else(|| bad_input("is_authorized"))?;
     // A user whose token Discord refused (close 4004) is not authorized until the config
     // changes (which reloads the plugin and empties the cache).
-    let users = h.config("users").unwrap_or_default();
-    let ok = match config::token_for(&users, &v[0]) {
+    let ok = match user(h, &v[0]) {
         Ok(Some(_)) => !current(h, &v[0]).is_ok_and(|(_, c)| c.is_some_and(|c| c.phase == Phase::Fatal)),
         Ok(None) => false,
         Err(e) => {
@@ -100,7 +99,7 @@ fn reporting_user(h: &mut impl Host, input: &[u8], what: &str) -> core::result::
     let Some(u) = user(h, &rep.username)? else {
         return Err(text::join3("scrobbler(not_authorized): user '", &rep.username, "' has no Discord token configured"));
     };
-    if !config::valid_client_id(&u.client_id) {
+    if !config::valid_client_id(&settings(h, &u)?.client_id) {
         return Err("config `clientid` must be the Discord application id (17-20 digits)".into());
     }
     Ok((rep, u))
@@ -670,7 +669,7 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, mine: Option<
         enrich::enrich(h, u, set, w, &mut a, now, &mut net);
         a
     });
-    let mut salt = text::join(&u.client_id, status);
+    let mut salt = text::join(&set.client_id, status);
     if let Some(a) = &act {
         for s in [&a.large_image, &a.small_image, &a.details_url, &a.state_url] {
             salt.push_str("\n");
@@ -700,7 +699,7 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, mine: Option<
                 // Recorded before the send: the rate budget counts it even if the call
                 // dies during the write.
                 Plan::Send(next) => store::sent(gen, name).put(h, &next)
-                    .and_then(|_| host::ws_send(h, &socket, &|o| presence::presence(o, act.as_ref(), &u.client_id, status))),
+                    .and_then(|_| host::ws_send(h, &socket, &|o| presence::presence(o, act.as_ref(), &set.client_id, status))),
                 Plan::Later(at) => Ok(schedule_flush(h, u, now, at)),
                 Plan::Nothing => Ok(()),
             };
@@ -848,6 +847,21 @@ mod tests {
         assert!(last_frame(&h).contains(r#""activities":[]"#));
         assert!(h.closes.is_empty(), "the socket stays open");
         assert!(h.logs.iter().all(|(_, l)| !l.contains(TOKEN)));
+    }
+
+    #[test]
+    fn heartbeats_and_authorization_checks_read_only_the_users_setting() {
+        // The most frequent calls need no application id or other setting.
+        let mut h = ready();
+        fire(&mut h, "b1:");
+        text(&mut h, r#"{"op":11}"#);
+        h.config_reads.clear();
+        fire(&mut h, "hb:");
+        assert_eq!(last_frame(&h), r#"{"op":1,"d":1}"#);
+        assert_eq!(h.config_reads, ["users"]);
+        h.config_reads.clear();
+        assert_eq!(is_authorized(&mut h, br#"{"username":"alice"}"#), Ok(Some(b"true".to_vec())));
+        assert_eq!(h.config_reads, ["users"]);
     }
 
     #[test]

@@ -14,6 +14,8 @@ use std::vec::Vec;
 pub struct Fake {
     pub config: BTreeMap<String, String>,
     pub cache: BTreeMap<String, String>,
+    /// Every setting read, in order.
+    pub config_reads: Vec<String>,
     pub open: BTreeSet<String>,
     pub connects: Vec<(String, String)>,
     pub frames: Vec<(String, String)>,
@@ -162,6 +164,7 @@ impl Host for Fake {
         b"{}".to_vec()
     }
     fn config(&mut self, key: &str) -> Option<String> {
+        self.config_reads.push(key.into());
         self.config.get(key).cloned()
     }
     fn log(&mut self, level: Level, msg: &str) {
