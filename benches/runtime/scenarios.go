@@ -97,9 +97,15 @@ func scenarioByKey(k string) scenario {
 	panic("no scenario " + k)
 }
 
+// logoAsset is Discord's answer to registering the Navidrome logo, the image a
+// presence shows when there is no public cover.
+const logoAsset = `[{"url":"https://raw.githubusercontent.com/navidrome/website/refs/heads/master/assets/icons/logo.webp",` +
+	`"external_asset_path":"external/mUd3zEs6rXWaw0ktHlVr2TMNIbgAquOsD8ZJv2ODqV4/https/raw.githubusercontent.com/navidrome/website/refs/heads/master/assets/icons/logo.webp"}]`
+
 // options are the Load options every module gets: one configured user, no public
 // Navidrome URL (Navidrome's default: the artwork service answers
-// http://localhost/..., so no cover is registered), Navidrome's default log level.
+// http://localhost/..., so no cover is registered, the logo is), Discord's
+// external-assets endpoint answering, Navidrome's default log level.
 func options(wasm, manifest string) harness.Options {
 	cfg, err := harness.ConfigFromJSON(`{"clientid":"` + clientID + `","users":[{"username":"` + userName + `","token":"` + token + `"}]}`)
 	if err != nil {
@@ -107,7 +113,12 @@ func options(wasm, manifest string) harness.Options {
 	}
 	return harness.Options{WasmPath: wasm, ManifestPath: manifest, Config: cfg, Start: t0,
 		Users: []host.User{{UserName: userName, Name: "Alice"}}, LogLevel: logLevel,
-		Setup: func(h *harness.Harness) { h.Artwork.Base = "http://localhost" }}
+		Setup: func(h *harness.Harness) {
+			h.Artwork.Base = "http://localhost"
+			h.HTTP.Routes = append(h.HTTP.Routes, harness.Route{Method: "POST",
+				Prefix: "https://discord.com/api/v9/applications/" + clientID + "/external-assets",
+				Resp:   host.HTTPResponse{StatusCode: 200, Body: []byte(logoAsset)}})
+		}}
 }
 
 // prepare brings a full plugin (ours or a waterfall step) to the scenario's state

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 struct Track {
     title: String,
     artist: String,
+    album: String,
     duration: f64,
 }
 
@@ -26,6 +27,16 @@ struct Timestamps {
     end: i64,
 }
 
+/// The image the plugin shows without a public cover: the Navidrome logo, as Discord
+/// registered it (the bench's fake answers this path).
+const LOGO: &str = "mp:external/mUd3zEs6rXWaw0ktHlVr2TMNIbgAquOsD8ZJv2ODqV4/https/raw.githubusercontent.com/navidrome/website/refs/heads/master/assets/icons/logo.webp";
+
+#[derive(Serialize)]
+struct Assets<'a> {
+    large_image: &'a str,
+    large_text: &'a str,
+}
+
 #[derive(Serialize)]
 struct Activity<'a> {
     #[serde(rename = "type")]
@@ -36,6 +47,7 @@ struct Activity<'a> {
     state: &'a str,
     application_id: &'a str,
     timestamps: Timestamps,
+    assets: Assets<'a>,
 }
 
 #[derive(Serialize)]
@@ -88,6 +100,7 @@ pub fn nd_scrobbler_playback_report(Json(r): Json<PlaybackReport>) -> FnResult<(
                 state: &r.track.artist,
                 application_id: &client_id,
                 timestamps: Timestamps { start, end: start + r.track.duration as i64 * 1000 },
+                assets: Assets { large_image: LOGO, large_text: &r.track.album },
             }],
             status: "online",
             afk: false,
