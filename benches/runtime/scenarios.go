@@ -70,6 +70,9 @@ var scenarios = []scenario{
 		input: func() any {
 			return capabilities.ScrobbleRequest{Username: userName, Track: track("tr-b", "Ó Gente da Minha Terra"), Timestamp: t0.Add(settle).Unix()}
 		}},
+	// Navidrome asks before every scrobbler event it dispatches to the plugin.
+	{key: "is_authorized", label: "is_authorized", export: "nd_scrobbler_is_authorized", iters: 200, state: "ready", wantOp: -1,
+		input: func() any { return capabilities.IsAuthorizedRequest{Username: userName} }},
 	{key: "now_playing", label: "now_playing", export: "nd_scrobbler_now_playing", iters: 200, state: "ready", wantOp: -1,
 		input: func() any {
 			return capabilities.NowPlayingRequest{Username: userName, Track: track("tr-b", "Ó Gente da Minha Terra"), Position: 10}

@@ -203,7 +203,7 @@ def main():
       "every import call counted): *kernel* are the extism kernel's (`alloc`, `load_u64`, `store_u64`, `config_get`…) and WASI's wall clock (`clock_time_get`), "
       "*Navidrome* the host services (cache, websocket, scheduler, artwork).\n")
     rows = []
-    for s in ["empty", "now_playing", "playback_report", "ack", "dispatch", "heartbeat", "ready2m"]:
+    for s in ["empty", "is_authorized", "now_playing", "playback_report", "ack", "dispatch", "heartbeat", "ready2m"]:
         o = ours.get("scenarios", {}).get(s)
         f = floor.get("scenarios", {}).get(s)
         if not o:
