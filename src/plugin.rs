@@ -80,10 +80,11 @@ fn bad_input(what: &str) -> String {
 
 pub fn is_authorized(h: &mut impl Host, input: &[u8]) -> Result {
     let (v, _) = input::fields(input, &["username"]).ok_or_else(|| bad_input("is_authorized"))?;
-    // A user whose token Discord refused (close 4004) is not authorized until the config
-    // changes (which reloads the plugin and empties the cache).
+    // Navidrome asks before every event it dispatches: a configured user is authorized,
+    // nothing more is read (one Discord refused for good is answered by the connection,
+    // which does nothing until the config changes).
     let ok = match user(h, &v[0]) {
-        Ok(Some(_)) => !current(h, &v[0]).is_ok_and(|(_, c)| c.is_some_and(|c| c.phase == Phase::Fatal)),
+        Ok(Some(_)) => true,
         Ok(None) => false,
         Err(e) => {
             h.log(Level::Error, &e);
@@ -859,9 +860,10 @@ mod tests {
         fire(&mut h, "hb:");
         assert_eq!(last_frame(&h), r#"{"op":1,"d":1}"#);
         assert_eq!(h.config_reads, ["users"]);
-        h.config_reads.clear();
+        (h.config_reads, h.cache_reads) = Default::default();
         assert_eq!(is_authorized(&mut h, br#"{"username":"alice"}"#), Ok(Some(b"true".to_vec())));
         assert_eq!(h.config_reads, ["users"]);
+        assert_eq!(h.cache_reads, [""; 0], "Navidrome asks before every event: no record is read");
     }
 
     #[test]
@@ -1277,8 +1279,11 @@ mod tests {
         let conn = h.connects[0].1.clone();
         on_error(&mut h, format!(r#"{{"connectionId":"{conn}","error":"websocket: close 4004: Authentication failed."}}"#).as_bytes()).unwrap();
         assert!(h.logs.iter().any(|(l, m)| *l == Level::Error && m.contains("4004")));
-        assert_eq!(is_authorized(&mut h, br#"{"username":"alice"}"#), Ok(Some(b"false".to_vec())));
+        // Still configured, so still authorized (spec: `users` decides); its events do nothing.
+        assert_eq!(is_authorized(&mut h, br#"{"username":"alice"}"#), Ok(Some(b"true".to_vec())));
+        let frames = h.frames.len();
         report(&mut h, "playing", "Other", T0 + 5).unwrap();
+        assert_eq!(h.frames.len(), frames);
         assert_eq!(h.connects.len(), 1, "no reconnect after 4004");
         assert!(!h.timers.keys().any(|k| k.starts_with("rc:") || k.starts_with("hb:")));
     }

@@ -14,8 +14,9 @@ use std::vec::Vec;
 pub struct Fake {
     pub config: BTreeMap<String, String>,
     pub cache: BTreeMap<String, String>,
-    /// Every setting read, in order.
+    /// Every setting read, and every cache key read, in order.
     pub config_reads: Vec<String>,
+    pub cache_reads: Vec<String>,
     pub open: BTreeSet<String>,
     pub connects: Vec<(String, String)>,
     pub frames: Vec<(String, String)>,
@@ -82,14 +83,14 @@ impl Host for Fake {
         let err = |e: String| reply("error", &e);
         let id = |k: &str| m.get(k).cloned().unwrap_or_default();
         match f {
-            Call::CacheGet => match self.cache.get(&id("key")) {
-                Some(v) => {
+            Call::CacheGet => {
+                self.cache_reads.push(id("key"));
+                if let Some(v) = self.cache.get(&id("key")) {
                     let mut o = Out::new();
                     o.raw("{").key("value").str(v).key("exists").raw("true}");
                     return o.buf;
                 }
-                None => {}
-            },
+            }
             Call::CacheSet => {
                 self.cache.insert(id("key"), id("value"));
             }
