@@ -288,19 +288,19 @@ impl Record for Link {
     }
 
     fn load(text: &str) -> Option<Link> {
-    let mut p = Parse::new(text);
-    let l = Link {
-        gen: p.int()? as u32,
-        idle: p.int()? != 0,
-        attempts: p.int()? as u32,
-        at_ms: p.int()?,
-        seq: p.seq()?,
-        session_id: p.text()?,
-        resume_url: p.text()?,
-        waiting: p.int()? != 0,
-        identify_at: p.int()?,
-    };
-    p.end().map(|_| l)
+        let mut p = Parse::new(text);
+        let l = Link {
+            gen: p.int()? as u32,
+            idle: p.int()? != 0,
+            attempts: p.int()? as u32,
+            at_ms: p.int()?,
+            seq: p.seq()?,
+            session_id: p.text()?,
+            resume_url: p.text()?,
+            waiting: p.int()? != 0,
+            identify_at: p.int()?,
+        };
+        p.end().map(|_| l)
     }
 }
 
@@ -317,18 +317,18 @@ impl Record for Conn {
     }
 
     fn load(text: &str) -> Option<Conn> {
-    let mut p = Parse::new(text);
-    let c = Conn {
-        phase: Phase::from_u8(p.int()? as u8)?,
-        seq: p.seq()?,
-        heartbeat_ms: p.int()? as u32,
-        status: p.int()?.clamp(0, 3) as u8,
-        ready_ms: p.int()?,
-        ack_ms: p.int()?,
-        session_id: p.text()?,
-        resume_url: p.text()?,
-    };
-    p.end().map(|_| c)
+        let mut p = Parse::new(text);
+        let c = Conn {
+            phase: Phase::from_u8(p.int()? as u8)?,
+            seq: p.seq()?,
+            heartbeat_ms: p.int()? as u32,
+            status: p.int()?.clamp(0, 3) as u8,
+            ready_ms: p.int()?,
+            ack_ms: p.int()?,
+            session_id: p.text()?,
+            resume_url: p.text()?,
+        };
+        p.end().map(|_| c)
     }
 }
 
