@@ -15,7 +15,7 @@
 
 use crate::config::{self, Pause, Settings, User};
 use crate::enrich;
-use crate::gateway::{self, Action, Beat, Conn, Ctx, Frame, Link, Phase, Route, Timer, STATUSES};
+use crate::gateway::{self, Action, Beat, Conn, Ctx, Frame, Link, Route, Timer, STATUSES};
 use crate::host::{self, log, Host, Level};
 use crate::ids::{self, Kind};
 use crate::input::{self, Report};
@@ -741,6 +741,7 @@ fn idle(h: &mut impl Host, u: &User, due: i64) -> Done {
 mod tests {
     use super::*;
     use crate::fake::Fake;
+    use crate::gateway::Phase;
     use crate::json::Out;
 
     const TOKEN: &str = "tok-SECRET";
