@@ -46,6 +46,13 @@ impl Kind {
         KINDS[(Kind::Retry1 as u8 + 3 * first as u8 + tries.min(2)) as usize]
     }
 
+    /// Of a retry: whether it retries the first heartbeat, and which retry it is (1–3);
+    /// the inverse of `retry`.
+    pub fn retried(self) -> Option<(bool, u8)> {
+        let n = (self as u8).checked_sub(Kind::Retry1 as u8).filter(|&n| n < 6)?;
+        Some((n >= 3, n % 3 + 1))
+    }
+
     /// The timer's id.
     pub fn id(self, n: i64, user: &str) -> String {
         numbered(CODES[self as usize], ":", n, user)
@@ -88,6 +95,12 @@ mod tests {
         }
         assert_eq!(Kind::Flush.id(1714600000000, "alice"), "fl:1714600000000:alice");
         assert_eq!((Kind::retry(false, 0), Kind::retry(true, 2)), (Kind::Retry1, Kind::FirstRetry3));
+        for first in [false, true] {
+            for tries in 0..3 {
+                assert_eq!(Kind::retry(first, tries).retried(), Some((first, tries + 1)));
+            }
+        }
+        assert_eq!((Kind::Beat.retried(), Kind::SendLock.retried()), (None, None));
         for bad in ["", "fl", "fl:x:alice", "zz:1:alice", "someone-else"] {
             assert_eq!(timer(bad), None, "{bad}");
         }

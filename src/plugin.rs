@@ -322,11 +322,10 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
             }
         }
         k => {
-            let (beat, tries) = match k {
-                Kind::FirstBeat => (Beat::First, 0),
-                Kind::Beat => (Beat::Regular, 0),
-                Kind::Retry1 | Kind::Retry2 | Kind::Retry3 => (Beat::Retry(false), k as u8 - Kind::Retry1 as u8 + 1),
-                _ => (Beat::Retry(true), k as u8 - Kind::FirstRetry1 as u8 + 1),
+            let (beat, tries) = match (k, k.retried()) {
+                (Kind::FirstBeat, _) => (Beat::First, 0),
+                (_, Some((first, tries))) => (Beat::Retry(first), tries),
+                _ => (Beat::Regular, 0),
             };
             run(h, &u, Some(Next::Beat(gen, beat, tries, None)), now);
         }
