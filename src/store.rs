@@ -31,7 +31,7 @@
 
 use crate::gateway::{Conn, Link, Phase};
 use crate::host::{self, Host};
-use crate::json::{Out, Reader};
+use crate::json::Out;
 use crate::presence::{Sent, Want, WINDOW_SENDS};
 use crate::text::{self, int, join3, split, Fnv, Split};
 use alloc::string::String;
@@ -345,38 +345,40 @@ impl Record for Sent {
     }
 }
 
-/// The wanted presence as a JSON array: `[at, start, end, legacy, paused, title, artist,
-/// album, album artist, track id, first artist, album MBID, group MBID, recording MBID,
-/// player]` (no keys: a smaller record, fewer host calls to move it).
+/// The wanted presence: `at start end legacy paused`, then title, artist, album, album
+/// artist, track id, first artist, album MBID, group MBID, recording MBID and player,
+/// separated by DEL (U+007F). No text keeps a DEL: a control character, which Discord shows
+/// as nothing (`presence::text_field` drops it). Unlike quoted strings, a separator costs
+/// one byte inside the cache request: fewer host calls to move the record.
 impl Record for Want {
     fn save(&self, o: &mut Out) {
         let w = self;
-        o.raw("[");
         for v in [w.at_ms, w.start_ms, w.end_ms, w.legacy, w.paused as i64] {
-            o.int(v).raw(",");
+            o.int(v).raw(SEP);
         }
         for (i, v) in w.texts().into_iter().enumerate() {
-            o.raw(if i > 0 { "," } else { "" }).str(v);
+            o.raw(if i > 0 { SEP } else { "" });
+            for piece in split(v, SEP.as_bytes()[0]) {
+                o.text(piece);
+            }
         }
-        o.raw("]");
     }
 
     fn load(text: &str) -> Option<Want> {
         let mut w = Want::default();
         let mut ints = [0i64; 5];
         let Want { title, artist, album, album_artist, track_id, artist0, album_mbid, group_mbid, recording_mbid, player, .. } = &mut w;
-        let mut texts = [title, artist, album, album_artist, track_id, artist0, album_mbid, group_mbid, recording_mbid, player];
-        let mut i = 0;
-        Reader::new(text.as_bytes()).array(|r| {
-            match i {
-                0..5 => ints[i] = r.int()?,
-                5..15 => *texts[i - 5] = r.string()?,
+        let texts = [title, artist, album, album_artist, track_id, artist0, album_mbid, group_mbid, recording_mbid, player];
+        let mut n = 0;
+        for piece in split(text, SEP.as_bytes()[0]) {
+            match n {
+                0..5 => ints[n] = int(piece)?,
+                5..15 => *texts[n - 5] = piece.into(),
                 _ => return None,
             }
-            i += 1;
-            Some(())
-        })?;
-        if i < 15 {
+            n += 1;
+        }
+        if n < 15 {
             return None;
         }
         [w.at_ms, w.start_ms, w.end_ms, w.legacy] = [ints[0], ints[1], ints[2], ints[3]];
@@ -384,6 +386,9 @@ impl Record for Want {
         Some(w)
     }
 }
+
+/// The want's field separator.
+const SEP: &str = "\u{7f}";
 
 #[cfg(test)]
 mod tests {
@@ -431,9 +436,17 @@ mod tests {
 
     #[test]
     fn want_round_trips() {
-        let w = Want { at_ms: 5, paused: true, start_ms: -1, end_ms: 9, title: "A \"B\" \\ C\u{7}".into(), player: "p".into(), legacy: 3, ..Want::default() };
-        assert_eq!(rt(&w), Some(w));
-        assert!(Want::load("[1,").is_none() && Want::load("[1,2,3,4,5]").is_none() && Want::load("null").is_none());
+        let mut w = Want { at_ms: 5, paused: true, start_ms: -1, end_ms: 9, title: "A \"B\" \\ C\u{7} |".into(), player: "p".into(), legacy: 3, ..Want::default() };
+        assert_eq!(rt(&w), Some(w.clone()));
+        // A DEL is the separator: a text loses it, and the other fields stay in place.
+        w.artist = "\u{7f}x\u{7f}".into();
+        let back = rt(&w).unwrap();
+        assert_eq!((back.artist.as_str(), back.album.as_str(), back.player.as_str()), ("x", "", "p"));
+        let full = "1\u{7f}2\u{7f}3\u{7f}4\u{7f}0\u{7f}\u{7f}\u{7f}\u{7f}\u{7f}\u{7f}\u{7f}\u{7f}\u{7f}\u{7f}";
+        assert!(Want::load(full).is_some());
+        for bad in ["", "[1,", "1\u{7f}2\u{7f}3\u{7f}4\u{7f}5", &[full, "\u{7f}"].concat(), &full.replacen('2', "x", 1), &full[..full.len() - 1]] {
+            assert!(Want::load(bad).is_none(), "{bad:?}");
+        }
     }
 
     #[test]

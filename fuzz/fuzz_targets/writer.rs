@@ -1,6 +1,7 @@
 //! The JSON writer with arbitrary text: written at depth 0, 1 (a document inside a JSON
 //! string, as frames travel in `message`) and 2, then decoded by serde_json, must come
-//! back exactly; so must the cache records built from the same text (want, session, sent).
+//! back exactly; so must the cache records built from the same text (want, session, sent;
+//! the want's texts lose their DELs, its separator).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use nd::gateway::{Conn, Link, Phase};
@@ -54,7 +55,10 @@ fuzz_target!(|data: &[u8]| {
         w.save(o);
         o.close();
     }));
-    parse(stored.as_bytes());
+    // Back exactly, but for DEL: the separator, which no text keeps.
+    for t in [&mut w.title, &mut w.artist, &mut w.album, &mut w.album_artist, &mut w.track_id, &mut w.artist0, &mut w.album_mbid, &mut w.group_mbid, &mut w.recording_mbid, &mut w.player] {
+        t.retain(|c| c != '\u{7f}');
+    }
     assert_eq!(Want::load(&stored).as_ref(), Some(&w), "{stored}");
 
     // Session and rate records: space-separated, so their strings hold no space.
