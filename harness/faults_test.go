@@ -298,15 +298,15 @@ func (r *rig) cacheString(key string) (string, bool) {
 
 var (
 	intField = regexp.MustCompile(`^-?\d+$`)
-	// gen idle attempts at seq session_id resume_url waiting identify_at
-	linkRecord = regexp.MustCompile(`^\d+ [01] \d+ -?\d+ (-|-?\d+) [!-~]* ((wss://[!-~]+)?) [01] -?\d+$`)
+	// gen idle attempts at seq waiting identify_at session_id resume_url
+	linkRecord = regexp.MustCompile(`^\d+ [01] \d+ -?\d+ (-|-?\d+) [01] -?\d+ [!-~]* ((wss://[!-~]+)?)$`)
 	// phase seq heartbeat status ready ack session_id resume_url
 	connRecord = regexp.MustCompile(`^[0-5] (-|-?\d+) \d+ [0-3] -?\d+ -?\d+ [!-~]* ((wss://[!-~]+)?)$`)
 )
 
 func badLink(v string) string {
 	if !linkRecord.MatchString(v) {
-		return "not `gen idle attempts at seq session_id resume_url waiting identify_at`"
+		return "not `gen idle attempts at seq waiting identify_at session_id resume_url`"
 	}
 	return ""
 }

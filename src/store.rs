@@ -33,7 +33,7 @@ use crate::gateway::{Conn, Link, Phase};
 use crate::host::{self, Host};
 use crate::json::Out;
 use crate::presence::{Sent, Want, WINDOW_SENDS};
-use crate::text::{self, int, join3, split, Fnv, Split};
+use crate::text::{self, int, join3, split, Fnv};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::marker::PhantomData;
@@ -211,104 +211,59 @@ impl Record for i64 {
     }
 }
 
-/// Fields of a record, space-separated; strings were checked to hold no spaces
-/// (`gateway::wire`, which keeps only sane ones), `-` stands for no sequence number.
-struct Fields(Out);
-
-impl Fields {
-    fn new() -> Self {
-        Fields(Out::new())
-    }
-    fn int(mut self, v: i64) -> Self {
-        if !self.0.buf.is_empty() {
-            self.0.raw(" ");
+/// A session record: numbers, one of them a sequence number (at `seq.0`, `-` for none),
+/// then the session id and the resume URL, space-separated; strings were checked to hold no spaces
+/// (`gateway::wire`, which keeps only sane ones).
+fn session_text(nums: &[i64], seq: (usize, Option<i64>), session_id: &str, resume_url: &str) -> String {
+    let mut o = Out::new();
+    for (i, n) in nums.iter().enumerate() {
+        match seq {
+            (at, None) if at == i => o.raw("-"),
+            _ => o.int(*n),
         }
-        self.0.int(v);
-        self
+        .raw(" ");
     }
-    fn seq(mut self, v: Option<i64>) -> Self {
-        match v {
-            Some(q) => self.int(q),
-            None => {
-                self.0.raw(if self.0.buf.is_empty() { "-" } else { " -" });
-                self
+    o.raw(session_id).raw(" ").raw(resume_url);
+    text::utf8(o.buf)
+}
+
+/// Reads `session_text`'s numbers into `nums` (the sequence number at `seq`, `None` for
+/// `-`); the session id and resume URL.
+fn session_load(text: &str, nums: &mut [i64], seq: usize) -> Option<(Option<i64>, String, String)> {
+    let mut p = split(text, b' ');
+    let mut q = None;
+    for (i, n) in nums.iter_mut().enumerate() {
+        let raw = p.next()?;
+        if i != seq || raw != "-" {
+            *n = int(raw)?;
+            if i == seq {
+                q = Some(*n);
             }
         }
     }
-    fn text(mut self, v: &str) -> Self {
-        self.0.raw(" ").raw(v);
-        self
-    }
-    fn ints(mut self, v: &[i64]) -> Self {
-        for t in v {
-            self = self.int(*t);
-        }
-        self
-    }
-    fn done(self) -> String {
-        crate::text::utf8(self.0.buf)
-    }
+    let ids = (q, p.next()?.into(), p.next()?.into());
+    p.next().is_none().then_some(ids)
 }
 
-struct Parse<'a>(Split<'a>);
-
-impl<'a> Parse<'a> {
-    fn new(text: &'a str) -> Self {
-        Parse(split(text, b' '))
-    }
-    fn int(&mut self) -> Option<i64> {
-        int(self.0.next()?)
-    }
-    fn seq(&mut self) -> Option<Option<i64>> {
-        let raw = self.0.next()?;
-        if raw == "-" { Some(None) } else { Some(Some(int(raw)?)) }
-    }
-    fn text(&mut self) -> Option<String> {
-        self.0.next().map(String::from)
-    }
-    fn end(mut self) -> Option<()> {
-        self.0.next().is_none().then_some(())
-    }
-    /// The remaining fields: numbers, at most `most`.
-    fn ints(&mut self, most: usize) -> Option<Vec<i64>> {
-        let mut v = Vec::new();
-        for t in self.0.by_ref() {
-            v.push(int(t)?);
-        }
-        (v.len() <= most).then_some(v)
-    }
-}
-
-/// `gen idle attempts at seq session_id resume_url waiting identify_at`.
+/// `gen idle attempts at seq waiting identify_at session_id resume_url`.
 impl Record for Link {
     fn save(&self, o: &mut Out) {
         let l = self;
-        let f = Fields::new().int(l.gen as i64).int(l.idle as i64).int(l.attempts as i64).int(l.at_ms).seq(l.seq).text(&l.session_id).text(&l.resume_url);
-        o.text(&f.int(l.waiting as i64).int(l.identify_at).done());
+        let nums = [l.gen as i64, l.idle as i64, l.attempts as i64, l.at_ms, l.seq.unwrap_or(0), l.waiting as i64, l.identify_at];
+        o.text(&session_text(&nums, (4, l.seq), &l.session_id, &l.resume_url));
     }
 
     fn load(text: &str) -> Option<Link> {
-        let mut p = Parse::new(text);
-        let l = Link {
-            gen: p.int()? as u32,
-            idle: p.int()? != 0,
-            attempts: p.int()? as u32,
-            at_ms: p.int()?,
-            seq: p.seq()?,
-            session_id: p.text()?,
-            resume_url: p.text()?,
-            waiting: p.int()? != 0,
-            identify_at: p.int()?,
-        };
-        p.end().map(|_| l)
+        let mut n = [0; 7];
+        let (seq, session_id, resume_url) = session_load(text, &mut n, 4)?;
+        Some(Link { gen: n[0] as u32, idle: n[1] != 0, attempts: n[2] as u32, at_ms: n[3], seq, session_id, resume_url, waiting: n[5] != 0, identify_at: n[6] })
     }
 }
 
 /// `phase seq heartbeat status ready ack session_id resume_url`: the record's text,
 /// which also tells whether a connection changed.
 pub fn conn_text(c: &Conn) -> String {
-    let f = Fields::new().int(c.phase as i64).seq(c.seq).int(c.heartbeat_ms as i64).int(c.status as i64);
-    f.int(c.ready_ms).int(c.ack_ms).text(&c.session_id).text(&c.resume_url).done()
+    session_text(&[c.phase as i64, c.seq.unwrap_or(0), c.heartbeat_ms as i64, c.status as i64, c.ready_ms, c.ack_ms], (1, c.seq), &c.session_id, &c.resume_url)
 }
 
 impl Record for Conn {
@@ -317,31 +272,29 @@ impl Record for Conn {
     }
 
     fn load(text: &str) -> Option<Conn> {
-        let mut p = Parse::new(text);
-        let c = Conn {
-            phase: Phase::from_u8(p.int()? as u8)?,
-            seq: p.seq()?,
-            heartbeat_ms: p.int()? as u32,
-            status: p.int()?.clamp(0, 3) as u8,
-            ready_ms: p.int()?,
-            ack_ms: p.int()?,
-            session_id: p.text()?,
-            resume_url: p.text()?,
-        };
-        p.end().map(|_| c)
+        let mut n = [0; 6];
+        let (seq, session_id, resume_url) = session_load(text, &mut n, 1)?;
+        Some(Conn { phase: Phase::from_u8(n[0] as u8)?, seq, heartbeat_ms: n[2] as u32, status: n[3].clamp(0, 3) as u8, ready_ms: n[4], ack_ms: n[5], session_id, resume_url })
     }
 }
 
 /// `fingerprint start beat times…`.
 impl Record for Sent {
     fn save(&self, o: &mut Out) {
-        o.text(&Fields::new().int(self.fingerprint as i64).int(self.start_ms).int(self.beat_ms).ints(&self.times).done());
+        for (i, v) in [self.fingerprint as i64, self.start_ms, self.beat_ms].iter().chain(&self.times).enumerate() {
+            o.raw(if i > 0 { " " } else { "" }).int(*v);
+        }
     }
 
     fn load(text: &str) -> Option<Sent> {
-        let mut p = Parse::new(text);
-        let (fingerprint, start_ms, beat_ms) = (p.int()? as u64, p.int()?, p.int()?);
-        Some(Sent { fingerprint, start_ms, beat_ms, times: p.ints(WINDOW_SENDS)? })
+        let mut v = Vec::new();
+        for t in split(text, b' ') {
+            v.push(int(t)?);
+        }
+        match *v {
+            [fingerprint, start_ms, beat_ms, ..] if v.len() <= 3 + WINDOW_SENDS => Some(Sent { fingerprint: fingerprint as u64, start_ms, beat_ms, times: v[3..].to_vec() }),
+            _ => None,
+        }
     }
 }
 
@@ -415,10 +368,11 @@ mod tests {
 
     #[test]
     fn corrupt_records_are_absent() {
-        for bad in ["", "x", "1 0 0 0 - a", "1 0 0 0 - a b c", "1 0 0 0 - a b", "1 0 0 0 - a b 0 1 2", "1 0 0 0 - a b 0", "1 0 0 0 - a b 0 x", "1 0 0 0 1x a b", "99999999999999999999 0 0 0 - a b"] {
+        assert!(Link::load("1 0 0 0 - 0 0 a b").is_some() && Conn::load("1 - 0 0 0 0 a b").is_some());
+        for bad in ["", "x", "1 0 0 0 - 0 0 a", "1 0 0 0 - 0 0 a b c", "1 0 0 0 - 0 a b", "1 0 0 0 - 0 x a b", "1 0 0 0 1x 0 0 a b", "- 0 0 0 - 0 0 a b", "99999999999999999999 0 0 0 - 0 0 a b"] {
             assert_eq!(Link::load(bad), None, "{bad:?}");
         }
-        for bad in ["", "9 - 0 0 0 0 a b", "1 - 0 0 0 0 a", "1 - 0 0 0 0 a b c"] {
+        for bad in ["", "9 - 0 0 0 0 a b", "1 - 0 0 0 0 a", "1 - 0 0 0 0 a b c", "1 - - 0 0 0 a b", "- - 0 0 0 0 a b"] {
             assert_eq!(Conn::load(bad), None, "{bad:?}");
         }
         assert_eq!(Sent::load("1 2 3 4 5 6 7 8 9"), None);
