@@ -24,9 +24,15 @@ pub fn public_https(url: &str) -> bool {
         return false;
     }
     let (auth, tail) = rest.split_at(rest.iter().position(|c| matches!(c, b'/' | b'?' | b'#')).unwrap_or(rest.len()));
-    // The path comes first (empty or from `/`, never a key); `;` and `#` count as `&`.
-    let credential = tail.split(|&c| matches!(c, b'?' | b'&' | b';' | b'#')).any(|kv| KEYS.iter().any(|&k| k == word(kv, 0)));
-    !credential && public_authority(auth).is_some()
+    // A key follows each `?` or `&` (`;` and `#` count as `&`); the path before them is none.
+    let mut q = tail;
+    while let [c, r @ ..] = q {
+        if sep(*c) && KEYS.iter().any(|&k| k == word(r, 0)) {
+            return false;
+        }
+        q = r;
+    }
+    public_authority(auth).is_some()
 }
 
 /// `host[:port]` with a public host; user info (`@`) is no host character.
@@ -97,13 +103,13 @@ fn public_v6(top: u32) -> Option<()> {
     (top >> 29 == 1 && top >> 9 != 0x2001_0000 >> 9 && top != 0x2001_0db8 && top >> 16 != 0x2002 && top >> 12 != 0x3fff0).then_some(())
 }
 
-/// A query key (up to `=`, percent-decoded) or a label (ORed with `case`, 0x20 for lower
-/// case) as one number: its last 8 bytes. 0 when a `%` is not followed by two hex digits
-/// (Go's query parser then skips the key). Leading NULs aside, two words up to 8 bytes
-/// long are equal as numbers only when they are equal.
+/// A query key (up to `=` or the next key, percent-decoded) or a label (ORed with `case`,
+/// 0x20 for lower case) as one number: its last 8 bytes. 0 when a `%` is not followed by
+/// two hex digits (Go's query parser then skips the key). Leading NULs aside, two words up
+/// to 8 bytes long are equal as numbers only when they are equal.
 fn word(s: &[u8], case: u8) -> u64 {
     let (mut w, mut i) = (0u64, 0);
-    while let Some(&c) = s.get(i).filter(|&&c| c != b'=') {
+    while let Some(&c) = s.get(i).filter(|&&c| c != b'=' && !sep(c)) {
         let c = match c {
             b'%' => match s.get(i + 1..i + 3).map_or(256, |h| uint(h, 16)) {
                 x @ 0..=255 => (i += 2, x as u8).1,
@@ -114,6 +120,11 @@ fn word(s: &[u8], case: u8) -> u64 {
         (w, i) = (w << 8 | c as u64, i + 1);
     }
     w
+}
+
+/// Where a query key ends and the next begins.
+fn sep(c: u8) -> bool {
+    matches!(c, b'?' | b'&' | b';' | b'#')
 }
 
 /// `word` of a constant.
