@@ -53,20 +53,30 @@ fn public_authority(auth: &[u8]) -> Option<()> {
     if bracket {
         return public_v6(ipv6_top(host.get(1..)?)?);
     }
-    let h = host.strip_suffix(b".").unwrap_or(host);
-    // Labels of letters, digits, `-` and `_`, none empty.
-    let mut tld = 0;
+    let h = match host {
+        [h @ .., b'.'] => h,
+        h => h,
+    };
+    // Labels of letters, digits, `-` and `_`, none empty; each is an IPv4 part too, all
+    // but the last (`dots` of them) bytes in `v`, `big` not 0 when one is no byte.
+    let (mut tld, mut v, mut big, mut dots) = (0, 0u64, 0u64, 0u32);
     for (i, &c) in h.iter().enumerate() {
         if c == b'.' && i != tld {
-            tld = i + 1;
+            let x = part(h.get(tld..i)?);
+            (v, big, dots, tld) = (v << 8 | x, big | x >> 8, dots + 1, i + 1);
         } else if !(c.is_ascii_alphanumeric() || c == b'-' || c == b'_') {
             return None;
         }
     }
     let t = h.get(tld..).filter(|t| !t.is_empty())?;
-    // No top-level domain starts with a digit: such a name is an IPv4 address or nothing.
+    // No top-level domain starts with a digit: such a name is an IPv4 address or nothing;
+    // WHATWG's IPv4 parser takes 1–4 parts, the last filling the remaining bytes.
     if let [b'0'..=b'9', ..] = t {
-        return public_v4(ipv4(h)?);
+        if dots > 3 || big != 0 {
+            return None;
+        }
+        let (last, rest) = (part(t), 32 - 8 * dots);
+        return if last >> rest == 0 { public_v4((v << rest | last) as u32) } else { None };
     }
     let special = SPECIAL.iter().any(|&k| k == word(t, 0x20));
     (tld > 0 && !special).then_some(())
@@ -161,25 +171,15 @@ const SPECIAL: [u64; 14] = [
     w(b"alt"),
 ];
 
-/// WHATWG's IPv4 parser: 1–4 non-empty parts, each decimal, octal (`0` first) or hex
-/// (`0x` first); all but the last are bytes, the last fills the remaining bytes.
-fn ipv4(h: &[u8]) -> Option<u32> {
-    let (mut v, mut last, mut n) = (0u64, 0u64, 0u32);
-    for p in h.split(|&c| c == b'.') {
-        if n > 3 || last > 255 {
-            return None;
-        }
-        v = v << 8 | last;
-        let (radix, digits) = match p {
-            [b'0', b'x' | b'X', d @ ..] => (16, d),
-            [b'0', d @ ..] => (8, d),
-            _ => (10, p),
-        };
-        last = uint(digits, radix);
-        n += 1;
-    }
-    let rest = 40 - 8 * n;
-    (last >> rest == 0).then_some((v << rest | last) as u32)
+/// An IPv4 part as WHATWG's IPv4 parser reads it: decimal, octal (`0` first) or hex (`0x`
+/// first), 2^32 or more when it is none or does not fit 32 bits.
+fn part(p: &[u8]) -> u64 {
+    let (radix, digits) = match p {
+        [b'0', b'x' | b'X', d @ ..] => (16, d),
+        [b'0', d @ ..] => (8, d),
+        _ => (10, p),
+    };
+    uint(digits, radix)
 }
 
 /// The first 32 bits of an IPv6 address (WHATWG's IPv6 parser) that may be public: groups
