@@ -23,7 +23,15 @@ pub fn join3(a: &str, b: &str, c: &str) -> String {
 /// `s` without ASCII white space at either end (config and template text; `str::trim`
 /// would bring Unicode tables and UTF-8 decoding into the module).
 pub fn trim(s: &str) -> &str {
-    s.trim_ascii()
+    let mut b = s.as_bytes();
+    loop {
+        match b {
+            [c, r @ ..] | [r @ .., c] if c.is_ascii_whitespace() => b = r,
+            _ => break,
+        }
+    }
+    // SAFETY: only ASCII bytes were taken off the ends.
+    unsafe { core::str::from_utf8_unchecked(b) }
 }
 
 /// `s` split around its first `sep`, an ASCII byte: `str::split_once` without the
