@@ -35,10 +35,11 @@ pub fn trim(s: &str) -> &str {
 }
 
 /// `s` split around its first `sep`, an ASCII byte: `str::split_once` without the
-/// character searcher it brings into the module.
+/// character searcher it brings into the module, nor its checks of character boundaries.
 pub fn cut(s: &str, sep: u8) -> Option<(&str, &str)> {
-    let (a, b) = s.split_at_checked(s.bytes().position(|b| b == sep)?)?;
-    Some((a, b.get(1..)?))
+    let i = s.bytes().position(|b| b == sep & 0x7f)?;
+    // SAFETY: an ASCII byte (`& 0x7f`) is a whole character: both sides are UTF-8.
+    unsafe { Some((s.get_unchecked(..i), s.get_unchecked(i + 1..))) }
 }
 
 /// Where `needle` first occurs in `hay`: a byte search, lighter than `str::find` in the
@@ -242,11 +243,12 @@ mod tests {
     #[test]
     fn search_split_trim_percent() {
         assert_eq!(cut("a:b:c", b':'), Some(("a", "b:c")));
+        assert_eq!((cut("é:ü", b':'), cut("é", b':'), cut(":", b':')), (Some(("é", "ü")), None, Some(("", ""))));
         assert_eq!(find("abcabc", "ca"), Some(2));
         // An empty needle is found at once, as `str::find` finds it (never a trap).
         assert_eq!((find("ab", ""), find("", ""), find("", "a")), (Some(0), Some(0), None));
         assert_eq!(split("a,,b", b',').collect::<Vec<_>>(), ["a", "", "b"]);
-        assert_eq!(trim(" \t x y \n"), "x y");
+        assert_eq!((trim(" \t x y \n"), trim("\r\x0c é\n"), trim(" \t")), ("x y", "é", ""));
         assert_eq!(percent("a b/é", b"/"), "a%20b/%C3%A9");
     }
 }
