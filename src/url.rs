@@ -187,9 +187,11 @@ fn part(p: &[u8]) -> u64 {
 /// address must be in global unicast 2000::/3, so its first group is written out; IPv4
 /// tails, zones, and so IPv4-mapped, -compatible and NAT64 addresses are all rejected.
 fn ipv6_top(s: &[u8]) -> Option<u32> {
-    let trailing = s.ends_with(b"::");
-    let s = if trailing { &s[..s.len() - 2] } else { s };
-    let (mut top, mut n, mut gaps) = (0u32, 0u32, trailing as u32);
+    let (s, trailing) = match s {
+        [s @ .., b':', b':'] => (s, 1),
+        s => (s, 0),
+    };
+    let (mut top, mut n, mut gaps) = (0u32, 0u32, trailing);
     for g in s.split(|&c| c == b':') {
         gaps += g.is_empty() as u32;
         let v = uint(g, 16);
@@ -201,7 +203,7 @@ fn ipv6_top(s: &[u8]) -> Option<u32> {
         }
         n += 1;
     }
-    (top >> 29 == 1 && !s.ends_with(b":") && (gaps == 0 && n == 8 || gaps == 1 && n + trailing as u32 <= 8)).then_some(top)
+    (top >> 29 == 1 && !matches!(s, [.., b':']) && (gaps == 0 && n == 8 || gaps == 1 && n + trailing <= 8)).then_some(top)
 }
 
 #[cfg(test)]
