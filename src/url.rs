@@ -30,7 +30,7 @@ pub fn public_https(url: &str) -> bool {
     // A key follows each `?` or `&` (`;` and `#` count as `&`); the path before them is none.
     let mut q = tail;
     while let [c, r @ ..] = q {
-        if sep(*c) && KEYS.iter().any(|&k| k == word(r, 0)) {
+        if sep(*c) && listed(&KEYS, r, 0) {
             return false;
         }
         q = r;
@@ -78,7 +78,7 @@ fn public_authority(auth: &[u8]) -> Option<()> {
         let (last, rest) = (part(t), 32 - 8 * dots);
         return if last >> rest == 0 { public_v4((v << rest | last) as u32) } else { None };
     }
-    let special = SPECIAL.iter().any(|&k| k == word(t, 0x20));
+    let special = listed(&SPECIAL, t, 0x20);
     (tld > 0 && !special).then_some(())
 }
 
@@ -133,6 +133,12 @@ fn word(s: &[u8], case: u8) -> u64 {
         (w, i) = (w << 8 | c as u64, i + 1);
     }
     w
+}
+
+/// Whether `list` holds the `word` of `s`.
+fn listed(list: &[u64], s: &[u8], case: u8) -> bool {
+    let w = word(s, case);
+    list.iter().any(|&k| k == w)
 }
 
 /// Where a query key ends and the next begins.
