@@ -22,15 +22,16 @@ pub fn public_https(url: &str) -> bool {
     if u64::from_le_bytes(*p) != u64::from_le_bytes(*b"https://") {
         return false;
     }
-    // WHATWG drops tabs and newlines anywhere, joining what they split.
-    if b.len() > 256 || b.iter().any(|&c| c <= b' ' || c == 127) {
+    if b.len() > 256 {
         return false;
     }
     let (auth, tail) = rest.split_at(rest.iter().position(|c| matches!(c, b'/' | b'?' | b'#')).unwrap_or(rest.len()));
-    // A key follows each `?` or `&` (`;` and `#` count as `&`); the path before them is none.
+    // No blanks nor control bytes (WHATWG drops tabs and newlines anywhere, joining what they
+    // split; the host's own checks refuse them there). A key follows each `?` or `&` (`;` and
+    // `#` count as `&`); the path before them is none.
     let mut q = tail;
     while let [c, r @ ..] = q {
-        if sep(*c) && listed(&KEYS, r, 0) {
+        if *c <= b' ' || *c == 127 || sep(*c) && listed(&KEYS, r, 0) {
             return false;
         }
         q = r;
