@@ -181,12 +181,11 @@ const SPECIAL: [u64; 14] = [
 /// An IPv4 part as WHATWG's IPv4 parser reads it: decimal, octal (`0` first) or hex (`0x`
 /// first), 2^32 or more when it is none or does not fit 32 bits.
 fn part(p: &[u8]) -> u64 {
-    let (radix, digits) = match p {
-        [b'0', b'x' | b'X', d @ ..] => (16, d),
-        [b'0', d @ ..] => (8, d),
-        _ => (10, p),
-    };
-    uint(digits, radix)
+    match p {
+        [b'0', b'x' | b'X', d @ ..] => uint(d, 16),
+        [b'0', d @ ..] => uint(d, 8),
+        _ => uint(p, 10),
+    }
 }
 
 /// The first 32 bits of an IPv6 address (WHATWG's IPv6 parser) that may be public: groups
