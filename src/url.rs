@@ -18,11 +18,9 @@ use crate::text::uint;
 /// case-sensitive as Subsonic reads them), and within the 256 bytes external-assets accepts.
 pub fn public_https(url: &str) -> bool {
     let b = url.as_bytes();
+    // `https://` compared as one 8-byte number.
     let Some((p, rest)) = b.split_first_chunk() else { return false };
-    if u64::from_le_bytes(*p) != u64::from_le_bytes(*b"https://") {
-        return false;
-    }
-    if b.len() > 256 {
+    if u64::from_le_bytes(*p) != u64::from_le_bytes(*b"https://") || b.len() > 256 {
         return false;
     }
     let (auth, tail) = rest.split_at(rest.iter().position(|c| matches!(c, b'/' | b'?' | b'#')).unwrap_or(rest.len()));
@@ -40,7 +38,6 @@ pub fn public_https(url: &str) -> bool {
 }
 
 /// `host[:port]` with a public host; user info (`@`) is no host character.
-#[inline(never)]
 fn public_authority(auth: &[u8]) -> Option<()> {
     let bracket = auth.first() == Some(&b'[');
     let end = auth.iter().position(|&c| c == if bracket { b']' } else { b':' }).unwrap_or(auth.len());
@@ -69,18 +66,19 @@ fn public_authority(auth: &[u8]) -> Option<()> {
             return None;
         }
     }
-    let t = h.get(tld..).filter(|t| !t.is_empty())?;
-    // No top-level domain starts with a digit: such a name is an IPv4 address or nothing;
-    // WHATWG's IPv4 parser takes 1–4 parts, the last filling the remaining bytes.
-    if let [b'0'..=b'9', ..] = t {
-        if dots > 3 || big != 0 {
-            return None;
+    match h.get(tld..)? {
+        [] => None,
+        // No top-level domain starts with a digit: such a name is an IPv4 address or
+        // nothing; WHATWG's IPv4 parser takes 1–4 parts, the last filling the remaining bytes.
+        t @ [b'0'..=b'9', ..] => {
+            if dots > 3 || big != 0 {
+                return None;
+            }
+            let (last, rest) = (part(t), 32 - 8 * dots);
+            if last >> rest == 0 { public_v4((v << rest | last) as u32) } else { None }
         }
-        let (last, rest) = (part(t), 32 - 8 * dots);
-        return if last >> rest == 0 { public_v4((v << rest | last) as u32) } else { None };
+        t => (tld > 0 && !listed(&SPECIAL, t, 0x20)).then_some(()),
     }
-    let special = listed(&SPECIAL, t, 0x20);
-    (tld > 0 && !special).then_some(())
 }
 
 /// Not globally reachable (IANA IPv4 Special-Purpose Address Registry): this network,
@@ -349,6 +347,12 @@ mod tests {
         (false, "https://example.com/x?%61piKey=k"),
         (false, "https://example.com/x?%6a%77%74=k"),
         (false, "https://example.com/a&u=1/x"),
+        (false, "https://example.com/x?a=1;u=2"),
+        (false, "https://example.com/x#jwt=k"),
+        (false, "https://example.com/x?u&size=1"),
+        (true, "https://example.com/x?size=1&ua=2#us"),
+        (false, "https://example.com:44\x7f3/"),
+        (false, "https://[2606:4700::1111\x01]/"),
     ];
 
     #[test]
