@@ -132,7 +132,15 @@ pub fn int(s: &str) -> Option<i64> {
 pub fn uint(s: &[u8], radix: u32) -> u64 {
     let mut v = 0u64;
     for &c in s {
-        let Some(d) = (c as char).to_digit(radix) else { return u64::MAX };
+        // `char::to_digit` would bring its check of the radix.
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'z' | b'A'..=b'Z' => (c | 0x20) - b'a' + 10,
+            _ => 36,
+        } as u32;
+        if d >= radix {
+            return u64::MAX;
+        }
         v = v * radix as u64 + d as u64;
         if v >> 32 != 0 {
             break;
@@ -238,6 +246,10 @@ mod tests {
         assert_eq!(uint(b"ff", 16), 255);
         assert_eq!(uint(b"", 10), 0);
         assert!(uint(b"100000000", 16) >> 32 != 0 && uint(b"fg", 16) >> 32 != 0);
+        assert_eq!((uint(b"07", 8), uint(b"Ff", 16), uint(b"19", 10)), (7, 255, 19));
+        for (bad, radix) in [("8", 8), ("a", 10), ("/", 16), (":", 16), ("@", 16), ("G", 16), ("[", 16), ("`", 16), ("g", 16), ("{", 16), ("é", 16)] {
+            assert!(uint(bad.as_bytes(), radix) >> 32 != 0, "{bad}");
+        }
     }
 
     #[test]
