@@ -200,26 +200,25 @@ pub fn utf8(v: Vec<u8>) -> String {
     unsafe { String::from_utf8_unchecked(v) }
 }
 
-fn is_utf8(v: &[u8]) -> bool {
-    let mut i = 0;
-    while let Some(&c) = v.get(i) {
+fn is_utf8(mut v: &[u8]) -> bool {
+    while let [c, rest @ ..] = v {
         // 0: ASCII; 2–4: the first byte of a sequence that long; 1 or 5+: never first.
         let n = c.leading_ones() as usize;
         if n == 1 || n > 4 {
             return false;
         }
+        let Some((tail, next)) = rest.split_at_checked(n.saturating_sub(1)) else { return false };
         let mut cp = (c & (0x7f >> n)) as u32;
-        for _ in 1..n {
-            i += 1;
-            match v.get(i) {
-                Some(&b) if b & 0xc0 == 0x80 => cp = cp << 6 | (b & 0x3f) as u32,
-                _ => return false,
+        for &b in tail {
+            if b & 0xc0 != 0x80 {
+                return false;
             }
+            cp = cp << 6 | (b & 0x3f) as u32;
         }
         if cp < MIN_CP[n] || cp > 0x10ffff || (0xd800..0xe000).contains(&cp) {
             return false;
         }
-        i += 1;
+        v = next;
     }
     true
 }
@@ -262,5 +261,14 @@ mod tests {
         assert_eq!(split("a,,b", b',').collect::<Vec<_>>(), ["a", "", "b"]);
         assert_eq!((trim(" \t x y \n"), trim("\r\x0c é\n"), trim(" \t")), ("x y", "é", ""));
         assert_eq!(percent("a b/é", b"/"), "a%20b/%C3%A9");
+    }
+
+    #[test]
+    fn utf8_as_core_checks_it() {
+        let good: [&[u8]; 4] = [b"", b"a\xc3\xa9", b"\xe2\x82\xac\xef\xbf\xbf", b"\xf0\x90\x80\x80\xf4\x8f\xbf\xbf"];
+        let bad: [&[u8]; 9] = [b"\x80", b"\xc3", b"\xc0\xaf", b"\xe0\x9f\xbf", b"\xed\xa0\x80", b"\xf0\x8f\xbf\xbf", b"\xf4\x90\x80\x80", b"\xf8\x88\x80\x80\x80", b"a\xe2\x82"];
+        for v in good.iter().chain(&bad) {
+            assert_eq!(utf8(v.to_vec()).as_bytes(), core::str::from_utf8(v).map_or(&b""[..], |s| s.as_bytes()), "{v:?}");
+        }
     }
 }
