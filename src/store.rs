@@ -271,6 +271,7 @@ impl Record for Conn {
         o.text(&conn_text(self));
     }
 
+    #[inline(never)]
     fn load(text: &str) -> Option<Conn> {
         let mut n = [0; 6];
         let (seq, session_id, resume_url) = session_load(text, &mut n, 1)?;
