@@ -5,7 +5,6 @@
 use crate::json::{self, Reader};
 use crate::presence::Want;
 use alloc::string::String;
-use alloc::vec::Vec;
 
 /// `nd_scrobbler_playback_report` and `nd_scrobbler_now_playing` (which carries only
 /// `position` in seconds and no state or time).
@@ -84,9 +83,9 @@ fn track(r: &mut Reader, rep: &mut Report) -> Option<()> {
 }
 
 /// The string fields of a small payload, by key (`username`, `connectionId`, `error`,
-/// `reason`, `scheduleId`…), plus the one integer some carry (`code`).
-pub fn fields(input: &[u8], keys: &[&str]) -> Option<(Vec<String>, i64)> {
-    let mut vals = alloc::vec![String::new(); keys.len()];
+/// `reason`, `scheduleId`…: two at most), plus the one integer some carry (`code`).
+pub fn fields(input: &[u8], keys: &[&str]) -> Option<([String; 2], i64)> {
+    let mut vals = [String::new(), String::new()];
     let mut code = 0;
     Reader::new(input).object(|k, r| {
         if k == b"code" {
