@@ -57,19 +57,20 @@ pub fn report(input: &[u8]) -> Option<Report> {
 /// whole).
 fn track(r: &mut Reader, rep: &mut Report) -> Option<()> {
     let t = &mut rep.track;
-    *t = Want::default();
+    // Only these fields come from a track: the rest of `Want` is still the default.
+    let mut texts = [&mut t.track_id, &mut t.title, &mut t.artist, &mut t.album, &mut t.album_artist, &mut t.album_mbid, &mut t.group_mbid, &mut t.recording_mbid, &mut t.artist0];
+    for s in &mut texts {
+        s.clear();
+    }
     rep.duration_s = 0;
     r.object(|k, r| {
         match json::key_index(k, &["id", "title", "artist", "album", "albumArtist", "mbzAlbumId", "mbzReleaseGroupId", "mbzRecordingId", "duration", "artists"]) {
-            Some(i @ 0..=7) => {
-                let texts = [&mut t.track_id, &mut t.title, &mut t.artist, &mut t.album, &mut t.album_artist, &mut t.album_mbid, &mut t.group_mbid, &mut t.recording_mbid];
-                *texts[i] = r.string()?;
-            }
+            Some(i @ 0..=7) => *texts[i] = r.string()?,
             Some(8) => rep.duration_s = r.int()?,
             Some(_) => r.array(|r| {
                 r.object(|k, r| {
-                    if k == b"name" && t.artist0.is_empty() {
-                        t.artist0 = r.string()?;
+                    if k == b"name" && texts[8].is_empty() {
+                        *texts[8] = r.string()?;
                     } else {
                         r.skip()?;
                     }
@@ -130,6 +131,12 @@ mod tests {
         let r = report(br#"{"username":"a","track":{"title":"x","artists":null,"albumArtists":null},"position":1}"#).unwrap();
         assert_eq!((r.track.title.as_str(), r.track.artist0.as_str()), ("x", ""));
         assert!(report(br#"{"username":"a","track":null}"#).is_some());
+    }
+
+    #[test]
+    fn the_last_track_wins_whole() {
+        let r = report(br#"{"track":{"title":"a","artists":[{"name":"x"}],"duration":5},"track":{"album":"b"}}"#).unwrap();
+        assert_eq!((r.track.title.as_str(), r.track.artist0.as_str(), r.track.album.as_str(), r.duration_s), ("", "", "b", 0));
     }
 
     #[test]
