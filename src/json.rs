@@ -70,9 +70,10 @@ impl<'a> Reader<'a> {
     /// saturates instead of overflowing, accepts exponents (`2.5e1` is 25).
     pub fn number(&mut self, frac: u32) -> Option<i64> {
         let neg = self.eat(b'-');
-        // Significant digits in `v`, and the power of ten still to apply to them; `dot` is
-        // 1 past the decimal point.
-        let (mut v, mut scale, mut digits, mut dot) = (0i64, frac as i64, false, 0i64);
+        // Significant digits in `v`, and the power of ten still to apply to them (it moves
+        // by one per byte read and at most 1000 for the exponent: an i32 for any input
+        // under 2 GiB); `dot` is 1 past the decimal point.
+        let (mut v, mut scale, mut digits, mut dot) = (0i64, frac as i32, false, 0);
         loop {
             let c = self.s.get(self.i).copied().unwrap_or(0);
             let d = c.wrapping_sub(b'0') as i64;
@@ -112,7 +113,7 @@ impl<'a> Reader<'a> {
             if self.i == start {
                 return None;
             }
-            scale += if eneg { -(e as i64) } else { e as i64 };
+            scale += if eneg { -(e as i32) } else { e as i32 };
         }
         // Saturates upwards; past 19 steps either way `v` no longer changes.
         for _ in 0..scale.clamp(-40, 40).abs() {
