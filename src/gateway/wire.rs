@@ -104,7 +104,8 @@ impl Sessions {
     fn add(&mut self, id: &[u8], st: u8) {
         if id == b"all" {
         } else if self.first.is_none() {
-            (self.id, self.first) = (id.to_vec(), Some(st));
+            self.id.extend_from_slice(id);
+            self.first = Some(st);
         } else if self.next.is_none() && self.id != id {
             self.next = Some(st);
         }
@@ -323,8 +324,11 @@ impl Tok {
                     self.put(c, p);
                 }
                 _ => {
-                    let Some(v) = (c as char).to_digit(16) else { return self.st = BAD };
-                    self.code = self.code << 4 | v;
+                    let v = crate::text::uint(&[c], 16);
+                    if v > 15 {
+                        return self.st = BAD;
+                    }
+                    self.code = self.code << 4 | v as u32;
                     self.esc += 1;
                     if self.esc == 6 {
                         self.esc = 0;
