@@ -157,7 +157,7 @@ impl<'a> Reader<'a> {
                 depth = depth + (c | 0x20 == b'{') as u32 - (c | 0x20 == b'}') as u32;
             } else {
                 let start = self.i;
-                while let Some(b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z' | b'+' | b'-' | b'.') = self.s.get(self.i) {
+                while self.s.get(self.i).is_some_and(|&c| lit(c)) {
                     self.i += 1;
                 }
                 if self.i == start {
@@ -222,6 +222,12 @@ impl<'a> Reader<'a> {
             }
         }
     }
+}
+
+/// A byte of a number or literal (`true`, `null`), as far as skipping tells them apart.
+pub fn lit(c: u8) -> bool {
+    // A letter either case; or `+ - .` and the digits, a bit each in 0x7FED from `+` up.
+    (c | 0x20).wrapping_sub(b'a') < 26 || c.wrapping_sub(b'+') < 15 && 0x7FED >> (c - b'+') & 1 != 0
 }
 
 /// Which of `names` the object key `k` is: one table lookup, where a `match` on byte
@@ -498,6 +504,13 @@ mod tests {
         assert_eq!(r.peek(), b',');
         assert_eq!(Reader::new(b"").skip(), None);
         assert_eq!(Reader::new(b"}").skip(), None);
+    }
+
+    #[test]
+    fn literal_bytes() {
+        for c in 0..=255u8 {
+            assert_eq!(lit(c), matches!(c, b'+' | b'-' | b'.' | b'0'..=b'9' | b'A'..=b'Z' | b'a'..=b'z'), "{c}");
+        }
     }
 
     #[test]

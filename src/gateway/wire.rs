@@ -1,7 +1,7 @@
 //! What goes over the socket: the frames Discord sends, decoded to what the session
 //! machine reads, and the templates of the control frames the client sends (spec §1.2, §2).
 
-use crate::json::{Out, Reader};
+use crate::json::{lit, Out, Reader};
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -216,10 +216,6 @@ struct Tok {
     /// The key or value being read: a string is its opening quote then its text, an object
     /// or array its first byte.
     cap: Vec<u8>,
-}
-
-fn lit(c: u8) -> bool {
-    matches!(c, b'+' | b'-' | b'.' | b'0'..=b'9' | b'A'..=b'Z' | b'a'..=b'z')
 }
 
 impl Tok {
