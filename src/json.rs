@@ -241,8 +241,13 @@ fn hex4(b: &[u8]) -> u64 {
     b.get(..4).map_or(u64::MAX, |h| crate::text::uint(h, 16))
 }
 
-/// The marker bits of the first byte of a UTF-8 sequence, by its length.
-static LEAD: [u8; 5] = [0, 0, 0xC0, 0xE0, 0xF0];
+/// The marker bits of the first byte of a UTF-8 sequence, a byte each by its length from 1.
+const LEAD: u32 = 0xF0E0_C000;
+
+/// What the escape `\e` stands for, `u` aside: `e` itself unless it is one of `bfnrt`.
+pub fn escaped(e: u8) -> u8 {
+    b"bfnrt".iter().position(|&x| x == e).map_or(e, |i| b"\x08\x0c\n\r\t"[i])
+}
 
 /// Decodes JSON string escapes in place (the result is never longer) and returns the new
 /// length. Lone surrogates become U+FFFD, as Go's decoder does.
@@ -255,11 +260,6 @@ pub fn unescape(b: &mut [u8]) -> Option<usize> {
             let e = *b.get(r)?;
             r += 1;
             u = match e {
-                b'b' => 8,
-                b'f' => 12,
-                b'n' => 10,
-                b'r' => 13,
-                b't' => 9,
                 b'u' => {
                     let mut u = hex4(b.get(r..)?);
                     if u > 0xFFFF {
@@ -277,14 +277,14 @@ pub fn unescape(b: &mut [u8]) -> Option<usize> {
                     }
                     u as u32
                 }
-                _ => e as u32,
+                _ => escaped(e) as u32,
             };
         }
         // `c` itself, or the escaped character in UTF-8: never more bytes than it took.
-        let n = if c != b'\\' || u < 0x80 { 1 } else if u < 0x800 { 2 } else if u < 0x10000 { 3 } else { 4 };
+        let n = if c != b'\\' { 1 } else { 1 + (u >= 0x80) as usize + (u >= 0x800) as usize + (u >= 0x10000) as usize };
         let out = b.get_mut(w..w + n)?;
         for i in (0..n).rev() {
-            out[i] = if i > 0 { 0x80 | (u & 0x3f) as u8 } else { u as u8 | LEAD[n] };
+            out[i] = if i > 0 { 0x80 | (u & 0x3f) as u8 } else { u as u8 | (LEAD >> (8 * n - 8)) as u8 };
             u >>= 6;
         }
         w += n;
