@@ -29,7 +29,14 @@ pub fn report(input: &[u8]) -> Option<Report> {
     let mut rep = Report { rate_milli: 1000, ..Default::default() };
     Reader::new(input).object(|k, r| {
         match json::key_index(k, &["username", "state", "playerId", "playerName", "positionMs", "position", "playbackRate", "timestamp", "track"]) {
-            Some(i @ 0..=3) => *[&mut rep.username, &mut rep.state, &mut rep.player_id, &mut rep.player_name][i] = r.string()?,
+            Some(i @ 0..=3) => {
+                *match i {
+                    0 => &mut rep.username,
+                    1 => &mut rep.state,
+                    2 => &mut rep.player_id,
+                    _ => &mut rep.player_name,
+                } = r.string()?
+            }
             Some(8) => track(r, &mut rep)?,
             // positionMs and timestamp are integers; position (s) and playbackRate scaled by 1000.
             Some(i) => {
