@@ -99,7 +99,8 @@ pub fn fields(input: &[u8], keys: &[&str]) -> Option<([String; 2], i64)> {
         if k == b"code" {
             code = r.int()?;
         } else if let Some(i) = json::key_index(k, keys) {
-            vals[i] = r.string()?;
+            let [first, second] = &mut vals;
+            *if i == 0 { first } else { second } = r.string()?;
         } else {
             r.skip()?;
         }
