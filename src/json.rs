@@ -155,14 +155,12 @@ impl<'a> Reader<'a> {
                 self.i += 1;
                 // `[` and `]` are `{` and `}` with the 0x20 bit clear.
                 depth = depth + (c | 0x20 == b'{') as u32 - (c | 0x20 == b'}') as u32;
-            } else {
-                let start = self.i;
+            } else if lit(c) {
                 while self.s.get(self.i).is_some_and(|&c| lit(c)) {
                     self.i += 1;
                 }
-                if self.i == start {
-                    return None;
-                }
+            } else {
+                return None;
             }
             if depth == 0 {
                 return Some(());
