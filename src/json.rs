@@ -239,8 +239,9 @@ fn hex4(b: &[u8]) -> u64 {
     b.get(..4).map_or(u64::MAX, |h| crate::text::uint(h, 16))
 }
 
-/// The marker bits of the first byte of a UTF-8 sequence, a byte each by its length from 1.
-const LEAD: u32 = 0xF0E0_C000;
+/// The marker bits of the first byte of a UTF-8 sequence: byte k of this for a sequence of
+/// k + 1 bytes.
+pub const LEAD: u32 = 0xF0E0_C000;
 
 /// What the escape `\e` stands for, `u` aside: `e` itself unless it is one of `bfnrt`.
 pub fn escaped(e: u8) -> u8 {

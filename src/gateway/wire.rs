@@ -241,11 +241,9 @@ impl Tok {
     /// A character as UTF-8; a lone low surrogate is U+FFFD.
     fn char(&mut self, u: u32, p: &mut Parts) {
         let u = if (0xD800..0xE000).contains(&u) { 0xFFFD } else { u };
-        if u < 0x80 {
-            return self.put(u as u8, p);
-        }
-        let n = if u < 0x800 { 1 } else if u < 0x10000 { 2 } else { 3 };
-        self.put(!(0xFF >> (n + 1)) | (u >> (6 * n)) as u8, p);
+        // Continuation bytes after the first, whose marker bits are a byte of `LEAD`.
+        let n = (u >= 0x80) as u32 + (u >= 0x800) as u32 + (u >= 0x10000) as u32;
+        self.put((crate::json::LEAD >> (8 * n)) as u8 | (u >> (6 * n)) as u8, p);
         for i in (0..n).rev() {
             self.put(0x80 | (u >> (6 * i)) as u8 & 0x3F, p);
         }
