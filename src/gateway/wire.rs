@@ -498,10 +498,10 @@ pub fn text(src: &mut dyn Source) -> Option<(String, Inbound)> {
     }
     // Both are strings; the connection id may be missing.
     let [.., id, message] = &p.slots;
-    if outer.st != DONE || message != b"\"" || !id.is_empty() && string(id).is_none() {
+    if outer.st != DONE || message != b"\"" {
         return None;
     }
-    let id = crate::text::utf8(string(id).unwrap_or_default().to_vec());
+    let id = crate::text::utf8(if id.is_empty() { &[] } else { string(id)? }.to_vec());
     let frame = if inner.st == DONE { p.frame() } else { None };
     Some((id, frame.unwrap_or_default()))
 }
