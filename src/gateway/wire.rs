@@ -434,14 +434,14 @@ impl Parts {
     /// An entry of a sessions list ended: kept if its status is known.
     fn close(&mut self, t: &Tok) {
         let at = t.at();
-        if at == ENTRY_READY || at == ENTRY_REPLACE {
-            let [.., id, st] = &mut self.slots[..if at == ENTRY_READY { 9 } else { 11 }] else { return };
-            if let Some(st) = string(st).and_then(status_index) {
-                self.sessions.add(string(id).unwrap_or_default(), st);
-            }
-            id.clear();
-            st.clear();
+        // Its `session_id` and `status`: `SLOTS` 7 and 8, or 9 and 10.
+        let i = if at == ENTRY_READY { 7 } else if at == ENTRY_REPLACE { 9 } else { return };
+        let [id, st] = &mut self.slots[i..i + 2] else { return };
+        if let Some(st) = string(st).and_then(status_index) {
+            self.sessions.add(string(id).unwrap_or_default(), st);
         }
+        id.clear();
+        st.clear();
     }
 
     /// The typed frame: `op` must be a number, `s` a number or null, `t` a string or null
