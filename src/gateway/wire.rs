@@ -413,7 +413,10 @@ struct Parts {
 
 /// The text of a string value as `Tok::cap` holds it.
 fn string(v: &[u8]) -> Option<&[u8]> {
-    v.strip_prefix(b"\"")
+    match v {
+        [b'"', text @ ..] => Some(text),
+        _ => None,
+    }
 }
 
 /// `v` if it is printable ASCII without blanks, under 256 bytes and starts with `prefix`;
