@@ -274,16 +274,16 @@ impl Tok {
                         self.key = c != b'"';
                     }
                 } else {
-                    match c {
-                        b'"' => self.key = true,
-                        b'{' | b'[' => self.skip += 1,
-                        b'}' | b']' => {
-                            self.skip -= 1;
-                            if self.skip == 0 {
-                                self.st = AFTER;
-                            }
+                    // `[` and `]` are `{` and `}` with the 0x20 bit clear.
+                    if c == b'"' {
+                        self.key = true;
+                    } else if c | 0x20 == b'{' {
+                        self.skip += 1;
+                    } else if c | 0x20 == b'}' {
+                        self.skip -= 1;
+                        if self.skip == 0 {
+                            self.st = AFTER;
                         }
-                        _ => {}
                     }
                 }
             } else if self.st == STR && self.fwd && self.esc == 0 && self.high == 0 && c != b'"' && c != b'\\' {
