@@ -17,7 +17,7 @@ impl<'a> Reader<'a> {
     }
 
     pub fn peek(&mut self) -> u8 {
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.s.get(self.i) {
+        while self.s.get(self.i).is_some_and(|&c| blank(c)) {
             self.i += 1;
         }
         self.s.get(self.i).copied().unwrap_or(0)
@@ -220,6 +220,11 @@ impl<'a> Reader<'a> {
             }
         }
     }
+}
+
+/// Whitespace between JSON tokens (RFC 8259 §2).
+pub fn blank(c: u8) -> bool {
+    matches!(c, b' ' | b'\n' | b'\r' | b'\t')
 }
 
 /// A byte of a number or literal (`true`, `null`), as far as skipping tells them apart.

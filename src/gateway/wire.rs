@@ -354,7 +354,7 @@ impl Tok {
         let next = arr as u8 ^ KEY;
         self.st = match c {
             _ if st >= DONE => st,
-            b' ' | b'\t' | b'\n' | b'\r' => st,
+            _ if crate::json::blank(c) => st,
             b',' if st == AFTER => next,
             b':' if st == COLON => VALUE,
             b'}' | b']' if (c == b']') == arr && (st == AFTER || st == next) => {
