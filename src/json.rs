@@ -224,7 +224,8 @@ impl<'a> Reader<'a> {
 
 /// Whitespace between JSON tokens (RFC 8259 §2).
 pub fn blank(c: u8) -> bool {
-    matches!(c, b' ' | b'\n' | b'\r' | b'\t')
+    // A bit each for `\t \n \r` and the space.
+    c <= b' ' && 0x1_0000_2600u64 >> c & 1 != 0
 }
 
 /// A byte of a number or literal (`true`, `null`), as far as skipping tells them apart.
@@ -511,9 +512,10 @@ mod tests {
     }
 
     #[test]
-    fn literal_bytes() {
+    fn literal_and_blank_bytes() {
         for c in 0..=255u8 {
             assert_eq!(lit(c), matches!(c, b'+' | b'-' | b'.' | b'0'..=b'9' | b'A'..=b'Z' | b'a'..=b'z'), "{c}");
+            assert_eq!(blank(c), matches!(c, b' ' | b'\n' | b'\r' | b'\t'), "{c}");
         }
     }
 
