@@ -243,9 +243,9 @@ impl Tok {
         let u = if (0xD800..0xE000).contains(&u) { 0xFFFD } else { u };
         // Continuation bytes after the first, whose marker bits are a byte of `LEAD`.
         let n = (u >= 0x80) as u32 + (u >= 0x800) as u32 + (u >= 0x10000) as u32;
-        self.put((crate::json::LEAD >> (8 * n)) as u8 | (u >> (6 * n)) as u8, p);
-        for i in (0..n).rev() {
-            self.put(0x80 | (u >> (6 * i)) as u8 & 0x3F, p);
+        for i in (0..=n).rev() {
+            let b = (u >> (6 * i)) as u8;
+            self.put(if i == n { (crate::json::LEAD >> (8 * n)) as u8 | b } else { 0x80 | b & 0x3F }, p);
         }
     }
 
