@@ -21,9 +21,10 @@ pub const GATEWAY_URL: &str = "wss://gateway.discord.gg/?v=10&encoding=json";
 const QUERY: &str = "/?v=10&encoding=json";
 
 /// Where one connection is; only its read loop moves it, and only forward.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Debug)]
 pub enum Phase {
     /// Socket requested; waiting for Hello (op 10).
+    #[default]
     Connecting = 0,
     /// Identify (op 2) sent; waiting for READY.
     Identifying = 1,
@@ -85,7 +86,7 @@ pub const IDENTIFY_EVERY_MS: i64 = 1_200_000;
 const IDENTIFY_AHEAD_MS: i64 = (IDENTIFY_BURST - 1) * IDENTIFY_EVERY_MS;
 
 /// Per-connection gateway state.
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, Default, PartialEq, Eq, Debug)]
 pub struct Conn {
     pub phase: Phase,
     /// Last dispatch sequence number `s` (§1.2), sent back in heartbeats and Resume.
@@ -99,21 +100,6 @@ pub struct Conn {
     pub ack_ms: i64,
     pub session_id: String,
     pub resume_url: String,
-}
-
-impl Default for Conn {
-    fn default() -> Self {
-        Conn {
-            phase: Phase::Connecting,
-            seq: None,
-            heartbeat_ms: 0,
-            status: 0,
-            ready_ms: 0,
-            ack_ms: 0,
-            session_id: String::new(),
-            resume_url: String::new(),
-        }
-    }
 }
 
 /// Heartbeat timers of a connection, one id per (kind, generation, user).
