@@ -47,10 +47,11 @@ pub fn log(h: &mut impl Host, level: Level, user: &str, msg: &str) {
     h.log(level, &crate::text::join3(user, ": ", msg));
 }
 
-/// Starts a request object; `key` takes care of the commas.
-fn req() -> Out {
+/// Starts a request object with its first field, a string; `key` takes care of the
+/// commas after it.
+fn req(key: &str, value: &str) -> Out {
     let mut o = Out::new();
-    o.raw("{");
+    o.raw("{").key(key).str(value);
     o
 }
 
@@ -96,9 +97,7 @@ fn cache_failed(h: &mut impl Host, what: &str, key: &str, e: &str) -> String {
 /// The cached string at `key`: `Ok(None)` when absent, `Err` when the host failed (so a
 /// caller can refuse to act on state it could not read).
 pub fn cache_read(h: &mut impl Host, key: &str) -> Result<Option<String>, String> {
-    let mut o = req();
-    o.key("key").str(key);
-    let resp = send(h, Call::CacheGet, o).map_err(|e| cache_failed(h, "read", key, &e))?;
+    let resp = send(h, Call::CacheGet, req("key", key)).map_err(|e| cache_failed(h, "read", key, &e))?;
     // Navidrome omits `exists` when false and `value` when empty (ABI §4.6).
     let (mut value, mut exists) = (String::new(), false);
     Reader::new(&resp).object(|k, r| {
@@ -129,8 +128,8 @@ pub struct Response {
 /// `http_send` (ABI §4.3): 4xx/5xx are responses; transport errors and refused hosts are
 /// errors. `json_body` marks a JSON request body.
 pub fn http(h: &mut impl Host, method: &str, url: &str, auth: &str, body: Option<(&str, &[u8])>, follow: bool, timeout_ms: i64) -> Result<Response, String> {
-    let mut o = req();
-    o.key("request").raw("{").key("method").str(method).key("url").str(url).key("headers").raw("{");
+    let mut o = Out::new();
+    o.raw("{").key("request").raw("{").key("method").str(method).key("url").str(url).key("headers").raw("{");
     if !auth.is_empty() {
         o.key("Authorization").str(auth);
     }
@@ -166,15 +165,13 @@ pub fn http(h: &mut impl Host, method: &str, url: &str, auth: &str, body: Option
 /// The config keys that are set, as the host lists them (`config_keys`, ABI §4.2; the
 /// Config service is always there): `{"keys":["clientid","users"]}`.
 pub fn config_keys(h: &mut impl Host) -> Result<String, String> {
-    let mut o = req();
-    o.key("prefix").str("");
-    send(h, Call::ConfigKeys, o).map(crate::text::utf8)
+    send(h, Call::ConfigKeys, req("prefix", "")).map(crate::text::utf8)
 }
 
 /// Navidrome's public URL of a track's cover (ABI §4.7); it may be `http://localhost/…`.
 pub fn track_art_url(h: &mut impl Host, track_id: &str, size: i64) -> Result<String, String> {
-    let mut o = req();
-    o.key("id").str(track_id).key("size").int(size);
+    let mut o = req("id", track_id);
+    o.key("size").int(size);
     let resp = send(h, Call::TrackArt, o)?;
     let mut url = String::new();
     Reader::new(&resp).texts(&["url"], &mut [&mut url]);
@@ -183,9 +180,7 @@ pub fn track_art_url(h: &mut impl Host, track_id: &str, size: i64) -> Result<Str
 
 /// A raw Subsonic API response (content type, bytes), `subsonicapi_callraw` (ABI §4.9).
 pub fn subsonic_raw(h: &mut impl Host, uri: &str) -> Result<(String, Vec<u8>), String> {
-    let mut o = req();
-    o.key("uri").str(uri);
-    let resp = send(h, Call::SubsonicRaw, o)?;
+    let resp = send(h, Call::SubsonicRaw, req("uri", uri))?;
     let mut out = (String::new(), Vec::new());
     Reader::new(&resp).object(|k, r| {
         match json::key_index(k, &["contentType", "data"]) {
@@ -200,56 +195,52 @@ pub fn subsonic_raw(h: &mut impl Host, uri: &str) -> Result<(String, Vec<u8>), S
 
 /// Stores a string written by `value` (at depth 1, inside the request's `value` string).
 pub fn cache_set(h: &mut impl Host, key: &str, ttl_secs: i64, value: &dyn Fn(&mut Out)) -> Result<(), String> {
-    let mut o = req();
-    o.key("key").str(key).key("value").open();
+    let mut o = req("key", key);
+    o.key("value").open();
     value(&mut o);
     o.close().key("ttlSeconds").int(ttl_secs);
     done(h, Call::CacheSet, o).map_err(|e| cache_failed(h, "write", key, &e))
 }
 
 pub fn cache_remove(h: &mut impl Host, key: &str) -> Result<(), String> {
-    let mut o = req();
-    o.key("key").str(key);
-    done(h, Call::CacheRemove, o).map_err(|e| cache_failed(h, "removal", key, &e))
+    done(h, Call::CacheRemove, req("key", key)).map_err(|e| cache_failed(h, "removal", key, &e))
 }
 
 pub fn ws_connect(h: &mut impl Host, url: &str, id: &str) -> Result<(), String> {
-    let mut o = req();
-    o.key("url").str(url).key("headers").raw("null").key("connectionId").str(id);
+    let mut o = req("url", url);
+    o.key("headers").raw("null").key("connectionId").str(id);
     done(h, Call::WsConnect, o)
 }
 
 /// Sends one text frame written by `frame` at depth 1 (inside `message`).
 pub fn ws_send(h: &mut impl Host, id: &str, frame: &dyn Fn(&mut Out)) -> Result<(), String> {
-    let mut o = req();
-    o.key("connectionId").str(id).key("message").open();
+    let mut o = req("connectionId", id);
+    o.key("message").open();
     frame(&mut o);
     o.close();
     done(h, Call::WsSend, o)
 }
 
 pub fn ws_close(h: &mut impl Host, id: &str, code: u16, reason: &str) -> Result<(), String> {
-    let mut o = req();
-    o.key("connectionId").str(id).key("code").int(code as i64).key("reason").str(reason);
+    let mut o = req("connectionId", id);
+    o.key("code").int(code as i64).key("reason").str(reason);
     done(h, Call::WsClose, o)
 }
 
 pub fn schedule_once(h: &mut impl Host, delay_secs: u32, id: &str) -> Result<(), String> {
-    let mut o = req();
-    o.key("delaySeconds").int(delay_secs as i64).key("payload").str("").key("scheduleId").str(id);
+    let mut o = req("scheduleId", id);
+    o.key("delaySeconds").int(delay_secs as i64).key("payload").str("");
     done(h, Call::Once, o)
 }
 
 /// Recurring timer: Navidrome's cron accepts `@every <n>s` (ABI §4.5).
 pub fn schedule_every(h: &mut impl Host, secs: u32, id: &str) -> Result<(), String> {
-    let mut o = req();
+    let mut o = req("scheduleId", id);
     o.key("cronExpression").raw("\"@every ").int(secs as i64).raw("s\"");
-    o.key("payload").str("").key("scheduleId").str(id);
+    o.key("payload").str("");
     done(h, Call::Every, o)
 }
 
 pub fn cancel(h: &mut impl Host, id: &str) -> Result<(), String> {
-    let mut o = req();
-    o.key("scheduleId").str(id);
-    done(h, Call::Cancel, o)
+    done(h, Call::Cancel, req("scheduleId", id))
 }
