@@ -223,7 +223,7 @@ fn register(h: &mut impl Host, u: &User, set: &Settings, urls: [&str; 2], now: i
     // Which URLs are asked for, written into the request as found.
     let mut asked = [false; 2];
     let mut body = Out::new();
-    body.raw("{").key("urls").raw("[");
+    body.raw(r#"{"urls":["#);
     for i in 0..2 {
         let url = urls[i];
         if url.starts_with("mp:") {
@@ -315,12 +315,12 @@ fn spotify(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> String {
     let mut id = Some(String::new());
     if !w.recording_mbid.is_empty() {
         let mut b = Out::new();
-        b.raw("[{").key("recording_mbid").str(&w.recording_mbid).raw("}]");
+        b.raw(r#"[{"recording_mbid":"#).str(&w.recording_mbid).raw("}]");
         id = labs(h, net, now, "mbid/json", &b.buf);
     }
     if id.as_ref().is_some_and(|i| i.is_empty()) && !w.artist0.is_empty() && !w.title.is_empty() {
         let mut b = Out::new();
-        b.raw("[{").key("artist_name").str(&w.artist0).key("track_name").str(&w.title).key("release_name").str(&w.album).raw("}]");
+        b.raw(r#"[{"artist_name":"#).str(&w.artist0).key("track_name").str(&w.title).key("release_name").str(&w.album).raw("}]");
         id = labs(h, net, now, "metadata/json", &b.buf);
     }
     let (url, ttl) = match &id {

@@ -129,7 +129,7 @@ pub struct Response {
 /// errors. `json_body` marks a JSON request body.
 pub fn http(h: &mut impl Host, method: &str, url: &str, auth: &str, body: Option<(&str, &[u8])>, follow: bool, timeout_ms: i64) -> Result<Response, String> {
     let mut o = Out::new();
-    o.raw("{").key("request").raw("{").key("method").str(method).key("url").str(url).key("headers").raw("{");
+    o.raw(r#"{"request":{"method":"#).str(method).raw(r#","url":"#).str(url).raw(r#","headers":{"#);
     if !auth.is_empty() {
         o.key("Authorization").str(auth);
     }
