@@ -19,7 +19,6 @@ const MIN: i64 = 60_000;
 const HOUR: i64 = 60 * MIN;
 const LOGO: &str = "https://raw.githubusercontent.com/navidrome/website/refs/heads/master/assets/icons/logo.webp";
 const PAUSE_ICON: &str = "https://raw.githubusercontent.com/navidrome/discord-rich-presence-plugin/800bfacfb8e85c33692373b10ddbd27388f262d2/assets/pause.png";
-const LABS: &str = "https://labs.api.listenbrainz.org/spotify-id-from-";
 
 /// Until when (wall clock, ms) one call may wait on lookups; every request's timeout ends
 /// by then. A lookup that does not fit is left for later (`skipped`).
@@ -60,14 +59,11 @@ fn afford(h: &mut impl Host, net: &mut Net) -> Option<i64> {
     (!net.skipped).then_some(left)
 }
 
-/// An HTTP request within `net`'s budget, whose failure is logged (one line naming the
-/// service, never the token: only the host's error text, which carries the URL); `None`
-/// when it failed or did not fit. A service that failed (no answer, or 5xx) is not asked
-/// again for two minutes.
-fn fetch(h: &mut impl Host, net: &mut Net, now: i64, url: &str, auth: &str, body: Option<(&str, &[u8])>) -> Option<Response> {
-    // Every URL here is `https://<service>/…`.
-    let rest = url.get(8..).unwrap_or_default();
-    let service = text::cut(rest, b'/').map_or(rest, |(s, _)| s);
+/// An HTTP request to `https://<service><path>` within `net`'s budget, whose failure is
+/// logged (one line naming the service, never the token: only the host's error text,
+/// which carries the URL); `None` when it failed or did not fit. A service that failed
+/// (no answer, or 5xx) is not asked again for two minutes.
+fn fetch(h: &mut impl Host, net: &mut Net, now: i64, service: &str, path: &str, auth: &str, body: Option<(&str, &[u8])>) -> Option<Response> {
     let down = store::found("down", service);
     if down.fresh(h, now).is_some() {
         return None;
@@ -76,7 +72,8 @@ fn fetch(h: &mut impl Host, net: &mut Net, now: i64, url: &str, auth: &str, body
     // A request with a body is a POST that follows redirects; one without, a HEAD that
     // does not (its redirect is the answer).
     let post = body.is_some();
-    let r = host::http(h, if post { "POST" } else { "HEAD" }, url, auth, body, post, left.min(if post { 5000 } else { 4000 }));
+    let url = text::join3("https://", service, path);
+    let r = host::http(h, if post { "POST" } else { "HEAD" }, &url, auth, body, post, left.min(if post { 5000 } else { 4000 }));
     let failed = match &r {
         Ok(r) if r.status >= 500 => text::join3(service, " failed: HTTP ", &text::num(r.status)),
         Ok(_) => return r.ok(),
@@ -124,12 +121,12 @@ fn cover_art_archive(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> Op
         return (!v.is_empty()).then_some(v);
     }
     let mut definitive = false;
-    for &(kind, id) in &[("https://coverartarchive.org/release/", &w.album_mbid), ("https://coverartarchive.org/release-group/", &w.group_mbid)] {
+    for &(kind, id) in &[("/release/", &w.album_mbid), ("/release-group/", &w.group_mbid)] {
         if !uuid(id) {
             continue;
         }
-        let url = text::join3(kind, id, "/front-500");
-        match fetch(h, net, now, &url, "", None) {
+        let path = text::join3(kind, id, "/front-500");
+        match fetch(h, net, now, "coverartarchive.org", &path, "", None) {
             // A redirect anywhere but a public https URL (after the upgrade) is no image.
             Some(Response { status: 301..=308, location, .. }) => {
                 let loc = match location.strip_prefix("http://") {
@@ -187,7 +184,7 @@ fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64, net: &mut Net) -> Strin
     body.extend_from_slice(b"\r\n------NavidromeCoverArt--\r\n");
     let ct = "multipart/form-data; boundary=----NavidromeCoverArt";
     let mut url = String::new();
-    if let Some(r) = fetch(h, net, now, "https://uguu.se/upload", "", Some((ct, &body))) {
+    if let Some(r) = fetch(h, net, now, "uguu.se", "/upload", "", Some((ct, &body))) {
         if r.status < 400 {
             Reader::new(&r.body).object(|k, r| {
                 if k != b"files" {
@@ -246,8 +243,8 @@ fn register(h: &mut impl Host, u: &User, set: &Settings, urls: [&str; 2], now: i
     if asked == [false; 2] || blocked.fresh(h, now).is_some() {
         return out;
     }
-    let endpoint = text::join3("https://discord.com/api/v9/applications/", &set.client_id, "/external-assets");
-    let Some(r) = fetch(h, net, now, &endpoint, &u.token, Some(("application/json", &body.buf))) else { return out };
+    let path = text::join3("/api/v9/applications/", &set.client_id, "/external-assets");
+    let Some(r) = fetch(h, net, now, "discord.com", &path, &u.token, Some(("application/json", &body.buf))) else { return out };
     if r.status < 300 {
         let mut n = 0;
         Reader::new(&r.body).array(|r| {
@@ -316,12 +313,12 @@ fn spotify(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> String {
     if !w.recording_mbid.is_empty() {
         let mut b = Out::new();
         b.raw(r#"[{"recording_mbid":"#).str(&w.recording_mbid).raw("}]");
-        id = labs(h, net, now, "mbid/json", &b.buf);
+        id = labs(h, net, now, "/spotify-id-from-mbid/json", &b.buf);
     }
     if id.as_ref().is_some_and(|i| i.is_empty()) && !w.artist0.is_empty() && !w.title.is_empty() {
         let mut b = Out::new();
         b.raw(r#"[{"artist_name":"#).str(&w.artist0).key("track_name").str(&w.title).key("release_name").str(&w.album).raw("}]");
-        id = labs(h, net, now, "metadata/json", &b.buf);
+        id = labs(h, net, now, "/spotify-id-from-metadata/json", &b.buf);
     }
     let (url, ttl) = match &id {
         Some(id) if !id.is_empty() => (text::join("https://open.spotify.com/track/", id), 720 * HOUR),
@@ -336,8 +333,8 @@ fn spotify(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> String {
 
 /// The first well-formed Spotify track id in a Labs answer ("" for none); `None` when
 /// Labs did not answer.
-fn labs(h: &mut impl Host, net: &mut Net, now: i64, endpoint: &str, body: &[u8]) -> Option<String> {
-    match fetch(h, net, now, &text::join(LABS, endpoint), "", Some(("application/json", body))) {
+fn labs(h: &mut impl Host, net: &mut Net, now: i64, path: &str, body: &[u8]) -> Option<String> {
+    match fetch(h, net, now, "labs.api.listenbrainz.org", path, "", Some(("application/json", body))) {
         Some(r) if (200..300).contains(&r.status) => Some(spotify_id(&r.body)),
         Some(r) if r.status < 500 => Some(String::new()),
         _ => None,
