@@ -69,11 +69,8 @@ fn fetch(h: &mut impl Host, net: &mut Net, now: i64, service: &str, path: &str, 
         return None;
     }
     let left = afford(h, net)?;
-    // A request with a body is a POST that follows redirects; one without, a HEAD that
-    // does not (its redirect is the answer).
-    let post = body.is_some();
     let url = text::join3("https://", service, path);
-    let r = host::http(h, if post { "POST" } else { "HEAD" }, &url, auth, body, post, left.min(if post { 5000 } else { 4000 }));
+    let r = host::http(h, &url, auth, body, left.min(if body.is_some() { 5000 } else { 4000 }));
     let failed = match &r {
         Ok(r) if r.status >= 500 => text::join3(service, " failed: HTTP ", &text::num(r.status)),
         Ok(_) => return r.ok(),

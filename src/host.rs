@@ -89,7 +89,10 @@ pub fn says(e: &str, what: &str) -> bool {
 
 /// A failed cache call, logged with the key it was about.
 fn cache_failed(h: &mut impl Host, what: &str, key: &str, e: &str) -> String {
-    let msg = crate::text::join3(&crate::text::join3("cache ", what, " of "), key, &crate::text::join(" failed: ", e));
+    let mut msg = crate::text::join3("cache ", what, " of ");
+    msg.push_str(key);
+    msg.push_str(" failed: ");
+    msg.push_str(e);
     h.log(Level::Warn, &msg);
     msg
 }
@@ -126,20 +129,18 @@ pub struct Response {
 }
 
 /// `http_send` (ABI §4.3): 4xx/5xx are responses; transport errors and refused hosts are
-/// errors. `json_body` marks a JSON request body.
-pub fn http(h: &mut impl Host, method: &str, url: &str, auth: &str, body: Option<(&str, &[u8])>, follow: bool, timeout_ms: i64) -> Result<Response, String> {
+/// errors. A request with a body (content type, bytes) is a POST that follows redirects;
+/// one without, a HEAD that does not (its redirect is the answer).
+pub fn http(h: &mut impl Host, url: &str, auth: &str, body: Option<(&str, &[u8])>, timeout_ms: i64) -> Result<Response, String> {
     let mut o = Out::new();
-    o.raw(r#"{"request":{"method":"#).str(method).raw(r#","url":"#).str(url).raw(r#","headers":{"#);
+    o.raw(r#"{"request":{"method":"#).str(if body.is_some() { "POST" } else { "HEAD" }).raw(r#","url":"#).str(url).raw(r#","headers":{"#);
     if !auth.is_empty() {
         o.key("Authorization").str(auth);
     }
     if let Some((ctype, data)) = body {
         o.key("Content-Type").str(ctype).raw("}").key("body").b64(data);
     } else {
-        o.raw("}");
-    }
-    if !follow {
-        o.key("noFollowRedirects").raw("true");
+        o.raw(r#"},"noFollowRedirects":true"#);
     }
     o.key("timeoutMs").int(timeout_ms).raw("}");
     let resp = send(h, Call::Http, o)?;
