@@ -18,6 +18,7 @@ use alloc::string::String;
 const MIN: i64 = 60_000;
 const HOUR: i64 = 60 * MIN;
 const LOGO: &str = "https://raw.githubusercontent.com/navidrome/website/refs/heads/master/assets/icons/logo.webp";
+const SPOTIFY: &str = "https://open.spotify.com/";
 const PAUSE_ICON: &str = "https://raw.githubusercontent.com/navidrome/discord-rich-presence-plugin/800bfacfb8e85c33692373b10ddbd27388f262d2/assets/pause.png";
 
 /// Until when (wall clock, ms) one call may wait on lookups; every request's timeout ends
@@ -236,8 +237,11 @@ fn register(h: &mut impl Host, u: &User, set: &Settings, urls: [&str; 2], now: i
         }
     }
     body.raw("]}");
+    if asked == [false; 2] {
+        return out;
+    }
     let blocked = store::found("assets.blocked", &u.name);
-    if asked == [false; 2] || blocked.fresh(h, now).is_some() {
+    if blocked.fresh(h, now).is_some() {
         return out;
     }
     let path = text::join3("/api/v9/applications/", &set.client_id, "/external-assets");
@@ -248,13 +252,13 @@ fn register(h: &mut impl Host, u: &User, set: &Settings, urls: [&str; 2], now: i
             let (mut url, mut path) = (String::new(), String::new());
             r.texts(&["url", "external_asset_path"], &mut [&mut url, &mut path])?;
             // Matched by URL; in order (the `n`th asked) if Discord rewrote it.
-            let mut i = if asked[0] { n } else { n + 1 };
-            for j in 0..2 {
-                if asked[j] && urls[j] == url {
-                    i = j;
-                    break;
-                }
-            }
+            let i = if asked[0] && urls[0] == url {
+                0
+            } else if asked[1] && urls[1] == url {
+                1
+            } else {
+                n + !asked[0] as usize
+            };
             if i < 2 && asked[i] && !path.is_empty() {
                 out[i] = text::join("mp:", &path);
             }
@@ -318,7 +322,7 @@ fn spotify(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> String {
         id = labs(h, net, now, "/spotify-id-from-metadata/json", &b.buf);
     }
     let (url, ttl) = match &id {
-        Some(id) if !id.is_empty() => (text::join("https://open.spotify.com/track/", id), 720 * HOUR),
+        Some(id) if !id.is_empty() => (text::join3(SPOTIFY, "track/", id), 720 * HOUR),
         _ => (search_url(&w.artist, &w.title), 4 * HOUR),
     };
     // Only an answer is remembered; a failure is asked again later.
@@ -365,7 +369,7 @@ pub fn search_url(artist: &str, title: &str) -> String {
     if q.is_empty() {
         return String::new();
     }
-    text::join("https://open.spotify.com/search/", &text::percent(q, b"-._~$&+:=@"))
+    text::join3(SPOTIFY, "search/", &text::percent(q, b"-._~$&+:=@"))
 }
 
 fn query_escape(s: &str) -> String {
