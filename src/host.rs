@@ -119,6 +119,11 @@ pub fn cache_get(h: &mut impl Host, key: &str) -> Option<String> {
     cache_read(h, key).ok().flatten()
 }
 
+/// A `[]byte` field: Go sends it as a base64 string (ABI §4.0).
+fn bytes(r: &mut Reader) -> Option<Vec<u8>> {
+    json::unbase64(r.raw_str()?)
+}
+
 /// An HTTP response: status, the headers the plugin reads, body.
 #[derive(Default, Debug)]
 pub struct Response {
@@ -152,7 +157,7 @@ pub fn http(h: &mut impl Host, url: &str, auth: &str, body: Option<(&str, &[u8])
         r.object(|k, r| {
             match json::key_index(k, &["statusCode", "body", "headers"]) {
                 Some(0) => out.status = r.int()?,
-                Some(1) => out.body = json::unbase64(r.raw_str()?)?,
+                Some(1) => out.body = bytes(r)?,
                 Some(2) => r.texts(&["Location", "Retry-After"], &mut [&mut out.location, &mut out.retry_after])?,
                 _ => r.skip()?,
             }
@@ -186,7 +191,7 @@ pub fn subsonic_raw(h: &mut impl Host, uri: &str) -> Result<(String, Vec<u8>), S
     Reader::new(&resp).object(|k, r| {
         match json::key_index(k, &["contentType", "data"]) {
             Some(0) => out.0 = r.string()?,
-            Some(1) => out.1 = json::unbase64(r.raw_str()?)?,
+            Some(1) => out.1 = bytes(r)?,
             _ => r.skip()?,
         }
         Some(())
