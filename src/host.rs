@@ -1,6 +1,8 @@
 //! Navidrome host services as typed calls over one byte-level `Host::call` (ABI §4.0:
 //! one JSON request in, one JSON response out, failures as `{"error": "…"}`). Requests
-//! are written straight into the buffer that goes to the host, frames included.
+//! are written straight into the buffer that goes to the host, frames included. The host
+//! decodes a request into a Go struct, so a field at its zero value (an empty payload or
+//! prefix, no headers) is left out.
 
 use crate::json::{self, Out, Reader};
 use alloc::string::String;
@@ -171,7 +173,10 @@ pub fn http(h: &mut impl Host, url: &str, auth: &str, body: Option<(&str, &[u8])
 /// The config keys that are set, as the host lists them (`config_keys`, ABI §4.2; the
 /// Config service is always there): `{"keys":["clientid","users"]}`.
 pub fn config_keys(h: &mut impl Host) -> Result<String, String> {
-    send(h, Call::ConfigKeys, req("prefix", "")).map(crate::text::utf8)
+    // No prefix: every key.
+    let mut o = Out::new();
+    o.raw("{");
+    send(h, Call::ConfigKeys, o).map(crate::text::utf8)
 }
 
 /// Navidrome's public URL of a track's cover (ABI §4.7); it may be `http://localhost/…`.
@@ -214,7 +219,7 @@ pub fn cache_remove(h: &mut impl Host, key: &str) -> Result<(), String> {
 
 pub fn ws_connect(h: &mut impl Host, url: &str, id: &str) -> Result<(), String> {
     let mut o = req("url", url);
-    o.key("headers").raw("null").key("connectionId").str(id);
+    o.key("connectionId").str(id);
     done(h, Call::WsConnect, o)
 }
 
@@ -235,7 +240,7 @@ pub fn ws_close(h: &mut impl Host, id: &str, code: u16, reason: &str) -> Result<
 
 pub fn schedule_once(h: &mut impl Host, delay_secs: u32, id: &str) -> Result<(), String> {
     let mut o = req("scheduleId", id);
-    o.key("delaySeconds").int(delay_secs as i64).key("payload").str("");
+    o.key("delaySeconds").int(delay_secs as i64);
     done(h, Call::Once, o)
 }
 
@@ -243,7 +248,6 @@ pub fn schedule_once(h: &mut impl Host, delay_secs: u32, id: &str) -> Result<(),
 pub fn schedule_every(h: &mut impl Host, secs: u32, id: &str) -> Result<(), String> {
     let mut o = req("scheduleId", id);
     o.key("cronExpression").raw("\"@every ").int(secs as i64).raw("s\"");
-    o.key("payload").str("");
     done(h, Call::Every, o)
 }
 
