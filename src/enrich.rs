@@ -54,6 +54,7 @@ pub fn enrich(h: &mut impl Host, u: &User, set: &Settings, w: &Want, a: &mut Act
 
 /// The time left in `net` for one more request (at least a second), else `None` and the
 /// lookup is left for later.
+#[inline(always)]
 fn afford(h: &mut impl Host, net: &mut Net) -> Option<i64> {
     let left = net.until_ms - h.now_ms();
     net.skipped |= left < 1000;
@@ -293,6 +294,7 @@ fn register(h: &mut impl Host, u: &User, set: &Settings, urls: [&str; 2], now: i
 }
 
 /// Where a registered image's `mp:` path is kept, by its URL.
+#[inline(always)]
 fn asset(url: &str) -> store::Slot<store::Found> {
     store::found_hashed("asset.", &[url])
 }
@@ -372,6 +374,7 @@ pub fn search_url(artist: &str, title: &str) -> String {
     text::join3(SPOTIFY, "search/", &text::percent(q, b"-._~$&+:=@"))
 }
 
+#[inline(always)]
 fn query_escape(s: &str) -> String {
     text::percent(s, b"-._~")
 }
