@@ -217,6 +217,7 @@ pub fn cache_remove(h: &mut impl Host, key: &str) -> Result<(), String> {
     done(h, Call::CacheRemove, req("key", key)).map_err(|e| cache_failed(h, "removal", key, &e))
 }
 
+#[inline(never)]
 pub fn ws_connect(h: &mut impl Host, url: &str, id: &str) -> Result<(), String> {
     let mut o = req("url", url);
     o.key("connectionId").str(id);
@@ -245,6 +246,7 @@ pub fn schedule_once(h: &mut impl Host, delay_secs: u32, id: &str) -> Result<(),
 }
 
 /// Recurring timer: Navidrome's cron accepts `@every <n>s` (ABI §4.5).
+#[inline(never)]
 pub fn schedule_every(h: &mut impl Host, secs: u32, id: &str) -> Result<(), String> {
     let mut o = req("scheduleId", id);
     o.key("cronExpression").raw("\"@every ").int(secs as i64).raw("s\"");
