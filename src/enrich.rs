@@ -84,6 +84,7 @@ fn fetch(h: &mut impl Host, net: &mut Net, now: i64, service: &str, path: &str, 
 }
 
 /// The large image's source URL (spec §3.6), or "" when there is none.
+#[inline(always)]
 fn cover_url(h: &mut impl Host, u: &User, set: &Settings, w: &Want, now: i64, net: &mut Net) -> String {
     if set.caa {
         if let Some(url) = cover_art_archive(h, w, now, net) {
@@ -150,6 +151,7 @@ fn cover_art_archive(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> Op
 
 /// Opt-in: uploads the cover to uguu.se (files live 3 h) for servers whose own URL is not
 /// public. The link is reused for 2.5 h.
+#[inline(always)]
 fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64, net: &mut Net) -> String {
     let key = store::found("uguu", &w.track_id);
     if let Some(v) = key.fresh(h, now) {
