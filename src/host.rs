@@ -225,6 +225,7 @@ pub fn ws_connect(h: &mut impl Host, url: &str, id: &str) -> Result<(), String> 
 }
 
 /// Sends one text frame written by `frame` at depth 1 (inside `message`).
+#[inline(always)]
 pub fn ws_send(h: &mut impl Host, id: &str, frame: &dyn Fn(&mut Out)) -> Result<(), String> {
     let mut o = req("connectionId", id);
     o.key("message").open();
