@@ -71,8 +71,7 @@ fn fetch(h: &mut impl Host, net: &mut Net, now: i64, service: &str, path: &str, 
         return None;
     }
     let left = afford(h, net)?;
-    let url = text::join3("https://", service, path);
-    let r = host::http(h, &url, auth, body, left.min(if body.is_some() { 5000 } else { 4000 }));
+    let r = host::http(h, service, path, auth, body, left.min(if body.is_some() { 5000 } else { 4000 }));
     let failed = match &r {
         Ok(r) if r.status >= 500 => text::join3(service, " failed: HTTP ", &text::num(r.status)),
         Ok(_) => return r.ok(),

@@ -135,12 +135,13 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
-/// `http_send` (ABI §4.3): 4xx/5xx are responses; transport errors and refused hosts are
-/// errors. A request with a body (content type, bytes) is a POST that follows redirects;
+/// `http_send` (ABI §4.3) to `https://<service><path>`, the URL written straight into
+/// the request: 4xx/5xx are responses; transport errors and refused hosts are errors. A request with a body (content type, bytes) is a POST that follows redirects;
 /// one without, a HEAD that does not (its redirect is the answer).
-pub fn http(h: &mut impl Host, url: &str, auth: &str, body: Option<(&str, &[u8])>, timeout_ms: i64) -> Result<Response, String> {
+pub fn http(h: &mut impl Host, service: &str, path: &str, auth: &str, body: Option<(&str, &[u8])>, timeout_ms: i64) -> Result<Response, String> {
     let mut o = Out::new();
-    o.raw(r#"{"request":{"method":"#).str(if body.is_some() { "POST" } else { "HEAD" }).raw(r#","url":"#).str(url).raw(r#","headers":{"#);
+    o.raw(r#"{"request":{"method":"#).str(if body.is_some() { "POST" } else { "HEAD" }).raw(r#","url":"#);
+    o.open().text("https://").text(service).text(path).close().raw(r#","headers":{"#);
     if !auth.is_empty() {
         o.key("Authorization").str(auth);
     }
