@@ -205,12 +205,16 @@ pub fn subsonic_raw(h: &mut impl Host, uri: &str) -> Result<(String, Vec<u8>), S
     Ok(out)
 }
 
-/// Stores a string written by `value` (at depth 1, inside the request's `value` string).
+/// Stores a string written by `value` (at depth 1, inside the request's `value` string)
+/// for `ttl_secs`; 0 sends none: the host's default, a day (ABI §4.6).
 pub fn cache_set(h: &mut impl Host, key: &str, ttl_secs: i64, value: &dyn Fn(&mut Out)) -> Result<(), String> {
     let mut o = req("key", key);
     o.key("value").open();
     value(&mut o);
-    o.close().key("ttlSeconds").int(ttl_secs);
+    o.close();
+    if ttl_secs > 0 {
+        o.key("ttlSeconds").int(ttl_secs);
+    }
     done(h, Call::CacheSet, o).map_err(|e| cache_failed(h, "write", key, &e))
 }
 

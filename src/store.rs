@@ -38,8 +38,9 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::marker::PhantomData;
 
-/// How long a record lives in the cache unless written again (reads extend it).
-const DAY: i64 = 86_400;
+/// How long a record lives in the cache unless written again (reads extend it): the host's
+/// default, a day, which a request without a TTL gets (ABI §4.6: fewer bytes to send).
+const DAY: i64 = 0;
 
 /// A record's encoding as a cache value.
 pub trait Record {
