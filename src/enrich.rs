@@ -63,8 +63,8 @@ fn afford(h: &mut impl Host, net: &mut Net) -> Option<i64> {
 
 /// An HTTP request to `https://<service><path>` within `net`'s budget, whose failure is
 /// logged (one line naming the service, never the token: only the host's error text,
-/// which carries the URL); `None` when it failed or did not fit. A service that failed
-/// (no answer, or 5xx) is not asked again for two minutes.
+/// which carries the URL); `None` when it failed (no answer, or 5xx) or did not fit. A
+/// service that failed is not asked again for two minutes.
 fn fetch(h: &mut impl Host, net: &mut Net, now: i64, service: &str, path: &str, auth: &str, body: Option<(&str, &[u8])>) -> Option<Response> {
     let down = store::found("down", service);
     if down.fresh(h, now).is_some() {
@@ -72,14 +72,14 @@ fn fetch(h: &mut impl Host, net: &mut Net, now: i64, service: &str, path: &str, 
     }
     let left = afford(h, net)?;
     let r = host::http(h, service, path, auth, body, left.min(if body.is_some() { 5000 } else { 4000 }));
-    let failed = match &r {
-        Ok(r) if r.status >= 500 => text::join3(service, " failed: HTTP ", &text::num(r.status)),
-        Ok(_) => return r.ok(),
-        Err(e) => text::join3(service, " failed: ", e),
+    let failed = match r {
+        Ok(r) if r.status < 500 => return Some(r),
+        Ok(r) => text::join3(service, " failed: HTTP ", &text::num(r.status)),
+        Err(e) => text::join3(service, " failed: ", &e),
     };
     h.log(Level::Warn, &failed);
     down.keep(h, "", now, 2 * MIN);
-    r.ok()
+    None
 }
 
 /// The large image's source URL (spec §3.6), or "" when there is none.
@@ -278,7 +278,7 @@ fn register(h: &mut impl Host, u: &User, set: &Settings, urls: [&str; 2], now: i
                 asset(urls[i]).keep(h, &out[i], now, ttl);
             }
         }
-    } else if r.status < 500 {
+    } else {
         // A 429 pauses registration for its `Retry-After`, a 401 (bad token) for an hour;
         // other statuses are not cached, tried again next time.
         host::log(h, Level::Warn, &u.name, &text::join("Discord refused image registration: HTTP ", &text::num(r.status)));
@@ -340,8 +340,8 @@ fn spotify(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> String {
 fn labs(h: &mut impl Host, net: &mut Net, now: i64, path: &str, body: &[u8]) -> Option<String> {
     match fetch(h, net, now, "labs.api.listenbrainz.org", path, "", Some(("application/json", body))) {
         Some(r) if (200..300).contains(&r.status) => Some(spotify_id(&r.body)),
-        Some(r) if r.status < 500 => Some(String::new()),
-        _ => None,
+        Some(_) => Some(String::new()),
+        None => None,
     }
 }
 
