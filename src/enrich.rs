@@ -354,7 +354,8 @@ pub fn spotify_id(body: &[u8]) -> String {
             }
             r.array(|r| {
                 let id = r.string()?;
-                if found.is_empty() && !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                // Letters and digits only: what percent-encoding leaves as it is.
+                if found.is_empty() && !id.is_empty() && text::percent(&id, b"") == id {
                     found = id;
                 }
                 Some(())
