@@ -306,7 +306,9 @@ fn asset(url: &str) -> store::Slot<store::Found> {
 fn spotify(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> String {
     // Keyed by artist, title and album, lowercased; joined by the NUL that separates the
     // parts of a hashed key, they hash as the three parts would.
-    let mut parts = text::join3(&text::join3(&w.artist0, "\0", &w.title), "\0", &w.album);
+    let mut parts = text::join3(&w.artist0, "\0", &w.title);
+    parts.push_str("\0");
+    parts.push_str(&w.album);
     parts.make_ascii_lowercase();
     let key = store::found_hashed("spotify.", &[&parts]);
     if let Some(v) = key.fresh(h, now) {
