@@ -177,14 +177,18 @@ fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64, net: &mut Net) -> Strin
         key.keep(h, "", now, 10 * MIN);
         return String::new();
     }
-    // A multipart form of one file; its boundary is in the head, the tail and `ct`.
+    // A multipart form of one file: `head` opens with `--` and the boundary, which the
+    // tail repeats and the content type names.
     let head = "------NavidromeCoverArt\r\nContent-Disposition: form-data; name=\"files[]\"; filename=\"cover.jpg\"\r\nContent-Type: ";
+    let boundary = &head[2..23];
     let mut body = text::join3(head, &ctype, "\r\n\r\n").into_bytes();
     body.extend_from_slice(&data);
-    body.extend_from_slice(b"\r\n------NavidromeCoverArt--\r\n");
-    let ct = "multipart/form-data; boundary=----NavidromeCoverArt";
+    body.extend_from_slice(b"\r\n--");
+    body.extend_from_slice(boundary.as_bytes());
+    body.extend_from_slice(b"--\r\n");
+    let ct = text::join("multipart/form-data; boundary=", boundary);
     let mut url = String::new();
-    if let Some(r) = fetch(h, net, now, "uguu.se", "/upload", "", Some((ct, &body))) {
+    if let Some(r) = fetch(h, net, now, "uguu.se", "/upload", "", Some((&ct, &body))) {
         if r.status < 400 {
             Reader::new(&r.body).object(|k, r| {
                 if k != b"files" {
