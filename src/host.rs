@@ -118,7 +118,7 @@ pub fn cache_read(h: &mut impl Host, key: &str) -> Result<Option<String>, String
 
 /// `cache_read` for values whose loss only costs a lookup or a default.
 pub fn cache_get(h: &mut impl Host, key: &str) -> Option<String> {
-    cache_read(h, key).ok().flatten()
+    cache_read(h, key).unwrap_or(None)
 }
 
 /// A `[]byte` field: Go sends it as a base64 string (ABI §4.0).
