@@ -122,22 +122,16 @@ impl<'a> Reader<'a> {
         Some(if neg { -v } else { v })
     }
 
-    /// If `k` is one of `names`, decodes the value (a string) into the slot at the same
-    /// place: one decode call for a whole table of text fields. `Some(false)` when `k` is
-    /// not in the table.
-    pub fn text_into(&mut self, k: &[u8], names: &[&str], slots: &mut [&mut String]) -> Option<bool> {
-        match key_index(k, names) {
-            Some(i) => {
-                *slots[i] = self.string()?;
-                Some(true)
-            }
-            None => Some(false),
-        }
-    }
-
-    /// Walks an object, decoding the text fields `names` into `slots` and skipping the rest.
+    /// Walks an object, decoding the text fields `names` into the slots at the same places
+    /// (one decode call for a whole table of text fields) and skipping the rest.
     pub fn texts(&mut self, names: &[&str], slots: &mut [&mut String]) -> Option<()> {
-        self.object(|k, r| if r.text_into(k, names, slots)? { Some(()) } else { r.skip() })
+        self.object(|k, r| {
+            match key_index(k, names) {
+                Some(i) => *slots[i] = r.string()?,
+                None => r.skip()?,
+            }
+            Some(())
+        })
     }
 
     pub fn int(&mut self) -> Option<i64> {
