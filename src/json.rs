@@ -16,11 +16,19 @@ impl<'a> Reader<'a> {
         Reader { s, i: 0 }
     }
 
+    /// The byte at the position; 0 at the end (neither blank nor part of any token).
+    fn byte(&self) -> u8 {
+        self.s.get(self.i).copied().unwrap_or(0)
+    }
+
     pub fn peek(&mut self) -> u8 {
-        while self.s.get(self.i).is_some_and(|&c| blank(c)) {
+        loop {
+            let c = self.byte();
+            if !blank(c) {
+                return c;
+            }
             self.i += 1;
         }
-        self.s.get(self.i).copied().unwrap_or(0)
     }
 
     fn eat(&mut self, c: u8) -> bool {
@@ -75,7 +83,7 @@ impl<'a> Reader<'a> {
         // under 2 GiB); `dot` is 1 past the decimal point.
         let (mut v, mut scale, mut digits, mut dot) = (0i64, frac as i32, false, 0);
         loop {
-            let c = self.s.get(self.i).copied().unwrap_or(0);
+            let c = self.byte();
             let d = c.wrapping_sub(b'0') as i64;
             if d < 10 {
                 digits = true;
@@ -99,7 +107,7 @@ impl<'a> Reader<'a> {
         if !digits {
             return None;
         }
-        if let Some(b'e' | b'E') = self.s.get(self.i) {
+        if self.byte() | 0x20 == b'e' {
             self.i += 1;
             let eneg = self.eat(b'-');
             if !eneg {
@@ -150,7 +158,7 @@ impl<'a> Reader<'a> {
                 // `[` and `]` are `{` and `}` with the 0x20 bit clear.
                 depth = depth + (c | 0x20 == b'{') as u32 - (c | 0x20 == b'}') as u32;
             } else if lit(c) {
-                while self.s.get(self.i).is_some_and(|&c| lit(c)) {
+                while lit(self.byte()) {
                     self.i += 1;
                 }
             } else {
