@@ -82,6 +82,12 @@ fn fetch(h: &mut impl Host, net: &mut Net, now: i64, service: &str, path: &str, 
     None
 }
 
+/// A warning of `what` and its detail.
+#[inline(never)]
+fn warn(h: &mut impl Host, what: &str, detail: &str) {
+    h.log(Level::Warn, &text::join(what, detail));
+}
+
 /// The large image's source URL (spec §3.6), or "" when there is none.
 #[inline(always)]
 fn cover_url(h: &mut impl Host, u: &User, set: &Settings, w: &Want, now: i64, net: &mut Net) -> String {
@@ -97,7 +103,7 @@ fn cover_url(h: &mut impl Host, u: &User, set: &Settings, w: &Want, now: i64, ne
         Ok(url) if public_https(&url) => url,
         Ok(_) => String::new(),
         Err(e) => {
-            h.log(Level::Warn, &text::join("cannot get the cover URL from Navidrome: ", &e));
+            warn(h, "cannot get the cover URL from Navidrome: ", &e);
             String::new()
         }
     }
@@ -166,7 +172,7 @@ fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64, net: &mut Net) -> Strin
     let (ctype, data) = match host::subsonic_raw(h, &uri) {
         Ok(v) => v,
         Err(e) => {
-            h.log(Level::Warn, &text::join("cannot read the cover from Navidrome: ", &e));
+            warn(h, "cannot read the cover from Navidrome: ", &e);
             return String::new();
         }
     };
@@ -274,7 +280,7 @@ fn register(h: &mut impl Host, u: &User, set: &Settings, urls: [&str; 2], now: i
         for i in 0..2 {
             if asked[i] {
                 let ttl = if out[i].is_empty() {
-                    h.log(Level::Warn, &text::join("Discord registered no image for ", urls[i]));
+                    warn(h, "Discord registered no image for ", urls[i]);
                     10 * MIN
                 } else {
                     24 * HOUR
