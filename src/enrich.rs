@@ -366,8 +366,9 @@ pub fn spotify_id(body: &[u8]) -> String {
             }
             r.array(|r| {
                 let id = r.string()?;
-                // Letters and digits only: what percent-encoding leaves as it is.
-                if found.is_empty() && !id.is_empty() && text::percent(&id, b"") == id {
+                // Letters and digits only: what percent-encoding leaves as it is (an empty
+                // id leaves `found` empty).
+                if found.is_empty() && text::percent(&id, b"") == id {
                     found = id;
                 }
                 Some(())
@@ -666,6 +667,7 @@ mod tests {
         assert_eq!(id("[]"), "");
         assert_eq!(id("not json"), "");
         assert_eq!(id(r#"[{"spotify_track_ids":[]},{"spotify_track_ids":["abc123"]}]"#), "abc123");
+        assert_eq!(id(r#"[{"spotify_track_ids":["","abc123"]}]"#), "abc123");
         assert_eq!(id(r#"[{"spotify_track_ids":["abc!@#$%^&*()_+=-12345"]}]"#), "");
         assert_eq!(id(r#"[{"spotify_track_ids":["has space"]}]"#), "");
     }
