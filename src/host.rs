@@ -136,8 +136,9 @@ pub struct Response {
 }
 
 /// `http_send` (ABI §4.3) to `https://<service><path>`, the URL written straight into
-/// the request: 4xx/5xx are responses; transport errors and refused hosts are errors. A request with a body (content type, bytes) is a POST that follows redirects;
-/// one without, a HEAD that does not (its redirect is the answer).
+/// the request: 4xx/5xx are responses; transport errors and refused hosts are errors. A
+/// request with a body (content type, bytes) is a POST that follows redirects; one
+/// without, a HEAD that does not (its redirect is the answer).
 pub fn http(h: &mut impl Host, service: &str, path: &str, auth: &str, body: Option<(&str, &[u8])>, timeout_ms: i64) -> Result<Response, String> {
     let mut o = Out::new();
     o.raw(r#"{"request":{"method":"#).str(if body.is_some() { "POST" } else { "HEAD" }).raw(r#","url":"#);
