@@ -90,10 +90,10 @@ impl Want {
         let mut rest = template;
         while let Some((text, after)) = crate::text::cut(rest, b'{') {
             out.push_str(text);
-            // The first four of `texts`.
-            static NAMES: [&str; 4] = ["track}", "artist}", "album}", "albumartist}"];
-            let (next, value) = match NAMES.iter().position(|p| after.starts_with(p)) {
-                Some(i) => (after.get(NAMES[i].len()..).unwrap_or_default(), self.texts()[i].as_str()),
+            // The first four of `texts`, named up to the next `}`.
+            static NAMES: [&str; 4] = ["track", "artist", "album", "albumartist"];
+            let (next, value) = match crate::text::cut(after, b'}').and_then(|(name, next)| Some((next, crate::json::key_index(name.as_bytes(), &NAMES)?))) {
+                Some((next, i)) => (next, self.texts()[i].as_str()),
                 None => (after, "{"),
             };
             out.push_str(value);
@@ -392,6 +392,7 @@ mod tests {
         w.title = "{artist}".into();
         w.album_artist = "VA".into();
         assert_eq!(w.fill("{track}|{albumartist}|{unknown}|{"), "{artist}|VA|{unknown}|{");
+        assert_eq!(w.fill("{{track}}{ album}{album"), "{{artist}}{ album}{album");
         let a = activity(&w, &set(&[("detailstemplate", "{track} ♪"), ("statetemplate", "by {artist}"), ("largetexttemplate", "{album} · {albumartist}")]));
         assert_eq!((a.details.as_str(), a.state.as_str(), a.large_text.as_str()), ("{artist} ♪", "by Test Artist", "Test Album · VA"));
     }
