@@ -260,8 +260,9 @@ fn text_field(o: &mut Out, key: &str, s: &str, max: usize) {
     let max = max.min(MAX_TEXT);
     // ASCII control characters show as nothing and cost 6 bytes each once escaped: they
     // are dropped (no byte of a multi-byte character is one). `cut` is where the text's
-    // character number `max` starts, `n` how many characters it has.
-    let (mut v, mut n, mut cut) = (Vec::new(), 0, 0);
+    // character number `max` starts, `n` how many characters it has, `blank` whether all
+    // are spaces.
+    let (mut v, mut n, mut cut, mut blank) = (Vec::new(), 0, 0, true);
     for b in s.bytes().filter(|b| !b.is_ascii_control()) {
         if (b as i8) >= -0x40 {
             n += 1;
@@ -269,9 +270,10 @@ fn text_field(o: &mut Out, key: &str, s: &str, max: usize) {
                 cut = v.len();
             }
         }
+        blank &= b == b' ';
         v.push(b);
     }
-    if v.iter().all(|&b| b == b' ') {
+    if blank {
         return;
     }
     if n > max {
