@@ -33,6 +33,7 @@ impl Players {
     /// A report of `player`: `w` what it plays (`None`: it stopped), `start`: a `starting`
     /// report. Another player's report takes over only for a track that player was not
     /// known to play (its periodic progress changes nothing) and not while paused.
+    #[inline(never)]
     pub fn report(&mut self, player: &str, w: Option<Want>, start: bool, now: i64) -> Change {
         let mine = |x: &Option<Want>| x.as_ref().is_some_and(|x| x.player == player);
         let (shown_mine, other_mine) = (mine(&self.shown), mine(&self.other));
