@@ -68,6 +68,7 @@ pub fn timer(id: &str) -> Option<(Kind, i64, &str)> {
 }
 
 /// Connection `gen` of `user`.
+#[inline(always)]
 pub fn conn(gen: u32, user: &str) -> String {
     join3(&num(gen as i64), ":", user)
 }

@@ -25,6 +25,7 @@ pub enum Change {
 
 /// A `paused` within a second of the track's end is the track ending: Navidrome's web UI
 /// pauses its `<audio>` before `ended`, then reports the next track at once.
+#[inline(never)]
 pub fn ended(position_ms: i64, duration_s: i64) -> bool {
     duration_s > 0 && position_ms >= duration_s * 1000 - 1000
 }
