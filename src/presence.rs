@@ -188,14 +188,13 @@ pub fn plan(want: Option<&Want>, sent: &Sent, now: i64, salt: &str) -> Plan {
     let mut earliest = i64::MIN;
     let n = sent.times.len();
     for (i, &t) in sent.times.iter().enumerate() {
-        // The last send, and the one `WINDOW_SENDS` sends ago.
-        if i + 1 == n {
-            earliest = earliest.max(t + MIN_GAP_MS);
+        // `back`: 1 for the last send; the gap follows it, the window the one
+        // `WINDOW_SENDS` sends ago.
+        let back = n - i;
+        if back == 1 || back == WINDOW_SENDS {
+            earliest = earliest.max(t + if back == 1 { MIN_GAP_MS } else { WINDOW_MS });
         }
-        if i + WINDOW_SENDS == n {
-            earliest = earliest.max(t + WINDOW_MS);
-        }
-        if i + WINDOW_SENDS > n {
+        if back < WINDOW_SENDS {
             times.push(t);
         }
     }
