@@ -139,12 +139,11 @@ impl Settings {
         };
         // An empty template keeps the default.
         let text = |g: &mut dyn FnMut(&str) -> Option<String>, k: &str, d: &str| {
-            let t = val(g, k);
+            let mut t = val(g, k);
             if t.is_empty() {
-                d.into()
-            } else {
-                t
+                t.push_str(d);
             }
+            t
         };
         Ok(Settings {
             client_id: val(g, "clientid"),
