@@ -134,11 +134,16 @@ pub struct Activity {
 pub fn activity(w: &Want, s: &Settings) -> Activity {
     // A field is its placeholder filled in.
     static NAMES: [&str; 4] = ["", "{track}", "{album}", "{artist}"];
-    let name = w.fill(match s.name {
+    let mut name = w.fill(match s.name {
         Name::Custom => &s.name_template,
         n => NAMES[n as usize],
     });
-    let (name, display) = if crate::text::trim(&name).is_empty() { ("Navidrome".into(), 2) } else { (name, 0) };
+    let mut display = 0;
+    if crate::text::trim(&name).is_empty() {
+        name.clear();
+        name.push_str("Navidrome");
+        display = 2;
+    }
     Activity {
         name,
         display,
