@@ -50,7 +50,8 @@ impl Kind {
     /// the inverse of `retry`.
     pub fn retried(self) -> Option<(bool, u8)> {
         let n = (self as u8).checked_sub(Kind::Retry1 as u8).filter(|&n| n < 6)?;
-        Some((n >= 3, n % 3 + 1))
+        let first = n >= 3;
+        Some((first, n - 3 * first as u8 + 1))
     }
 
     /// The timer's id.
