@@ -59,8 +59,7 @@ pub struct User {
 impl User {
     /// The user `name` if configured with a token. Errors name the setting, never a token.
     pub fn load(mut get: impl FnMut(&str) -> Option<String>, name: &str) -> Result<Option<User>, &'static str> {
-        let users = get("users").unwrap_or_default();
-        let Some(token) = token_for(&users, name)? else { return Ok(None) };
+        let Some(token) = token_for(get("users").as_deref().unwrap_or_default(), name)? else { return Ok(None) };
         Ok(Some(User { name: name.into(), token, set: Default::default() }))
     }
 
