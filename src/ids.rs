@@ -71,7 +71,10 @@ pub fn timer(id: &str) -> Option<(Kind, i64, &str)> {
 /// Connection `gen` of `user`.
 #[inline(always)]
 pub fn conn(gen: u32, user: &str) -> String {
-    join3(&num(gen as i64), ":", user)
+    let mut s = num(gen as i64);
+    s.push_str(":");
+    s.push_str(user);
+    s
 }
 
 /// A connection id's generation and user.
