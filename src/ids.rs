@@ -71,10 +71,7 @@ pub fn timer(id: &str) -> Option<(Kind, i64, &str)> {
 /// Connection `gen` of `user`.
 #[inline(always)]
 pub fn conn(gen: u32, user: &str) -> String {
-    let mut s = num(gen as i64);
-    s.push_str(":");
-    s.push_str(user);
-    s
+    tail(gen as i64, ":", user)
 }
 
 /// A connection id's generation and user.
@@ -85,7 +82,16 @@ pub fn parse_conn(id: &str) -> Option<(u32, &str)> {
 
 /// `<kind><sep><n><sep><user>`: timer ids (`:`) and the keys of connection records (`.`).
 pub fn numbered(kind: &str, sep: &str, n: i64, user: &str) -> String {
-    join3(kind, sep, &join3(&num(n), sep, user))
+    join3(kind, sep, &tail(n, sep, user))
+}
+
+/// `<n><sep><user>`: a connection id, and the end of `numbered`.
+#[inline(always)]
+fn tail(n: i64, sep: &str, user: &str) -> String {
+    let mut s = num(n);
+    s.push_str(sep);
+    s.push_str(user);
+    s
 }
 
 #[cfg(test)]
