@@ -336,7 +336,12 @@ impl Out {
 
     /// Text escaped for the current depth (the inside of a string, no quotes).
     pub fn text(&mut self, s: &str) -> &mut Self {
-        for &c in s.as_bytes() {
+        self.utf8(s.as_bytes())
+    }
+
+    /// `text` for bytes the caller knows to be UTF-8.
+    pub fn utf8(&mut self, b: &[u8]) -> &mut Self {
+        for &c in b {
             self.put(c, self.depth);
         }
         self

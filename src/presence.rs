@@ -286,9 +286,9 @@ fn text_field(o: &mut Out, key: &str, s: &str, max: usize) {
     } else if n == 1 {
         v.extend_from_slice("\u{200B}".as_bytes());
     }
-    // SAFETY: `s` less some ASCII bytes, cut where a character starts, and whole
-    // characters added: UTF-8.
-    o.key(key).str(unsafe { core::str::from_utf8_unchecked(&v) });
+    // `s` less some ASCII bytes, cut where a character starts, and whole characters
+    // added: UTF-8.
+    o.key(key).open().utf8(&v).close();
 }
 
 /// A URL field, left out when empty, longer than Discord's 256 bytes (never cut), or when
@@ -311,8 +311,8 @@ pub fn presence(o: &mut Out, act: Option<&Activity>, client_id: &str, status: &s
         f.buf.clear();
         presence_plain(&mut f, act.filter(|_| max > 0), client_id, status, max);
         if f.buf.len() <= MAX_FRAME || max == 0 {
-            // SAFETY: written from `str`s and numbers: UTF-8.
-            o.text(unsafe { core::str::from_utf8_unchecked(&f.buf) });
+            // Written from `str`s and numbers: UTF-8.
+            o.utf8(&f.buf);
             return;
         }
         max /= 2;
