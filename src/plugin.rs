@@ -208,12 +208,12 @@ pub fn now_playing(h: &mut impl Host, input: &[u8]) -> Result {
 
 pub fn on_text(h: &mut impl Host, mut input: impl gateway::Source) -> Result {
     let (id, frame) = gateway::text(&mut input).ok_or_else(|| bad_input("websocket text"))?;
-    on_connection(h, &id, Ok(frame)).map(|_| None)
+    on_connection(h, &id, Ok(frame))
 }
 
 pub fn on_error(h: &mut impl Host, input: &[u8]) -> Result {
     let (v, _) = input::fields(input, &["connectionId", "error"]).ok_or_else(|| bad_input("websocket error"))?;
-    on_connection(h, &v[0], Err(input::close_code(&v[1]))).map(|_| None)
+    on_connection(h, &v[0], Err(input::close_code(&v[1])))
 }
 
 pub fn on_close(h: &mut impl Host, input: &[u8]) -> Result {
@@ -221,22 +221,22 @@ pub fn on_close(h: &mut impl Host, input: &[u8]) -> Result {
     if v[1] == OWN_CLOSE {
         return Ok(None);
     }
-    on_connection(h, &v[0], Err(code as u16)).map(|_| None)
+    on_connection(h, &v[0], Err(code as u16))
 }
 
 /// The read loop of connection `<gen>:<user>` delivers a frame (`Ok`) or its end (`Err`
 /// with the close code). Only this loop writes the connection's record, and Navidrome
 /// calls it one event at a time; callbacks of a connection that is no longer current
 /// change nothing.
-fn on_connection(h: &mut impl Host, id: &str, ev: core::result::Result<gateway::Inbound, u16>) -> Done {
+fn on_connection(h: &mut impl Host, id: &str, ev: core::result::Result<gateway::Inbound, u16>) -> Result {
     let Some((gen, name)) = ids::parse_conn(id) else {
         h.log(Level::Warn, "callback for an unknown connection");
-        return Ok(());
+        return Ok(None);
     };
     let link = load_link(h, name)?;
     if link.idle || link.gen != gen {
         log(h, Level::Debug, name, "ignoring a callback from an old connection");
-        return Ok(());
+        return Ok(None);
     }
     let slot = store::conn(gen, name);
     let mut c = slot.read(h)?.unwrap_or_default();
@@ -253,15 +253,15 @@ fn on_connection(h: &mut impl Host, id: &str, ev: core::result::Result<gateway::
     // The config (token, settings) is read only when there is something to do: most frames
     // (ACKs, the dispatches a user account gets) only move the connection's record.
     if actions.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let Ok(Some(u)) = user(h, name) else {
         log(h, Level::Warn, name, "callback for a user no longer configured");
-        return Ok(());
+        return Ok(None);
     };
     let next = perform(h, &u, gen, actions, now, false);
     run(h, &u, next, now);
-    Ok(())
+    Ok(None)
 }
 
 /// One of our timers (`ids::Kind`) fired.
