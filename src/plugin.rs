@@ -398,7 +398,7 @@ fn release(h: &mut impl Host, u: &User, gen: u32, id: Option<String>, beat_ms: O
     let name = u.name.as_str();
     let held = match id {
         Some(id) => {
-            if let Err(e) = host::cancel(h, &id).or_else(not_found_is_fine) {
+            if let Err(e) = fine(host::cancel(h, &id), "not found") {
                 log(h, Level::Warn, name, &e);
             }
             None
@@ -463,13 +463,13 @@ fn perform(h: &mut impl Host, u: &User, gen: u32, actions: Vec<Action>, now: i64
                 Ok(())
             }
             Action::Send(f) => host::ws_send(h, &conn, &|o| gateway::frame(o, &f, &u.token)),
-            Action::Close(code) => host::ws_close(h, &conn, code, OWN_CLOSE).or_else(not_found_is_fine),
+            Action::Close(code) => fine(host::ws_close(h, &conn, code, OWN_CLOSE), "not found"),
             Action::Once(_, secs) => host::schedule_once(h, secs, &timer),
             // The first beat's sender arms the recurring one; if two did (a beat handed to
             // a lock holder, and its own timer), the scheduler keeps the first.
-            Action::Every(_, secs) => host::schedule_every(h, secs, &timer).or_else(already_exists_is_fine),
+            Action::Every(_, secs) => fine(host::schedule_every(h, secs, &timer), "already exists"),
             // Cancelling a timer that already fired or never existed is fine.
-            Action::Cancel(_) => host::cancel(h, &timer).or_else(not_found_is_fine),
+            Action::Cancel(_) => fine(host::cancel(h, &timer), "not found"),
             // One reconnect timer per connection: a second request is the same one.
             Action::Reconnect(secs) => {
                 once(h, name, secs, &timer);
@@ -500,12 +500,12 @@ fn perform(h: &mut impl Host, u: &User, gen: u32, actions: Vec<Action>, now: i64
     next
 }
 
-fn not_found_is_fine(e: String) -> Done {
-    if host::says(&e, "not found") { Ok(()) } else { Err(e) }
-}
-
-fn already_exists_is_fine(e: String) -> Done {
-    if host::says(&e, "already exists") { Ok(()) } else { Err(e) }
+/// `r`, with the host's error saying `what` (`not found`, `already exists`) as success.
+fn fine(r: Done, what: &str) -> Done {
+    match r {
+        Err(e) if !host::says(&e, what) => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// A heartbeat of connection `gen` is due (`tries`: retries so far; `held`: the caller
@@ -647,7 +647,7 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, mine: Option<
         if want.is_some() && route != Route::Wait {
             if route == Route::Stuck {
                 log(h, Level::Warn, name, "the Discord connection never opened; reconnecting");
-                host::ws_close(h, &socket, 4000, OWN_CLOSE).or_else(not_found_is_fine)?;
+                fine(host::ws_close(h, &socket, 4000, OWN_CLOSE), "not found")?;
             }
             start(h, u, gen, now, recheck);
         }
