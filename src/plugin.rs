@@ -332,8 +332,12 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
     }
     if let Some((at, held, lookups)) = later {
         run(h, &u, Some(Next::Flush(at, held, None, lookups)), now);
+        // Then the release of the lock, and the handover of a heartbeat left for it since
+        // the last one sent.
         if held.is_some() {
-            run(h, &u, Some(Next::Release(gen)), now);
+            let beat_ms = load_sent(h, gen, name, false).beat_ms;
+            let next = release(h, &u, gen, None, Some(beat_ms));
+            run(h, &u, next, now);
         }
     }
     Ok(None)
@@ -416,9 +420,6 @@ enum Next<'w> {
     Beat(u32, Beat, u8, Option<u32>),
     /// A flush (`flush`: at, the send lock held, `mine`, the lookups' time).
     Flush(i64, Option<u32>, Option<Option<&'w Want>>, i64),
-    /// The release of connection `gen`'s send lock, held by the caller, and the handover of
-    /// a heartbeat left for it since the last one sent.
-    Release(u32),
 }
 
 /// Runs `first` and what each step leaves, in one loop. Failures are logged.
@@ -428,10 +429,6 @@ fn run(h: &mut impl Host, u: &User, first: Option<Next>, now: i64) {
         let step = match n {
             Next::Beat(gen, kind, tries, held) => on_beat(h, u, gen, kind, tries, now, held),
             Next::Flush(at, held, mine, lookups) => flush(h, u, at, held, mine, lookups),
-            Next::Release(gen) => {
-                let beat_ms = load_sent(h, gen, &u.name, false).beat_ms;
-                Ok(release(h, u, gen, None, Some(beat_ms)))
-            }
         };
         next = step.unwrap_or_else(|e| {
             log(h, Level::Warn, &u.name, &e);
