@@ -294,7 +294,7 @@ impl Record for Sent {
             v.push(int(t)?);
         }
         match *v {
-            [fingerprint, start_ms, beat_ms, ..] if v.len() <= 3 + WINDOW_SENDS => Some(Sent { fingerprint: fingerprint as u64, start_ms, beat_ms, times: v[3..].to_vec() }),
+            [fingerprint, start_ms, beat_ms, ..] if v.len() <= 3 + WINDOW_SENDS => Some(Sent { fingerprint: fingerprint as u64, start_ms, beat_ms, times: v.split_off(3) }),
             _ => None,
         }
     }
