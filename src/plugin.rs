@@ -349,11 +349,9 @@ fn load_link(h: &mut impl Host, name: &str) -> core::result::Result<Link, String
     Ok(store::link(name).read(h)?.unwrap_or_default())
 }
 
-/// The link and its current connection, if it said Hello.
-fn current(h: &mut impl Host, name: &str) -> core::result::Result<(Link, Option<Conn>), String> {
-    let link = load_link(h, name)?;
-    let conn = if link.idle { None } else { store::conn(link.gen, name).read(h)? };
-    Ok((link, conn))
+/// The link's current connection, if it said Hello.
+fn current(h: &mut impl Host, link: &Link, name: &str) -> core::result::Result<Option<Conn>, String> {
+    Ok(if link.idle { None } else { store::conn(link.gen, name).read(h)? })
 }
 
 /// What was sent on connection `gen`. `resumed`: the connection resumed the session of an
@@ -513,7 +511,8 @@ fn fine(r: Done, what: &str) -> Done {
 /// most three times, in case the holder died.
 fn on_beat(h: &mut impl Host, u: &User, gen: u32, kind: Beat, tries: u8, now: i64, held: Option<u32>) -> core::result::Result<Option<Next<'static>>, String> {
     let name = u.name.as_str();
-    let (link, conn) = current(h, name)?;
+    let link = load_link(h, name)?;
+    let conn = current(h, &link, name)?;
     let Some(conn) = conn.filter(|_| link.gen == gen) else {
         // A recurring beat of an old connection: stop it.
         if kind == Beat::Regular {
@@ -567,7 +566,8 @@ fn on_beat(h: &mut impl Host, u: &User, gen: u32, kind: Beat, tries: u8, now: i6
 /// next connection (or rests), saving the link before dialling.
 fn reconnect(h: &mut impl Host, u: &User, gen: u32, now: i64) -> Done {
     let name = u.name.as_str();
-    let (link, mut conn) = current(h, name)?;
+    let link = load_link(h, name)?;
+    let mut conn = current(h, &link, name)?;
     if let Some(c) = conn.as_mut() {
         // An idle close ended the session at Discord: it cannot be resumed.
         if store::ended(gen, name).get(h).is_some() {
@@ -628,7 +628,8 @@ fn schedule_flush(h: &mut impl Host, u: &User, now: i64, at: i64) {
 /// look up is left to the `en` timer.
 fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, mine: Option<Option<&Want>>, lookups_ms: i64) -> core::result::Result<Option<Next<'static>>, String> {
     let name = u.name.as_str();
-    let (link, conn) = current(h, name)?;
+    let link = load_link(h, name)?;
+    let conn = current(h, &link, name)?;
     // Another writer's record: its text is kept to tell, under the send lock, whether it
     // changed.
     let slot = store::want(name);
@@ -720,7 +721,8 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, mine: Option<
 /// last update for the whole idle time; a newer clear has its own timer.
 fn idle(h: &mut impl Host, u: &User, due: i64) -> Done {
     let name = u.name.as_str();
-    let (link, conn) = current(h, name)?;
+    let link = load_link(h, name)?;
+    let conn = current(h, &link, name)?;
     let Some(conn) = conn else { return Ok(()) };
     let last = load_sent(h, link.gen, name, false).times.last().copied().unwrap_or(0);
     let idle_ms = settings(h, u)?.idle_ms;
@@ -781,7 +783,8 @@ mod tests {
     }
 
     fn phase(h: &mut Fake) -> Option<Phase> {
-        current(h, "alice").unwrap().1.map(|c| c.phase)
+        let link = load_link(h, "alice").unwrap();
+        current(h, &link, "alice").unwrap().map(|c| c.phase)
     }
 
     fn text(h: &mut Fake, frame: &str) {
