@@ -215,8 +215,7 @@ impl Record for i64 {
 /// A session record: numbers, one of them a sequence number (at `seq.0`, `-` for none),
 /// then the session id and the resume URL, space-separated; strings were checked to hold no spaces
 /// (`gateway::wire`, which keeps only sane ones).
-fn session_text(nums: &[i64], seq: (usize, Option<i64>), session_id: &str, resume_url: &str) -> String {
-    let mut o = Out::new();
+fn session_text(o: &mut Out, nums: &[i64], seq: (usize, Option<i64>), session_id: &str, resume_url: &str) {
     for (i, n) in nums.iter().enumerate() {
         match seq {
             (at, None) if at == i => o.raw("-"),
@@ -224,8 +223,7 @@ fn session_text(nums: &[i64], seq: (usize, Option<i64>), session_id: &str, resum
         }
         .raw(" ");
     }
-    o.raw(session_id).raw(" ").raw(resume_url);
-    text::utf8(o.buf)
+    o.text(session_id).raw(" ").text(resume_url);
 }
 
 /// Reads `session_text`'s numbers into `nums` (the sequence number at `seq`, `None` for
@@ -251,7 +249,7 @@ impl Record for Link {
     fn save(&self, o: &mut Out) {
         let l = self;
         let nums = [l.gen as i64, l.idle as i64, l.attempts as i64, l.at_ms, l.seq.unwrap_or(0), l.waiting as i64, l.identify_at];
-        o.text(&session_text(&nums, (4, l.seq), &l.session_id, &l.resume_url));
+        session_text(o, &nums, (4, l.seq), &l.session_id, &l.resume_url);
     }
 
     fn load(text: &str) -> Option<Link> {
@@ -264,12 +262,15 @@ impl Record for Link {
 /// `phase seq heartbeat status ready ack session_id resume_url`: the record's text,
 /// which also tells whether a connection changed.
 pub fn conn_text(c: &Conn) -> String {
-    session_text(&[c.phase as i64, c.seq.unwrap_or(0), c.heartbeat_ms as i64, c.status as i64, c.ready_ms, c.ack_ms], (1, c.seq), &c.session_id, &c.resume_url)
+    let mut o = Out::new();
+    c.save(&mut o);
+    text::utf8(o.buf)
 }
 
 impl Record for Conn {
     fn save(&self, o: &mut Out) {
-        o.text(&conn_text(self));
+        let c = self;
+        session_text(o, &[c.phase as i64, c.seq.unwrap_or(0), c.heartbeat_ms as i64, c.status as i64, c.ready_ms, c.ack_ms], (1, c.seq), &c.session_id, &c.resume_url);
     }
 
     #[inline(never)]
