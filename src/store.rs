@@ -284,8 +284,9 @@ impl Record for Conn {
 /// `fingerprint start beat times…`.
 impl Record for Sent {
     fn save(&self, o: &mut Out) {
-        for (i, v) in [self.fingerprint as i64, self.start_ms, self.beat_ms].iter().chain(&self.times).enumerate() {
-            o.raw(if i > 0 { " " } else { "" }).int(*v);
+        o.int(self.fingerprint as i64);
+        for v in [self.start_ms, self.beat_ms].iter().chain(&self.times) {
+            o.raw(" ").int(*v);
         }
     }
 
@@ -309,11 +310,12 @@ impl Record for Sent {
 impl Record for Want {
     fn save(&self, o: &mut Out) {
         let w = self;
-        for v in [w.at_ms, w.start_ms, w.end_ms, w.legacy, w.paused as i64] {
-            o.int(v).raw(SEP);
+        o.int(w.at_ms);
+        for v in [w.start_ms, w.end_ms, w.legacy, w.paused as i64] {
+            o.raw(SEP).int(v);
         }
-        for (i, v) in w.texts().into_iter().enumerate() {
-            o.raw(if i > 0 { SEP } else { "" });
+        for v in w.texts() {
+            o.raw(SEP);
             for piece in split(v, SEP.as_bytes()[0]) {
                 o.text(piece);
             }
