@@ -106,6 +106,7 @@ fn reporting_user(h: &mut impl Host, input: &[u8], what: &str) -> core::result::
     Ok((rep, u))
 }
 
+#[inline(always)]
 fn want_of(rep: Report) -> Want {
     let mut w = rep.track;
     w.paused = rep.state == "paused";
@@ -607,6 +608,7 @@ fn once(h: &mut impl Host, name: &str, secs: u32, id: &str) -> Option<bool> {
 
 /// A one-time timer in `secs`; one already pending with that id is fine (its callback
 /// does the same), any other failure is logged. Whether the timer is pending now.
+#[inline(always)]
 fn schedule(h: &mut impl Host, name: &str, secs: i64, id: &str) -> bool {
     once(h, name, secs.clamp(0, 86_400) as u32, id).is_some()
 }
