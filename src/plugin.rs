@@ -351,6 +351,7 @@ fn load_link(h: &mut impl Host, name: &str) -> core::result::Result<Link, String
 }
 
 /// The link's current connection, if it said Hello.
+#[inline(always)]
 fn current(h: &mut impl Host, link: &Link, name: &str) -> core::result::Result<Option<Conn>, String> {
     Ok(if link.idle { None } else { store::conn(link.gen, name).read(h)? })
 }
