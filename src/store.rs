@@ -73,6 +73,7 @@ impl<R: Record> Slot<R> {
         host::cache_get(h, &self.key).and_then(|t| R::load(&t))
     }
 
+    #[inline(always)]
     pub fn put(&self, h: &mut impl Host, r: &R) -> Result<(), String> {
         self.put_for(h, r, DAY)
     }
@@ -97,6 +98,7 @@ fn key<R: Record>(kind: &str, user: &str) -> Slot<R> {
 }
 
 /// Records of connection `gen`: `<kind>.<gen>.<user>`.
+#[inline(always)]
 fn conn_key<R: Record>(kind: &str, gen: u32, user: &str) -> Slot<R> {
     Slot::at(crate::ids::numbered(kind, ".", gen as i64, user))
 }
@@ -137,6 +139,7 @@ pub fn other(user: &str) -> Slot<Want> {
 }
 
 /// The newest now-playing (hosts before 0.62).
+#[inline(always)]
 pub fn legacy(user: &str) -> Slot<Want> {
     key("legacy", user)
 }
@@ -147,6 +150,7 @@ pub fn stopped(user: &str) -> Slot<i64> {
 }
 
 /// Marks a host that sends playback reports (Navidrome ≥ 0.62).
+#[inline(always)]
 pub fn reports_seen() -> Slot<i64> {
     Slot::at("host.reports".into())
 }
@@ -261,6 +265,7 @@ impl Record for Link {
 
 /// `phase seq heartbeat status ready ack session_id resume_url`: the record's text,
 /// which also tells whether a connection changed.
+#[inline(always)]
 pub fn conn_text(c: &Conn) -> String {
     let mut o = Out::new();
     c.save(&mut o);
