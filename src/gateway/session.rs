@@ -39,6 +39,7 @@ pub enum Phase {
 }
 
 impl Phase {
+    #[inline(always)]
     pub fn from_u8(v: u8) -> Option<Phase> {
         use Phase::*;
         [Connecting, Identifying, Resuming, Ready, Closed, Fatal].get(v as usize).copied()
@@ -71,6 +72,7 @@ pub struct Link {
 }
 
 impl Default for Link {
+    #[inline(always)]
     fn default() -> Self {
         Link { gen: 0, idle: true, attempts: 0, at_ms: 0, seq: None, session_id: String::new(), resume_url: String::new(), waiting: false, identify_at: 0 }
     }
@@ -413,6 +415,7 @@ impl Conn {
     }
 
     /// A stable session that ends comes back at once; otherwise backoff.
+    #[inline(always)]
     fn retry_secs(&self, link: &Link, slow: bool, rand: u64) -> u32 {
         if self.stable() && !slow { 0 } else { backoff_secs(link.failures(Some(self)).max(1), slow, rand) }
     }
