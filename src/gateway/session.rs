@@ -221,8 +221,7 @@ impl Link {
         next.attempts = if self.waiting { self.attempts } else if self.idle { 0 } else { self.failures(conn) };
         let mut out = Vec::new();
         let (url, msg) = if next.resumable() {
-            let mut u = String::from(next.resume_url.strip_suffix("/").unwrap_or(&next.resume_url));
-            u.push_str(QUERY);
+            let u = crate::text::join(next.resume_url.strip_suffix("/").unwrap_or(&next.resume_url), QUERY);
             (u, "connecting to Discord to resume the session")
         } else if self.identify_at - now > IDENTIFY_AHEAD_MS {
             // The budget is spent: wait, without a socket, until it allows one more.
