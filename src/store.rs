@@ -217,8 +217,8 @@ impl Record for i64 {
 }
 
 /// A session record: numbers, one of them a sequence number (at `seq.0`, `-` for none),
-/// then the session id and the resume URL, space-separated; strings were checked to hold no spaces
-/// (`gateway::wire`, which keeps only sane ones).
+/// then the session id and the resume URL, space-separated; strings were checked to hold
+/// no spaces (`gateway::wire`, which keeps only sane ones).
 fn session_text(o: &mut Out, nums: &[i64], seq: (usize, Option<i64>), session_id: &str, resume_url: &str) {
     for (i, n) in nums.iter().enumerate() {
         match seq {
