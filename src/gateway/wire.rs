@@ -312,7 +312,7 @@ impl Tok {
                 }
                 1 if c == b'u' => (self.esc, self.code) = (2, 0),
                 0 | 1 => {
-                    let c = if self.esc == 0 { c } else { crate::json::escaped(c) };
+                    let c = if self.esc == 0 { c } else { match c { b'b' => 8, b'f' => 12, b'n' => b'\n', b'r' => b'\r', b't' => b'\t', _ => c } };
                     self.esc = 0;
                     self.flush(p);
                     self.put(c, p);
