@@ -149,9 +149,10 @@ pub fn uint(s: &[u8], radix: u32) -> u64 {
     v
 }
 
-/// The lower-case hex digit of the low four bits of `n`.
+/// The lower-case hex digit of the low four bits of `n` (`| 0x20` lowers a letter and
+/// keeps a digit).
 pub fn hex(n: u8) -> u8 {
-    b"0123456789abcdef"[(n & 15) as usize]
+    HEX_UPPER[(n & 15) as usize] | 0x20
 }
 
 const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
