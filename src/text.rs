@@ -186,8 +186,9 @@ impl Fnv {
     }
 }
 
-/// The least character a sequence of 0 (ASCII) to 4 bytes may encode.
-static MIN_CP: [u32; 5] = [0, 0, 0x80, 0x800, 0x10000];
+/// The least character a sequence of 0 (ASCII) to 4 bytes may encode is `(1 << k) >> 1`,
+/// `k` the `n`th 5-bit field here: 0, 0x80, 0x800, 0x10000.
+const MIN_CP: u32 = 8 << 10 | 12 << 15 | 17 << 20;
 
 /// Bytes to a String. Everything Navidrome hands over went through Go's encoder, which
 /// already replaced invalid UTF-8, so an invalid value is simply dropped (empty). Checked
@@ -216,7 +217,7 @@ fn is_utf8(mut v: &[u8]) -> bool {
             }
             cp = cp << 6 | (b & 0x3f) as u32;
         }
-        if cp < MIN_CP[n] || cp > 0x10ffff || (0xd800..0xe000).contains(&cp) {
+        if cp < (1u32 << (MIN_CP >> (5 * n) & 31)) >> 1 || cp > 0x10ffff || (0xd800..0xe000).contains(&cp) {
             return false;
         }
         v = next;
@@ -266,7 +267,7 @@ mod tests {
 
     #[test]
     fn utf8_as_core_checks_it() {
-        let good: [&[u8]; 4] = [b"", b"a\xc3\xa9", b"\xe2\x82\xac\xef\xbf\xbf", b"\xf0\x90\x80\x80\xf4\x8f\xbf\xbf"];
+        let good: [&[u8]; 5] = [b"", b"\x00\x7f\xc2\x80\xe0\xa0\x80", b"a\xc3\xa9", b"\xe2\x82\xac\xef\xbf\xbf", b"\xf0\x90\x80\x80\xf4\x8f\xbf\xbf"];
         let bad: [&[u8]; 9] = [b"\x80", b"\xc3", b"\xc0\xaf", b"\xe0\x9f\xbf", b"\xed\xa0\x80", b"\xf0\x8f\xbf\xbf", b"\xf4\x90\x80\x80", b"\xf8\x88\x80\x80\x80", b"a\xe2\x82"];
         for v in good.iter().chain(&bad) {
             assert_eq!(utf8(v.to_vec()).as_bytes(), core::str::from_utf8(v).map_or(&b""[..], |s| s.as_bytes()), "{v:?}");
