@@ -112,9 +112,11 @@ pub fn fields(input: &[u8], keys: &[&str]) -> Option<([String; 2], i64)> {
 /// The close code in a websocket error text (gorilla: `websocket: close 4004: …`);
 /// anything else, such as a dropped connection, counts as 1006 (abnormal closure).
 pub fn close_code(error: &str) -> u16 {
-    let code = crate::text::find(error, "close ").and_then(|i| error.get(i + 6..)).and_then(|rest| {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        crate::text::int(rest.get(..digits)?)
+    let code = crate::text::find(error, "close ").and_then(|i| {
+        let rest = error.as_bytes().get(i + 6..)?;
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        // `uint` reads "" as 0: no digits is no code.
+        (digits > 0).then(|| crate::text::uint(&rest[..digits], 10))
     });
     code.and_then(|c| u16::try_from(c).ok()).unwrap_or(1006)
 }
@@ -166,6 +168,10 @@ mod tests {
         assert_eq!(close_code("websocket: close 1006 (abnormal closure): unexpected EOF"), 1006);
         assert_eq!(close_code("read tcp: connection reset by peer"), 1006);
         assert_eq!(close_code("websocket: close 99999999: x"), 1006);
+        assert_eq!(close_code("websocket: close 99999999999999999999999: x"), 1006);
+        assert_eq!(close_code("websocket: close : x"), 1006);
+        assert_eq!(close_code("websocket: close -1: x"), 1006);
+        assert_eq!((close_code("close 0"), close_code("close 65535"), close_code("close 65536")), (0, 65535, 1006));
     }
 
     #[test]
