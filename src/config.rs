@@ -130,10 +130,10 @@ impl Settings {
             "Custom" => Name::Custom,
             _ => Name::Default,
         };
-        let pause_min = minutes(g, "pauseminutes", 0)?;
+        let pause_ms = minutes(g, "pauseminutes", 0)?;
         let pause = match val(g, "pausemode").as_str() {
             "hide" => Pause::Hide,
-            "hideafter" if pause_min > 0 => Pause::HideAfter(pause_min * 60_000),
+            "hideafter" if pause_ms > 0 => Pause::HideAfter(pause_ms),
             _ => Pause::Show,
         };
         // An empty template keeps the default.
@@ -147,7 +147,7 @@ impl Settings {
         Ok(Settings {
             client_id: val(g, "clientid"),
             status: crate::gateway::status_index(val(g, "status").as_bytes()),
-            idle_ms: minutes(g, "idleminutes", 10)? * 60_000,
+            idle_ms: minutes(g, "idleminutes", 600_000)?,
             name,
             name_template: val(g, "activitynametemplate"),
             details: text(g, "detailstemplate", "{track}"),
@@ -173,12 +173,12 @@ fn val(get: &mut dyn FnMut(&str) -> Option<String>, key: &str) -> String {
 }
 
 /// A whole number of minutes (the config form stores integers as JSON numbers, which
-/// reach the plugin as text, ABI §1.6); `default` when unset, an error naming `key` when
-/// not 0–1440.
+/// reach the plugin as text, ABI §1.6), in ms; `default` (ms) when unset, an error naming
+/// `key` when not 0–1440.
 fn minutes(get: &mut dyn FnMut(&str) -> Option<String>, key: &str, default: i64) -> Result<i64, String> {
     let Some(v) = get(key) else { return Ok(default) };
     match crate::text::int(crate::text::trim(&v)) {
-        Some(m) if (0..=1440).contains(&m) => Ok(m),
+        Some(m) if (0..=1440).contains(&m) => Ok(m * 60_000),
         _ => Err(crate::text::join3("config `", key, "` must be a whole number of minutes from 0 to 1440")),
     }
 }
