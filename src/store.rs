@@ -75,11 +75,7 @@ impl<R: Record> Slot<R> {
 
     #[inline(always)]
     pub fn put(&self, h: &mut impl Host, r: &R) -> Result<(), String> {
-        self.put_for(h, r, DAY)
-    }
-
-    fn put_for(&self, h: &mut impl Host, r: &R, ttl_secs: i64) -> Result<(), String> {
-        put(h, &self.key, r, ttl_secs)
+        put(h, &self.key, r, DAY)
     }
 
     pub fn remove(&self, h: &mut impl Host) -> Result<(), String> {
@@ -203,7 +199,7 @@ impl Slot<Found> {
 
     /// Keeps `value` for `ttl_ms`; a failed write only costs the lookup again.
     pub fn keep(&self, h: &mut impl Host, value: &str, now: i64, ttl_ms: i64) {
-        let _ = self.put_for(h, &Found { until_ms: now + ttl_ms, value: value.into() }, ttl_ms / 1000);
+        let _ = put(h, &self.key, &Found { until_ms: now + ttl_ms, value: value.into() }, ttl_ms / 1000);
     }
 }
 
