@@ -124,7 +124,8 @@ fn set_want(h: &mut impl Host, u: &User, w: &Want, now: i64, mine: bool) -> Done
 
 pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
     let (rep, u) = reporting_user(h, input, "playback_report")?;
-    let shown = store::want(&u.name).get(h);
+    let want = store::want(&u.name);
+    let shown = want.get(h);
     // Every new track comes with a now-playing call, whose read of the mark keeps it.
     if shown.as_ref().is_none_or(|s| s.track_id != rep.track.track_id) {
         let _ = store::reports_seen().put(h, &1);
@@ -172,7 +173,7 @@ pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
             }
         }
         (players::Change::Stopped, _) => {
-            store::want(&u.name).remove(h)?;
+            want.remove(h)?;
             let stopped = store::stopped(&u.name);
             if st == 3 {
                 stopped.put(h, &now)?;
