@@ -114,10 +114,10 @@ fn want_of(rep: Report) -> Want {
     w
 }
 
-/// Stores what the user wants shown and shows it. `mine`: the caller is the report
-/// worker (see `flush`).
-fn set_want(h: &mut impl Host, u: &User, w: &Want, now: i64, mine: bool) -> Done {
-    store::want(&u.name).put(h, w)?;
+/// Stores what the user wants shown (in `slot`, the want) and shows it. `mine`: the
+/// caller is the report worker (see `flush`).
+fn set_want(h: &mut impl Host, u: &User, slot: &store::Slot<Want>, w: &Want, now: i64, mine: bool) -> Done {
+    slot.put(h, w)?;
     run(h, u, Some(Next::Flush(now, None, mine.then_some(Some(w)), 0)), now);
     Ok(())
 }
@@ -167,7 +167,7 @@ pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
     }
     match (change, p.shown) {
         (players::Change::Show, Some(w)) => {
-            set_want(h, &u, &w, now, true)?;
+            set_want(h, &u, &want, &w, now, true)?;
             if let (true, Pause::HideAfter(ms)) = (w.paused, set.pause) {
                 schedule_flush(h, &u, now, now + ms);
             }
@@ -302,7 +302,7 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
                 // Stored now: a new want, whose first update waits for its lookups.
                 Some(mut w) if w.legacy == num && !reports_seen(h) => {
                     w.at_ms = now;
-                    set_want(h, &u, &w, now, false)?
+                    set_want(h, &u, &store::want(name), &w, now, false)?
                 }
                 _ => {}
             }
