@@ -487,7 +487,10 @@ fn perform(h: &mut impl Host, u: &User, gen: u32, actions: Vec<Action>, now: i64
                 Ok(())
             }
             Action::Closed(level, msg, code) => {
-                log(h, level, name, &text::join3(msg, " (code ", &text::join(&text::num(code as i64), ")")));
+                let mut m = text::join(msg, " (code ").into_bytes();
+                text::push_int(&mut m, code as i64);
+                m.push(b')');
+                log(h, level, name, &text::utf8(m));
                 Ok(())
             }
         };
@@ -1282,7 +1285,7 @@ mod tests {
         let mut h = ready();
         let conn = h.connects[0].1.clone();
         on_error(&mut h, format!(r#"{{"connectionId":"{conn}","error":"websocket: close 4004: Authentication failed."}}"#).as_bytes()).unwrap();
-        assert!(h.logs.iter().any(|(l, m)| *l == Level::Error && m.contains("4004")));
+        assert!(h.logs.iter().any(|(l, m)| *l == Level::Error && m.starts_with("alice: Discord rejected the token") && m.ends_with("settings (code 4004)")), "{:?}", h.logs);
         // Still configured, so still authorized (spec: `users` decides); its events do nothing.
         assert_eq!(is_authorized(&mut h, br#"{"username":"alice"}"#), Ok(Some(b"true".to_vec())));
         let frames = h.frames.len();
