@@ -201,10 +201,10 @@ impl crate::gateway::Source for Input {
 
 /// Reads the input, runs one handler, hands back its output or error.
 #[inline(never)]
-fn run(f: fn(&mut Kernel, Vec<u8>) -> plugin::Result) -> i32 {
+fn run(f: fn(&mut Kernel, &[u8]) -> plugin::Result) -> i32 {
     // SAFETY: input bytes are read below the input length only.
     let input = unsafe { read(input_length(), 0) };
-    done(f(&mut Kernel, input))
+    done(f(&mut Kernel, &input))
 }
 
 /// Hands back a handler's output or error (ABI §2.6: an error set with `error_set` is the
@@ -228,12 +228,12 @@ fn done(r: plugin::Result) -> i32 {
 
 #[no_mangle]
 pub extern "C" fn nd_scrobbler_is_authorized() -> i32 {
-    run(|h, i| plugin::is_authorized(h, &i))
+    run(plugin::is_authorized)
 }
 
 #[no_mangle]
 pub extern "C" fn nd_scrobbler_playback_report() -> i32 {
-    run(|h, i| plugin::playback_report(h, &i))
+    run(plugin::playback_report)
 }
 
 /// Newer hosts send playback reports too: then there is nothing to do, known before the
@@ -243,7 +243,7 @@ pub extern "C" fn nd_scrobbler_now_playing() -> i32 {
     if plugin::reports_seen(&mut Kernel) {
         return 0;
     }
-    run(|h, i| plugin::now_playing(h, &i))
+    run(plugin::now_playing)
 }
 
 /// Scrobbles need no work but the export must exist and succeed (ABI §5.2).
@@ -267,17 +267,17 @@ pub extern "C" fn nd_websocket_on_binary_message() -> i32 {
 
 #[no_mangle]
 pub extern "C" fn nd_websocket_on_error() -> i32 {
-    run(|h, i| plugin::on_error(h, &i))
+    run(plugin::on_error)
 }
 
 #[no_mangle]
 pub extern "C" fn nd_websocket_on_close() -> i32 {
-    run(|h, i| plugin::on_close(h, &i))
+    run(plugin::on_close)
 }
 
 #[no_mangle]
 pub extern "C" fn nd_scheduler_callback() -> i32 {
-    run(|h, i| plugin::on_timer(h, &i))
+    run(plugin::on_timer)
 }
 
 #[panic_handler]
