@@ -259,13 +259,13 @@ impl Record for Link {
     }
 }
 
-/// `phase seq heartbeat status ready ack session_id resume_url`: the record's text,
-/// which also tells whether a connection changed.
+/// `phase seq heartbeat status ready ack session_id resume_url`: the record's bytes,
+/// which also tell whether a connection changed.
 #[inline(always)]
-pub fn conn_text(c: &Conn) -> String {
+pub fn conn_text(c: &Conn) -> Vec<u8> {
     let mut o = Out::new();
     c.save(&mut o);
-    text::utf8(o.buf)
+    o.buf
 }
 
 impl Record for Conn {
