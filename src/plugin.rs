@@ -403,9 +403,8 @@ fn release(h: &mut impl Host, u: &User, gen: u32, id: Option<String>, beat_ms: O
     let name = u.name.as_str();
     let held = match id {
         Some(id) => {
-            if let Err(e) = fine(host::cancel(h, &id), "not found") {
-                log(h, Level::Warn, name, &e);
-            }
+            let r = fine(host::cancel(h, &id), "not found");
+            warn(h, name, r);
             None
         }
         None => Some(gen),
@@ -494,11 +493,17 @@ fn perform(h: &mut impl Host, u: &User, gen: u32, actions: Vec<Action>, now: i64
                 Ok(())
             }
         };
-        if let Err(e) = result {
-            log(h, Level::Warn, name, &e);
-        }
+        warn(h, name, result);
     }
     next
+}
+
+/// Logs the failure of a step whose failure stops nothing else.
+#[inline(never)]
+fn warn(h: &mut impl Host, name: &str, r: Done) {
+    if let Err(e) = r {
+        log(h, Level::Warn, name, &e);
+    }
 }
 
 /// `r`, with the host's error saying `what` (`not found`, `already exists`) as success.
@@ -711,9 +716,7 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, mine: Option<
             after = release(h, u, gen, id, Some(cur.beat_ms));
             // The socket is gone or broken: its read loop's last callback reconnects, and
             // the next session shows the presence.
-            if let Err(e) = sent {
-                log(h, Level::Warn, name, &e);
-            }
+            warn(h, name, sent);
         }
         Plan::Later(at) => schedule_flush(h, u, now, at),
         Plan::Nothing => {}
