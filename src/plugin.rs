@@ -567,7 +567,7 @@ fn on_beat(h: &mut impl Host, u: &User, gen: u32, kind: Beat, tries: u8, now: i6
     // Under the lock a beat's actions leave nothing (they hold no flush).
     match saved {
         Ok(()) => drop(perform(h, u, gen, actions, now, true)),
-        Err(e) => log(h, Level::Warn, name, &e),
+        e => warn(h, name, e),
     }
     // A handed-over beat hands nothing on.
     Ok(release(h, u, gen, id, (tries <= RETRIES).then_some(sent.beat_ms)))
