@@ -608,11 +608,11 @@ fn start(h: &mut impl Host, u: &User, gen: u32, now: i64, recheck: bool) {
 fn once(h: &mut impl Host, name: &str, secs: u32, id: &str) -> Option<bool> {
     match host::schedule_once(h, secs, id) {
         Err(e) if host::says(&e, "already exists") => Some(true),
-        Err(e) => {
-            log(h, Level::Warn, name, &e);
+        Ok(()) => Some(false),
+        r => {
+            warn(h, name, r);
             None
         }
-        Ok(()) => Some(false),
     }
 }
 
