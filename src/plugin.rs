@@ -65,8 +65,9 @@ fn settings<'u>(h: &mut impl Host, u: &'u User) -> core::result::Result<&'u Sett
 /// Without the list, every key is read.
 #[inline(never)]
 fn setting(h: &mut impl Host, keys: &mut Option<Option<String>>, k: &str) -> Option<String> {
-    // An empty answer (the host could not write it) lists nothing.
-    let set = keys.get_or_insert_with(|| host::config_keys(h).map_err(|e| h.log(Level::Warn, &text::join("config_keys: ", &e))).ok().filter(|s| !s.is_empty()));
+    // An empty answer (the host could not write it) lists nothing. A failure is logged as
+    // `config_keys: <error>`.
+    let set = keys.get_or_insert_with(|| host::config_keys(h).map_err(|e| log(h, Level::Warn, "config_keys", &e)).ok().filter(|s| !s.is_empty()));
     // Keys are plain words: a quoted one is in the list exactly when it is set.
     match set {
         Some(set) if text::find(set, &text::join3("\"", k, "\"")).is_none() => None,
