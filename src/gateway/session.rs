@@ -356,8 +356,7 @@ impl Conn {
                 if link.resumable() {
                     self.phase = Phase::Resuming;
                     (self.seq, self.session_id, self.resume_url) = (link.seq, link.session_id.clone(), link.resume_url.clone());
-                    let (session_id, seq) = (self.session_id.clone(), self.seq.unwrap_or(0));
-                    out.push(Action::Send(Frame::Resume { session_id, seq }));
+                    out.push(Action::Send(Frame::Resume { session_id: link.session_id.clone(), seq: link.seq.unwrap_or(0) }));
                 } else {
                     self.phase = Phase::Identifying;
                     self.forget();
