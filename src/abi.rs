@@ -126,23 +126,21 @@ impl Host for Kernel {
         let req = write_block(request);
         // SAFETY: each import takes a request handle and returns a response handle.
         unsafe {
-            // In `Call`'s order.
-            let imports: [unsafe extern "C" fn(u64) -> u64; 13] = [
-                websocket_connect,
-                websocket_sendtext,
-                websocket_closeconnection,
-                scheduler_scheduleonetime,
-                scheduler_schedulerecurring,
-                scheduler_cancelschedule,
-                cache_getstring,
-                cache_setstring,
-                cache_remove,
-                http_send,
-                artwork_gettrackurl,
-                subsonicapi_callraw,
-                config_keys,
-            ];
-            let resp = imports[f as usize](req);
+            let resp = match f {
+                Call::WsConnect => websocket_connect(req),
+                Call::WsSend => websocket_sendtext(req),
+                Call::WsClose => websocket_closeconnection(req),
+                Call::Once => scheduler_scheduleonetime(req),
+                Call::Every => scheduler_schedulerecurring(req),
+                Call::Cancel => scheduler_cancelschedule(req),
+                Call::CacheGet => cache_getstring(req),
+                Call::CacheSet => cache_setstring(req),
+                Call::CacheRemove => cache_remove(req),
+                Call::Http => http_send(req),
+                Call::TrackArt => artwork_gettrackurl(req),
+                Call::SubsonicRaw => subsonicapi_callraw(req),
+                Call::ConfigKeys => config_keys(req),
+            };
             // A response of two bytes is `{}`: nothing in it to read.
             let n = length(resp);
             if n > 2 { read(n, resp) } else { Vec::new() }
