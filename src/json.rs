@@ -252,7 +252,7 @@ fn hex4(b: &[u8]) -> u64 {
 pub const LEAD: u32 = 0xF0E0_C000;
 
 /// What the escape `\e` stands for, `u` aside: `e` itself unless it is one of `bfnrt`.
-pub fn escaped(e: u8) -> u8 {
+fn escaped(e: u8) -> u8 {
     b"bfnrt".iter().position(|&x| x == e).map_or(e, |i| b"\x08\x0c\n\r\t"[i])
 }
 
