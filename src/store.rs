@@ -38,9 +38,9 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::marker::PhantomData;
 
-/// How long a record lives in the cache unless written again (reads extend it): the host's
-/// default, a day, which a request without a TTL gets (ABI §4.6: fewer bytes to send).
-const DAY: i64 = 0;
+/// How long a record lives in the cache unless written again (reads extend it): 0 sends
+/// no TTL, so the host's default applies, a day (ABI §4.6: fewer bytes to send).
+const DEFAULT_TTL: i64 = 0;
 
 /// A record's encoding as a cache value.
 pub trait Record {
@@ -75,7 +75,7 @@ impl<R: Record> Slot<R> {
 
     #[inline(always)]
     pub fn put(&self, h: &mut impl Host, r: &R) -> Result<(), String> {
-        put(h, &self.key, r, DAY)
+        put(h, &self.key, r, DEFAULT_TTL)
     }
 
     pub fn remove(&self, h: &mut impl Host) -> Result<(), String> {
