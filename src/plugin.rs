@@ -167,7 +167,8 @@ pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
         None => {}
     }
     match (change, p.shown) {
-        (players::Change::Show, Some(w)) => {
+        (players::Change::Show, Some(mut w)) => {
+            w.keep_lookups(set);
             set_want(h, &u, &want, &w, now, true)?;
             if let (true, Pause::HideAfter(ms)) = (w.paused, set.pause) {
                 schedule_flush(h, &u, now, now + ms);
@@ -1342,5 +1343,26 @@ mod tests {
         assert!(e.contains("users") && !e.contains(TOKEN), "{e}");
         h.config.insert("users".into(), "[]".into());
         assert!(report(&mut h, "playing", "x", T0).unwrap_err().contains("scrobbler(not_authorized)"));
+    }
+
+    /// The ids only a lookup uses are stored with the want only while that lookup is on:
+    /// every report writes the want and reads the previous one (off by default).
+    #[test]
+    fn want_keeps_lookup_ids_only_for_lookups_that_are_on() {
+        let input = br#"{"username":"alice","track":{"id":"t1","title":"Song","album":"Album","artist":"Artist","artists":[{"name":"First"}],"duration":180,"mbzAlbumId":"alb-mbid","mbzReleaseGroupId":"grp-mbid","mbzRecordingId":"rec-mbid"},"state":"playing","positionMs":0,"playbackRate":1,"playerId":"p1","playerName":"NavidromeUI","timestamp":1714600000}"#;
+        let stored = |settings: &[(&str, &str)]| {
+            let mut h = fake();
+            for (k, v) in settings {
+                h.config.insert((*k).into(), (*v).into());
+            }
+            h.clock = T0 * 1000;
+            playback_report(&mut h, input).unwrap();
+            let w = store::want("alice").get(&mut h).unwrap();
+            (w.album_mbid, w.group_mbid, w.recording_mbid, w.artist0, w.title)
+        };
+        let none = (String::new(), String::new(), String::new(), String::new(), "Song".into());
+        assert_eq!(stored(&[]), none);
+        assert_eq!(stored(&[("caaenabled", "true")]), ("alb-mbid".into(), "grp-mbid".into(), String::new(), String::new(), "Song".into()));
+        assert_eq!(stored(&[("spotifylinks", "true")]), (String::new(), String::new(), "rec-mbid".into(), "First".into(), "Song".into()));
     }
 }

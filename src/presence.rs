@@ -76,6 +76,19 @@ impl Want {
         h.0 | 1
     }
 
+    /// Clears the ids of the lookups that are off (spec §3.6, §3.8): every report writes
+    /// the want and the next one reads it, so what no lookup reads is not stored.
+    pub fn keep_lookups(&mut self, s: &Settings) {
+        if !s.caa {
+            self.album_mbid.clear();
+            self.group_mbid.clear();
+        }
+        if !s.spotify {
+            self.recording_mbid.clear();
+            self.artist0.clear();
+        }
+    }
+
     /// The text fields, in the order of the cache record's keys (`store.rs`).
     #[inline(never)]
     pub fn texts(&self) -> [&String; 10] {
