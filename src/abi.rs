@@ -265,12 +265,12 @@ pub extern "C" fn nd_websocket_on_binary_message() -> i32 {
 
 #[no_mangle]
 pub extern "C" fn nd_websocket_on_error() -> i32 {
-    run(plugin::on_error)
+    run(|h, i| plugin::on_end(h, i, true))
 }
 
 #[no_mangle]
 pub extern "C" fn nd_websocket_on_close() -> i32 {
-    run(plugin::on_close)
+    run(|h, i| plugin::on_end(h, i, false))
 }
 
 #[no_mangle]

@@ -215,14 +215,14 @@ pub fn on_text(h: &mut impl Host, mut input: impl gateway::Source) -> Result {
     on_connection(h, &id, Ok(frame))
 }
 
-pub fn on_error(h: &mut impl Host, input: &[u8]) -> Result {
-    let (v, _) = input::fields(input, &["connectionId", "error"]).ok_or_else(|| bad_input("websocket error"))?;
-    on_connection(h, &v[0], Err(input::close_code(&v[1])))
-}
-
-pub fn on_close(h: &mut impl Host, input: &[u8]) -> Result {
-    let (v, code) = input::fields(input, &["connectionId", "reason"]).ok_or_else(|| bad_input("websocket close"))?;
-    if v[1] == OWN_CLOSE {
+/// A connection ended: an error (`error`, whose text holds the close code) or a close
+/// (with its code; ours, known by its reason, changes nothing).
+pub fn on_end(h: &mut impl Host, input: &[u8], error: bool) -> Result {
+    let (what, key) = if error { ("websocket error", "error") } else { ("websocket close", "reason") };
+    let (v, mut code) = input::fields(input, &["connectionId", key]).ok_or_else(|| bad_input(what))?;
+    if error {
+        code = input::close_code(&v[1]) as i64;
+    } else if v[1] == OWN_CLOSE {
         return Ok(None);
     }
     on_connection(h, &v[0], Err(code as u16))
@@ -756,6 +756,14 @@ mod tests {
 
     const TOKEN: &str = "tok-SECRET";
     const T0: i64 = 1_714_600_000;
+
+    fn on_error(h: &mut Fake, input: &[u8]) -> Result {
+        on_end(h, input, true)
+    }
+
+    fn on_close(h: &mut Fake, input: &[u8]) -> Result {
+        on_end(h, input, false)
+    }
 
     fn fake() -> Fake {
         let mut f = Fake::default();

@@ -251,8 +251,8 @@ impl World {
             b'p' => plugin::playback_report(h, payload),
             b'n' => plugin::now_playing(h, payload),
             b't' => plugin::on_text(h, payload.to_vec()),
-            b'e' => plugin::on_error(h, payload),
-            b'c' => plugin::on_close(h, payload),
+            b'e' => plugin::on_end(h, payload, true),
+            b'c' => plugin::on_end(h, payload, false),
             b's' => plugin::on_timer(h, payload),
             _ => return Ok(None),
         };
