@@ -238,8 +238,16 @@ pub fn lit(c: u8) -> bool {
 
 /// Which of `names` the object key `k` is: one table lookup, where a `match` on byte
 /// string literals compiles to a comparison per name and byte.
+#[inline(always)]
 pub fn key_index(k: &[u8], names: &[&str]) -> Option<usize> {
-    names.iter().position(|n| n.as_bytes() == k)
+    let i = key_at(k, names);
+    (i < names.len()).then_some(i)
+}
+
+/// `key_index`, `names.len()` for none: a number returned in a register.
+#[inline(never)]
+fn key_at(k: &[u8], names: &[&str]) -> usize {
+    names.iter().position(|n| n.as_bytes() == k).unwrap_or(names.len())
 }
 
 /// The four hex digits `b` starts with; more than 0xFFFF when it does not.
