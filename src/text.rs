@@ -44,8 +44,15 @@ pub fn cut(s: &str, sep: u8) -> Option<(&str, &str)> {
 
 /// Where `needle` first occurs in `hay`: a byte search, lighter than `str::find` in the
 /// module.
+#[inline(always)]
 pub fn find(hay: &str, needle: &str) -> Option<usize> {
-    hay.as_bytes().windows(needle.len().max(1)).position(|w| w.starts_with(needle.as_bytes())).or((needle.is_empty()).then_some(0))
+    Some(find_at(hay, needle)).filter(|&i| i <= hay.len())
+}
+
+/// `find`, past the end for none: a plain number returned in a register.
+#[inline(never)]
+fn find_at(hay: &str, needle: &str) -> usize {
+    hay.as_bytes().windows(needle.len().max(1)).position(|w| w.starts_with(needle.as_bytes())).unwrap_or(if needle.is_empty() { 0 } else { usize::MAX })
 }
 
 /// The pieces of a text between `sep` bytes (ASCII), as `str::split` yields them.
