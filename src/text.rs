@@ -36,10 +36,18 @@ pub fn trim(s: &str) -> &str {
 
 /// `s` split around its first `sep`, an ASCII byte: `str::split_once` without the
 /// character searcher it brings into the module, nor its checks of character boundaries.
+#[inline(always)]
 pub fn cut(s: &str, sep: u8) -> Option<(&str, &str)> {
-    let i = s.bytes().position(|b| b == sep & 0x7f)?;
+    let i = at(s, sep);
     // SAFETY: an ASCII byte (`& 0x7f`) is a whole character: both sides are UTF-8.
-    unsafe { Some((s.get_unchecked(..i), s.get_unchecked(i + 1..))) }
+    (i < s.len()).then(|| unsafe { (s.get_unchecked(..i), s.get_unchecked(i + 1..)) })
+}
+
+/// Where `sep & 0x7f` first is in `s`, its length if nowhere: a plain number returned in
+/// a register.
+#[inline(never)]
+fn at(s: &str, sep: u8) -> usize {
+    s.bytes().position(|b| b == sep & 0x7f).unwrap_or(s.len())
 }
 
 /// Where `needle` first occurs in `hay`: a byte search, lighter than `str::find` in the
