@@ -8,6 +8,7 @@ use alloc::vec::Vec;
 /// Statuses an Update Presence may carry (Discord gateway-events).
 pub const STATUSES: [&str; 4] = ["online", "idle", "dnd", "invisible"];
 
+#[inline(always)]
 pub fn status_index(s: &[u8]) -> Option<u8> {
     crate::json::key_index(s, &STATUSES).map(|i| i as u8)
 }
