@@ -426,7 +426,8 @@ fn string(v: &[u8]) -> Option<&[u8]> {
 /// else empty.
 fn sane(v: &[u8], prefix: &[u8]) -> String {
     let v = string(v).filter(|v| v.len() < 256 && v.starts_with(prefix) && v.iter().all(|&b| b > b' ' && b < 0x7f));
-    crate::text::utf8(v.unwrap_or_default().to_vec())
+    // SAFETY: ASCII is UTF-8.
+    unsafe { String::from_utf8_unchecked(v.unwrap_or_default().to_vec()) }
 }
 
 impl Parts {
@@ -454,10 +455,15 @@ impl Parts {
     /// (§1.2); `None` if not.
     fn frame(&mut self) -> Option<Inbound> {
         let [op, s, t, d, hb, sid, url, ..] = &self.slots;
-        let int = |v| Reader::new(v).int();
+        // `i64::MIN`: not a number (none reads as it), a plain number returned in a register.
+        let int = |v| Reader::new(v).int().unwrap_or(i64::MIN);
         let null = |v: &Vec<u8>| v.is_empty() || v == b"null";
-        let op = if op.is_empty() { -1 } else { int(op)? };
-        let seq = if null(s) { None } else { Some(int(s)?) };
+        let op = if op.is_empty() { -1 } else { int(op) };
+        let seq = if null(s) { None } else { Some(int(s)) };
+        if op == i64::MIN || seq == Some(i64::MIN) {
+            return None;
+        }
+        let hb = int(hb);
         let t = if null(t) { b"" } else { string(t)? };
         let kind = match op {
             10 => Kind::Hello,
@@ -475,7 +481,7 @@ impl Parts {
             _ => Kind::Other,
         };
         let list = if d.first() == Some(if kind == Kind::Ready { &b'{' } else { &b'[' }) { core::mem::take(&mut self.sessions) } else { Sessions::default() };
-        Some(Inbound { kind, seq, heartbeat_ms: int(hb).unwrap_or(0), session_id: sane(sid, b""), resume_url: sane(url, b"wss://"), sessions: list })
+        Some(Inbound { kind, seq, heartbeat_ms: if hb == i64::MIN { 0 } else { hb }, session_id: sane(sid, b""), resume_url: sane(url, b"wss://"), sessions: list })
     }
 }
 
