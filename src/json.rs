@@ -50,16 +50,26 @@ impl<'a> Reader<'a> {
     }
 
     /// The bytes between the quotes of a string token, escapes left in place.
+    #[inline(always)]
     pub fn raw_str(&mut self) -> Option<&'a [u8]> {
+        let r = self.str_at();
+        // SAFETY: `str_at` gives a range of `s`.
+        (r != u64::MAX).then(|| unsafe { self.s.get_unchecked((r >> 32) as usize..r as u32 as usize) })
+    }
+
+    /// Reads a string token: where its text starts and ends, `start << 32 | end`, one
+    /// number returned in a register; `u64::MAX` for none.
+    #[inline(never)]
+    fn str_at(&mut self) -> u64 {
         if !self.eat(b'"') {
-            return None;
+            return u64::MAX;
         }
         let start = self.i;
         loop {
-            let c = *self.s.get(self.i)?;
+            let Some(&c) = self.s.get(self.i) else { return u64::MAX };
             self.i += 1;
             match c {
-                b'"' => return self.s.get(start..self.i - 1),
+                b'"' => return (start as u64) << 32 | (self.i - 1) as u64,
                 // A backslash at the very end must not leave the position past it.
                 b'\\' => self.i = (self.i + 1).min(self.s.len()),
                 _ => {}
