@@ -321,11 +321,8 @@ impl Tok {
                     self.put(c, p);
                 }
                 _ => {
-                    let v = crate::text::uint(&[c], 16);
-                    if v > 15 {
-                        return self.st = BAD;
-                    }
-                    self.code = self.code << 4 | v as u32;
+                    let Some(v) = (c as char).to_digit(16) else { return self.st = BAD };
+                    self.code = self.code << 4 | v;
                     self.esc += 1;
                     if self.esc == 6 {
                         self.esc = 0;
