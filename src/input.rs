@@ -28,22 +28,22 @@ pub struct Report {
 pub fn report(input: &[u8]) -> Option<Report> {
     let mut rep = Report { rate_milli: 1000, ..Default::default() };
     Reader::new(input).object(|k, r| {
-        match json::key_index(k, &["username", "state", "playerId", "playerName", "positionMs", "position", "playbackRate", "timestamp", "track"]) {
+        match json::key_index(k, &["username", "state", "playerId", "playerName", "position", "playbackRate", "positionMs", "timestamp", "track"]) {
             Some(i @ 0..=3) => {
-                *match i {
+                r.string_to(match i {
                     0 => &mut rep.username,
                     1 => &mut rep.state,
                     2 => &mut rep.player_id,
                     _ => &mut rep.player_name,
-                } = r.string()?
+                })?
             }
             Some(8) => track(r, &mut rep)?,
-            // positionMs and timestamp are integers; position (s) and playbackRate scaled by 1000.
+            // position (s) and playbackRate scaled by 1000; positionMs and timestamp are integers.
             Some(i) => {
-                let v = r.number(if i == 5 || i == 6 { 3 } else { 0 })?;
+                let v = r.number(if i < 6 { 3 } else { 0 })?;
                 *match i {
-                    4 | 5 => &mut rep.position_ms,
-                    6 => &mut rep.rate_milli,
+                    4 | 6 => &mut rep.position_ms,
+                    5 => &mut rep.rate_milli,
                     _ => &mut rep.timestamp,
                 } = v;
             }
@@ -72,12 +72,12 @@ fn track(r: &mut Reader, rep: &mut Report) -> Option<()> {
     rep.duration_s = 0;
     r.object(|k, r| {
         match json::key_index(k, &["id", "title", "artist", "album", "albumArtist", "mbzAlbumId", "mbzReleaseGroupId", "mbzRecordingId", "duration", "artists"]) {
-            Some(i @ 0..=7) => *texts[i] = r.string()?,
+            Some(i @ 0..=7) => r.string_to(texts[i])?,
             Some(8) => rep.duration_s = r.int()?,
             Some(_) => r.array(|r| {
                 r.object(|k, r| {
                     if k == b"name" && texts[8].is_empty() {
-                        *texts[8] = r.string()?;
+                        r.string_to(texts[8])?;
                     } else {
                         r.skip()?;
                     }
@@ -100,7 +100,7 @@ pub fn fields(input: &[u8], keys: &[&str]) -> Option<([String; 2], i64)> {
             code = r.int()?;
         } else if let Some(i) = json::key_index(k, keys) {
             let [first, second] = &mut vals;
-            *if i == 0 { first } else { second } = r.string()?;
+            r.string_to(if i == 0 { first } else { second })?;
         } else {
             r.skip()?;
         }

@@ -78,10 +78,19 @@ impl<'a> Reader<'a> {
     }
 
     pub fn string(&mut self) -> Option<String> {
+        let mut s = String::new();
+        self.string_to(&mut s)?;
+        Some(s)
+    }
+
+    /// `string` read into `to`, which is left as it was when there is none.
+    #[inline(never)]
+    pub fn string_to(&mut self, to: &mut String) -> Option<()> {
         let mut v = self.raw_str()?.to_vec();
         let n = unescape(&mut v)?;
         v.truncate(n);
-        Some(utf8(v))
+        *to = utf8(v);
+        Some(())
     }
 
     /// A number scaled by 10^`frac` and truncated toward zero (`1.5` with frac 3 is 1500);
@@ -145,7 +154,7 @@ impl<'a> Reader<'a> {
     pub fn texts(&mut self, names: &[&str], slots: &mut [&mut String]) -> Option<()> {
         self.object(|k, r| {
             match key_index(k, names) {
-                Some(i) => *slots[i] = r.string()?,
+                Some(i) => r.string_to(slots[i])?,
                 None => r.skip()?,
             }
             Some(())
