@@ -203,7 +203,7 @@ fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64, net: &mut Net) -> Strin
                 r.array(|r| {
                     r.object(|k, r| {
                         if k == b"url" && url.is_empty() {
-                            url = r.string()?;
+                            r.string_to(&mut url)?;
                         } else {
                             r.skip()?;
                         }
@@ -365,7 +365,8 @@ pub fn spotify_id(body: &[u8]) -> String {
                 return r.skip();
             }
             r.array(|r| {
-                let id = r.string()?;
+                let mut id = String::new();
+                r.string_to(&mut id)?;
                 // Letters and digits only: what percent-encoding leaves as it is (an empty
                 // id leaves `found` empty).
                 if found.is_empty() && text::percent(&id, b"") == id {

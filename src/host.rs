@@ -107,7 +107,7 @@ pub fn cache_read(h: &mut impl Host, key: &str) -> Result<Option<String>, String
     let (mut value, mut exists) = (String::new(), false);
     Reader::new(&resp).object(|k, r| {
         match json::key_index(k, &["value", "exists"]) {
-            Some(0) => value = r.string()?,
+            Some(0) => r.string_to(&mut value)?,
             Some(1) if r.lit(b"true") => exists = true,
             _ => r.skip()?,
         }
@@ -197,7 +197,7 @@ pub fn subsonic_raw(h: &mut impl Host, uri: &str) -> Result<(String, Vec<u8>), S
     let mut out = (String::new(), Vec::new());
     Reader::new(&resp).object(|k, r| {
         match json::key_index(k, &["contentType", "data"]) {
-            Some(0) => out.0 = r.string()?,
+            Some(0) => r.string_to(&mut out.0)?,
             Some(1) => out.1 = bytes(r)?,
             _ => r.skip()?,
         }
