@@ -160,7 +160,7 @@ pub fn http(h: &mut impl Host, service: &str, path: &str, auth: &str, body: Opti
         }
         r.object(|k, r| {
             match json::key_index(k, &["statusCode", "body", "headers"]) {
-                Some(0) => out.status = r.int()?,
+                Some(0) => r.number_to(0, &mut out.status)?,
                 Some(1) => out.body = bytes(r)?,
                 Some(2) => r.texts(&["Location", "Retry-After"], &mut [&mut out.location, &mut out.retry_after])?,
                 _ => r.skip()?,

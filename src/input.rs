@@ -40,12 +40,12 @@ pub fn report(input: &[u8]) -> Option<Report> {
             Some(8) => track(r, &mut rep)?,
             // position (s) and playbackRate scaled by 1000; positionMs and timestamp are integers.
             Some(i) => {
-                let v = r.number(if i < 6 { 3 } else { 0 })?;
-                *match i {
+                let to = match i {
                     4 | 6 => &mut rep.position_ms,
                     5 => &mut rep.rate_milli,
                     _ => &mut rep.timestamp,
-                } = v;
+                };
+                r.number_to(if i < 6 { 3 } else { 0 }, to)?;
             }
             None => r.skip()?,
         }
@@ -73,7 +73,7 @@ fn track(r: &mut Reader, rep: &mut Report) -> Option<()> {
     r.object(|k, r| {
         match json::key_index(k, &["id", "title", "artist", "album", "albumArtist", "mbzAlbumId", "mbzReleaseGroupId", "mbzRecordingId", "duration", "artists"]) {
             Some(i @ 0..=7) => r.string_to(texts[i])?,
-            Some(8) => rep.duration_s = r.int()?,
+            Some(8) => r.number_to(0, &mut rep.duration_s)?,
             Some(_) => r.array(|r| {
                 r.object(|k, r| {
                     if k == b"name" && texts[8].is_empty() {
@@ -97,7 +97,7 @@ pub fn fields(input: &[u8], keys: &[&str]) -> Option<([String; 2], i64)> {
     let mut code = 0;
     Reader::new(input).object(|k, r| {
         if k == b"code" {
-            code = r.int()?;
+            r.number_to(0, &mut code)?;
         } else if let Some(i) = json::key_index(k, keys) {
             let [first, second] = &mut vals;
             r.string_to(if i == 0 { first } else { second })?;

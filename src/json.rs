@@ -96,6 +96,14 @@ impl<'a> Reader<'a> {
     /// A number scaled by 10^`frac` and truncated toward zero (`1.5` with frac 3 is 1500);
     /// saturates instead of overflowing, accepts exponents (`2.5e1` is 25).
     pub fn number(&mut self, frac: u32) -> Option<i64> {
+        let mut v = 0;
+        self.number_to(frac, &mut v)?;
+        Some(v)
+    }
+
+    /// `number` read into `to`, which is left as it was when there is none.
+    #[inline(never)]
+    pub fn number_to(&mut self, frac: u32, to: &mut i64) -> Option<()> {
         let neg = self.eat(b'-');
         // Significant digits in `v`, and the power of ten still to apply to them (it moves
         // by one per byte read and at most 1000 for the exponent: an i32 for any input
@@ -146,7 +154,8 @@ impl<'a> Reader<'a> {
         for _ in 0..scale.clamp(-40, 40).abs() {
             v = if scale < 0 { v / 10 } else if v > i64::MAX / 10 { i64::MAX } else { v * 10 };
         }
-        Some(if neg { -v } else { v })
+        *to = if neg { -v } else { v };
+        Some(())
     }
 
     /// Walks an object, decoding the text fields `names` into the slots at the same places
