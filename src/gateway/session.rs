@@ -228,7 +228,7 @@ impl Link {
             next.waiting = true;
             next.at_ms = self.identify_at - IDENTIFY_AHEAD_MS;
             if !self.waiting {
-                out.push(Action::Log(Level::Warn, "new Discord sessions keep failing and their budget (6 an hour) is spent; waiting up to 20 minutes"));
+                log(&mut out, Level::Warn, "new Discord sessions keep failing and their budget (6 an hour) is spent; waiting up to 20 minutes");
             }
             out.push(Action::Reconnect(((next.at_ms - now + 999) / 1000) as u32));
             return Some((next, out));
@@ -236,7 +236,7 @@ impl Link {
             next.identify_at = self.identify_at.max(now) + IDENTIFY_EVERY_MS;
             (GATEWAY_URL.into(), if self.waiting { "trying a new Discord session again" } else { "connecting to Discord" })
         };
-        out.push(Action::Log(Level::Info, msg));
+        log(&mut out, Level::Info, msg);
         let retry = backoff_secs(next.failures(None), false, ctx.rand);
         out.push(Action::Connect { url, retry });
         Some((next, out))
@@ -249,6 +249,12 @@ fn end(code: u16, secs: u32, out: &mut Vec<Action>) {
     stop(out);
     out.push(Action::Close(code));
     out.push(Action::Reconnect(secs));
+}
+
+/// A log line among the actions.
+#[inline(never)]
+fn log(out: &mut Vec<Action>, level: Level, msg: &'static str) {
+    out.push(Action::Log(level, msg));
 }
 
 /// The connection's heartbeat timers stop.
@@ -288,7 +294,7 @@ pub fn beat(conn: &Conn, link: &Link, beat_ms: i64, kind: Beat, done: bool, rand
         // A heartbeat interval after Hello and still no READY/RESUMED (lost, or never
         // sent): start over. No ACK since the last beat: a zombied connection (§1.4).
         let msg = if no_ready { "no READY from Discord; reconnecting" } else { "no heartbeat ACK from Discord; reconnecting" };
-        out.push(Action::Log(Level::Warn, msg));
+        log(&mut out, Level::Warn, msg);
         let secs = if conn.stable() && !no_ready { 0 } else { backoff_secs(link.failures(Some(conn)), false, rand) };
         end(KEEP, secs, &mut out);
     } else {
@@ -307,7 +313,7 @@ pub fn beat(conn: &Conn, link: &Link, beat_ms: i64, kind: Beat, done: bool, rand
 pub fn idle(conn: &Conn) -> Vec<Action> {
     let mut out = Vec::new();
     if conn.phase == Phase::Ready {
-        out.push(Action::Log(Level::Info, "idle: closing the gateway session"));
+        log(&mut out, Level::Info, "idle: closing the gateway session");
         end(END, 0, &mut out);
     }
     out
@@ -340,7 +346,7 @@ impl Conn {
             return out;
         }
         if frame.kind == Kind::Invalid {
-            out.push(Action::Log(Level::Warn, "ignoring a gateway frame that is not valid JSON"));
+            log(&mut out, Level::Warn, "ignoring a gateway frame that is not valid JSON");
             return out;
         }
         if frame.seq.is_some() {
@@ -376,7 +382,7 @@ impl Conn {
                 self.phase = Phase::Ready;
                 self.ready_ms = ctx.now;
                 let msg = if new_session { "gateway session ready" } else { "gateway session resumed" };
-                out.push(Action::Log(Level::Info, msg));
+                log(&mut out, Level::Info, msg);
                 out.push(Action::Flush);
             }
             // SESSIONS_REPLACE: the user's sessions changed (e.g. status set on another device).
@@ -404,7 +410,7 @@ impl Conn {
                         "invalid session (op 9); identifying again"
                     }
                 };
-                out.push(Action::Log(Level::Info, msg));
+                log(&mut out, Level::Info, msg);
                 end(KEEP, secs, &mut out);
             }
             _ => {}
