@@ -7,7 +7,6 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 /// `a` then `b`. These helpers build strings in less code than slice `concat` does.
-#[inline(always)]
 pub fn join(a: &str, b: &str) -> String {
     join3(a, b, "")
 }
