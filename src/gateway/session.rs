@@ -425,7 +425,6 @@ impl Conn {
     }
 
     /// The socket ended (server close or network error).
-    #[inline(never)]
     pub fn on_closed(&mut self, link: &Link, code: u16, ctx: &Ctx) -> Vec<Action> {
         let mut out = Vec::new();
         if !self.open() {
