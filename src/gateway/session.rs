@@ -230,7 +230,7 @@ impl Link {
             if !self.waiting {
                 log(&mut out, Level::Warn, "new Discord sessions keep failing and their budget (6 an hour) is spent; waiting up to 20 minutes");
             }
-            out.push(Action::Reconnect(((next.at_ms - now + 999) / 1000) as u32));
+            later(&mut out, ((next.at_ms - now + 999) / 1000) as u32);
             return Some((next, out));
         } else {
             next.identify_at = self.identify_at.max(now) + IDENTIFY_EVERY_MS;
@@ -248,6 +248,12 @@ impl Link {
 fn end(code: u16, secs: u32, out: &mut Vec<Action>) {
     stop(out);
     out.push(Action::Close(code));
+    later(out, secs);
+}
+
+/// The reconnect timer fires in `secs`.
+#[inline(never)]
+fn later(out: &mut Vec<Action>, secs: u32) {
     out.push(Action::Reconnect(secs));
 }
 
@@ -444,7 +450,7 @@ impl Conn {
         }
         let secs = self.retry_secs(link, matches!(rule, OnClose::SlowDown), ctx.rand).max(1);
         self.phase = Phase::Closed;
-        out.push(Action::Reconnect(secs));
+        later(&mut out, secs);
         out
     }
 }
