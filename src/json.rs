@@ -12,11 +12,13 @@ pub struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    #[inline(never)]
     pub fn new(s: &'a [u8]) -> Self {
         Reader { s, i: 0 }
     }
 
     /// The byte at the position; 0 at the end (neither blank nor part of any token).
+    #[inline(never)]
     fn byte(&self) -> u8 {
         self.s.get(self.i).copied().unwrap_or(0)
     }
@@ -45,6 +47,7 @@ impl<'a> Reader<'a> {
         hit
     }
 
+    #[inline(always)]
     pub fn null(&mut self) -> bool {
         self.lit(b"null")
     }
@@ -288,6 +291,7 @@ fn hex4(b: &[u8]) -> u64 {
 pub const LEAD: u32 = 0xF0E0_C000;
 
 /// What the escape `\e` stands for, `u` aside: `e` itself unless it is one of `bfnrt`.
+#[inline(never)]
 fn escaped(e: u8) -> u8 {
     b"bfnrt".iter().position(|&x| x == e).map_or(e, |i| b"\x08\x0c\n\r\t"[i])
 }
@@ -348,6 +352,7 @@ impl Out {
         Out { buf: Vec::with_capacity(512), depth: 0 }
     }
 
+    #[inline(never)]
     pub fn raw(&mut self, s: &str) -> &mut Self {
         self.buf.extend_from_slice(s.as_bytes());
         self
