@@ -41,16 +41,16 @@ unsafe impl GlobalAlloc for Bump {
 
     #[inline(never)]
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        if p as usize + l.size() == NEXT {
+        // The newest block is given back first, so that it grows in place (the new one
+        // starts where it did); any other is copied.
+        let next = NEXT;
+        if p as usize + l.size() == next {
             NEXT = p as usize;
-            let q = self.alloc(Layout::from_size_align_unchecked(new, l.align()));
-            if q.is_null() {
-                NEXT = p as usize + l.size();
-            }
-            return q;
         }
         let q = self.alloc(Layout::from_size_align_unchecked(new, l.align()));
-        if !q.is_null() {
+        if q.is_null() {
+            NEXT = next;
+        } else if q != p {
             core::ptr::copy_nonoverlapping(p, q, l.size().min(new));
         }
         q
