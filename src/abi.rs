@@ -58,24 +58,28 @@ extern "C" {
     fn config_keys(h: u64) -> u64;
 }
 
-/// Copies `n` bytes from offset `at` of a kernel block into `p`, 8 per host call (the
-/// kernel has no bulk copy, ABI §3.3), never reading a u64 across their end: a tail is the
-/// last 8 bytes read again (one call instead of up to 7 byte reads); only under 8 bytes go
-/// byte by byte. `block` 0 is the input.
+/// Copies `n` bytes between `p` and offset `at` of a kernel block (`store`: into the
+/// block, else out of it; `block` 0 is the input, read only), 8 per host call (the kernel
+/// has no bulk copy, ABI §3.3), never touching a u64 across their end: a tail is the last
+/// 8 bytes again, overlapping what is already copied (one call instead of up to 7 byte
+/// calls); only under 8 bytes go byte by byte.
 ///
-/// SAFETY: `at + n` is within the block (or the input), `p` holds `n` bytes.
-unsafe fn read_at(p: *mut u8, at: u64, n: u64, block: u64) {
+/// SAFETY: `at + n` is within the block (or the input), `p` holds `n` bytes (and is only
+/// read when `store`).
+unsafe fn copy(p: *mut u8, at: u64, n: u64, block: u64, store: bool) {
+    let w = if n < 8 { 1 } else { 8 };
     let mut i = 0;
     while i < n {
-        if n < 8 {
-            *p.add(i as usize) = if block == 0 { input_load_u8(at + i) } else { load_u8(block + at + i) };
-            i += 1;
-        } else {
-            let j = i.min(n - 8);
-            let w = if block == 0 { input_load_u64(at + j) } else { load_u64(block + at + j) };
-            p.add(j as usize).cast::<u64>().write_unaligned(w);
-            i = j + 8;
+        // The input's addresses are its offsets: `block` 0 adds nothing.
+        let j = i.min(n - w);
+        let (a, q) = (block + at + j, p.add(j as usize));
+        match (store, w) {
+            (true, 1) => store_u8(a, *q),
+            (true, _) => store_u64(a, q.cast::<u64>().read_unaligned()),
+            (false, 1) => *q = if block == 0 { input_load_u8(a) } else { load_u8(a) },
+            _ => q.cast::<u64>().write_unaligned(if block == 0 { input_load_u64(a) } else { load_u64(a) }),
         }
+        i = j + w;
     }
 }
 
@@ -84,33 +88,20 @@ unsafe fn read_at(p: *mut u8, at: u64, n: u64, block: u64) {
 /// SAFETY: `n` is the length of the block (or of the input).
 unsafe fn read(n: u64, block: u64) -> Vec<u8> {
     let mut v = Vec::<u8>::with_capacity(n as usize);
-    read_at(v.as_mut_ptr(), 0, n, block);
+    copy(v.as_mut_ptr(), 0, n, block, false);
     v.set_len(n as usize);
     v
 }
 
 /// A new kernel block holding exactly `b` (the host reads requests and errors by block
-/// length, so it must not be longer); 0 for empty. Stored as `read` reads: by 8 bytes,
-/// the tail the last 8 bytes stored again, overlapping what is already there.
+/// length, so it must not be longer); 0 for empty.
 fn write_block(b: &[u8]) -> u64 {
-    let n = b.len();
-    // SAFETY: stores stay within the `n` bytes just allocated, loads within `b`.
+    let n = b.len() as u64;
+    // SAFETY: the copy stays within the `n` bytes just allocated, and within `b`.
     unsafe {
-        let h = kernel_alloc(n as u64);
-        if h == 0 {
-            return 0;
-        }
-        let p = b.as_ptr();
-        let mut i = 0;
-        while i < n {
-            if n < 8 {
-                store_u8(h + i as u64, *p.add(i));
-                i += 1;
-            } else {
-                let j = i.min(n - 8);
-                store_u64(h + j as u64, p.add(j).cast::<u64>().read_unaligned());
-                i = j + 8;
-            }
+        let h = kernel_alloc(n);
+        if h != 0 {
+            copy(b.as_ptr() as *mut u8, 0, n, h, true);
         }
         h
     }
@@ -192,7 +183,7 @@ impl crate::gateway::Source for Input {
     fn fill(&mut self, at: usize, buf: &mut [u8]) -> usize {
         let n = self.0.saturating_sub(at).min(buf.len());
         // SAFETY: the copy stays within the input and within `buf`.
-        unsafe { read_at(buf.as_mut_ptr(), at as u64, n as u64, 0) };
+        unsafe { copy(buf.as_mut_ptr(), at as u64, n as u64, 0, false) };
         n
     }
 }
