@@ -62,19 +62,10 @@ fn req(key: &str, value: &str) -> Out {
 fn send(h: &mut impl Host, f: Call, mut o: Out) -> Result<Vec<u8>, String> {
     o.raw("}");
     let resp = h.call(f, &o.buf);
-    let mut err = None;
-    Reader::new(&resp).object(|k, r| {
-        if k == b"error" {
-            err = r.string();
-        } else {
-            r.skip()?;
-        }
-        Some(())
-    });
-    match err {
-        Some(e) => Err(e),
-        None => Ok(resp),
-    }
+    // A NUL, which no error text holds, until an `error` field replaces it.
+    let mut err = String::from("\0");
+    Reader::new(&resp).texts(&["error"], &mut [&mut err]);
+    if err == "\0" { Ok(resp) } else { Err(err) }
 }
 
 /// `send` for calls whose response carries nothing but a possible error.
