@@ -4,35 +4,30 @@
 use core::alloc::{GlobalAlloc, Layout};
 
 /// Bump allocator: an instance lives for one call (ABI §2.2), so memory is never given
-/// back; growing the newest block works in place. Grows memory by pages. `dealloc` does
+/// back; growing the newest block works in place. Grows memory by the pages a block
+/// needs past its current size (read each time: nothing to keep in step). `dealloc` does
 /// nothing, which lets the compiler drop all drop glue: reclaiming the newest block
 /// instead cost 5 KB of code and saved no page in any harness scenario (README).
 struct Bump;
-
-static mut NEXT: usize = 0;
-static mut END: usize = 0;
 
 extern "C" {
     static __heap_base: u8;
 }
 
+/// Where the next block may start: the heap starts where the linker put the program's
+/// data and stack.
+static mut NEXT: *const u8 = core::ptr::addr_of!(__heap_base);
+
 unsafe impl GlobalAlloc for Bump {
     #[inline(never)]
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        if NEXT == 0 {
-            NEXT = core::ptr::addr_of!(__heap_base) as usize;
-            END = core::arch::wasm32::memory_size(0) * 65536;
-        }
-        let start = (NEXT + l.align() - 1) & !(l.align() - 1);
+        let start = (NEXT as usize + l.align() - 1) & !(l.align() - 1);
         let Some(end) = start.checked_add(l.size()) else { return core::ptr::null_mut() };
-        if end > END {
-            let pages = (end - END + 65535) / 65536;
-            if core::arch::wasm32::memory_grow(0, pages) == usize::MAX {
-                return core::ptr::null_mut();
-            }
-            END += pages * 65536;
+        let have = core::arch::wasm32::memory_size(0) * 65536;
+        if end > have && core::arch::wasm32::memory_grow(0, (end - have + 65535) / 65536) == usize::MAX {
+            return core::ptr::null_mut();
         }
-        NEXT = end;
+        NEXT = end as *const u8;
         start as *mut u8
     }
 
@@ -44,8 +39,8 @@ unsafe impl GlobalAlloc for Bump {
         // The newest block is given back first, so that it grows in place (the new one
         // starts where it did); any other is copied.
         let next = NEXT;
-        if p as usize + l.size() == next {
-            NEXT = p as usize;
+        if p.add(l.size()).cast_const() == next {
+            NEXT = p;
         }
         let q = self.alloc(Layout::from_size_align_unchecked(new, l.align()));
         if q.is_null() {
