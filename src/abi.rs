@@ -113,6 +113,7 @@ fn write_block(b: &[u8]) -> u64 {
 struct Kernel;
 
 impl Host for Kernel {
+    #[inline(never)]
     fn call(&mut self, f: Call, request: &[u8]) -> Vec<u8> {
         let req = write_block(request);
         // SAFETY: each import takes a request handle and returns a response handle.
