@@ -114,7 +114,8 @@ fn cover_url(h: &mut impl Host, u: &User, set: &Settings, w: &Want, now: i64, ne
 /// definitive miss (404) four hours, a transient failure not at all.
 fn cover_art_archive(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> Option<String> {
     // MusicBrainz ids are UUIDs; anything else in a tag never reaches the URL.
-    let uuid = |s: &str| s.len() == 36 && s.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+    // Hex digits and `-`: a bit each from `-` up.
+    let uuid = |s: &str| s.len() == 36 && s.bytes().all(|b| b.wrapping_sub(b'-') < 58 && 0x3f0_0000_03f0_1ff9u64 >> (b - b'-') & 1 != 0);
     // Cached under the first valid id: a junk album id shared by two albums must not
     // make them share a cover.
     let key = match (w.album_mbid.as_str(), w.group_mbid.as_str()) {
@@ -481,7 +482,13 @@ mod tests {
         assert_eq!(cover_art_archive(&mut h, &Want::default(), NOW, &mut full()), None);
         let bad = Want { album_mbid: "%0X00/../../x?y=1#z-aaaaaaaaaaaaaaaaaaaaaaaaa".into(), ..Want::default() };
         assert_eq!(cover_art_archive(&mut h, &bad, NOW, &mut full()), None);
+        for id in ["9e1f2a3b-4c5d-4e6f-8a7b-1c2d3e4f5a6g", "9e1f2a3b-4c5d-4e6f-8a7b-1c2d3e4f5a6G", "9e1f2a3b-4c5d-4e6f-8a7b-1c2d3e4f5a6:", "9e1f2a3b-4c5d-4e6f-8a7b-1c2d3e4f5a6,"] {
+            assert_eq!(cover_art_archive(&mut h, &Want { album_mbid: id.into(), ..Want::default() }, NOW, &mut full()), None, "{id}");
+        }
         assert!(h.requests.is_empty());
+        // Upper-case hex digits are hex digits.
+        cover_art_archive(&mut h, &Want { album_mbid: "9E1F2A3B-4C5D-4E6F-8A7B-1C2D3E4F5A6B".into(), ..Want::default() }, NOW, &mut full());
+        assert_eq!(h.requests.len(), 1);
     }
 
     #[test]
