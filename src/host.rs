@@ -90,6 +90,11 @@ fn cache_failed(h: &mut impl Host, what: &str, key: &str, e: &str) -> String {
     msg
 }
 
+/// `done` for a cache call about `key`, its failure logged.
+fn cache_done(h: &mut impl Host, f: Call, o: Out, what: &str, key: &str) -> Result<(), String> {
+    done(h, f, o).map_err(|e| cache_failed(h, what, key, &e))
+}
+
 /// The cached string at `key`: `Ok(None)` when absent, `Err` when the host failed (so a
 /// caller can refuse to act on state it could not read).
 pub fn cache_read(h: &mut impl Host, key: &str) -> Result<Option<String>, String> {
@@ -207,11 +212,11 @@ pub fn cache_set(h: &mut impl Host, key: &str, ttl_secs: i64, value: &dyn Fn(&mu
     if ttl_secs > 0 {
         o.key("ttlSeconds").int(ttl_secs);
     }
-    done(h, Call::CacheSet, o).map_err(|e| cache_failed(h, "write", key, &e))
+    cache_done(h, Call::CacheSet, o, "write", key)
 }
 
 pub fn cache_remove(h: &mut impl Host, key: &str) -> Result<(), String> {
-    done(h, Call::CacheRemove, req("key", key)).map_err(|e| cache_failed(h, "removal", key, &e))
+    cache_done(h, Call::CacheRemove, req("key", key), "removal", key)
 }
 
 #[inline(never)]
