@@ -39,12 +39,10 @@ pub fn enrich(h: &mut impl Host, u: &User, set: &Settings, w: &Want, a: &mut Act
     let found = cover_url(h, u, set, w, now, net);
     let cover = if found.is_empty() { LOGO } else { &found };
     let small = if w.paused { PAUSE_ICON } else { "" };
-    let [large, small] = register(h, u, set, [cover, small], now, net);
-    a.large_image = large;
+    [a.large_image, a.small_image] = register(h, u, set, [cover, small], now, net);
     if a.large_image.is_empty() && cover != LOGO {
         [a.large_image, _] = register(h, u, set, [LOGO, ""], now, net);
     }
-    a.small_image = small;
     if set.spotify {
         a.details_url = spotify(h, w, now, net);
         a.large_url = a.details_url.clone();
