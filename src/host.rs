@@ -76,6 +76,7 @@ fn done(h: &mut impl Host, f: Call, o: Out) -> Result<(), String> {
 
 /// Whether a host error says `what` (Navidrome's texts: `… not found`, `… already
 /// exists`).
+#[inline(always)]
 pub fn says(e: &str, what: &str) -> bool {
     crate::text::find(e, what).is_some()
 }
@@ -113,6 +114,7 @@ pub fn cache_read(h: &mut impl Host, key: &str) -> Result<Option<String>, String
 }
 
 /// `cache_read` for values whose loss only costs a lookup or a default.
+#[inline(always)]
 pub fn cache_get(h: &mut impl Host, key: &str) -> Option<String> {
     cache_read(h, key).unwrap_or(None)
 }
