@@ -139,6 +139,7 @@ impl Host for Kernel {
         }
     }
 
+    #[inline(always)]
     fn config(&mut self, key: &str) -> Option<String> {
         let k = write_block(key.as_bytes());
         // SAFETY: config_get does not keep the key; 0 means absent (ABI §3.5).

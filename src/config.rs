@@ -9,6 +9,7 @@ use alloc::string::String;
 /// `{username, token}` and the older `alice:token,bob:token` text. Entries with an empty
 /// name or token are skipped; for duplicates the last one wins (as the official plugin).
 /// Errors name the problem, never a token.
+#[inline(always)]
 pub fn token_for(users: &str, user: &str) -> Result<Option<String>, &'static str> {
     let t = crate::text::trim(users);
     // The token found, "" for none (a found one is never empty).
