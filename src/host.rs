@@ -100,17 +100,11 @@ fn cache_done(h: &mut impl Host, f: Call, o: Out, what: &str, key: &str) -> Resu
 /// caller can refuse to act on state it could not read).
 pub fn cache_read(h: &mut impl Host, key: &str) -> Result<Option<String>, String> {
     let resp = send(h, Call::CacheGet, req("key", key)).map_err(|e| cache_failed(h, "read", key, &e))?;
-    // Navidrome omits `exists` when false and `value` when empty (ABI §4.6).
-    let (mut value, mut exists) = (String::new(), false);
-    Reader::new(&resp).object(|k, r| {
-        match json::key_index(k, &["value", "exists"]) {
-            Some(0) => r.string_to(&mut value)?,
-            Some(1) if r.lit(b"true") => exists = true,
-            _ => r.skip()?,
-        }
-        Some(())
-    });
-    Ok(exists.then_some(value))
+    // Navidrome omits `exists` when false and `value` when empty (ABI §4.6); the plugin
+    // stores no empty text (each record starts with a number), so "" is an absent entry.
+    let mut value = String::new();
+    Reader::new(&resp).texts(&["value"], &mut [&mut value]);
+    Ok((!value.is_empty()).then_some(value))
 }
 
 /// `cache_read` for values whose loss only costs a lookup or a default.
@@ -192,16 +186,10 @@ pub fn track_art_url(h: &mut impl Host, track_id: &str, size: i64) -> Result<Str
 /// A raw Subsonic API response (content type, bytes), `subsonicapi_callraw` (ABI §4.9).
 pub fn subsonic_raw(h: &mut impl Host, uri: &str) -> Result<(String, Vec<u8>), String> {
     let resp = send(h, Call::SubsonicRaw, req("uri", uri))?;
-    let mut out = (String::new(), Vec::new());
-    Reader::new(&resp).object(|k, r| {
-        match json::key_index(k, &["contentType", "data"]) {
-            Some(0) => r.string_to(&mut out.0)?,
-            Some(1) => out.1 = bytes(r)?,
-            _ => r.skip()?,
-        }
-        Some(())
-    });
-    Ok(out)
+    // Both are read as text, `data` then decoded: Go's base64 needs no JSON escapes.
+    let (mut ctype, mut data) = (String::new(), String::new());
+    Reader::new(&resp).texts(&["contentType", "data"], &mut [&mut ctype, &mut data]);
+    Ok((ctype, json::unbase64(data.as_bytes()).unwrap_or_default()))
 }
 
 /// Stores a string written by `value` (at depth 1, inside the request's `value` string)
