@@ -199,16 +199,8 @@ fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64, net: &mut Net) -> Strin
                 if k != b"files" {
                     return r.skip();
                 }
-                r.array(|r| {
-                    r.object(|k, r| {
-                        if k == b"url" && url.is_empty() {
-                            r.string_to(&mut url)?;
-                        } else {
-                            r.skip()?;
-                        }
-                        Some(())
-                    })
-                })
+                // The first file's URL; the files after it are skipped.
+                r.array(|r| if url.is_empty() { r.texts(&["url"], &mut [&mut url]) } else { r.skip() })
             });
         }
     }
@@ -514,6 +506,12 @@ mod tests {
         let mut h = Fake::default();
         h.route("https://uguu.se/upload", 500, "", "");
         assert_eq!(cover_url(&mut h, &u, &s, &want(), NOW, &mut full()), "");
+        // Several files: the first with a URL.
+        for (files, url) in [(r#"[{"url":"https://a.uguu.se/1.png"},{"url":"https://a.uguu.se/2.png"}]"#, "https://a.uguu.se/1.png"), (r#"[{"hash":"h"},{"url":"https://a.uguu.se/2.png"},7]"#, "https://a.uguu.se/2.png"), (r#"[7,{"url":"https://a.uguu.se/2.png"}]"#, "")] {
+            let mut h = Fake::default();
+            h.route("https://uguu.se/upload", 200, "", &[r#"{"files":"#, files, "}"].concat());
+            assert_eq!(cover_url(&mut h, &u, &s, &want(), NOW, &mut full()), url, "{files}");
+        }
     }
 
     #[test]
