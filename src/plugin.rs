@@ -237,13 +237,13 @@ fn on_connection(h: &mut impl Host, id: &str, ev: core::result::Result<gateway::
         h.log(Level::Warn, "callback for an unknown connection");
         return Ok(None);
     };
-    let link = load_link(h, name)?;
+    let (link, c) = current(h, name, Some(gen))?;
     if link.idle || link.gen != gen {
         log(h, Level::Debug, name, "ignoring a callback from an old connection");
         return Ok(None);
     }
     let slot = store::conn(gen, name);
-    let mut c = slot.read(h)?.unwrap_or_default();
+    let mut c = c.unwrap_or_default();
     let before = store::conn_text(&c);
     let now = h.now_ms();
     let ctx = Ctx { now, rand: seed(name, now, gen) };
@@ -320,7 +320,7 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
         // The send lock's lease ran out: its holder died. Still holding it (its id stays
         // registered until this returns), send what is wanted.
         Kind::SendLock => {
-            if load_link(h, name)?.gen == gen {
+            if current(h, name, Some(gen))?.0.gen == gen {
                 log(h, Level::Warn, name, "a Discord send did not finish; sending again");
                 later = Some((now, Some(gen), 0));
             }
@@ -347,16 +347,13 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
     Ok(None)
 }
 
-/// The link (a record that does not parse counts as none); a cache that cannot be read
-/// is an error: nothing is done on state that could not be read.
-fn load_link(h: &mut impl Host, name: &str) -> core::result::Result<Link, String> {
-    Ok(store::link(name).read(h)?.unwrap_or_default())
-}
-
-/// The link's current connection, if it said Hello.
-#[inline(always)]
-fn current(h: &mut impl Host, link: &Link, name: &str) -> core::result::Result<Option<Conn>, String> {
-    Ok(if link.idle { None } else { store::conn(link.gen, name).read(h)? })
+/// The link (a record that does not parse counts as none), and its current connection if
+/// it said Hello (and is generation `gen`, if given). A cache that cannot be read is an
+/// error: nothing is done on state that could not be read.
+fn current(h: &mut impl Host, name: &str, gen: Option<u32>) -> core::result::Result<(Link, Option<Conn>), String> {
+    let link = store::link(name).read(h)?.unwrap_or_default();
+    let conn = if link.idle || gen.is_some_and(|g| g != link.gen) { None } else { store::conn(link.gen, name).read(h)? };
+    Ok((link, conn))
 }
 
 /// What was sent on connection `gen`. `resumed`: the connection resumed the session of an
@@ -524,9 +521,8 @@ fn fine(r: Done, what: &str) -> Done {
 /// most three times, in case the holder died.
 fn on_beat(h: &mut impl Host, u: &User, gen: u32, kind: Beat, tries: u8, now: i64, held: Option<u32>) -> core::result::Result<Option<Next<'static>>, String> {
     let name = u.name.as_str();
-    let link = load_link(h, name)?;
-    let conn = current(h, &link, name)?;
-    let Some(conn) = conn.filter(|_| link.gen == gen) else {
+    let (link, conn) = current(h, name, Some(gen))?;
+    let Some(conn) = conn else {
         // A recurring beat of an old connection: stop it.
         if kind == Beat::Regular {
             let _ = host::cancel(h, &Kind::Beat.id(gen as i64, name));
@@ -579,8 +575,7 @@ fn on_beat(h: &mut impl Host, u: &User, gen: u32, kind: Beat, tries: u8, now: i6
 /// next connection (or rests), saving the link before dialling.
 fn reconnect(h: &mut impl Host, u: &User, gen: u32, now: i64) -> Done {
     let name = u.name.as_str();
-    let link = load_link(h, name)?;
-    let mut conn = current(h, &link, name)?;
+    let (link, mut conn) = current(h, name, Some(gen))?;
     if let Some(c) = conn.as_mut() {
         // An idle close ended the session at Discord: it cannot be resumed.
         if store::ended(gen, name).get(h).is_some() {
@@ -642,8 +637,7 @@ fn schedule_flush(h: &mut impl Host, u: &User, now: i64, at: i64) {
 /// look up is left to the `en` timer.
 fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, mine: Option<Option<&Want>>, lookups_ms: i64) -> core::result::Result<Option<Next<'static>>, String> {
     let name = u.name.as_str();
-    let link = load_link(h, name)?;
-    let conn = current(h, &link, name)?;
+    let (link, conn) = current(h, name, None)?;
     // Another writer's record: its text is kept to tell, under the send lock, whether it
     // changed.
     let slot = store::want(name);
@@ -733,8 +727,7 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, mine: Option<
 /// last update for the whole idle time; a newer clear has its own timer.
 fn idle(h: &mut impl Host, u: &User, due: i64) -> Done {
     let name = u.name.as_str();
-    let link = load_link(h, name)?;
-    let conn = current(h, &link, name)?;
+    let (link, conn) = current(h, name, None)?;
     let Some(conn) = conn else { return Ok(()) };
     let last = load_sent(h, link.gen, name, false).times.last().copied().unwrap_or(0);
     let idle_ms = settings(h, u)?.idle_ms;
@@ -803,8 +796,7 @@ mod tests {
     }
 
     fn phase(h: &mut Fake) -> Option<Phase> {
-        let link = load_link(h, "alice").unwrap();
-        current(h, &link, "alice").unwrap().map(|c| c.phase)
+        current(h, "alice", None).unwrap().1.map(|c| c.phase)
     }
 
     fn text(h: &mut Fake, frame: &str) {
