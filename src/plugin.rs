@@ -115,14 +115,6 @@ fn want_of(rep: Report) -> Want {
     w
 }
 
-/// Stores what the user wants shown (in `slot`, the want) and shows it. `mine`: the
-/// caller is the report worker (see `flush`).
-fn set_want(h: &mut impl Host, u: &User, slot: &store::Slot<Want>, w: &Want, now: i64, mine: bool) -> Done {
-    slot.put(h, w)?;
-    run(h, u, Some(Next::Flush(now, None, mine.then_some(Some(w)), 0)), now);
-    Ok(())
-}
-
 pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
     let (rep, u) = reporting_user(h, input, "playback_report")?;
     let want = store::want(&u.name);
@@ -169,7 +161,9 @@ pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
     match (change, p.shown) {
         (players::Change::Show, Some(mut w)) => {
             w.keep_lookups(set);
-            set_want(h, &u, &want, &w, now, true)?;
+            // Stored, then shown by the report worker (see `flush`).
+            want.put(h, &w)?;
+            run(h, &u, Some(Next::Flush(now, None, Some(Some(&w)), 0)), now);
             if let (true, Pause::HideAfter(ms)) = (w.paused, set.pause) {
                 schedule_flush(h, &u, now, now + ms);
             }
@@ -304,7 +298,8 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
                 // Stored now: a new want, whose first update waits for its lookups.
                 Some(mut w) if w.legacy == num && !reports_seen(h) => {
                     w.at_ms = now;
-                    set_want(h, &u, &store::want(name), &w, now, false)?
+                    store::want(name).put(h, &w)?;
+                    later = Some((now, None, 0));
                 }
                 _ => {}
             }
@@ -587,8 +582,8 @@ fn reconnect(h: &mut impl Host, u: &User, gen: u32, now: i64) -> Done {
         return Ok(());
     };
     store::link(name).put(h, &next)?;
-    let after = perform(h, u, next.gen, actions, now, false);
-    run(h, u, after, now);
+    let left = perform(h, u, next.gen, actions, now, false);
+    debug_assert!(left.is_none(), "a dial leaves nothing to run (no flush, no heartbeat)");
     Ok(())
 }
 
@@ -734,8 +729,8 @@ fn idle(h: &mut impl Host, u: &User, due: i64) -> Done {
     if store::want(name).get(h).is_none() && last + idle_ms <= due {
         // The close ends the session at Discord: the reconnect timer must not resume it.
         store::ended(link.gen, name).put(h, &1000)?;
-        let next = perform(h, u, link.gen, gateway::idle(&conn), due, false);
-        run(h, u, next, due);
+        let left = perform(h, u, link.gen, gateway::idle(&conn), due, false);
+        debug_assert!(left.is_none(), "a close leaves nothing to run (no flush, no heartbeat)");
     }
     Ok(())
 }
