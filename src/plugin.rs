@@ -199,8 +199,8 @@ pub fn now_playing(h: &mut impl Host, input: &[u8]) -> Result {
     let legacy = store::legacy(&u.name);
     w.legacy = legacy.get(h).map_or(0, |old| old.legacy) + 1;
     legacy.put(h, &w)?;
-    schedule(h, &u.name, LEGACY_WAIT_S as i64, &Kind::LegacyShow.id(w.legacy, &u.name));
-    schedule(h, &u.name, remaining, &Kind::LegacyEnd.id(w.legacy, &u.name));
+    schedule(h, &u.name, LEGACY_WAIT_S as i64, Kind::LegacyShow, w.legacy);
+    schedule(h, &u.name, remaining, Kind::LegacyEnd, w.legacy);
     Ok(None)
 }
 
@@ -472,7 +472,7 @@ fn perform(h: &mut impl Host, u: &User, gen: u32, actions: Vec<Action>, now: i64
                 Ok(())
             }
             Action::Connect { url, retry } => host::ws_connect(h, &url, &conn).or_else(|e| {
-                schedule(h, name, retry as i64, &timer);
+                once(h, name, retry, &timer);
                 Err(text::join("cannot reach the Discord gateway: ", &e))
             }),
             Action::Log(level, msg) => {
@@ -538,7 +538,7 @@ fn on_beat(h: &mut impl Host, u: &User, gen: u32, kind: Beat, tries: u8, now: i6
     let Ok(id) = id else {
         if tries < RETRIES {
             let first = matches!(kind, Beat::First | Beat::Retry(true));
-            schedule(h, name, 1, &Kind::retry(first, tries).id(gen as i64, name));
+            schedule(h, name, 1, Kind::retry(first, tries), gen as i64);
         } else if tries == RETRIES {
             log(h, Level::Warn, name, "heartbeat skipped: the connection stayed busy");
         }
@@ -590,7 +590,7 @@ fn reconnect(h: &mut impl Host, u: &User, gen: u32, now: i64) -> Done {
 /// Asks the reconnect timer of generation `gen` to run now. If it is already there it may
 /// be running and have decided without this want (`recheck`): a flush checks again soon.
 fn start(h: &mut impl Host, u: &User, gen: u32, now: i64, recheck: bool) {
-    if once(h, &u.name, 0, &Kind::Reconnect.id(gen as i64, &u.name)) == Some(true) && recheck {
+    if schedule(h, &u.name, 0, Kind::Reconnect, gen as i64) == Some(true) && recheck {
         schedule_flush(h, u, now, now + RECHECK_MS);
     }
 }
@@ -608,16 +608,15 @@ fn once(h: &mut impl Host, name: &str, secs: u32, id: &str) -> Option<bool> {
     }
 }
 
-/// A one-time timer in `secs`; one already pending with that id is fine (its callback
-/// does the same), any other failure is logged. Whether the timer is pending now.
-#[inline(always)]
-fn schedule(h: &mut impl Host, name: &str, secs: i64, id: &str) -> bool {
-    once(h, name, secs.clamp(0, 86_400) as u32, id).is_some()
+/// `once` for timer `kind` numbered `n`, in `secs` (at most a day). Most callers take one
+/// already pending as done: its callback does the same.
+fn schedule(h: &mut impl Host, name: &str, secs: i64, kind: Kind, n: i64) -> Option<bool> {
+    once(h, name, secs.clamp(0, 86_400) as u32, &kind.id(n, name))
 }
 
 /// Schedules a flush at `at` (ms): a flush sends whatever is wanted when it runs.
 fn schedule_flush(h: &mut impl Host, u: &User, now: i64, at: i64) {
-    schedule(h, &u.name, ((at - now).clamp(0, 3_600_000) + 999) / 1000, &Kind::Flush.id(at, &u.name));
+    schedule(h, &u.name, ((at - now).clamp(0, 3_600_000) + 999) / 1000, Kind::Flush, at);
 }
 
 /// Reads what an update is decided on, then performs the decision: where it goes
@@ -679,7 +678,7 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, mine: Option<
     }
     // Lookups left: the `en` timer does them, and sends what it finds.
     let lookups = match want {
-        Some(w) if net.skipped && lookups_ms == 0 => schedule(h, name, 0, &Kind::Lookups.id(w.at_ms, name)),
+        Some(w) if net.skipped && lookups_ms == 0 => schedule(h, name, 0, Kind::Lookups, w.at_ms).is_some(),
         _ => false,
     };
     let idle_ms = set.idle_ms;
@@ -713,7 +712,7 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, mine: Option<
         Plan::Nothing => {}
     }
     if let Some(at) = d.idle_close_at {
-        schedule(h, name, idle_ms / 1000, &Kind::IdleClose.id(at, name));
+        schedule(h, name, idle_ms / 1000, Kind::IdleClose, at);
     }
     Ok(after)
 }
