@@ -286,7 +286,7 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
         // The images and links of the want stored at `num` (a newer want has its own):
         // what is found within `LOOKUP_WAIT_MS` goes out, then the rest of the budget.
         Kind::Lookups => {
-            if store::want(name).get(h).is_some_and(|w| w.at_ms == num) {
+            if wanted(h, name).is_some_and(|w| w.at_ms == num) {
                 run(h, &u, Some(Next::Flush(now, None, None, LOOKUP_WAIT_MS)), now);
                 later = Some((h.now_ms(), None, enrich::LOOKUP_BUDGET_MS - LOOKUP_WAIT_MS));
             }
@@ -363,6 +363,12 @@ fn load_sent(h: &mut impl Host, gen: u32, name: &str, resumed: bool) -> Sent {
         }
     }
     Sent::default()
+}
+
+/// The user's want, as another writer left it.
+#[inline(never)]
+fn wanted(h: &mut impl Host, name: &str) -> Option<Want> {
+    store::want(name).get(h)
 }
 
 /// Entropy for jitter: wasm32-unknown-unknown has no RNG, so hash what differs per call.
@@ -577,7 +583,7 @@ fn reconnect(h: &mut impl Host, u: &User, gen: u32, now: i64) -> Done {
             c.forget();
         }
     }
-    let want = store::want(name).get(h).is_some();
+    let want = wanted(h, name).is_some();
     let Some((next, actions)) = link.reconnect(gen, conn.as_ref(), want, &Ctx { now, rand: seed(name, now, gen) }) else {
         return Ok(());
     };
@@ -725,7 +731,7 @@ fn idle(h: &mut impl Host, u: &User, due: i64) -> Done {
     let Some(conn) = conn else { return Ok(()) };
     let last = load_sent(h, link.gen, name, false).times.last().copied().unwrap_or(0);
     let idle_ms = settings(h, u)?.idle_ms;
-    if store::want(name).get(h).is_none() && last + idle_ms <= due {
+    if wanted(h, name).is_none() && last + idle_ms <= due {
         // The close ends the session at Discord: the reconnect timer must not resume it.
         store::ended(link.gen, name).put(h, &1000)?;
         let left = perform(h, u, link.gen, gateway::idle(&conn), due, false);
