@@ -532,11 +532,12 @@ fn on_beat(h: &mut impl Host, u: &User, gen: u32, kind: Beat, tries: u8, now: i6
     };
     // A taken lock: the beat is left for its holder (`hw`), and the lock tried once more.
     let mut asked = false;
+    let wanted = store::beat_wanted(gen, name);
     let id = loop {
         match lock(h, name, gen, held) {
             Err(()) if !asked => {
                 asked = true;
-                store::beat_wanted(gen, name).put(h, &now)?;
+                wanted.put(h, &now)?;
             }
             id => break id,
         }
@@ -555,7 +556,7 @@ fn on_beat(h: &mut impl Host, u: &User, gen: u32, kind: Beat, tries: u8, now: i6
     let now = now.max(h.now_ms());
     let mut sent = load_sent(h, gen, name, false);
     // The beat this call stands for may have gone out meanwhile, handed to a lock holder.
-    let done = (asked || matches!(kind, Beat::Retry(_))) && store::beat_wanted(gen, name).get(h).is_some_and(|t| sent.beat_ms >= t);
+    let done = (asked || matches!(kind, Beat::Retry(_))) && wanted.get(h).is_some_and(|t| sent.beat_ms >= t);
     let actions = gateway::beat(&conn, &link, sent.beat_ms, kind, done, seed(name, now, gen));
     let saved = if actions.iter().any(|a| matches!(a, Action::Send(_))) {
         sent.beat_ms = now;
