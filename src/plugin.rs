@@ -691,32 +691,31 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, mine: Option<
     let idle_ms = set.idle_ms;
     let d = presence::decide(&Facts { want, sent: &sent, stopped, lookups, idle_ms, now, salt: &salt });
     let mut after = None;
-    match d.plan {
-        Plan::Send(_) => {
-            let Ok(id) = lock(h, name, gen, held) else {
-                schedule_flush(h, u, now, now + 1_000);
-                return Ok(None);
-            };
-            // Decided again under the lock: another send may have gone out meanwhile, and
-            // a newer want (stored while this one was enriched) is its storer's to send.
-            let cur = load_sent(h, gen, name, resumed);
-            let newer = !recheck && host::cache_get(h, &slot.key) != stored;
-            let sent = match presence::plan(want, &cur, now, &salt) {
-                _ if newer => Ok(()),
-                // Recorded before the send: the rate budget counts it even if the call
-                // dies during the write.
-                Plan::Send(next) => store::sent(gen, name).put(h, &next)
-                    .and_then(|_| host::ws_send(h, &socket, &|o| presence::presence(o, act.as_ref(), &set.client_id, status))),
-                Plan::Later(at) => Ok(schedule_flush(h, u, now, at)),
-                Plan::Nothing => Ok(()),
-            };
-            after = release(h, u, gen, id, Some(cur.beat_ms));
-            // The socket is gone or broken: its read loop's last callback reconnects, and
-            // the next session shows the presence.
-            warn(h, name, sent);
-        }
-        Plan::Later(at) => schedule_flush(h, u, now, at),
-        Plan::Nothing => {}
+    let mut plan = d.plan;
+    if let Plan::Send(_) = plan {
+        let Ok(id) = lock(h, name, gen, held) else {
+            schedule_flush(h, u, now, now + 1_000);
+            return Ok(None);
+        };
+        // Decided again under the lock: another send may have gone out meanwhile, and a
+        // newer want (stored while this one was enriched) is its storer's to send.
+        let cur = load_sent(h, gen, name, resumed);
+        let newer = !recheck && host::cache_get(h, &slot.key) != stored;
+        plan = if newer { Plan::Nothing } else { presence::plan(want, &cur, now, &salt) };
+        let sent = match &plan {
+            // Recorded before the send: the rate budget counts it even if the call dies
+            // during the write.
+            Plan::Send(next) => store::sent(gen, name).put(h, next)
+                .and_then(|_| host::ws_send(h, &socket, &|o| presence::presence(o, act.as_ref(), &set.client_id, status))),
+            _ => Ok(()),
+        };
+        after = release(h, u, gen, id, Some(cur.beat_ms));
+        // The socket is gone or broken: its read loop's last callback reconnects, and the
+        // next session shows the presence.
+        warn(h, name, sent);
+    }
+    if let Plan::Later(at) = plan {
+        schedule_flush(h, u, now, at);
     }
     if let Some(at) = d.idle_close_at {
         schedule(h, name, idle_ms / 1000, Kind::IdleClose, at);
