@@ -85,14 +85,13 @@ pub fn is_authorized(h: &mut impl Host, input: &[u8]) -> Result {
     // nothing more is read (one Discord refused for good is answered by the connection,
     // which does nothing until the config changes).
     let ok = match user(h, &v[0]) {
-        Ok(Some(_)) => true,
-        Ok(None) => false,
+        Ok(u) => u.is_some(),
         Err(e) => {
             h.log(Level::Error, &e);
             false
         }
     };
-    Ok(Some(if ok { &b"true"[..] } else { b"false" }.to_vec()))
+    Ok(Some([&b"false"[..], b"true"][ok as usize].to_vec()))
 }
 
 /// The configured user a scrobbler event is for, with a usable application id.
