@@ -365,7 +365,6 @@ fn load_sent(h: &mut impl Host, gen: u32, name: &str, resumed: bool) -> Sent {
 }
 
 /// The user's want, as another writer left it.
-#[inline(never)]
 fn wanted(h: &mut impl Host, name: &str) -> Option<Want> {
     store::want(name).get(h)
 }

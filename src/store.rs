@@ -274,7 +274,6 @@ impl Record for Conn {
         session_text(o, &[c.phase as i64, c.seq.unwrap_or(0), c.heartbeat_ms as i64, c.status as i64, c.ready_ms, c.ack_ms], (1, c.seq), &c.session_id, &c.resume_url);
     }
 
-    #[inline(never)]
     fn load(text: &str) -> Option<Conn> {
         let mut n = [0; 6];
         let (seq, session_id, resume_url) = session_load(text, &mut n, 1)?;
