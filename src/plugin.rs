@@ -381,6 +381,7 @@ fn seed(name: &str, now: i64, gen: u32) -> u64 {
 /// Takes the send lock of connection `gen`: `Ok(Some(id))` to release after the send,
 /// `Ok(None)` when the caller already holds it (`held`), `Err(())` when another call
 /// holds it.
+#[inline(always)]
 fn lock(h: &mut impl Host, name: &str, gen: u32, held: Option<u32>) -> core::result::Result<Option<String>, ()> {
     if held == Some(gen) {
         return Ok(None);
@@ -450,7 +451,8 @@ fn perform(h: &mut impl Host, u: &User, gen: u32, actions: Vec<Action>, now: i64
             Action::Once(..) | Action::Every(..) | Action::Cancel(_) => Kind::Beat,
             _ => Kind::Reconnect,
         };
-        let timer = kind.id(gen as i64, name);
+        // One call for every kind (`black_box`: the optimizer would copy it into each).
+        let timer = core::hint::black_box(kind).id(gen as i64, name);
         let result = match a {
             Action::Send(Frame::Heartbeat(_)) if !locked => {
                 debug_assert!(next.is_none(), "one follow-up per list of actions");
