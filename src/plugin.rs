@@ -79,8 +79,13 @@ fn bad_input(what: &str) -> String {
     text::join3("malformed ", what, " payload")
 }
 
+/// `input::fields`, or the error for a malformed `what` payload.
+fn fields(input: &[u8], keys: &[&str], what: &str) -> core::result::Result<([String; 2], i64), String> {
+    input::fields(input, keys).ok_or_else(|| bad_input(what))
+}
+
 pub fn is_authorized(h: &mut impl Host, input: &[u8]) -> Result {
-    let (v, _) = input::fields(input, &["username"]).ok_or_else(|| bad_input("is_authorized"))?;
+    let (v, _) = fields(input, &["username"], "is_authorized")?;
     // Navidrome asks before every event it dispatches: a configured user is authorized,
     // nothing more is read (one Discord refused for good is answered by the connection,
     // which does nothing until the config changes).
@@ -212,7 +217,7 @@ pub fn on_text(h: &mut impl Host, mut input: impl gateway::Source) -> Result {
 /// (with its code; ours, known by its reason, changes nothing).
 pub fn on_end(h: &mut impl Host, input: &[u8], error: bool) -> Result {
     let (what, key) = if error { ("websocket error", "error") } else { ("websocket close", "reason") };
-    let (v, mut code) = input::fields(input, &["connectionId", key]).ok_or_else(|| bad_input(what))?;
+    let (v, mut code) = fields(input, &["connectionId", key], what)?;
     if error {
         code = input::close_code(&v[1]) as i64;
     } else if v[1] == OWN_CLOSE {
@@ -263,7 +268,7 @@ fn on_connection(h: &mut impl Host, id: &str, ev: core::result::Result<gateway::
 
 /// One of our timers (`ids::Kind`) fired.
 pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
-    let (v, _) = input::fields(input, &["scheduleId"]).ok_or_else(|| bad_input("scheduler callback"))?;
+    let (v, _) = fields(input, &["scheduleId"], "scheduler callback")?;
     let id = &v[0];
     // Not one of ours (as the official plugin, an unknown timer is only a warning).
     let Some((kind, num, name)) = ids::timer(id) else {
