@@ -50,8 +50,8 @@ pub fn reports_seen(h: &mut impl Host) -> bool {
     store::reports_seen().get(h).is_some()
 }
 
-fn user(h: &mut impl Host, name: &str) -> core::result::Result<Option<User>, String> {
-    Ok(User::load(|k| h.config(k), name)?)
+fn user(h: &mut impl Host, name: &str) -> core::result::Result<Option<User>, &'static str> {
+    User::load(|k| h.config(k), name)
 }
 
 /// The settings, read on first use.
