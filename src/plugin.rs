@@ -162,15 +162,13 @@ pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
         None if had_other => other.remove(h)?,
         None => {}
     }
-    match (change, p.shown) {
-        (players::Change::Show, Some(mut w)) => {
+    // The want stored or removed, then shown by the report worker (see `flush`).
+    let mut mine = None;
+    match (change, &mut p.shown) {
+        (players::Change::Show, Some(w)) => {
             w.keep_lookups(set);
-            // Stored, then shown by the report worker (see `flush`).
-            want.put(h, &w)?;
-            run(h, &u, Some(Next::Flush(now, None, Some(Some(&w)), 0)), now);
-            if let (true, Pause::HideAfter(ms)) = (w.paused, set.pause) {
-                schedule_flush(h, &u, now, now + ms);
-            }
+            want.put(h, w)?;
+            mine = Some(Some(&*w));
         }
         (players::Change::Stopped, _) => {
             want.remove(h)?;
@@ -180,11 +178,17 @@ pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
                 schedule_flush(h, &u, now, now + STOP_GRACE_MS);
             } else {
                 stopped.remove(h)?;
-                run(h, &u, Some(Next::Flush(now, None, Some(None), 0)), now);
+                mine = Some(None);
             }
         }
         // Another player's report that changes nothing shown.
         _ => {}
+    }
+    if let Some(m) = mine {
+        run(h, &u, Some(Next::Flush(now, None, Some(m), 0)), now);
+        if let (Some(Want { paused: true, .. }), Pause::HideAfter(ms)) = (m, set.pause) {
+            schedule_flush(h, &u, now, now + ms);
+        }
     }
     Ok(None)
 }
