@@ -163,11 +163,14 @@ pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
         None => {}
     }
     // The want stored or removed, then shown by the report worker (see `flush`).
-    let mut mine = None;
+    let (mut mine, mut later) = (None, None);
     match (change, &mut p.shown) {
         (players::Change::Show, Some(w)) => {
             w.keep_lookups(set);
             want.put(h, w)?;
+            if let (true, Pause::HideAfter(ms)) = (w.paused, set.pause) {
+                later = Some(ms);
+            }
             mine = Some(Some(&*w));
         }
         (players::Change::Stopped, _) => {
@@ -175,7 +178,7 @@ pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
             let stopped = store::stopped(&u.name);
             if st == 3 {
                 stopped.put(h, &now)?;
-                schedule_flush(h, &u, now, now + STOP_GRACE_MS);
+                later = Some(STOP_GRACE_MS);
             } else {
                 stopped.remove(h)?;
                 mine = Some(None);
@@ -186,9 +189,10 @@ pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
     }
     if let Some(m) = mine {
         run(h, &u, Some(Next::Flush(now, None, Some(m), 0)), now);
-        if let (Some(Want { paused: true, .. }), Pause::HideAfter(ms)) = (m, set.pause) {
-            schedule_flush(h, &u, now, now + ms);
-        }
+    }
+    // Then the clear after a stop's grace, or of a pause shown long enough.
+    if let Some(ms) = later {
+        schedule_flush(h, &u, now, now + ms);
     }
     Ok(None)
 }
