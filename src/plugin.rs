@@ -464,8 +464,7 @@ fn perform(h: &mut impl Host, u: &User, gen: u32, actions: Vec<Action>, now: i64
             Action::Once(..) | Action::Every(..) | Action::Cancel(_) => Kind::Beat,
             _ => Kind::Reconnect,
         };
-        // One call for every kind (`black_box`: the optimizer would copy it into each).
-        let timer = core::hint::black_box(kind).id(gen as i64, name);
+        let timer = kind.id(gen as i64, name);
         let result = match a {
             Action::Send(Frame::Heartbeat(_)) if !locked => {
                 debug_assert!(next.is_none(), "one follow-up per list of actions");
