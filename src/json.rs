@@ -56,8 +56,7 @@ impl<'a> Reader<'a> {
     #[inline(always)]
     pub fn raw_str(&mut self) -> Option<&'a [u8]> {
         let r = self.str_at();
-        // SAFETY: `str_at` gives a range of `s`.
-        (r != u64::MAX).then(|| unsafe { self.s.get_unchecked((r >> 32) as usize..r as u32 as usize) })
+        if r == u64::MAX { None } else { self.s.get((r >> 32) as usize..r as u32 as usize) }
     }
 
     /// Reads a string token: where its text starts and ends, `start << 32 | end`, one

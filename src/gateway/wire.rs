@@ -423,8 +423,7 @@ fn string(v: &[u8]) -> Option<&[u8]> {
 /// else empty.
 fn sane(v: &[u8], prefix: &[u8]) -> String {
     let v = string(v).filter(|v| v.len() < 256 && v.starts_with(prefix) && v.iter().all(|&b| b > b' ' && b < 0x7f));
-    // SAFETY: ASCII is UTF-8.
-    unsafe { String::from_utf8_unchecked(v.unwrap_or_default().to_vec()) }
+    crate::text::utf8(v.unwrap_or_default().to_vec())
 }
 
 impl Parts {
