@@ -62,6 +62,7 @@ pub fn report(input: &[u8]) -> Option<Report> {
 
 /// Decodes a track into the report, replacing what it held (the last `track` key wins
 /// whole).
+#[inline(never)]
 fn track(r: &mut Reader, rep: &mut Report) -> Option<()> {
     let t = &mut rep.track;
     // Only these fields come from a track: the rest of `Want` is still the default.

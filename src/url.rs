@@ -141,6 +141,7 @@ fn listed(list: &[u64], s: &[u8], case: u8) -> bool {
 }
 
 /// Where a query key ends and the next begins.
+#[inline(never)]
 fn sep(c: u8) -> bool {
     matches!(c, b'?' | b'&' | b';' | b'#')
 }

@@ -188,6 +188,7 @@ impl Link {
     }
 
     /// Connections in a row, counting `conn`, that ended without a stable session.
+    #[inline(always)]
     pub fn failures(&self, conn: Option<&Conn>) -> u32 {
         if conn.is_some_and(Conn::stable) { 0 } else { self.attempts.saturating_add(1) }
     }
@@ -196,6 +197,7 @@ impl Link {
     /// scheduled the timer closed it or saw it close). Starts the next connection if
     /// something is to be shown, resuming the session if one is held, else rests idle.
     /// `None`: a stale timer (the link moved on) or a fatal connection: nothing changes.
+    #[inline(always)]
     pub fn reconnect(&self, gen: u32, conn: Option<&Conn>, want: bool, ctx: &Ctx) -> Option<(Link, Vec<Action>)> {
         let now = ctx.now;
         if gen != self.gen || conn.is_some_and(|c| c.phase == Phase::Fatal) {

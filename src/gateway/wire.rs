@@ -102,6 +102,7 @@ pub struct Sessions {
 }
 
 impl Sessions {
+    #[inline(never)]
     fn add(&mut self, id: &[u8], st: u8) {
         if id == b"all" {
         } else if self.first.is_none() {
@@ -449,6 +450,7 @@ impl Parts {
 
     /// The typed frame: `op` must be a number, `s` a number or null, `t` a string or null
     /// (§1.2); `None` if not.
+    #[inline(always)]
     fn frame(&mut self) -> Option<Inbound> {
         let [op, s, t, d, hb, sid, url, ..] = &self.slots;
         // `i64::MIN`: not a number (none reads as it), a plain number returned in a register.
