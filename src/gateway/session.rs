@@ -183,6 +183,7 @@ impl Link {
         }
     }
 
+    #[inline(always)]
     fn resumable(&self) -> bool {
         !self.session_id.is_empty() && !self.resume_url.is_empty() && self.seq.is_some()
     }
