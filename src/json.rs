@@ -79,13 +79,15 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A string token, decoded, (tests') shorthand for `string_to`.
+    #[cfg(test)]
     pub fn string(&mut self) -> Option<String> {
         let mut s = String::new();
         self.string_to(&mut s)?;
         Some(s)
     }
 
-    /// `string` read into `to`, which is left as it was when there is none.
+    /// A string token, decoded into `to`, which is left as it was when there is none.
     #[inline(never)]
     pub fn string_to(&mut self, to: &mut String) -> Option<()> {
         let mut v = self.raw_str()?.to_vec();

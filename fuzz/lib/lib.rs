@@ -55,6 +55,12 @@ pub fn parse(b: &[u8]) -> Value {
     serde_json::from_slice(b).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(b)))
 }
 
+/// The string token at `r`, decoded by the plugin's reader.
+pub fn text(r: &mut json::Reader) -> Option<String> {
+    let mut s = String::new();
+    r.string_to(&mut s).map(|_| s)
+}
+
 /// A string value, as Navidrome's decoder reads a text written at depth 1.
 pub fn string(b: &[u8]) -> String {
     match parse(b) {

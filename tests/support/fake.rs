@@ -36,11 +36,17 @@ pub struct Fake {
     pub due: BTreeMap<String, i64>,
 }
 
+/// The string token at `r`, decoded.
+fn string(r: &mut Reader) -> Option<String> {
+    let mut s = String::new();
+    r.string_to(&mut s).map(|_| s)
+}
+
 fn fields(req: &[u8]) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
     Reader::new(req).object(|k, r| {
         let v = match r.peek() {
-            b'"' => r.string()?,
+            b'"' => string(r)?,
             b'n' => {
                 r.null();
                 "null".into()
@@ -144,8 +150,8 @@ impl Host for Fake {
                 Reader::new(req_bytes).object(|_, r| {
                     r.object(|k, r| {
                         match k {
-                            b"method" => req.0 = r.string()?,
-                            b"url" => req.1 = r.string()?,
+                            b"method" => req.0 = string(r)?,
+                            b"url" => req.1 = string(r)?,
                             b"body" => req.2 = String::from_utf8(crate::json::unbase64(r.raw_str()?)?).unwrap_or_default(),
                             _ => r.skip()?,
                         }
