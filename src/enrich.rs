@@ -298,20 +298,19 @@ fn register(h: &mut impl Host, u: &User, set: &Settings, urls: [&str; 2], now: i
 /// Where a registered image's `mp:` path is kept, by its URL.
 #[inline(always)]
 fn asset(url: &str) -> store::Slot<store::Found> {
-    store::found_hashed("asset.", &[url])
+    store::found_hashed("asset.", url)
 }
 
 /// A Spotify link for the track (spec §3.8): by MusicBrainz recording id, else by
 /// artist/title/album, through ListenBrainz Labs; else a Spotify search. Track links are
 /// kept 30 days, searches 4 hours.
 fn spotify(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> String {
-    // Keyed by artist, title and album, lowercased; joined by the NUL that separates the
-    // parts of a hashed key, they hash as the three parts would.
+    // Keyed by artist, title and album, lowercased, NUL-separated.
     let mut parts = text::join3(&w.artist0, "\0", &w.title);
     parts.push_str("\0");
     parts.push_str(&w.album);
     parts.make_ascii_lowercase();
-    let key = store::found_hashed("spotify.", &[&parts]);
+    let key = store::found_hashed("spotify.", &parts);
     if let Some(v) = key.fresh(h, now) {
         return v;
     }
@@ -393,7 +392,7 @@ mod tests {
     use crate::fake::Fake;
 
     fn hashed(prefix: &str, parts: &[&str]) -> String {
-        store::found_hashed(prefix, parts).key
+        store::found_hashed(prefix, &parts.join("\0")).key
     }
 
     const NOW: i64 = 1_714_600_000_000;

@@ -158,16 +158,11 @@ pub fn found(kind: &str, id: &str) -> Slot<Found> {
     key(kind, id)
 }
 
-/// A lookup result under a hash of `parts`: `asset.` (a registered image by URL),
-/// `spotify.` (a link by artist, title and album).
-pub fn found_hashed(prefix: &str, parts: &[&str]) -> Slot<Found> {
+/// A lookup result under a hash of `id`: `asset.` (a registered image by URL),
+/// `spotify.` (a link by artist, title and album, NUL-separated).
+pub fn found_hashed(prefix: &str, id: &str) -> Slot<Found> {
     let mut f = Fnv::new();
-    for (i, p) in parts.iter().enumerate() {
-        if i > 0 {
-            f.eat(&[0]);
-        }
-        f.eat(p.as_bytes());
-    }
+    f.eat(id.as_bytes());
     let mut k = prefix.as_bytes().to_vec();
     for i in (0..16).rev() {
         k.push(text::hex((f.0 >> (i * 4)) as u8));
@@ -418,13 +413,13 @@ mod tests {
     fn keys() {
         assert_eq!(link("a:b").key, "gw.a:b");
         assert_eq!(conn(12, "a:b").key, "cn.12.a:b");
-        assert_eq!(found_hashed("asset.", &["x"]).key.len(), 6 + 16);
+        assert_eq!(found_hashed("asset.", "x").key.len(), 6 + 16);
     }
 
     #[test]
     fn cache_keys_are_fnv_hex() {
-        assert_eq!(found_hashed("", &[""]).key, "cbf29ce484222325");
-        assert_eq!(found_hashed("asset.", &["https://example.com/art.jpg"]).key, "asset.911d7a8ed5f599b0");
-        assert_ne!(found_hashed("s.", &["a", "b"]).key, found_hashed("s.", &["ab", ""]).key);
+        assert_eq!(found_hashed("", "").key, "cbf29ce484222325");
+        assert_eq!(found_hashed("asset.", "https://example.com/art.jpg").key, "asset.911d7a8ed5f599b0");
+        assert_ne!(found_hashed("s.", "a\0b").key, found_hashed("s.", "ab\0").key);
     }
 }
