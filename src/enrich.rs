@@ -314,39 +314,38 @@ fn spotify(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> String {
     if let Some(v) = key.fresh(h, now) {
         return v;
     }
-    // `Some("")`: Labs answered without an id; `None`: it did not answer.
-    let mut id = Some(String::new());
+    // The id found ("" for none); `answered`: Labs answered (or was not asked).
+    let mut id = String::new();
+    let mut answered = true;
     if !w.recording_mbid.is_empty() {
         let mut b = Out::new();
         b.raw(r#"[{"recording_mbid":"#).str(&w.recording_mbid).raw("}]");
-        id = labs(h, net, now, "/spotify-id-from-mbid/json", &b.buf);
+        answered = labs(h, net, now, "/spotify-id-from-mbid/json", &b.buf, &mut id);
     }
-    if id.as_ref().is_some_and(|i| i.is_empty()) && !w.artist0.is_empty() && !w.title.is_empty() {
+    if answered && id.is_empty() && !w.artist0.is_empty() && !w.title.is_empty() {
         let mut b = Out::new();
         b.raw(r#"[{"artist_name":"#).str(&w.artist0).key("track_name").str(&w.title).key("release_name").str(&w.album).raw("}]");
-        id = labs(h, net, now, "/spotify-id-from-metadata/json", &b.buf);
+        answered = labs(h, net, now, "/spotify-id-from-metadata/json", &b.buf, &mut id);
     }
-    let (url, ttl) = match &id {
-        Some(id) if !id.is_empty() => (text::join3(SPOTIFY, "track/", id), 720 * HOUR),
-        _ => (search_url(&w.artist, &w.title), 4 * HOUR),
-    };
+    let (url, ttl) = if id.is_empty() { (search_url(&w.artist, &w.title), 4 * HOUR) } else { (text::join3(SPOTIFY, "track/", &id), 720 * HOUR) };
     // Only an answer is remembered; a failure is asked again later.
-    if id.is_some() {
+    if answered {
         key.keep(h, &url, now, ttl);
     }
     url
 }
 
-/// The first well-formed Spotify track id in a Labs answer ("" for none); `None` when
-/// Labs did not answer.
-fn labs(h: &mut impl Host, net: &mut Net, now: i64, path: &str, body: &[u8]) -> Option<String> {
-    match fetch(h, net, now, "labs.api.listenbrainz.org", path, "", Some(("application/json", body))) {
-        Some(r) if (200..300).contains(&r.status) => Some(spotify_id(&r.body)),
-        Some(_) => Some(String::new()),
-        None => None,
+/// Asks Labs: the first well-formed Spotify track id of its answer goes to `id` (none
+/// for an error status); false when Labs did not answer.
+fn labs(h: &mut impl Host, net: &mut Net, now: i64, path: &str, body: &[u8], id: &mut String) -> bool {
+    let Some(r) = fetch(h, net, now, "labs.api.listenbrainz.org", path, "", Some(("application/json", body))) else { return false };
+    if (200..300).contains(&r.status) {
+        *id = spotify_id(&r.body);
     }
+    true
 }
 
+/// The first well-formed Spotify track id in a Labs answer ("" for none).
 pub fn spotify_id(body: &[u8]) -> String {
     let mut found = String::new();
     Reader::new(body).array(|r| {
