@@ -223,10 +223,9 @@ fn register(h: &mut impl Host, u: &User, set: &Settings, urls: [&str; 2], now: i
     let mut body = Out::new();
     body.raw(r#"{"urls":["#);
     for i in 0..2 {
+        // The URLs are public https ones or the logo and pause icon, never `mp:` paths.
         let url = urls[i];
-        if url.starts_with("mp:") {
-            out[i] = url.into();
-        } else if !url.is_empty() {
+        if !url.is_empty() {
             match asset(url).fresh(h, now) {
                 Some(v) => out[i] = v,
                 None => {
@@ -555,8 +554,8 @@ mod tests {
         let got = register(&mut h, &u, &set(&[]), ["https://a/x.jpg", "https://p/p.png"], NOW, &mut full());
         assert_eq!(got, ["mp:external/A/https/a/x.jpg".to_string(), "mp:external/P".into()]);
         assert_eq!(h.requests[0].2, r#"{"urls":["https://a/x.jpg","https://p/p.png"]}"#);
-        assert_eq!(register(&mut h, &u, &set(&[]), ["https://a/x.jpg", "mp:external/Q"], NOW, &mut full())[1], "mp:external/Q");
-        assert_eq!(h.requests.len(), 1, "both cached, mp: paths pass through");
+        assert_eq!(register(&mut h, &u, &set(&[]), ["https://p/p.png", "https://a/x.jpg"], NOW, &mut full()), ["mp:external/P".to_string(), "mp:external/A/https/a/x.jpg".into()]);
+        assert_eq!(h.requests.len(), 1, "both cached");
         // Errors: 500 is retried, an unusable answer is remembered for ten minutes.
         for (status, body, cached) in [(500, "", false), (200, r#"{"not":"an-array"}"#, true), (200, "[]", true), (200, r#"[{"external_asset_path":""}]"#, true)] {
             let mut h = Fake::default();
