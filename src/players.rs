@@ -31,14 +31,14 @@ pub fn ended(position_ms: i64, duration_s: i64) -> bool {
 }
 
 impl Players {
-    /// A report of `player`: `w` what it plays (`None`: it stopped), `start`: a `starting`
-    /// report. Another player's report takes over only for a track that player was not
-    /// known to play (its periodic progress changes nothing) and not while paused.
+    /// A report of `w.player`: `w` what it plays if `plays` (else it stopped), `start`: a
+    /// `starting` report. Another player's report takes over only for a track that player
+    /// was not known to play (its periodic progress changes nothing) and not while paused.
     #[inline(never)]
-    pub fn report(&mut self, player: &str, w: Option<Want>, start: bool, now: i64) -> Change {
-        let mine = |x: &Option<Want>| x.as_ref().is_some_and(|x| x.player == player);
+    pub fn report(&mut self, w: Want, plays: bool, start: bool, now: i64) -> Change {
+        let mine = |x: &Option<Want>| x.as_ref().is_some_and(|x| x.player == w.player);
         let (shown_mine, other_mine) = (mine(&self.shown), mine(&self.other));
-        let Some(w) = w else {
+        if !plays {
             if !shown_mine {
                 if other_mine {
                     self.other = None;
@@ -48,7 +48,7 @@ impl Players {
             // The shown player stopped: another that still plays is shown again.
             self.shown = self.other.take().filter(|o| !o.paused && (o.end_ms == 0 || o.end_ms > now));
             return if self.shown.is_some() { Change::Show } else { Change::Stopped };
-        };
+        }
         if self.shown.is_none() || shown_mine {
             if other_mine {
                 self.other = None;
@@ -71,8 +71,8 @@ impl Players {
 mod tests {
     use super::*;
 
-    fn want(player: &str, track: &str, end_ms: i64) -> Option<Want> {
-        Some(Want { player: player.into(), track_id: track.into(), title: track.into(), end_ms, ..Want::default() })
+    fn want(player: &str, track: &str, end_ms: i64) -> Want {
+        Want { player: player.into(), track_id: track.into(), title: track.into(), end_ms, ..Want::default() }
     }
 
     fn shown(p: &Players) -> (&str, &str) {
@@ -82,46 +82,46 @@ mod tests {
     #[test]
     fn one_player_shows_what_it_plays_and_its_stop_clears() {
         let mut p = Players::default();
-        assert_eq!(p.report("web", want("web", "a", 100), true, 0), Change::Show);
-        assert_eq!(p.report("web", want("web", "a", 100), false, 10), Change::Show);
-        assert_eq!(p.report("web", None, false, 20), Change::Stopped);
+        assert_eq!(p.report(want("web", "a", 100), true, true, 0), Change::Show);
+        assert_eq!(p.report(want("web", "a", 100), true, false, 10), Change::Show);
+        assert_eq!(p.report(want("web", "", 0), false, false, 20), Change::Stopped);
         assert!(p.shown.is_none() && p.other.is_none());
     }
 
     #[test]
     fn the_newest_track_is_shown_and_the_other_players_progress_changes_nothing() {
         let mut p = Players::default();
-        p.report("web", want("web", "a", 1000), true, 0);
-        assert_eq!(p.report("app", want("app", "b", 1000), true, 10), Change::Show);
+        p.report(want("web", "a", 1000), true, true, 0);
+        assert_eq!(p.report(want("app", "b", 1000), true, true, 10), Change::Show);
         assert_eq!(shown(&p), ("app", "b"));
         // The web UI's periodic progress of its own track: the app stays shown.
-        assert_eq!(p.report("web", want("web", "a", 1000), false, 60), Change::Quiet);
+        assert_eq!(p.report(want("web", "a", 1000), true, false, 60), Change::Quiet);
         assert_eq!(shown(&p), ("app", "b"));
         // A new track on the web UI (even reported as `playing`) takes over; a pause does not.
-        assert_eq!(p.report("web", want("web", "c", 1000), false, 70), Change::Show);
+        assert_eq!(p.report(want("web", "c", 1000), true, false, 70), Change::Show);
         assert_eq!(shown(&p), ("web", "c"));
         let mut paused = want("app", "d", 0);
-        paused.as_mut().unwrap().paused = true;
-        assert_eq!(p.report("app", paused, true, 80), Change::Quiet);
+        paused.paused = true;
+        assert_eq!(p.report(paused, true, true, 80), Change::Quiet);
         assert_eq!(shown(&p), ("web", "c"));
     }
 
     #[test]
     fn a_stop_of_the_shown_player_shows_the_other_again_if_it_still_plays() {
         let mut p = Players::default();
-        p.report("web", want("web", "a", 1000), true, 0);
-        p.report("app", want("app", "b", 1000), true, 10);
+        p.report(want("web", "a", 1000), true, true, 0);
+        p.report(want("app", "b", 1000), true, true, 10);
         // The other player's stop: nothing to send, and it is forgotten.
-        assert_eq!(p.report("web", None, false, 20), Change::Quiet);
+        assert_eq!(p.report(want("web", "", 0), false, false, 20), Change::Quiet);
         assert!(p.other.is_none());
-        assert_eq!(p.report("app", None, false, 30), Change::Stopped);
+        assert_eq!(p.report(want("app", "", 0), false, false, 30), Change::Stopped);
         // Again, the shown player stops first: the other's track, while it lasts.
-        p.report("web", want("web", "a", 1000), true, 40);
-        p.report("app", want("app", "b", 1000), true, 50);
-        assert_eq!(p.report("app", None, false, 60), Change::Show);
+        p.report(want("web", "a", 1000), true, true, 40);
+        p.report(want("app", "b", 1000), true, true, 50);
+        assert_eq!(p.report(want("app", "", 0), false, false, 60), Change::Show);
         assert_eq!(shown(&p), ("web", "a"));
-        p.report("app", want("app", "b", 1000), true, 70);
-        assert_eq!(p.report("app", None, false, 1000), Change::Stopped, "the other's track has ended");
+        p.report(want("app", "b", 1000), true, true, 70);
+        assert_eq!(p.report(want("app", "", 0), false, false, 1000), Change::Stopped, "the other's track has ended");
     }
 
     #[test]

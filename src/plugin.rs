@@ -146,17 +146,15 @@ pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
         st = 3;
     }
     let hide = st == 2 && set.pause == Pause::Hide;
-    let (start, player) = (st == 1, rep.player_id.clone());
-    let w = (st <= 2 && !hide).then(|| {
-        let (pos, rate, dur) = (rep.position_ms, rep.rate_milli, rep.duration_s);
-        let mut w = want_of(rep);
-        w.timing(at, pos, rate, dur);
-        w
-    });
+    // The report's want, which names its player even when it plays nothing (stopped,
+    // expired, or paused with pauses hidden).
+    let (pos, rate, dur) = (rep.position_ms, rep.rate_milli, rep.duration_s);
+    let mut w = want_of(rep);
+    w.timing(at, pos, rate, dur);
     let other = store::other(&u.name);
     let mut p = players::Players { shown, other: other.get(h) };
     let had_other = p.other.is_some();
-    let change = p.report(&player, w, start, now);
+    let change = p.report(w, st <= 2 && !hide, st == 1, now);
     match &p.other {
         Some(o) => other.put(h, o)?,
         None if had_other => other.remove(h)?,
