@@ -39,9 +39,10 @@ pub fn enrich(h: &mut impl Host, u: &User, set: &Settings, w: &Want, a: &mut Act
     let found = cover_url(h, u, set, w, now, net);
     let cover = if found.is_empty() { LOGO } else { &found };
     let small = if w.paused { PAUSE_ICON } else { "" };
-    [a.large_image, a.small_image] = register(h, u, set, [cover, small], now, net);
+    // The activity comes without images.
+    register(h, u, set, [cover, small], [&mut a.large_image, &mut a.small_image], now, net);
     if a.large_image.is_empty() && cover != LOGO {
-        [a.large_image, _] = register(h, u, set, [LOGO, ""], now, net);
+        register(h, u, set, [LOGO, ""], [&mut a.large_image, &mut String::new()], now, net);
     }
     if set.spotify {
         a.details_url = spotify(h, w, now, net);
@@ -213,11 +214,11 @@ fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64, net: &mut Net) -> Strin
 }
 
 /// Registers up to two image URLs with Discord's external-assets endpoint in one call and
-/// returns their `mp:` paths ("" where there is none). Results are cached (a day; a
-/// failure ten minutes, so a broken URL is not retried on every update); a 429 pauses
-/// registration for its `Retry-After`, a 401 (bad token) for an hour.
-fn register(h: &mut impl Host, u: &User, set: &Settings, urls: [&str; 2], now: i64, net: &mut Net) -> [String; 2] {
-    let mut out = [String::new(), String::new()];
+/// writes their `mp:` paths into `out`, which start empty (and stay so where there is
+/// none). Results are cached (a day; a failure ten minutes, so a broken URL is not retried
+/// on every update); a 429 pauses registration for its `Retry-After`, a 401 (bad token)
+/// for an hour.
+fn register(h: &mut impl Host, u: &User, set: &Settings, urls: [&str; 2], out: [&mut String; 2], now: i64, net: &mut Net) {
     // Which URLs are asked for, written into the request as found.
     let mut asked = [false; 2];
     let mut body = Out::new();
@@ -227,7 +228,7 @@ fn register(h: &mut impl Host, u: &User, set: &Settings, urls: [&str; 2], now: i
         let url = urls[i];
         if !url.is_empty() {
             match asset(url).fresh(h, now) {
-                Some(v) => out[i] = v,
+                Some(v) => *out[i] = v,
                 None => {
                     if asked[0] {
                         body.raw(",");
@@ -240,14 +241,14 @@ fn register(h: &mut impl Host, u: &User, set: &Settings, urls: [&str; 2], now: i
     }
     body.raw("]}");
     if asked == [false; 2] {
-        return out;
+        return;
     }
     let blocked = store::found("assets.blocked", &u.name);
     if blocked.fresh(h, now).is_some() {
-        return out;
+        return;
     }
     let path = text::join3("/api/v9/applications/", &set.client_id, "/external-assets");
-    let Some(r) = fetch(h, net, now, "discord.com", &path, &u.token, Some(("application/json", &body.buf))) else { return out };
+    let Some(r) = fetch(h, net, now, "discord.com", &path, &u.token, Some(("application/json", &body.buf))) else { return };
     if r.status < 300 {
         let mut n = 0;
         Reader::new(&r.body).array(|r| {
@@ -262,7 +263,7 @@ fn register(h: &mut impl Host, u: &User, set: &Settings, urls: [&str; 2], now: i
                 n + !asked[0] as usize
             };
             if i < 2 && asked[i] && !path.is_empty() {
-                out[i] = text::join("mp:", &path);
+                *out[i] = text::join("mp:", &path);
             }
             n += 1;
             Some(())
@@ -275,7 +276,7 @@ fn register(h: &mut impl Host, u: &User, set: &Settings, urls: [&str; 2], now: i
                 } else {
                     24 * HOUR
                 };
-                asset(urls[i]).keep(h, &out[i], now, ttl);
+                asset(urls[i]).keep(h, out[i], now, ttl);
             }
         }
     } else {
@@ -291,7 +292,6 @@ fn register(h: &mut impl Host, u: &User, set: &Settings, urls: [&str; 2], now: i
             blocked.keep(h, "", now, secs * 1000);
         }
     }
-    out
 }
 
 /// Where a registered image's `mp:` path is kept, by its URL.
@@ -408,6 +408,14 @@ mod tests {
         let mut all = std::vec![("clientid", "123456789012345678")];
         all.extend_from_slice(pairs);
         Settings::load(crate::fake::config(&all)).unwrap()
+    }
+
+    /// `register`'s paths for `urls`.
+    fn registered(h: &mut Fake, u: &User, urls: [&str; 2], now: i64, net: &mut Net) -> [String; 2] {
+        let mut out = [String::new(), String::new()];
+        let [a, b] = &mut out;
+        register(h, u, &set(&[]), urls, [a, b], now, net);
+        out
     }
 
     fn full() -> Net {
@@ -551,26 +559,26 @@ mod tests {
     fn registration_batches_caches_and_backs_off() {
         let (mut h, u) = (Fake::default(), user());
         h.route(ASSETS, 200, "", r#"[{"url":"https://a/x.jpg","external_asset_path":"external/A/https/a/x.jpg"},{"url":"https://p/p.png","external_asset_path":"external/P"}]"#);
-        let got = register(&mut h, &u, &set(&[]), ["https://a/x.jpg", "https://p/p.png"], NOW, &mut full());
+        let got = registered(&mut h, &u, ["https://a/x.jpg", "https://p/p.png"], NOW, &mut full());
         assert_eq!(got, ["mp:external/A/https/a/x.jpg".to_string(), "mp:external/P".into()]);
         assert_eq!(h.requests[0].2, r#"{"urls":["https://a/x.jpg","https://p/p.png"]}"#);
-        assert_eq!(register(&mut h, &u, &set(&[]), ["https://p/p.png", "https://a/x.jpg"], NOW, &mut full()), ["mp:external/P".to_string(), "mp:external/A/https/a/x.jpg".into()]);
+        assert_eq!(registered(&mut h, &u, ["https://p/p.png", "https://a/x.jpg"], NOW, &mut full()), ["mp:external/P".to_string(), "mp:external/A/https/a/x.jpg".into()]);
         assert_eq!(h.requests.len(), 1, "both cached");
         // Errors: 500 is retried, an unusable answer is remembered for ten minutes.
         for (status, body, cached) in [(500, "", false), (200, r#"{"not":"an-array"}"#, true), (200, "[]", true), (200, r#"[{"external_asset_path":""}]"#, true)] {
             let mut h = Fake::default();
             h.route(ASSETS, status, "", body);
-            assert_eq!(register(&mut h, &u, &set(&[]), ["https://b/y.jpg", ""], NOW, &mut full())[0], "");
+            assert_eq!(registered(&mut h, &u, ["https://b/y.jpg", ""], NOW, &mut full())[0], "");
             assert_eq!(h.cache.contains_key(&hashed("asset.", &["https://b/y.jpg"])), cached, "{status} {body}");
             assert!(h.logs.iter().any(|(l, _)| *l == Level::Warn), "a failure is logged: {status} {body}");
         }
         // 429: nothing is registered until Retry-After has passed.
         let mut h = Fake::default();
         h.route(ASSETS, 429, "", "");
-        register(&mut h, &u, &set(&[]), ["https://c/z.jpg", ""], NOW, &mut full());
-        register(&mut h, &u, &set(&[]), ["https://d/z.jpg", ""], NOW + 30_000, &mut full());
+        registered(&mut h, &u, ["https://c/z.jpg", ""], NOW, &mut full());
+        registered(&mut h, &u, ["https://d/z.jpg", ""], NOW + 30_000, &mut full());
         assert_eq!(h.requests.len(), 1);
-        register(&mut h, &u, &set(&[]), ["https://d/z.jpg", ""], NOW + 61_000, &mut full());
+        registered(&mut h, &u, ["https://d/z.jpg", ""], NOW + 61_000, &mut full());
         assert_eq!(h.requests.len(), 2);
         assert!(h.logs.iter().all(|(_, l)| !l.contains("tok-SECRET")));
     }
