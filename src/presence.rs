@@ -153,8 +153,7 @@ pub fn activity(w: &Want, s: &Settings) -> Activity {
     });
     let mut display = 0;
     if crate::text::trim(&name).is_empty() {
-        name.clear();
-        name.push_str("Navidrome");
+        name = "Navidrome".into();
         display = 2;
     }
     Activity {
