@@ -46,7 +46,6 @@ pub fn enrich(h: &mut impl Host, u: &User, set: &Settings, w: &Want, a: &mut Act
     }
     if set.spotify {
         a.details_url = spotify(h, w, now, net);
-        a.large_url = a.details_url.clone();
         a.state_url = search_url(&w.artist, "");
     }
 }
@@ -611,7 +610,7 @@ mod tests {
         assert_eq!((a.large_image.as_str(), a.small_image.as_str()), ("", ""), "nothing registers: no images");
         assert!(h.requests.iter().any(|r| r.2.contains(LOGO)), "the logo is tried after the cover");
         assert_eq!(a.details_url, "https://open.spotify.com/track/63OQupATfueTdZMWIV7nzz");
-        assert_eq!((a.large_url.as_str(), a.state_url.as_str()), (a.details_url.as_str(), "https://open.spotify.com/search/Radiohead"));
+        assert_eq!(a.state_url, "https://open.spotify.com/search/Radiohead");
         let body = &h.requests.iter().find(|r| r.1.contains("metadata")).unwrap().2;
         assert_eq!(body, r#"[{"artist_name":"Radiohead","track_name":"Karma Police","release_name":"OK Computer"}]"#);
         // Cover and pause icon register together.

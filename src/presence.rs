@@ -132,9 +132,9 @@ pub struct Activity {
     pub details: String,
     pub state: String,
     pub large_text: String,
+    /// The details' link, which the large image links to as well.
     pub details_url: String,
     pub state_url: String,
-    pub large_url: String,
     pub large_image: String,
     pub small_image: String,
     pub start: i64,
@@ -355,7 +355,7 @@ fn presence_plain(o: &mut Out, act: Option<&Activity>, client_id: &str, status: 
         if !a.large_image.is_empty() {
             o.raw(r#","assets":{"large_image":"#).str(&a.large_image);
             text_field(o, "large_text", &a.large_text, max);
-            url_field(o, "large_url", &a.large_url, max);
+            url_field(o, "large_url", &a.details_url, max);
             if !a.small_image.is_empty() {
                 o.raw(r#","small_image":"#).str(&a.small_image).raw(r#","small_text":"Paused""#);
             }
@@ -478,7 +478,7 @@ mod tests {
         a.state_url = ["https://x/", &"a".repeat(250)].concat();
         a.end = 0;
         let s = crate::json::at_depth1(|o| presence(o, Some(&a), "1", "idle"));
-        assert!(s.contains(r#""details":"Test Song","details_url":"https://open.spotify.com/track/1","state":"Test Artist","application_id":"1","timestamps":{"start":1714599990000},"assets":{"large_image":"mp:external/x","large_text":"Test Album","small_image":"mp:external/p","small_text":"Paused"}}"#), "{s}");
+        assert!(s.contains(r#""details":"Test Song","details_url":"https://open.spotify.com/track/1","state":"Test Artist","application_id":"1","timestamps":{"start":1714599990000},"assets":{"large_image":"mp:external/x","large_text":"Test Album","large_url":"https://open.spotify.com/track/1","small_image":"mp:external/p","small_text":"Paused"}}"#), "{s}");
         assert!(!s.contains("state_url"), "URLs over 256 bytes are left out");
         let s = crate::json::at_depth1(|o| presence(o, None, "1", "dnd"));
         assert_eq!(s, r#"{"op":3,"d":{"since":null,"activities":[],"status":"dnd","afk":false}}"#);
@@ -503,7 +503,7 @@ mod tests {
         for (link, img, shown) in cases {
             let a = Activity {
                 name: t.clone(), display: 0, details: t.clone(), state: t.clone(), large_text: t.clone(),
-                details_url: link.into(), state_url: link.into(), large_url: link.into(),
+                details_url: link.into(), state_url: link.into(),
                 large_image: img.into(), small_image: img.into(), start: i64::MAX, end: i64::MAX,
             };
             let s = crate::json::at_depth1(|o| presence(o, Some(&a), "12345678901234567890", "invisible"));

@@ -154,10 +154,10 @@ fn maximal_presences_fit_in_a_gateway_frame() {
     let texts = (text(), text(), text(), text());
     let largest = std::cell::Cell::new(0);
     let mut runner = TestRunner::new(Config { cases: 256, failure_persistence: None, ..Config::default() });
-    let input = (texts, link(), link(), link(), image(), prop::option::of(image()));
-    let outcome = runner.run(&input, |((name, details, state, large_text), du, su, lu, large, small)| {
+    let input = (texts, link(), link(), image(), prop::option::of(image()));
+    let outcome = runner.run(&input, |((name, details, state, large_text), du, su, large, small)| {
         let small = small.unwrap_or_default();
-        let act = Activity { name, display: 0, details, state, large_text, details_url: du, state_url: su, large_url: lu, large_image: large, small_image: small, start: i64::MAX, end: i64::MAX };
+        let act = Activity { name, display: 0, details, state, large_text, details_url: du, state_url: su, large_image: large, small_image: small, start: i64::MAX, end: i64::MAX };
         let (frame, a) = render(&act, "12345678901234567890", "invisible");
         largest.set(largest.get().max(frame.len()));
         prop_assert!(frame.len() <= nd::MAX_FRAME, "{} bytes: {}", frame.len(), frame);
@@ -177,7 +177,7 @@ fn maximal_presences_fit_in_a_gateway_frame() {
                 cut = true;
             }
         }
-        let links = [(",\"details_url\":", &act.details_url, &a["details_url"]), (",\"state_url\":", &act.state_url, &a["state_url"]), (",\"large_url\":", &act.large_url, &a["assets"]["large_url"])];
+        let links = [(",\"details_url\":", &act.details_url, &a["details_url"]), (",\"state_url\":", &act.state_url, &a["state_url"]), (",\"large_url\":", &act.details_url, &a["assets"]["large_url"])];
         // Links go all together, only when they do not fit, and before any text is cut.
         let kept = links.iter().any(|l| !l.2.is_null());
         let mut room = 0;
@@ -257,11 +257,11 @@ proptest! {
     }
 
     #[test]
-    fn urls_over_256_bytes_are_left_out(d in text(), st in text(), l in text(), pad in 0..300usize) {
+    fn urls_over_256_bytes_are_left_out(d in text(), st in text(), pad in 0..300usize) {
         let url = |t: &str| ["https://x.example/", &"a".repeat(pad), t].concat();
-        let act = Activity { details: "Song".into(), details_url: url(&d), state_url: url(&st), large_url: url(&l), large_image: "mp:x".into(), large_text: "Album".into(), ..Activity::default() };
+        let act = Activity { details: "Song".into(), details_url: url(&d), state_url: url(&st), large_image: "mp:x".into(), large_text: "Album".into(), ..Activity::default() };
         let (frame, a) = render(&act, nd::CLIENT_ID, "dnd");
-        for (got, u) in [(&a["details_url"], &act.details_url), (&a["state_url"], &act.state_url), (&a["assets"]["large_url"], &act.large_url)] {
+        for (got, u) in [(&a["details_url"], &act.details_url), (&a["state_url"], &act.state_url), (&a["assets"]["large_url"], &act.details_url)] {
             prop_assert_eq!(s(got), (u.len() <= 256).then(|| u.clone()), "{}", frame);
         }
     }
@@ -283,7 +283,7 @@ proptest! {
     #[test]
     fn presence_fits_in_a_gateway_frame(c in tricky(), n in 0..=140usize, url in 0..=256usize, img in 0..=128usize) {
         let (t, u) = (c.to_string().repeat(n), "u".repeat(url));
-        let act = Activity { name: t.clone(), display: 0, details: t.clone(), state: t.clone(), large_text: t, details_url: u.clone(), state_url: u.clone(), large_url: u,
+        let act = Activity { name: t.clone(), display: 0, details: t.clone(), state: t.clone(), large_text: t, details_url: u.clone(), state_url: u,
             large_image: "i".repeat(img), small_image: "mp:external/pause".into(), start: 1, end: 2 };
         let (frame, _) = render(&act, nd::CLIENT_ID, "invisible");
         prop_assert!(frame.len() <= nd::MAX_FRAME, "{} bytes: {}", frame.len(), frame);
