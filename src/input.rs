@@ -113,13 +113,14 @@ pub fn fields(input: &[u8], keys: &[&str]) -> Option<([String; 2], i64)> {
 /// The close code in a websocket error text (gorilla: `websocket: close 4004: …`);
 /// anything else, such as a dropped connection, counts as 1006 (abnormal closure).
 pub fn close_code(error: &str) -> u16 {
-    let code = crate::text::find(error, "close ").and_then(|i| {
-        let rest = error.as_bytes().get(i + 6..)?;
-        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-        // `uint` reads "" as 0: no digits is no code.
-        (digits > 0).then(|| crate::text::uint(&rest[..digits], 10))
-    });
-    code.and_then(|c| u16::try_from(c).ok()).unwrap_or(1006)
+    let Some(i) = crate::text::find(error, "close ") else { return 1006 };
+    let rest = &error.as_bytes()[i + 6..];
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    // `uint` reads "" as 0: no digits is no code.
+    match crate::text::uint(&rest[..digits], 10) {
+        c @ 0..=65535 if digits > 0 => c as u16,
+        _ => 1006,
+    }
 }
 
 #[cfg(test)]
