@@ -113,11 +113,6 @@ pub fn cache_get(h: &mut impl Host, key: &str) -> Option<String> {
     cache_read(h, key).unwrap_or(None)
 }
 
-/// A `[]byte` field: Go sends it as a base64 string (ABI §4.0).
-fn bytes(r: &mut Reader) -> Option<Vec<u8>> {
-    json::unbase64(r.raw_str()?)
-}
-
 /// An HTTP response: status, the headers the plugin reads, body.
 #[derive(Default, Debug)]
 pub struct Response {
@@ -153,7 +148,12 @@ pub fn http(h: &mut impl Host, service: &str, path: &str, auth: &str, body: Opti
         r.object(|k, r| {
             match json::key_index(k, &["statusCode", "body", "headers"]) {
                 Some(0) => r.number_to(0, &mut out.status)?,
-                Some(1) => out.body = bytes(r)?,
+                // A `[]byte` field: Go sends it as base64 (ABI §4.0), which needs no JSON escapes.
+                Some(1) => {
+                    let mut b = String::new();
+                    r.string_to(&mut b)?;
+                    out.body = json::unbase64(b.as_bytes())?;
+                }
                 Some(2) => r.texts(&["Location", "Retry-After"], &mut [&mut out.location, &mut out.retry_after])?,
                 _ => r.skip()?,
             }
