@@ -97,29 +97,28 @@ pub struct Inbound {
 #[derive(Clone, Default, PartialEq, Eq, Debug)]
 pub struct Sessions {
     id: Vec<u8>,
-    first: Option<u8>,
-    next: Option<u8>,
+    /// 1 + the status, 0 for none: a plain byte, no Option.
+    first: u8,
+    next: u8,
 }
 
 impl Sessions {
     #[inline(never)]
     fn add(&mut self, id: &[u8], st: u8) {
         if id == b"all" {
-        } else if self.first.is_none() {
+        } else if self.first == 0 {
             self.id.extend_from_slice(id);
-            self.first = Some(st);
-        } else if self.next.is_none() && self.id != id {
-            self.next = Some(st);
+            self.first = st + 1;
+        } else if self.next == 0 && self.id != id {
+            self.next = st + 1;
         }
     }
 
     /// The status (index in `STATUSES`) of the user's first session that is neither `own`
     /// nor `all`; `online` without one.
     pub fn status(&self, own: &str) -> u8 {
-        match self.first {
-            Some(st) if self.id != own.as_bytes() => st,
-            _ => self.next.unwrap_or(0),
-        }
+        let st = if self.first != 0 && self.id != own.as_bytes() { self.first } else { self.next };
+        st.saturating_sub(1)
     }
 }
 
