@@ -184,7 +184,9 @@ impl<'a> Reader<'a> {
         loop {
             let c = self.peek();
             if c == b'"' {
-                self.raw_str()?;
+                if self.str_at() == u64::MAX {
+                    return None;
+                }
             } else if c == b'{' || c == b'[' || depth > 0 && matches!(c, b'}' | b']' | b',' | b':') {
                 self.i += 1;
                 // `[` and `]` are `{` and `}` with the 0x20 bit clear.
