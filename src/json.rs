@@ -55,23 +55,24 @@ impl<'a> Reader<'a> {
     /// The bytes between the quotes of a string token, escapes left in place.
     #[inline(always)]
     pub fn raw_str(&mut self) -> Option<&'a [u8]> {
-        let r = self.str_at();
-        if r == u64::MAX { None } else { self.s.get((r >> 32) as usize..r as u32 as usize) }
+        // The text ends before the closing quote, just read.
+        let start = self.str_at();
+        if start == usize::MAX { None } else { self.s.get(start..self.i - 1) }
     }
 
-    /// Reads a string token: where its text starts and ends, `start << 32 | end`, one
-    /// number returned in a register; `u64::MAX` for none.
+    /// Reads a string token: where its text starts, a plain number returned in a register;
+    /// `usize::MAX` for none.
     #[inline(never)]
-    fn str_at(&mut self) -> u64 {
+    fn str_at(&mut self) -> usize {
         if !self.eat(b'"') {
-            return u64::MAX;
+            return usize::MAX;
         }
         let start = self.i;
         loop {
-            let Some(&c) = self.s.get(self.i) else { return u64::MAX };
+            let Some(&c) = self.s.get(self.i) else { return usize::MAX };
             self.i += 1;
             match c {
-                b'"' => return (start as u64) << 32 | (self.i - 1) as u64,
+                b'"' => return start,
                 // A backslash at the very end must not leave the position past it.
                 b'\\' => self.i = (self.i + 1).min(self.s.len()),
                 _ => {}
@@ -184,7 +185,7 @@ impl<'a> Reader<'a> {
         loop {
             let c = self.peek();
             if c == b'"' {
-                if self.str_at() == u64::MAX {
+                if self.str_at() == usize::MAX {
                     return None;
                 }
             } else if c == b'{' || c == b'[' || depth > 0 && matches!(c, b'}' | b']' | b',' | b':') {
