@@ -197,7 +197,9 @@ fn ipv6_top(s: &[u8]) -> Option<u32> {
         s => (s, 0),
     };
     let (mut top, mut n, mut gaps) = (0u32, 0u32, trailing);
-    for g in s.split(|&c| c == b':') {
+    let mut rest = s;
+    loop {
+        let (g, r) = rest.split_at(rest.iter().position(|&c| c == b':').unwrap_or(rest.len()));
         gaps += g.is_empty() as u32;
         let v = uint(g, 16);
         if g.len() > 4 || v >> 16 != 0 {
@@ -207,6 +209,9 @@ fn ipv6_top(s: &[u8]) -> Option<u32> {
             top |= (v as u32) << (16 - 16 * n);
         }
         n += 1;
+        // The groups between `:`s, as `split` yields them: one after a last `:`.
+        let [_, r @ ..] = r else { break };
+        rest = r;
     }
     (top >> 29 == 1 && !matches!(s, [.., b':']) && (gaps == 0 && n == 8 || gaps == 1 && n + trailing <= 8)).then_some(top)
 }
