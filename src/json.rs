@@ -333,9 +333,8 @@ pub fn unescape(b: &mut [u8]) -> Option<usize> {
         }
         // `c` itself, or the escaped character in UTF-8: never more bytes than it took.
         let n = if c != b'\\' { 1 } else { 1 + (u >= 0x80) as usize + (u >= 0x800) as usize + (u >= 0x10000) as usize };
-        let out = b.get_mut(w..w + n)?;
         for i in (0..n).rev() {
-            out[i] = if i > 0 { 0x80 | (u & 0x3f) as u8 } else { u as u8 | (LEAD >> (8 * n - 8)) as u8 };
+            b[w + i] = if i > 0 { 0x80 | (u & 0x3f) as u8 } else { u as u8 | (LEAD >> (8 * n - 8)) as u8 };
             u >>= 6;
         }
         w += n;
