@@ -146,7 +146,7 @@ impl<'a> Reader<'a> {
                 self.eat(b'+');
             }
             let (start, mut e) = (self.i, 0u32);
-            while let Some(&c @ b'0'..=b'9') = self.s.get(self.i) {
+            while let c @ b'0'..=b'9' = self.byte() {
                 e = (e * 10 + (c - b'0') as u32).min(1000);
                 self.i += 1;
             }
