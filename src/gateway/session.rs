@@ -42,7 +42,16 @@ impl Phase {
     #[inline(always)]
     pub fn from_u8(v: u8) -> Option<Phase> {
         use Phase::*;
-        [Connecting, Identifying, Resuming, Ready, Closed, Fatal].get(v as usize).copied()
+        // A match on the discriminants compiles to a range check, no table.
+        Some(match v {
+            0 => Connecting,
+            1 => Identifying,
+            2 => Resuming,
+            3 => Ready,
+            4 => Closed,
+            5 => Fatal,
+            _ => return None,
+        })
     }
 }
 
