@@ -115,7 +115,7 @@ pub fn fields(input: &[u8], keys: &[&str]) -> Option<([String; 2], i64)> {
 pub fn close_code(error: &str) -> u16 {
     let Some(i) = crate::text::find(error, "close ") else { return 1006 };
     let rest = &error.as_bytes()[i + 6..];
-    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    let digits = rest.iter().position(|b| !b.is_ascii_digit()).unwrap_or(rest.len());
     // `uint` reads "" as 0: no digits is no code.
     match crate::text::uint(&rest[..digits], 10) {
         c @ 0..=65535 if digits > 0 => c as u16,
