@@ -470,7 +470,7 @@ fn perform(h: &mut impl Host, u: &User, gen: u32, actions: Vec<Action>, now: i64
                 Ok(())
             }
             Action::Send(f) => host::ws_send(h, &conn, &|o| gateway::frame(o, &f, &u.token)),
-            Action::Close(code) => fine(host::ws_close(h, &conn, code, OWN_CLOSE), "not found"),
+            Action::Close(code) => close(h, &conn, code),
             Action::Once(_, secs) => host::schedule_once(h, secs, &timer),
             // The first beat's sender arms the recurring one; if two did (a beat handed to
             // a lock holder, and its own timer), the scheduler keeps the first.
@@ -514,6 +514,11 @@ fn warn(h: &mut impl Host, name: &str, r: Done) {
     if let Err(e) = r {
         log(h, Level::Warn, name, &e);
     }
+}
+
+/// Closes connection `id` as our own close; one already gone is closed.
+fn close(h: &mut impl Host, id: &str, code: u16) -> Done {
+    fine(host::ws_close(h, id, code, OWN_CLOSE), "not found")
 }
 
 /// `r`, with the host's error saying `what` (`not found`, `already exists`) as success.
@@ -664,7 +669,7 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, mine: Option<
         if want.is_some() && route != Route::Wait {
             if route == Route::Stuck {
                 log(h, Level::Warn, name, "the Discord connection never opened; reconnecting");
-                fine(host::ws_close(h, &socket, 4000, OWN_CLOSE), "not found")?;
+                close(h, &socket, 4000)?;
             }
             start(h, u, gen, now, recheck);
         }
