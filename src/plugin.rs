@@ -413,7 +413,7 @@ fn release(h: &mut impl Host, u: &User, gen: u32, id: Option<String>, beat_ms: O
     let name = u.name.as_str();
     let held = match id {
         Some(id) => {
-            let r = fine(host::cancel(h, &id), "not found");
+            let r = cancel(h, &id);
             warn(h, name, r);
             None
         }
@@ -475,8 +475,7 @@ fn perform(h: &mut impl Host, u: &User, gen: u32, actions: Vec<Action>, now: i64
             // The first beat's sender arms the recurring one; if two did (a beat handed to
             // a lock holder, and its own timer), the scheduler keeps the first.
             Action::Every(_, secs) => fine(host::schedule_every(h, secs, &timer), "already exists"),
-            // Cancelling a timer that already fired or never existed is fine.
-            Action::Cancel(_) => fine(host::cancel(h, &timer), "not found"),
+            Action::Cancel(_) => cancel(h, &timer),
             // One reconnect timer per connection: a second request is the same one.
             Action::Reconnect(secs) => {
                 once(h, name, secs, &timer);
@@ -521,6 +520,11 @@ fn close(h: &mut impl Host, id: &str, code: u16) -> Done {
     fine(host::ws_close(h, id, code, OWN_CLOSE), "not found")
 }
 
+/// Cancels timer `id`: one that already fired or never existed is fine.
+fn cancel(h: &mut impl Host, id: &str) -> Done {
+    fine(host::cancel(h, id), "not found")
+}
+
 /// `r`, with the host's error saying `what` (`not found`, `already exists`) as success.
 fn fine(r: Done, what: &str) -> Done {
     match r {
@@ -541,7 +545,7 @@ fn on_beat(h: &mut impl Host, u: &User, gen: u32, kind: Beat, tries: u8, now: i6
     let Some(conn) = conn else {
         // A recurring beat of an old connection: stop it.
         if kind == Beat::Regular {
-            let _ = host::cancel(h, &Kind::Beat.id(gen as i64, name));
+            let _ = cancel(h, &Kind::Beat.id(gen as i64, name));
         }
         return Ok(None);
     };
