@@ -124,12 +124,9 @@ impl Settings {
         let g: &mut dyn FnMut(&str) -> Option<String> = &mut get;
         let flag = |g: &mut dyn FnMut(&str) -> Option<String>, k: &str| val(g, k) == "true";
         let (caa, uguu, spotify) = (flag(g, "caaenabled"), flag(g, "uguuenabled"), flag(g, "spotifylinks"));
-        let name = match val(g, "activityname").as_str() {
-            "Track" => Name::Track,
-            "Album" => Name::Album,
-            "Artist" => Name::Artist,
-            "Custom" => Name::Custom,
-            _ => Name::Default,
+        let name = match crate::json::key_index(val(g, "activityname").as_bytes(), &["Track", "Album", "Artist", "Custom"]) {
+            Some(i) => [Name::Track, Name::Album, Name::Artist, Name::Custom][i],
+            None => Name::Default,
         };
         let pause_ms = minutes(g, "pauseminutes", 0)?;
         let pause = match val(g, "pausemode").as_str() {
@@ -255,6 +252,9 @@ mod tests {
         assert!(s.caa && !s.spotify);
         assert_eq!(s.details, "{track}", "an empty template keeps the default");
         assert_eq!(settings(&[("activityname", "Bogus"), ("pausemode", "hide")]).unwrap().name, Name::Default);
+        for (v, n) in [("Track", Name::Track), ("Album", Name::Album), ("Artist", Name::Artist), ("track", Name::Default)] {
+            assert_eq!(settings(&[("activityname", v)]).unwrap().name, n, "{v}");
+        }
         assert_eq!(settings(&[("pausemode", "hideafter")]).unwrap().pause, Pause::Show, "no minutes: keep showing");
     }
 
