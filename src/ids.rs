@@ -38,7 +38,8 @@ const KINDS: [Kind; 15] = {
     use Kind::*;
     [FirstBeat, Beat, Retry1, Retry2, Retry3, FirstRetry1, FirstRetry2, FirstRetry3, SendLock, Reconnect, Flush, IdleClose, Lookups, LegacyShow, LegacyEnd]
 };
-const CODES: [&str; 15] = ["b1", "hb", "r1", "r2", "r3", "f1", "f2", "f3", "sl", "rc", "fl", "ic", "en", "np", "ne"];
+/// Two letters each, as one text (no table of 15 slices to keep).
+const CODES: &str = "b1hbr1r2r3f1f2f3slrcflicennpne";
 
 impl Kind {
     /// Retry `tries + 1` of a heartbeat (`first`: of the first one).
@@ -56,15 +57,21 @@ impl Kind {
 
     /// The timer's id.
     pub fn id(self, n: i64, user: &str) -> String {
-        numbered(CODES[self as usize], ":", n, user)
+        numbered(code(self), ":", n, user)
     }
+}
+
+/// A kind's two letters.
+fn code(k: Kind) -> &'static str {
+    let i = 2 * k as usize;
+    CODES.get(i..i + 2).unwrap_or_default()
 }
 
 /// A timer id's kind, number and user; `None` for an id that is not ours.
 pub fn timer(id: &str) -> Option<(Kind, i64, &str)> {
     let (k, rest) = cut(id, b':')?;
     let (n, user) = cut(rest, b':')?;
-    let i = crate::json::key_index(k.as_bytes(), &CODES)?;
+    let i = (0..KINDS.len()).find(|&i| code(KINDS[i]) == k)?;
     Some((KINDS[i], int(n)?, user))
 }
 
