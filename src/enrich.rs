@@ -338,14 +338,14 @@ fn spotify(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> String {
 fn labs(h: &mut impl Host, net: &mut Net, now: i64, path: &str, body: &[u8], id: &mut String) -> bool {
     let Some(r) = fetch(h, net, now, "labs.api.listenbrainz.org", path, "", Some(("application/json", body))) else { return false };
     if (200..300).contains(&r.status) {
-        *id = spotify_id(&r.body);
+        spotify_id(&r.body, id);
     }
     true
 }
 
-/// The first well-formed Spotify track id in a Labs answer ("" for none).
-pub fn spotify_id(body: &[u8]) -> String {
-    let mut found = String::new();
+/// The first well-formed Spotify track id in a Labs answer, into `found` (empty: none
+/// yet; left empty for none).
+fn spotify_id(body: &[u8], found: &mut String) {
     Reader::new(body).array(|r| {
         r.object(|k, r| {
             if k != b"spotify_track_ids" {
@@ -357,13 +357,12 @@ pub fn spotify_id(body: &[u8]) -> String {
                 // Letters and digits only: what percent-encoding leaves as it is (an empty
                 // id leaves `found` empty).
                 if found.is_empty() && text::percent(&id, b"") == id {
-                    found = id;
+                    *found = id;
                 }
                 Some(())
             })
         })
     });
-    found
 }
 
 /// `https://open.spotify.com/search/<artist> <title>` (the title may be ""), path-escaped
@@ -666,7 +665,11 @@ mod tests {
 
     #[test]
     fn spotify_ids_from_labs_answers() {
-        let id = |b: &str| spotify_id(b.as_bytes());
+        let id = |b: &str| {
+            let mut found = String::new();
+            spotify_id(b.as_bytes(), &mut found);
+            found
+        };
         assert_eq!(id(r#"[{"spotify_track_ids":["4tIGK5G9hNDA50ZdGioZRG"]}]"#), "4tIGK5G9hNDA50ZdGioZRG");
         assert_eq!(id(r#"[{"spotify_track_ids":["6vN77lE9LK6HP2DewaN6HZ","x"]}]"#), "6vN77lE9LK6HP2DewaN6HZ");
         assert_eq!(id(r#"[{"artist_name":"a","recording_mbid":"m","spotify_track_ids":["63OQupATfueTdZMWIV7nzz"]}]"#), "63OQupATfueTdZMWIV7nzz");
