@@ -157,7 +157,7 @@ impl<'a> Reader<'a> {
         }
         // Saturates upwards; past 19 steps either way `v` no longer changes.
         for _ in 0..scale.clamp(-40, 40).abs() {
-            v = if scale < 0 { v / 10 } else if v > i64::MAX / 10 { i64::MAX } else { v * 10 };
+            v = if scale < 0 { v / 10 } else { crate::text::mul_sat(v, 10) };
         }
         *to = if neg { -v } else { v };
         Some(())
