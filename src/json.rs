@@ -113,12 +113,11 @@ impl<'a> Reader<'a> {
         // Significant digits in `v`, and the power of ten still to apply to them (it moves
         // by one per byte read and at most 1000 for the exponent: an i32 for any input
         // under 2 GiB); `dot` is 1 past the decimal point.
-        let (mut v, mut scale, mut digits, mut dot) = (0i64, frac as i32, false, 0);
+        let (mut v, mut scale, mut dot, start) = (0i64, frac as i32, 0, self.i);
         loop {
             let c = self.byte();
             let d = c.wrapping_sub(b'0') as i64;
             if d < 10 {
-                digits = true;
                 // Digits that no longer fit only move the point.
                 // `v * 10 + d` fits exactly when it does not wrap (a wrapped value is
                 // negative or far from `10 * v`).
@@ -136,7 +135,8 @@ impl<'a> Reader<'a> {
             }
             self.i += 1;
         }
-        if !digits {
+        // Some digit besides the point.
+        if self.i == start + dot as usize {
             return None;
         }
         if self.byte() | 0x20 == b'e' {
@@ -547,6 +547,7 @@ mod tests {
         assert_eq!(n("99999999999.599999999999999259E1", 0), Some(999_999_999_995));
         assert_eq!(n("x", 0), None);
         assert_eq!(n("-", 0), None);
+        assert_eq!((n(".", 0), n("-.e1", 0), n("1.", 3), n(".5", 3)), (None, None, Some(1000), Some(500)));
     }
 
     #[test]
