@@ -228,9 +228,10 @@ pub fn utf8(v: Vec<u8>) -> String {
 
 fn is_utf8(mut v: &[u8]) -> bool {
     while let [c, rest @ ..] = v {
-        // 0: ASCII; 2–4: the first byte of a sequence that long; 1 or 5+: never first.
+        // 0: ASCII; 2–4: the first byte of a sequence that long (a bit each in 0x1d); 1 or
+        // 5+: never first.
         let n = c.leading_ones() as usize;
-        if n == 1 || n > 4 {
+        if 0x1d >> n & 1 == 0 {
             return false;
         }
         let Some((tail, next)) = rest.split_at_checked(n.saturating_sub(1)) else { return false };
