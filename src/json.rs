@@ -156,7 +156,7 @@ impl<'a> Reader<'a> {
             scale += if eneg { -(e as i32) } else { e as i32 };
         }
         // Saturates upwards; past 19 steps either way `v` no longer changes.
-        for _ in 0..scale.clamp(-40, 40).abs() {
+        for _ in 0..scale.unsigned_abs().min(40) {
             v = if scale < 0 { v / 10 } else { crate::text::mul_sat(v, 10) };
         }
         *to = if neg { -v } else { v };
