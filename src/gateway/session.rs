@@ -157,7 +157,7 @@ pub struct Ctx {
 /// clients spread out; 4008/4015 start from 60 s (30–60 s with the jitter) and grow to 600 s.
 pub fn backoff_secs(failures: u32, slow: bool, rand: u64) -> u32 {
     let cap = if slow { 600 } else { 60 };
-    let base = (2u32 << failures.min(9).saturating_sub(1)).max(if slow { 60 } else { 2 }).min(cap);
+    let base = (1u32 << failures.clamp(1, 9)).max(if slow { 60 } else { 2 }).min(cap);
     base / 2 + (rand % (base as u64 / 2 + 1)) as u32
 }
 
@@ -723,6 +723,9 @@ mod tests {
         assert!(max(1, false) <= 2 && max(3, false) <= 8 && max(30, false) <= 60);
         assert!(backoff_secs(30, false, 0) >= 30);
         assert!(backoff_secs(1, true, 0) >= 30);
+        // The base is 2 s for none or one failure, then doubles up to 512 s under the caps.
+        let low = |slow| [0, 1, 2, 5, 9, 10, 40].map(|a| backoff_secs(a, slow, 0));
+        assert_eq!((low(false), low(true)), ([1, 1, 2, 16, 30, 30, 30], [30, 30, 30, 30, 256, 256, 256]));
     }
 
     #[test]
