@@ -156,12 +156,9 @@ pub fn int(s: &str) -> Option<i64> {
 pub fn uint(s: &[u8], radix: u32) -> u64 {
     let mut v = 0u64;
     for &c in s {
-        // `char::to_digit` would bring its check of the radix.
-        let d = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'z' | b'A'..=b'Z' => (c | 0x20) - b'a' + 10,
-            _ => 36,
-        } as u32;
+        // `char::to_digit` would bring its check of the radix. Bytes below `0` wrap to
+        // 0xd0 and more; above `9`, all but letters are 36 or more (`@` and `` ` `` wrap).
+        let d = if c <= b'9' { c.wrapping_sub(b'0') as u32 } else { (c | 0x20).wrapping_sub(b'a') as u32 + 10 };
         if d >= radix {
             return u64::MAX;
         }
@@ -275,6 +272,9 @@ mod tests {
         assert_eq!((uint(b"07", 8), uint(b"Ff", 16), uint(b"19", 10)), (7, 255, 19));
         for (bad, radix) in [("8", 8), ("a", 10), ("/", 16), (":", 16), ("@", 16), ("G", 16), ("[", 16), ("`", 16), ("g", 16), ("{", 16), ("é", 16)] {
             assert!(uint(bad.as_bytes(), radix) >> 32 != 0, "{bad}");
+        }
+        for (c, radix) in (0..=255u8).flat_map(|c| [8, 10, 16].map(|r| (c, r))) {
+            assert_eq!(uint(&[c], radix), (c as char).to_digit(radix).map_or(u64::MAX, u64::from), "{c} {radix}");
         }
     }
 
