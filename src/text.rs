@@ -178,11 +178,12 @@ pub fn hex(n: u8) -> u8 {
 
 const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
 
-/// Percent-encodes every byte except ASCII letters, digits and `keep`.
+/// Percent-encodes every byte except ASCII letters, digits (`uint`'s digits in base 36)
+/// and `keep`.
 pub fn percent(s: &str, keep: &[u8]) -> String {
     let mut o = Vec::new();
     for &b in s.as_bytes() {
-        if b.is_ascii_alphanumeric() || keep.iter().any(|&k| k == b) {
+        if uint(&[b], 36) < 36 || keep.iter().any(|&k| k == b) {
             o.push(b);
         } else {
             o.push(b'%');
