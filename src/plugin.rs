@@ -366,13 +366,16 @@ fn current(h: &mut impl Host, name: &str, gen: Option<u32>) -> core::result::Res
 /// connection that did (up to 3 generations back; failed dials send nothing), since the
 /// budget is the session's. A new session starts with its own.
 fn load_sent(h: &mut impl Host, gen: u32, name: &str, resumed: bool) -> Sent {
-    for back in 0..if resumed { 4 } else { 1 } {
-        let Some(g) = gen.checked_sub(back) else { break };
+    let mut g = gen;
+    loop {
         if let Some(s) = store::sent(g, name).get(h) {
-            return if back == 0 { s } else { Sent { times: s.times, ..Sent::default() } };
+            return if g == gen { s } else { Sent { times: s.times, ..Sent::default() } };
         }
+        if !resumed || g == 0 || gen - g == 3 {
+            return Sent::default();
+        }
+        g -= 1;
     }
-    Sent::default()
 }
 
 /// The user's want, as another writer left it.
