@@ -684,7 +684,7 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, mine: Option<
     };
     let resumed = !link.session_id.is_empty() && conn.session_id == link.session_id;
     let sent = load_sent(h, gen, name, resumed);
-    let known = want.map_or(0, |w| w.at_ms).max(sent.times.last().copied().unwrap_or(0));
+    let known = want.map_or(0, |w| w.at_ms).max(sent.last());
     let now = now.max(known);
     let stopped = if want.is_none() { store::stopped(name).get(h) } else { None };
     let set = settings(h, u)?;
@@ -751,7 +751,7 @@ fn idle(h: &mut impl Host, u: &User, due: i64) -> Done {
     let name = u.name.as_str();
     let (link, conn) = current(h, name, None)?;
     let Some(conn) = conn else { return Ok(()) };
-    let last = load_sent(h, link.gen, name, false).times.last().copied().unwrap_or(0);
+    let last = load_sent(h, link.gen, name, false).last();
     let idle_ms = settings(h, u)?.idle_ms;
     if wanted(h, name).is_none() && last + idle_ms <= due {
         // The close ends the session at Discord: the reconnect timer must not resume it.

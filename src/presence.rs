@@ -179,6 +179,14 @@ pub struct Sent {
     pub times: Vec<i64>,
 }
 
+impl Sent {
+    /// The time of the last presence update (ms), 0 for none.
+    #[inline(never)]
+    pub fn last(&self) -> i64 {
+        self.times.last().copied().unwrap_or(0)
+    }
+}
+
 /// What to do with the wanted presence now.
 #[derive(PartialEq, Eq, Debug)]
 pub enum Plan {
