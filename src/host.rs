@@ -113,6 +113,12 @@ pub fn cache_get(h: &mut impl Host, key: &str) -> Option<String> {
     cache_read(h, key).unwrap_or(None)
 }
 
+/// A `[]byte` field: Go sends it as base64 (ABI §4.0), decoded from the response in
+/// place of a copy (base64 needs no JSON escapes).
+fn bytes(r: &mut Reader) -> Option<Vec<u8>> {
+    json::unbase64(r.raw_str()?)
+}
+
 /// An HTTP response: status, the headers the plugin reads, body.
 #[derive(Default, Debug)]
 pub struct Response {
@@ -148,12 +154,7 @@ pub fn http(h: &mut impl Host, service: &str, path: &str, auth: &str, body: Opti
         r.object(|k, r| {
             match json::key_index(k, &["statusCode", "body", "headers"]) {
                 Some(0) => r.number_to(0, &mut out.status)?,
-                // A `[]byte` field: Go sends it as base64 (ABI §4.0), which needs no JSON escapes.
-                Some(1) => {
-                    let mut b = String::new();
-                    r.string_to(&mut b)?;
-                    out.body = json::unbase64(b.as_bytes())?;
-                }
+                Some(1) => out.body = bytes(r)?,
                 Some(2) => r.texts(&["Location", "Retry-After"], &mut [&mut out.location, &mut out.retry_after])?,
                 _ => r.skip()?,
             }
@@ -186,10 +187,16 @@ pub fn track_art_url(h: &mut impl Host, track_id: &str, size: i64) -> Result<Str
 /// A raw Subsonic API response (content type, bytes), `subsonicapi_callraw` (ABI §4.9).
 pub fn subsonic_raw(h: &mut impl Host, uri: &str) -> Result<(String, Vec<u8>), String> {
     let resp = send(h, Call::SubsonicRaw, req("uri", uri))?;
-    // Both are read as text, `data` then decoded: Go's base64 needs no JSON escapes.
-    let (mut ctype, mut data) = (String::new(), String::new());
-    Reader::new(&resp).texts(&["contentType", "data"], &mut [&mut ctype, &mut data]);
-    Ok((ctype, json::unbase64(data.as_bytes()).unwrap_or_default()))
+    let mut out = (String::new(), Vec::new());
+    Reader::new(&resp).object(|k, r| {
+        match json::key_index(k, &["contentType", "data"]) {
+            Some(0) => r.string_to(&mut out.0)?,
+            Some(1) => out.1 = bytes(r)?,
+            _ => r.skip()?,
+        }
+        Some(())
+    });
+    Ok(out)
 }
 
 /// Stores a string written by `value` (at depth 1, inside the request's `value` string)
