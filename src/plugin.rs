@@ -387,8 +387,8 @@ fn wanted(h: &mut impl Host, name: &str) -> Option<Want> {
 fn seed(name: &str, now: i64, gen: u32) -> u64 {
     let mut f = Fnv::new();
     f.eat(name.as_bytes());
-    // One pass over the time's and the generation's bytes.
-    f.eat(&((gen as u128) << 64 | now as u64 as u128).to_le_bytes()[..12]);
+    f.eat(&now.to_le_bytes());
+    f.eat(&gen.to_le_bytes());
     f.0 ^ (f.0 >> 29)
 }
 
