@@ -452,15 +452,10 @@ impl Parts {
     #[inline(always)]
     fn frame(&mut self) -> Option<Inbound> {
         let [op, s, t, d, hb, sid, url, ..] = &self.slots;
-        // `i64::MIN`: not a number (none reads as it), a plain number returned in a register.
-        let int = |v| Reader::new(v).int().unwrap_or(i64::MIN);
+        let int = |v| Reader::new(v).int();
         let null = |v: &Vec<u8>| v.is_empty() || v == b"null";
-        let op = if op.is_empty() { -1 } else { int(op) };
-        let seq = if null(s) { None } else { Some(int(s)) };
-        if op == i64::MIN || seq == Some(i64::MIN) {
-            return None;
-        }
-        let hb = int(hb);
+        let op = if op.is_empty() { -1 } else { int(op)? };
+        let seq = if null(s) { None } else { Some(int(s)?) };
         let t = if null(t) { b"" } else { string(t)? };
         let kind = match op {
             10 => Kind::Hello,
@@ -478,7 +473,7 @@ impl Parts {
             _ => Kind::Other,
         };
         let list = if d.first() == Some(if kind == Kind::Ready { &b'{' } else { &b'[' }) { core::mem::take(&mut self.sessions) } else { Sessions::default() };
-        Some(Inbound { kind, seq, heartbeat_ms: if hb == i64::MIN { 0 } else { hb }, session_id: sane(sid, b""), resume_url: sane(url, b"wss://"), sessions: list })
+        Some(Inbound { kind, seq, heartbeat_ms: int(hb).unwrap_or(0), session_id: sane(sid, b""), resume_url: sane(url, b"wss://"), sessions: list })
     }
 }
 
