@@ -5,7 +5,8 @@
   wasminfo.py --json [--ndp FILE] WASM the same as JSON, plus per-section sizes
   wasminfo.py --top N WASM             the N largest function bodies (names need a `name` section)
   wasminfo.py --features WASM          wasm-opt flags enabling exactly the features the code uses
-  wasminfo.py --check BUDGET WASM      enforce the size budget and the plugin's interface
+  wasminfo.py --check BUDGET WASM      enforce the size budget, the plugin's interface and
+                                       its stack bound
 
 Features are found by decoding every instruction, not from the target_features section
 (cargo's `strip = true` removes that section along with the names).
@@ -84,11 +85,12 @@ def valtype(t, feats):
     elif t in (0x70, 0x6F): feats.add("reference-types")
 
 
-def skip_expr(r, feats, const=False):
-    """Decode instructions up to the `end` closing the expression."""
+def skip_expr(r, feats, const=False, ops=None):
+    """Decode instructions up to the `end` closing the expression; with `ops`, append
+    (opcode, first immediate or None) for each (what `stack_bound` reads)."""
     depth = 1
     while depth:
-        op = r.byte()
+        op = r.byte(); imm = None
         if op in (0x02, 0x03, 0x04):                      # block / loop / if
             depth += 1
             bt = r.sleb()
@@ -98,21 +100,21 @@ def skip_expr(r, feats, const=False):
                 valtype(bt & 0x7F, feats)
         elif op == 0x0B: depth -= 1
         elif op in MEMARG: r.uleb(); r.uleb()
-        elif op in ONE_U32: r.uleb()
+        elif op in ONE_U32: imm = r.uleb()
         elif op == 0x0E:                                  # br_table
             for _ in range(r.uleb() + 1): r.uleb()
         elif op == 0x11:                                  # call_indirect type table
-            r.uleb()
+            imm = r.uleb()
             if r.uleb(): feats.add("reference-types")
         elif op == 0x12: feats.add("tail-call"); r.uleb()
         elif op == 0x13: feats.add("tail-call"); r.uleb(); r.uleb()
         elif op == 0x1C:                                  # typed select
             feats.add("reference-types")
             for _ in range(r.uleb()): valtype(r.byte(), feats)
-        elif op in (0x25, 0x26, 0xD2): feats.add("reference-types"); r.uleb()
+        elif op in (0x25, 0x26, 0xD2): feats.add("reference-types"); imm = r.uleb()
         elif op == 0xD0: feats.add("reference-types"); r.byte()
         elif op == 0xD1: feats.add("reference-types")
-        elif op == 0x41: r.sleb()
+        elif op == 0x41: imm = r.sleb()
         elif op == 0x42: r.sleb()
         elif op == 0x43: r.bytes(4)
         elif op == 0x44: r.bytes(8)
@@ -139,10 +141,12 @@ def skip_expr(r, feats, const=False):
             if const: feats.add("extended-const")         # arithmetic in an initialiser
         else:
             raise ValueError("unsupported opcode 0x%02x at byte %d" % (op, r.p - 1))
+        if ops is not None: ops.append((op, imm))
 
 
 def parse(path):
-    buf = open(path, "rb").read()
+    with open(path, "rb") as f:
+        buf = f.read()
     if buf[:8] != b"\0asm\1\0\0\0":
         raise ValueError("%s: not a WebAssembly 1.0 binary" % path)
     m = dict(path=path, bytes=len(buf), sections=[], imports=[], exports=[],
@@ -150,6 +154,10 @@ def parse(path):
              data_bytes=0, data_segments=0, data_init_bytes=0, custom=[], names={},
              target_features=None, tables=0)
     feats = set()
+    # What the stack bound is computed from: each defined function's type and opcodes,
+    # the functions a table holds, the globals' mutability and initial values, and where
+    # the data ends.
+    sk = dict(types=[], ops=[], table=[], globals=[], data_end=0)
     r = Reader(buf, 8)
     while r.p < len(buf):
         sid = r.byte(); size = r.uleb(); start = r.p; s = Reader(buf, start, start + size)
@@ -179,6 +187,7 @@ def parse(path):
                 else: raise ValueError("unsupported import kind %d" % kind)
         elif sid == 3:
             m["functions"] = s.uleb()
+            sk["types"] = [s.uleb() for _ in range(m["functions"])]
         elif sid == 4:
             for _ in range(s.uleb()): table_type(s, feats, m)
         elif sid == 5:
@@ -188,19 +197,20 @@ def parse(path):
         elif sid == 6:
             m["globals"] = []
             for _ in range(s.uleb()):
-                valtype(s.byte(), feats); m["globals"].append(s.byte()); skip_expr(s, feats, True)
+                valtype(s.byte(), feats); m["globals"].append(s.byte())
+                ops = []; skip_expr(s, feats, True, ops); sk["globals"].append((m["globals"][-1], ops))
         elif sid == 7:
             for _ in range(s.uleb()):
                 ename, kind, idx = s.name(), s.byte(), s.uleb()
                 m["exports"].append(dict(name=ename, kind=KINDS[kind], index=idx))
         elif sid == 9:
-            parse_elements(s, feats)
+            sk["table"] = parse_elements(s, feats)
         elif sid == 10:
             m["code_bytes"] = size
             for i in range(s.uleb()):
                 bsize = s.uleb(); b = Reader(buf, s.p, s.p + bsize)
                 for _ in range(b.uleb()): b.uleb(); valtype(b.byte(), feats)
-                skip_expr(b, feats)
+                ops = []; skip_expr(b, feats, ops=ops); sk["ops"].append(ops)
                 if b.p != b.end:
                     raise ValueError("function body %d: its end is not at its last byte" % i)
                 m["bodies"].append(bsize); s.p += bsize
@@ -210,8 +220,10 @@ def parse(path):
                 flags = s.uleb()
                 if flags == 1: feats.add("bulk-memory")                   # passive segment
                 if flags == 2: s.uleb()
-                if flags != 1: skip_expr(s, feats, True)
+                ops = []
+                if flags != 1: skip_expr(s, feats, True, ops)
                 n = s.uleb(); s.bytes(n); m["data_init_bytes"] += n
+                if ops[:1] and ops[0][0] == 0x41: sk["data_end"] = max(sk["data_end"], ops[0][1] + n)
         elif sid == 12:
             feats.add("bulk-memory")
         m["sections"].append(dict(id=sid, name=name, bytes=size))
@@ -225,7 +237,91 @@ def parse(path):
     if "bulk-memory" in feats: feats.discard("bulk-memory-opt")
     m["features"] = sorted(feats)
     m.pop("globals", None)
+    m["stack"] = stack_bound(m, sk)
     return m
+
+
+# The opcodes `stack_bound` reads.
+LOCAL_GET, LOCAL_TEE, GLOBAL_GET, GLOBAL_SET = 0x20, 0x22, 0x23, 0x24
+CALL, CALL_INDIRECT, I32_CONST, I32_ADD, I32_SUB, I32_AND = 0x10, 0x11, 0x41, 0x6A, 0x6B, 0x71
+
+
+def stack_bound(m, sk):
+    """The most shadow stack any export can use. LLVM keeps the stack pointer in the
+    module's one mutable global; a function takes its frame with `global.get sp; i32.const
+    N; i32.sub` (or `i32.const -N; i32.add`; maybe aligned down after with `i32.const -A;
+    i32.and`) and gives it back with `local.get; i32.const N; i32.add` (or `i32.const -N;
+    i32.sub`) or a saved `local.get` before it returns. With no recursion the deepest
+    chain of frames is a bound whatever the input. A `call_indirect` may call any function
+    of its type in the table (a closure or a trait object's method), but no closure runs
+    again inside itself: a parser that takes a closure runs inside the closure of an
+    enclosing value, never inside its own, so a chain holds each table function once.
+    Recursion among functions that take no frame adds nothing (the engine's own stack
+    bounds it, and traps). Any other use of the stack pointer, or a call cycle through a
+    frame, leaves no bound. Returns dict(bytes,
+    room, path) or dict(error)."""
+    imported = sum(1 for i in m["imports"] if i["kind"] == "global")
+    muts = [i for i, (mut, _) in enumerate(sk["globals"]) if mut]
+    if len(muts) != 1 or sk["globals"][muts[0]][1][:1] != [(I32_CONST, sk["globals"][muts[0]][1][0][1])]:
+        return dict(error="no single mutable i32 global holds the stack pointer")
+    sp, top = muts[0] + imported, sk["globals"][muts[0]][1][0][1]
+    base = m["imported_functions"]
+    name = lambda f: demangle(m["names"].get(base + f, "")) or "func[%d]" % (base + f)
+    frames, calls = [], []
+    for f, ops in enumerate(sk["ops"]):
+        frame, out, taken = 0, set(), -1                   # taken: where the last frame's value ends
+        for k, (op, imm) in enumerate(ops):
+            seq = [o for o, _ in ops[k + 1:k + 6]]
+            if op == GLOBAL_GET and imm == sp:
+                n = ops[k + 1][1] if seq[:1] == [I32_CONST] else None
+                n = n if seq[1:2] == [I32_SUB] else -n if seq[1:2] == [I32_ADD] and n is not None else None
+                if n is None or n < 0:
+                    return dict(error="%s reads the stack pointer in an unknown way" % name(f))
+                taken = k + 3
+                if seq[2:4] == [I32_CONST, I32_AND]:      # aligned down: up to A - 1 more
+                    n, taken = n - ops[k + 3][1] - 1, k + 5
+                frame += n
+                taken += seq[taken - k - 1:taken - k] == [LOCAL_TEE]
+            elif op == GLOBAL_SET and imm == sp:
+                before = [o for o, _ in ops[max(0, k - 3):k]]
+                up = ops[k - 2][1] if before[-3:-1] == [LOCAL_GET, I32_CONST] else None
+                given = before[-1:] == [LOCAL_GET] or up is not None and (
+                    before[-1] == I32_ADD and up >= 0 or before[-1] == I32_SUB and up <= 0)
+                if not (k == taken or given):
+                    return dict(error="%s writes the stack pointer in an unknown way" % name(f))
+            elif op == CALL and imm >= base:
+                out.add((imm - base, False))
+            elif op == CALL_INDIRECT:
+                out |= {(g - base, True) for g in sk["table"] if g >= base and sk["types"][g - base] == imm}
+        frames.append(frame); calls.append(sorted(out))
+    memo = {}
+
+    def deepest(f, path, used):
+        """(bytes, chain) of the deepest chain from `f`; `path`: the direct calls since
+        the last indirect one, `used`: the table functions above."""
+        if (f, used) not in memo:
+            best = (0, [])
+            for c, indirect in calls[f]:
+                if indirect and c in used:
+                    continue
+                if not indirect and c in path:
+                    cycle = path[path.index(c):] + [c]
+                    if any(frames[g] for g in cycle):
+                        raise ValueError("recursion: " + " -> ".join(name(g) for g in cycle))
+                    continue                           # frameless: each round adds nothing
+                best = max(best, deepest(c, [c] if indirect else path + [c], used | {c} if indirect else used))
+            memo[f, used] = (frames[f] + best[0], [f] + best[1])
+        return memo[f, used]
+    try:
+        chains = [deepest(e["index"] - base, [e["index"] - base], frozenset())
+                  for e in m["exports"] if e["kind"] == "func" and e["index"] >= base]
+    except ValueError as e:
+        return dict(error=str(e))
+    total, chain = max(chains, default=(0, []))
+    path = [name(f) for f in chain]
+    # The stack grows down from `top`: to the data when the data lies below it, else to 0.
+    room = top - (sk["data_end"] if sk["data_end"] <= top else 0)
+    return dict(bytes=total, room=room, path=path)
 
 
 def table_type(s, feats, m):
@@ -243,6 +339,8 @@ def parse_names(s, m):
 
 
 def parse_elements(s, feats):
+    """The functions the active segments put in a table (what `call_indirect` may call)."""
+    funcs = []
     for _ in range(s.uleb()):
         flags = s.uleb()
         if flags: feats.add("bulk-memory")
@@ -251,7 +349,12 @@ def parse_elements(s, feats):
         if not flags & 1: skip_expr(s, feats, True)       # active: offset expression
         if flags & 3: s.byte()                            # elemkind / reftype
         for _ in range(s.uleb()):
-            skip_expr(s, feats, True) if flags & 4 else s.uleb()
+            if flags & 4:
+                ops = []; skip_expr(s, feats, True, ops)
+                funcs += [i for op, i in ops if op == 0xD2]   # ref.func
+            else:
+                funcs.append(s.uleb())
+    return funcs
 
 
 def demangle(sym):
@@ -297,7 +400,8 @@ def fmt_table(m, ndp):
              ("code section", "%d bytes" % m["code_bytes"]),
              ("data section", "%d bytes, %d segments (%d bytes initialised)" % (
                  m["data_bytes"], m["data_segments"], m["data_init_bytes"])),
-             ("features", ", ".join(m["features"]) or "none (MVP)")]
+             ("features", ", ".join(m["features"]) or "none (MVP)"),
+             ("stack", m["stack"].get("error") or "at most %d of %d bytes" % (m["stack"]["bytes"], m["stack"]["room"]))]
     if m["custom"]: rows.append(("custom sections", ", ".join(m["custom"])))
     if ndp: rows += [(os.path.basename(ndp["path"]), "%d bytes" % ndp["bytes"]),
                      ("  sha256", ndp["sha256"])]
@@ -336,6 +440,13 @@ def check(m, budget):
     errs += ["forbidden export %s (a command/reactor entry point)" % e
              for e in sorted(FORBIDDEN_EXPORTS & names)]
     errs += ["feature %s is not in wazero's CoreFeaturesV2" % f for f in m["features"] if f not in CORE_V2]
+    # The data lies below the stack (.cargo/config.toml): an overflow would overwrite it
+    # instead of trapping, so the deepest chain of frames must fit.
+    st = m["stack"]
+    if "error" in st:
+        errs.append("no stack bound: " + st["error"])
+    elif st["bytes"] > st["room"]:
+        errs.append("the stack may need %d bytes, it has %d: %s" % (st["bytes"], st["room"], " -> ".join(st["path"])))
     return errs
 
 
@@ -363,9 +474,9 @@ def main():
         for e in errs: print("budget: FAIL: " + e, file=sys.stderr)
         if errs: sys.exit(1)
         print("budget: ok: %d of %d bytes, %d of %d initial pages, %d imports from extism:host/* and WASI,"
-              " all %d nd_* exports" % (m["bytes"], budget["max_wasm_bytes"], (m["memory"] or (0,))[0],
-                                         budget["max_initial_pages"], len(m["imports"]),
-                                         len(REQUIRED_EXPORTS)))
+              " all %d nd_* exports, stack at most %d of %d bytes"
+              % (m["bytes"], budget["max_wasm_bytes"], (m["memory"] or (0,))[0], budget["max_initial_pages"],
+                 len(m["imports"]), len(REQUIRED_EXPORTS), m["stack"]["bytes"], m["stack"]["room"]))
     elif a.json:
         lo, hi, imported = m["memory"] or (0, None, False)
         m.update(ndp=ndp, function_bodies=len(m.pop("bodies")), names=len(m["names"]),
