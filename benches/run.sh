@@ -66,8 +66,8 @@ wasmopt() {
     flags=${WASM_OPT_FLAGS:-$OPT_FLAGS $(features "$in")}
     key="$(sha "$in") $BINARYEN_VERSION $* $flags"
     fresh "$out" "$key" && return 0
-    # shellcheck disable=SC2086
-    "$BIN/wasm-opt" "$in" "$@" $flags -o "$out"
+    read -ra flags <<<"$flags"   # split on spaces only: a flag may hold a wildcard
+    "$BIN/wasm-opt" "$in" "$@" "${flags[@]}" -o "$out"
     echo "$key" >"$out.key"
 }
 
