@@ -46,7 +46,7 @@ def call(f):
     return b"\x10" + uleb(f)
 
 
-def module(bodies, table=()):
+def module(bodies, table=(), data=DATA):
     """Functions of type () -> () with one i32 local each; the first is exported as `run`;
     `table` lists the functions a table holds (for `call_indirect` of that type)."""
     types = section(1, vec([b"\x60\x00\x00"]))
@@ -56,17 +56,25 @@ def module(bodies, table=()):
     exp = section(7, vec([uleb(3) + b"run\x00\x00"]))
     elem = section(9, vec([b"\x00\x41\x00\x0B" + vec([uleb(f) for f in table])])) if table else b""
     code = section(10, vec([uleb(len(b) + 4) + b"\x01\x01\x7F" + b + b"\x0B" for b in bodies]))
-    data = section(11, vec([b"\x00\x41" + sleb(DATA[0]) + b"\x0B" + uleb(DATA[1]) + b"\0" * DATA[1]]))
+    data = section(11, vec([b"\x00\x41" + sleb(data[0]) + b"\x0B" + uleb(data[1]) + b"\0" * data[1]]))
     return b"\0asm\1\0\0\0" + types + funcs + tab + glob + exp + elem + code + data
 
 
-def stack(bodies, table=()):
+def parsed(wasm):
     with tempfile.NamedTemporaryFile(suffix=".wasm", delete=False) as f:
-        f.write(module(bodies, table))
+        f.write(wasm)
     try:
-        return wasminfo.parse(f.name)["stack"]
+        return wasminfo.parse(f.name)
     finally:
         os.unlink(f.name)
+
+
+def stack(bodies, table=()):
+    return parsed(module(bodies, table))["stack"]
+
+
+def check(wasm):
+    return wasminfo.check(parsed(wasm), dict(max_wasm_bytes=1 << 20, max_initial_pages=2))
 
 
 CALL_INDIRECT = b"\x41\x00\x11\x00\x00"   # table slot 0, type 0
@@ -108,13 +116,13 @@ class StackBound(unittest.TestCase):
         self.assertIn("reads the stack pointer", st.get("error", ""))
 
     def test_check_fails_when_the_chain_does_not_fit(self):
-        with tempfile.NamedTemporaryFile(suffix=".wasm", delete=False) as f:
-            f.write(module([frame(SP_TOP)]))
-        try:
-            errs = wasminfo.check(wasminfo.parse(f.name), dict(max_wasm_bytes=1 << 20, max_initial_pages=2))
-        finally:
-            os.unlink(f.name)
+        errs = check(module([frame(SP_TOP)]))
         self.assertTrue(any("the stack may need %d bytes" % SP_TOP in e for e in errs), errs)
+        self.assertFalse(any("stack" in e for e in check(module([frame(SP_TOP - sum(DATA))]))))
+
+    def test_check_fails_on_data_in_the_first_kib(self):
+        self.assertTrue(any("first 1024 bytes" in e for e in check(module([b""], data=(1000, 100)))))
+        self.assertFalse(any("first 1024 bytes" in e for e in check(module([b""]))))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ REQUIRED_EXPORTS = [
     "nd_websocket_on_binary_message", "nd_websocket_on_error", "nd_websocket_on_close",
     "nd_scheduler_callback"]
 FORBIDDEN_EXPORTS = {"_start", "_initialize"}
+LOW_MEMORY = 1024                                         # wasm-opt --low-memory-unused
 SECTION_NAMES = {0: "custom", 1: "type", 2: "import", 3: "function", 4: "table", 5: "memory",
                  6: "global", 7: "export", 8: "start", 9: "element", 10: "code", 11: "data",
                  12: "datacount", 13: "tag"}
@@ -223,7 +224,9 @@ def parse(path):
                 ops = []
                 if flags != 1: skip_expr(s, feats, True, ops)
                 n = s.uleb(); s.bytes(n); m["data_init_bytes"] += n
-                if ops[:1] and ops[0][0] == 0x41: sk["data_end"] = max(sk["data_end"], ops[0][1] + n)
+                if ops[:1] and ops[0][0] == 0x41:
+                    sk["data_end"] = max(sk["data_end"], ops[0][1] + n)
+                    m["data_start"] = min(m.get("data_start", ops[0][1]), ops[0][1])
         elif sid == 12:
             feats.add("bulk-memory")
         m["sections"].append(dict(id=sid, name=name, bytes=size))
@@ -440,6 +443,10 @@ def check(m, budget):
     errs += ["forbidden export %s (a command/reactor entry point)" % e
              for e in sorted(FORBIDDEN_EXPORTS & names)]
     errs += ["feature %s is not in wazero's CoreFeaturesV2" % f for f in m["features"] if f not in CORE_V2]
+    # wasm-opt's --low-memory-unused (tools/wasm-opt.conf) folds address constants on the
+    # promise that nothing lives in the first KiB; the stack and the heap lie above the data.
+    if m.get("data_start", LOW_MEMORY) < LOW_MEMORY:
+        errs.append("data at %d, in the first %d bytes that wasm-opt assumes unused" % (m["data_start"], LOW_MEMORY))
     # The data lies below the stack (.cargo/config.toml): an overflow would overwrite it
     # instead of trapping, so the deepest chain of frames must fit.
     st = m["stack"]
