@@ -165,7 +165,7 @@ cat >"$OUT/modules.json" <<EOF
  {"name": "step2", "label": "2 + 32 KiB stack", "kind": "step", "wasm": "$OUT/step2.wasm"},
  {"name": "step3", "label": "3 + opt-level z", "kind": "step", "wasm": "$OUT/step3.wasm"},
  {"name": "step4", "label": "4 + LTO, 1 CGU, panic abort, strip", "kind": "step", "wasm": "$OUT/step4.wasm"},
- {"name": "step5", "label": "5 + wasm-opt -Oz (release)", "kind": "step", "wasm": "$OUT/step5.wasm"},
+ {"name": "step5", "label": "5 + wasm-opt (release)", "kind": "step", "wasm": "$OUT/step5.wasm"},
  {"name": "step6", "label": "6 wee_alloc instead of the bump allocator", "kind": "step", "wasm": "$OUT/step6.wasm"}
 ]
 EOF
