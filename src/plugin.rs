@@ -15,7 +15,7 @@
 
 use crate::config::{self, Pause, Settings, User};
 use crate::enrich;
-use crate::gateway::{self, Action, Beat, Conn, Ctx, Frame, Link, Route, Timer, STATUSES};
+use crate::gateway::{self, Actions, Beat, Conn, Ctx, Frame, Link, Route, STATUSES};
 use crate::host::{self, log, Host, Level};
 use crate::ids::{self, Kind};
 use crate::input::{self, Report};
@@ -454,58 +454,63 @@ fn run(h: &mut impl Host, u: &User, first: Option<Next>, now: i64) {
 /// send lock. Failures are logged; the actions after one still run. A heartbeat to send
 /// without the lock, or a flush (a machine asks for either as its last action), is left
 /// to the caller's loop (`run`).
-fn perform(h: &mut impl Host, u: &User, gen: u32, actions: Vec<Action>, now: i64, locked: bool) -> Option<Next<'static>> {
+fn perform(h: &mut impl Host, u: &User, gen: u32, a: Actions, now: i64, locked: bool) -> Option<Next<'static>> {
     let name = u.name.as_str();
     let conn = ids::conn(gen, name);
+    let timer = |kind: Kind| kind.id(gen as i64, name);
     let mut next = None;
-    for a in actions {
-        // The timer an action is about: a heartbeat timer, else the reconnect timer.
-        let kind = match a {
-            Action::Once(Timer::FirstBeat, _) | Action::Cancel(Timer::FirstBeat) => Kind::FirstBeat,
-            Action::Once(..) | Action::Every(..) | Action::Cancel(_) => Kind::Beat,
-            _ => Kind::Reconnect,
-        };
-        let timer = kind.id(gen as i64, name);
-        let result = match a {
-            Action::Send(Frame::Heartbeat(_)) if !locked => {
-                debug_assert!(next.is_none(), "one follow-up per list of actions");
-                next = Some(Next::Beat(gen, Beat::Answer, 0, None));
-                Ok(())
-            }
-            Action::Send(f) => host::ws_send(h, &conn, &|o| gateway::frame(o, &f, &u.token)),
-            Action::Close(code) => close(h, &conn, code),
-            Action::Once(_, secs) => host::schedule_once(h, secs, &timer),
-            // The first beat's sender arms the recurring one; if two did (a beat handed to
-            // a lock holder, and its own timer), the scheduler keeps the first.
-            Action::Every(_, secs) => fine(host::schedule_every(h, secs, &timer), "already exists"),
-            Action::Cancel(_) => cancel(h, &timer),
-            // One reconnect timer per connection: a second request is the same one.
-            Action::Reconnect(secs) => {
-                once(h, name, secs, &timer);
-                Ok(())
-            }
-            Action::Flush => {
-                debug_assert!(next.is_none(), "one follow-up per list of actions");
-                next = Some(Next::Flush(now, if locked { Some(gen) } else { None }, None, 0));
-                Ok(())
-            }
-            Action::Connect { url, retry } => host::ws_connect(h, &url, &conn).or_else(|e| {
-                once(h, name, retry, &timer);
-                Err(text::join("cannot reach the Discord gateway: ", &e))
-            }),
-            Action::Log(level, msg) => {
-                log(h, level, name, msg);
-                Ok(())
-            }
-            Action::Closed(level, msg, code) => {
-                let mut m = text::join(msg, " (code ").into_bytes();
-                text::push_int(&mut m, code as i64);
-                m.push(b')');
-                log(h, level, name, &text::utf8(m));
-                Ok(())
-            }
-        };
-        warn(h, name, result);
+    if let Some((level, msg)) = a.log {
+        log(h, level, name, msg);
+    }
+    if a.cancel_first {
+        let r = cancel(h, &timer(Kind::FirstBeat));
+        warn(h, name, r);
+    }
+    if a.cancel_beat {
+        let r = cancel(h, &timer(Kind::Beat));
+        warn(h, name, r);
+    }
+    if let Some((level, msg, code)) = a.closed {
+        let mut m = text::join(msg, " (code ").into_bytes();
+        text::push_int(&mut m, code as i64);
+        m.push(b')');
+        log(h, level, name, &text::utf8(m));
+    }
+    match a.send {
+        Some(Frame::Heartbeat(_)) if !locked => next = Some(Next::Beat(gen, Beat::Answer, 0, None)),
+        Some(f) => {
+            let r = host::ws_send(h, &conn, &|o| gateway::frame(o, &f, &u.token));
+            warn(h, name, r);
+        }
+        None => {}
+    }
+    if let Some(code) = a.close {
+        let r = close(h, &conn, code);
+        warn(h, name, r);
+    }
+    if let Some(secs) = a.first_beat {
+        let r = host::schedule_once(h, secs, &timer(Kind::FirstBeat));
+        warn(h, name, r);
+    }
+    // The first beat's sender arms the recurring one; if two did (a beat handed to a lock
+    // holder, and its own timer), the scheduler keeps the first.
+    if let Some(secs) = a.beat_every {
+        let r = fine(host::schedule_every(h, secs, &timer(Kind::Beat)), "already exists");
+        warn(h, name, r);
+    }
+    // One reconnect timer per connection: a second request is the same one.
+    if let Some(secs) = a.reconnect {
+        once(h, name, secs, &timer(Kind::Reconnect));
+    }
+    if let Some((url, retry)) = a.connect {
+        let r = host::ws_connect(h, &url, &conn).or_else(|e| {
+            once(h, name, retry, &timer(Kind::Reconnect));
+            Err(text::join("cannot reach the Discord gateway: ", &e))
+        });
+        warn(h, name, r);
+    }
+    if a.flush {
+        next = Some(Next::Flush(now, if locked { Some(gen) } else { None }, None, 0));
     }
     next
 }
@@ -580,7 +585,7 @@ fn on_beat(h: &mut impl Host, u: &User, gen: u32, kind: Beat, tries: u8, now: i6
     // The beat this call stands for may have gone out meanwhile, handed to a lock holder.
     let done = (asked || matches!(kind, Beat::Retry(_))) && wanted.get(h).is_some_and(|t| sent.beat_ms >= t);
     let actions = gateway::beat(&conn, &link, sent.beat_ms, kind, done, seed(name, now, gen));
-    let saved = if actions.iter().any(|a| matches!(a, Action::Send(_))) {
+    let saved = if actions.send.is_some() {
         sent.beat_ms = now;
         store::sent(gen, name).put(h, &sent)
     } else {

@@ -14,7 +14,6 @@ use super::close::{OnClose, END, KEEP};
 use super::wire::{Frame, Inbound, Kind};
 use crate::host::Level;
 use alloc::string::String;
-use alloc::vec::Vec;
 
 /// Discovery is skipped: the documented gateway, JSON encoding, no compression (§1.1).
 pub const GATEWAY_URL: &str = "wss://gateway.discord.gg/?v=10&encoding=json";
@@ -113,36 +112,36 @@ pub struct Conn {
     pub resume_url: String,
 }
 
-/// Heartbeat timers of a connection, one id per (kind, generation, user).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Timer {
-    /// First heartbeat after `interval × jitter` (one-time).
-    FirstBeat,
-    /// Every later heartbeat (recurring).
-    Beat,
-}
-
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub enum Action {
-    /// Open the next connection (only the reconnect timer does); if the dial fails, its
-    /// reconnect timer fires after `retry` seconds.
-    Connect { url: String, retry: u32 },
-    Send(Frame),
+/// What one event asks the driver to do, each at most once, done in this order.
+#[derive(Clone, Default, PartialEq, Eq, Debug)]
+pub struct Actions {
+    /// A log line.
+    pub log: Option<(Level, &'static str)>,
+    /// Stop the connection's heartbeat timers: the first beat's, the recurring one's.
+    pub cancel_first: bool,
+    pub cancel_beat: bool,
+    /// A log line about the socket's close, its code appended as `(code N)`.
+    pub closed: Option<(Level, &'static str, u16)>,
+    pub send: Option<Frame>,
     /// Close this connection with a code; the driver marks the reason so the `on_close`
     /// it triggers is ignored.
-    Close(u16),
-    /// Heartbeat timers of this connection, in seconds.
-    Once(Timer, u32),
-    Every(Timer, u32),
-    Cancel(Timer),
+    pub close: Option<u16>,
+    /// The first heartbeat in this many seconds (one-time), every later one (recurring).
+    pub first_beat: Option<u32>,
+    pub beat_every: Option<u32>,
     /// This connection is over: its reconnect timer fires after this many seconds.
-    Reconnect(u32),
+    pub reconnect: Option<u32>,
+    /// Open the next connection at `url` (only the reconnect timer does); if the dial
+    /// fails, its reconnect timer fires after the given seconds.
+    pub connect: Option<(String, u32)>,
     /// Send the wanted presence if it is not shown yet.
-    Flush,
-    /// A log line.
-    Log(Level, &'static str),
-    /// A log line about the socket's close, its code appended as `(code N)`.
-    Closed(Level, &'static str, u16),
+    pub flush: bool,
+}
+
+impl Actions {
+    pub fn is_empty(&self) -> bool {
+        *self == Actions::default()
+    }
 }
 
 /// What the machines need besides their state: the time (ms) and entropy for jitter
@@ -208,7 +207,7 @@ impl Link {
     /// something is to be shown, resuming the session if one is held, else rests idle.
     /// `None`: a stale timer (the link moved on) or a fatal connection: nothing changes.
     #[inline(always)]
-    pub fn reconnect(&self, gen: u32, conn: Option<&Conn>, want: bool, ctx: &Ctx) -> Option<(Link, Vec<Action>)> {
+    pub fn reconnect(&self, gen: u32, conn: Option<&Conn>, want: bool, ctx: &Ctx) -> Option<(Link, Actions)> {
         let now = ctx.now;
         if gen != self.gen || conn.is_some_and(|c| c.phase == Phase::Fatal) {
             return None;
@@ -226,12 +225,12 @@ impl Link {
             (next.seq, next.session_id, next.resume_url) = (None, String::new(), String::new());
         }
         if !want {
-            return Some((next, Vec::new()));
+            return Some((next, Actions::default()));
         }
         next.gen = gen.wrapping_add(1);
         next.idle = false;
         next.attempts = if self.waiting { self.attempts } else if self.idle { 0 } else { self.failures(conn) };
-        let mut out = Vec::new();
+        let mut out = Actions::default();
         let (url, msg) = if next.resumable() {
             let u = crate::text::join(next.resume_url.strip_suffix("/").unwrap_or(&next.resume_url), QUERY);
             (u, "connecting to Discord to resume the session")
@@ -240,45 +239,26 @@ impl Link {
             next.waiting = true;
             next.at_ms = self.identify_at - IDENTIFY_AHEAD_MS;
             if !self.waiting {
-                log(&mut out, Level::Warn, "new Discord sessions keep failing and their budget (6 an hour) is spent; waiting up to 20 minutes");
+                out.log = Some((Level::Warn, "new Discord sessions keep failing and their budget (6 an hour) is spent; waiting up to 20 minutes"));
             }
-            later(&mut out, ((next.at_ms - now + 999) / 1000) as u32);
+            out.reconnect = Some(((next.at_ms - now + 999) / 1000) as u32);
             return Some((next, out));
         } else {
             next.identify_at = self.identify_at.max(now) + IDENTIFY_EVERY_MS;
             (GATEWAY_URL.into(), if self.waiting { "trying a new Discord session again" } else { "connecting to Discord" })
         };
-        log(&mut out, Level::Info, msg);
-        let retry = backoff_secs(next.failures(None), false, ctx.rand);
-        out.push(Action::Connect { url, retry });
+        out.log = Some((Level::Info, msg));
+        out.connect = Some((url, backoff_secs(next.failures(None), false, ctx.rand)));
         Some((next, out))
     }
 }
 
 /// Ends a connection that is still open: beats stop, the socket closes with `code`
 /// (`KEEP` keeps the session resumable, §1.5), the reconnect timer fires in `secs`.
-fn end(code: u16, secs: u32, out: &mut Vec<Action>) {
-    stop(out);
-    out.push(Action::Close(code));
-    later(out, secs);
-}
-
-/// The reconnect timer fires in `secs`.
-#[inline(never)]
-fn later(out: &mut Vec<Action>, secs: u32) {
-    out.push(Action::Reconnect(secs));
-}
-
-/// A log line among the actions.
-#[inline(never)]
-fn log(out: &mut Vec<Action>, level: Level, msg: &'static str) {
-    out.push(Action::Log(level, msg));
-}
-
-/// The connection's heartbeat timers stop.
-fn stop(out: &mut Vec<Action>) {
-    out.push(Action::Cancel(Timer::FirstBeat));
-    out.push(Action::Cancel(Timer::Beat));
+fn end(code: u16, secs: u32, out: &mut Actions) {
+    (out.cancel_first, out.cancel_beat) = (true, true);
+    out.close = Some(code);
+    out.reconnect = Some(secs);
 }
 
 /// Which heartbeat a timer asks for.
@@ -299,28 +279,27 @@ pub enum Beat {
 /// another sender). The first beat's own timer arms the recurring one, and so does a
 /// lock holder that sends it when handed over (a second arming is refused by the
 /// scheduler, so the earlier one sets the rhythm); answers to op 1 never do.
-pub fn beat(conn: &Conn, link: &Link, beat_ms: i64, kind: Beat, done: bool, rand: u64) -> Vec<Action> {
-    let mut out = Vec::new();
+pub fn beat(conn: &Conn, link: &Link, beat_ms: i64, kind: Beat, done: bool, rand: u64) -> Actions {
+    let mut out = Actions::default();
     let first = matches!(kind, Beat::First | Beat::Retry(true)) || (kind == Beat::Retry(false) && beat_ms == 0);
     let no_ready = conn.phase != Phase::Ready && kind == Beat::Regular;
     if !matches!(conn.phase, Phase::Identifying | Phase::Resuming | Phase::Ready) {
         // An ended connection: its heartbeat timers stop.
-        if matches!(kind, Beat::First | Beat::Regular) {
-            out.push(Action::Cancel(if kind == Beat::First { Timer::FirstBeat } else { Timer::Beat }));
-        }
+        out.cancel_first = kind == Beat::First;
+        out.cancel_beat = kind == Beat::Regular;
     } else if !done && (no_ready || (beat_ms > conn.ack_ms && kind != Beat::Answer)) {
         // A heartbeat interval after Hello and still no READY/RESUMED (lost, or never
         // sent): start over. No ACK since the last beat: a zombied connection (§1.4).
         let msg = if no_ready { "no READY from Discord; reconnecting" } else { "no heartbeat ACK from Discord; reconnecting" };
-        log(&mut out, Level::Warn, msg);
+        out.log = Some((Level::Warn, msg));
         let secs = if conn.stable() && !no_ready { 0 } else { backoff_secs(link.failures(Some(conn)), false, rand) };
         end(KEEP, secs, &mut out);
     } else {
         if !done {
-            out.push(Action::Send(Frame::Heartbeat(conn.seq)));
+            out.send = Some(Frame::Heartbeat(conn.seq));
         }
         if first {
-            out.push(Action::Every(Timer::Beat, (conn.heartbeat_ms / 1000).max(1)));
+            out.beat_every = Some((conn.heartbeat_ms / 1000).max(1));
         }
     }
     out
@@ -328,10 +307,10 @@ pub fn beat(conn: &Conn, link: &Link, beat_ms: i64, kind: Beat, done: bool, rand
 
 /// Nothing was shown for the configured idle time: end the session (closing with 1000
 /// ends it at Discord, so the next connection identifies).
-pub fn idle(conn: &Conn) -> Vec<Action> {
-    let mut out = Vec::new();
+pub fn idle(conn: &Conn) -> Actions {
+    let mut out = Actions::default();
     if conn.phase == Phase::Ready {
-        log(&mut out, Level::Info, "idle: closing the gateway session");
+        out.log = Some((Level::Info, "idle: closing the gateway session"));
         end(END, 0, &mut out);
     }
     out
@@ -357,14 +336,14 @@ impl Conn {
     }
 
     /// A text frame on this connection, as `wire::text` decoded it.
-    pub fn on_frame(&mut self, link: &Link, frame: Inbound, ctx: &Ctx) -> Vec<Action> {
-        let mut out = Vec::new();
+    pub fn on_frame(&mut self, link: &Link, frame: Inbound, ctx: &Ctx) -> Actions {
+        let mut out = Actions::default();
         // Only a socket we still consider open speaks: frames after its end change nothing.
         if !self.open() {
             return out;
         }
         if frame.kind == Kind::Invalid {
-            log(&mut out, Level::Warn, "ignoring a gateway frame that is not valid JSON");
+            out.log = Some((Level::Warn, "ignoring a gateway frame that is not valid JSON"));
             return out;
         }
         if frame.seq.is_some() {
@@ -380,15 +359,14 @@ impl Conn {
                 if link.resumable() {
                     self.phase = Phase::Resuming;
                     (self.seq, self.session_id, self.resume_url) = (link.seq, link.session_id.clone(), link.resume_url.clone());
-                    out.push(Action::Send(Frame::Resume { session_id: link.session_id.clone(), seq: link.seq.unwrap_or(0) }));
+                    out.send = Some(Frame::Resume { session_id: link.session_id.clone(), seq: link.seq.unwrap_or(0) });
                 } else {
                     self.phase = Phase::Identifying;
                     self.forget();
-                    out.push(Action::Send(Frame::Identify));
+                    out.send = Some(Frame::Identify);
                 }
                 // Jitter in [0, interval) (§1.3), at least 1 s.
-                let first = (self.heartbeat_ms as u64 * (ctx.rand % 1000) / 1_000_000).max(1) as u32;
-                out.push(Action::Once(Timer::FirstBeat, first));
+                out.first_beat = Some((self.heartbeat_ms as u64 * (ctx.rand % 1000) / 1_000_000).max(1) as u32);
             }
             // READY (the new session) or RESUMED: either way the presence is sent again.
             Kind::Ready | Kind::Resumed => {
@@ -400,19 +378,17 @@ impl Conn {
                 self.phase = Phase::Ready;
                 self.ready_ms = ctx.now;
                 let msg = if new_session { "gateway session ready" } else { "gateway session resumed" };
-                log(&mut out, Level::Info, msg);
-                out.push(Action::Flush);
+                out.log = Some((Level::Info, msg));
+                out.flush = true;
             }
             // SESSIONS_REPLACE: the user's sessions changed (e.g. status set on another device).
             Kind::Sessions => {
                 let before = self.status;
                 self.status = frame.sessions.status(&self.session_id);
-                if self.phase == Phase::Ready && self.status != before {
-                    out.push(Action::Flush);
-                }
+                out.flush = self.phase == Phase::Ready && self.status != before;
             }
             Kind::Ack => self.ack_ms = ctx.now,
-            Kind::Beat => out.push(Action::Send(Frame::Heartbeat(self.seq))),
+            Kind::Beat => out.send = Some(Frame::Heartbeat(self.seq)),
             // Reconnect (op 7) or invalid session (op 9): resume, or for an op 9 that says
             // the session cannot be resumed, wait a random 1–5 s, then Identify again
             // (§1.5); longer while no session holds.
@@ -428,7 +404,7 @@ impl Conn {
                         "invalid session (op 9); identifying again"
                     }
                 };
-                log(&mut out, Level::Info, msg);
+                out.log = Some((Level::Info, msg));
                 end(KEEP, secs, &mut out);
             }
             _ => {}
@@ -443,26 +419,26 @@ impl Conn {
     }
 
     /// The socket ended (server close or network error).
-    pub fn on_closed(&mut self, link: &Link, code: u16, ctx: &Ctx) -> Vec<Action> {
-        let mut out = Vec::new();
+    pub fn on_closed(&mut self, link: &Link, code: u16, ctx: &Ctx) -> Actions {
+        let mut out = Actions::default();
         if !self.open() {
             return out;
         }
-        stop(&mut out);
+        (out.cancel_first, out.cancel_beat) = (true, true);
         let rule = OnClose::of(code);
         if let OnClose::Fatal(why) = rule {
-            out.push(Action::Closed(Level::Error, why, code));
+            out.closed = Some((Level::Error, why, code));
             self.phase = Phase::Fatal;
             self.forget();
             return out;
         }
-        out.push(Action::Closed(Level::Warn, "gateway connection closed", code));
+        out.closed = Some((Level::Warn, "gateway connection closed", code));
         if matches!(rule, OnClose::Identify) {
             self.forget();
         }
         let secs = self.retry_secs(link, matches!(rule, OnClose::SlowDown), ctx.rand).max(1);
         self.phase = Phase::Closed;
-        later(&mut out, secs);
+        out.reconnect = Some(secs);
         out
     }
 }
@@ -472,6 +448,48 @@ mod tests {
     use super::*;
     use crate::gateway::STATUSES;
     use Action::*;
+
+    /// What `Actions` holds, one entry per action in the order the driver does them.
+    #[derive(Clone, PartialEq, Eq, Debug)]
+    enum Action {
+        Connect { url: String, retry: u32 },
+        Send(Frame),
+        Close(u16),
+        Once(Timer, u32),
+        Every(Timer, u32),
+        Cancel(Timer),
+        Reconnect(u32),
+        Flush,
+        Log(Level, &'static str),
+        Closed(Level, &'static str, u16),
+    }
+
+    #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+    enum Timer {
+        FirstBeat,
+        Beat,
+    }
+
+    fn list(a: Actions) -> Vec<Action> {
+        let mut v = Vec::new();
+        v.extend(a.log.map(|(l, m)| Log(l, m)));
+        v.extend(a.cancel_first.then_some(Cancel(Timer::FirstBeat)));
+        v.extend(a.cancel_beat.then_some(Cancel(Timer::Beat)));
+        v.extend(a.closed.map(|(l, m, c)| Closed(l, m, c)));
+        v.extend(a.send.map(Send));
+        v.extend(a.close.map(Close));
+        v.extend(a.first_beat.map(|s| Once(Timer::FirstBeat, s)));
+        v.extend(a.beat_every.map(|s| Every(Timer::Beat, s)));
+        v.extend(a.reconnect.map(Reconnect));
+        v.extend(a.connect.map(|(url, retry)| Connect { url, retry }));
+        v.extend(a.flush.then_some(Flush));
+        v
+    }
+
+    /// `Link::reconnect`, its actions listed.
+    fn rc(l: &Link, gen: u32, conn: Option<&Conn>, want: bool, ctx: &Ctx) -> Option<(Link, Vec<Action>)> {
+        l.reconnect(gen, conn, want, ctx).map(|(l, a)| (l, list(a)))
+    }
 
     /// The actions of one event, without the informational log lines.
     fn quiet(a: Vec<Action>) -> Vec<Action> {
@@ -505,7 +523,7 @@ mod tests {
     /// The first link, a connection that said Hello and READY, and the link its
     /// reconnect timer would make.
     fn ready() -> (Link, Conn) {
-        let (link, _) = Link::default().reconnect(0, None, true, &at(0)).unwrap();
+        let (link, _) = rc(&Link::default(), 0, None, true, &at(0)).unwrap();
         let mut c = Conn::default();
         c.on_frame(&link, msg(hello()), &CTX);
         c.on_frame(&link, msg(READY), &CTX);
@@ -515,32 +533,32 @@ mod tests {
     #[test]
     fn the_first_want_connects_and_a_stale_timer_does_nothing() {
         let l = Link::default();
-        let (next, a) = l.reconnect(0, None, true, &at(5)).unwrap();
+        let (next, a) = rc(&l, 0, None, true, &at(5)).unwrap();
         assert_eq!(dials(a), vec![GATEWAY_URL]);
         assert_eq!((next.gen, next.idle, next.attempts, next.at_ms), (1, false, 0, 5));
-        assert_eq!(next.reconnect(0, None, true, &at(6)), None, "rc:0 again after the link moved on");
-        let (rest, a) = l.reconnect(0, None, false, &at(5)).unwrap();
+        assert_eq!(rc(&next, 0, None, true, &at(6)), None, "rc:0 again after the link moved on");
+        let (rest, a) = rc(&l, 0, None, false, &at(5)).unwrap();
         assert_eq!((rest.gen, rest.idle, a), (0, true, vec![]), "nothing to show: stay idle");
     }
 
     #[test]
     fn hello_identifies_then_schedules_a_jittered_first_beat() {
-        let (link, _) = Link::default().reconnect(0, None, true, &at(0)).unwrap();
+        let (link, _) = rc(&Link::default(), 0, None, true, &at(0)).unwrap();
         let mut c = Conn::default();
-        let a = c.on_frame(&link, msg(hello()), &CTX);
+        let a = list(c.on_frame(&link, msg(hello()), &CTX));
         assert_eq!(a, vec![Send(Frame::Identify), Once(Timer::FirstBeat, 20)]);
         assert_eq!((c.phase, c.heartbeat_ms, c.ack_ms), (Phase::Identifying, 41250, 1_000));
-        assert_eq!(beat(&c, &link, 0, Beat::First, false, 0), vec![Send(Frame::Heartbeat(None)), Every(Timer::Beat, 41)]);
+        assert_eq!(list(beat(&c, &link, 0, Beat::First, false, 0)), vec![Send(Frame::Heartbeat(None)), Every(Timer::Beat, 41)]);
         // Its beat went out with another sender: the first beat's timer still arms the
         // recurring one; a later beat of another kind does not.
-        assert_eq!(beat(&c, &link, 5, Beat::Retry(true), true, 0), vec![Every(Timer::Beat, 41)]);
-        assert_eq!(beat(&c, &link, 5, Beat::Regular, true, 0), vec![]);
-        assert_eq!(beat(&c, &link, 7, Beat::Retry(false), false, 0), vec![Send(Frame::Heartbeat(None))]);
-        assert_eq!(beat(&c, &link, 0, Beat::Retry(false), false, 0), vec![Send(Frame::Heartbeat(None)), Every(Timer::Beat, 41)], "a handed-over first beat arms");
-        assert_eq!(beat(&c, &link, 0, Beat::Answer, false, 0), vec![Send(Frame::Heartbeat(None))], "an answer to op 1 never arms");
+        assert_eq!(list(beat(&c, &link, 5, Beat::Retry(true), true, 0)), vec![Every(Timer::Beat, 41)]);
+        assert_eq!(list(beat(&c, &link, 5, Beat::Regular, true, 0)), vec![]);
+        assert_eq!(list(beat(&c, &link, 7, Beat::Retry(false), false, 0)), vec![Send(Frame::Heartbeat(None))]);
+        assert_eq!(list(beat(&c, &link, 0, Beat::Retry(false), false, 0)), vec![Send(Frame::Heartbeat(None)), Every(Timer::Beat, 41)], "a handed-over first beat arms");
+        assert_eq!(list(beat(&c, &link, 0, Beat::Answer, false, 0)), vec![Send(Frame::Heartbeat(None))], "an answer to op 1 never arms");
         // A jitter of 0 still waits a second: never at the instant of Hello's answer.
         let mut c = Conn::default();
-        assert_eq!(c.on_frame(&link, msg(hello()), &Ctx { now: 0, rand: 0 })[1], Once(Timer::FirstBeat, 1));
+        assert_eq!(list(c.on_frame(&link, msg(hello()), &Ctx { now: 0, rand: 0 }))[1], Once(Timer::FirstBeat, 1));
     }
 
     #[test]
@@ -556,28 +574,28 @@ mod tests {
         let (link, mut c) = ready();
         c.on_frame(&link, msg(br#"{"op":0,"t":"SESSIONS_REPLACE","s":7,"d":[]}"#), &CTX);
         assert_eq!(c.seq, Some(7));
-        assert_eq!(beat(&c, &link, 900, Beat::Regular, false, 0), vec![Send(Frame::Heartbeat(Some(7)))]);
-        assert_eq!(c.on_frame(&link, msg(br#"{"op":11}"#), &Ctx { now: 2_000, rand: 0 }), vec![]);
+        assert_eq!(list(beat(&c, &link, 900, Beat::Regular, false, 0)), vec![Send(Frame::Heartbeat(Some(7)))]);
+        assert_eq!(list(c.on_frame(&link, msg(br#"{"op":11}"#), &Ctx { now: 2_000, rand: 0 })), vec![]);
         assert!(c.ack_ms == 2_000 && c.stable());
-        assert_eq!(c.on_frame(&link, msg(br#"{"op":1,"d":null}"#), &CTX), vec![Send(Frame::Heartbeat(Some(7)))]);
+        assert_eq!(list(c.on_frame(&link, msg(br#"{"op":1,"d":null}"#), &CTX)), vec![Send(Frame::Heartbeat(Some(7)))]);
         // Answering op 1 right after a beat whose ACK is still on its way is no zombie.
-        assert_eq!(beat(&c, &link, 2_500, Beat::Answer, false, 0), vec![Send(Frame::Heartbeat(Some(7)))]);
-        assert!(beat(&c, &link, 2_500, Beat::Regular, false, 0).contains(&Close(4000)));
+        assert_eq!(list(beat(&c, &link, 2_500, Beat::Answer, false, 0)), vec![Send(Frame::Heartbeat(Some(7)))]);
+        assert!(list(beat(&c, &link, 2_500, Beat::Regular, false, 0)).contains(&Close(4000)));
     }
 
     #[test]
     fn missed_ack_ends_the_connection_and_the_next_one_resumes() {
         let (link, c) = ready();
-        let a = quiet(beat(&c, &link, 1_001, Beat::Regular, false, 0));
+        let a = quiet(list(beat(&c, &link, 1_001, Beat::Regular, false, 0)));
         assert_eq!(a[1..], [Cancel(Timer::FirstBeat), Cancel(Timer::Beat), Close(4000), Reconnect(backoff_secs(1, false, 0))]);
-        let (next, a) = link.reconnect(1, Some(&c), true, &at(9)).unwrap();
+        let (next, a) = rc(&link, 1, Some(&c), true, &at(9)).unwrap();
         assert_eq!(dials(a), vec!["wss://r.discord.gg/?v=10&encoding=json"]);
         assert_eq!((next.gen, next.attempts), (2, 1), "a session never acknowledged counts as a failure");
         let mut c2 = Conn::default();
-        let a = c2.on_frame(&next, msg(hello()), &CTX);
+        let a = list(c2.on_frame(&next, msg(hello()), &CTX));
         assert_eq!(a[0], Send(Frame::Resume { session_id: "abc".into(), seq: 1 }));
         assert_eq!(c2.phase, Phase::Resuming);
-        let a = c2.on_frame(&next, msg(br#"{"op":0,"t":"RESUMED","s":2,"d":{}}"#), &CTX);
+        let a = list(c2.on_frame(&next, msg(br#"{"op":0,"t":"RESUMED","s":2,"d":{}}"#), &CTX));
         assert_eq!(a.last(), Some(&Flush));
         assert_eq!((c2.phase, c2.seq, c2.session_id.as_str()), (Phase::Ready, Some(2), "abc"));
     }
@@ -586,51 +604,51 @@ mod tests {
     fn a_stable_session_comes_back_at_once_an_unstable_one_backs_off() {
         let (link, mut c) = ready();
         c.on_frame(&link, msg(br#"{"op":11}"#), &Ctx { now: 3_000, rand: 0 });
-        let a = c.on_frame(&link, msg(br#"{"op":7,"d":null}"#), &CTX);
+        let a = list(c.on_frame(&link, msg(br#"{"op":7,"d":null}"#), &CTX));
         assert_eq!(a.last(), Some(&Reconnect(0)));
         assert_eq!(c.phase, Phase::Closed);
-        let (next, _) = link.reconnect(1, Some(&c), true, &at(9)).unwrap();
+        let (next, _) = rc(&link, 1, Some(&c), true, &at(9)).unwrap();
         assert_eq!(next.attempts, 0);
         // The next connection is resumed but dropped before any ACK: backoff grows.
         let mut c2 = Conn::default();
         c2.on_frame(&next, msg(hello()), &CTX);
         c2.on_frame(&next, msg(br#"{"op":0,"t":"RESUMED","s":2,"d":{}}"#), &CTX);
-        assert_eq!(c2.on_closed(&next, 4002, &CTX).last(), Some(&Reconnect(backoff_secs(1, false, 500))));
-        let (third, _) = next.reconnect(2, Some(&c2), true, &at(9)).unwrap();
+        assert_eq!(list(c2.on_closed(&next, 4002, &CTX)).last(), Some(&Reconnect(backoff_secs(1, false, 500))));
+        let (third, _) = rc(&next, 2, Some(&c2), true, &at(9)).unwrap();
         assert_eq!(third.attempts, 1);
         let mut c3 = Conn::default();
         c3.on_frame(&third, msg(hello()), &CTX);
         c3.on_frame(&third, msg(br#"{"op":0,"t":"RESUMED","s":3,"d":{}}"#), &CTX);
-        assert_eq!(c3.on_closed(&third, 4002, &CTX).last(), Some(&Reconnect(backoff_secs(2, false, 500))));
+        assert_eq!(list(c3.on_closed(&third, 4002, &CTX)).last(), Some(&Reconnect(backoff_secs(2, false, 500))));
     }
 
     #[test]
     fn op9_false_forgets_the_session_and_waits() {
         let (link, mut c) = ready();
-        let a = quiet(c.on_frame(&link, msg(br#"{"op":9,"d":false}"#), &CTX));
+        let a = quiet(list(c.on_frame(&link, msg(br#"{"op":9,"d":false}"#), &CTX)));
         assert!(a.contains(&Close(4000)), "{a:?}");
         assert!(matches!(a.last(), Some(Reconnect(s)) if (1..=5).contains(s)), "{a:?}");
         assert_eq!((c.phase, c.session_id.as_str(), c.seq), (Phase::Closed, "", None));
-        let (_, a) = link.reconnect(1, Some(&c), true, &at(9)).unwrap();
+        let (_, a) = rc(&link, 1, Some(&c), true, &at(9)).unwrap();
         assert_eq!(dials(a), vec![GATEWAY_URL]);
         let (link, mut c) = ready();
-        assert!(c.on_frame(&link, msg(br#"{"op":9,"d":true}"#), &CTX).contains(&Close(4000)));
+        assert!(list(c.on_frame(&link, msg(br#"{"op":9,"d":true}"#), &CTX)).contains(&Close(4000)));
         assert_eq!(c.session_id, "abc");
     }
 
     #[test]
     fn fatal_close_stops_for_good() {
         let (link, mut c) = ready();
-        let a = c.on_closed(&link, 4004, &CTX);
+        let a = list(c.on_closed(&link, 4004, &CTX));
         assert!(matches!(&a[2], Closed(Level::Error, m, 4004) if m.contains("token")));
         assert!(!a.iter().any(|a| matches!(a, Reconnect(_))));
         assert_eq!(c.phase, Phase::Fatal);
-        assert_eq!(link.reconnect(1, Some(&c), true, &at(9)), None);
-        assert_eq!(c.on_closed(&link, 1006, &CTX), vec![]);
+        assert_eq!(rc(&link, 1, Some(&c), true, &at(9)), None);
+        assert_eq!(list(c.on_closed(&link, 1006, &CTX)), vec![]);
         // The client's own settings refused: the code logged tells which.
         for code in 4010..=4014 {
             let (link, mut c) = ready();
-            let a = c.on_closed(&link, code, &CTX);
+            let a = list(c.on_closed(&link, code, &CTX));
             assert!(matches!(&a[2], Closed(Level::Error, m, k) if *k == code && m.contains("gateway settings")), "{code}: {a:?}");
             assert_eq!(c.phase, Phase::Fatal);
         }
@@ -644,41 +662,41 @@ mod tests {
     #[test]
     fn closes_pick_resume_or_identify() {
         let (link, mut c) = ready();
-        let a = c.on_closed(&link, 1006, &CTX);
+        let a = list(c.on_closed(&link, 1006, &CTX));
         assert_eq!(a.last(), Some(&Reconnect(backoff_secs(1, false, 500))));
         assert_eq!(c.phase, Phase::Closed);
-        let (_, a) = link.reconnect(1, Some(&c), true, &at(9)).unwrap();
+        let (_, a) = rc(&link, 1, Some(&c), true, &at(9)).unwrap();
         assert_eq!(dials(a), vec!["wss://r.discord.gg/?v=10&encoding=json"]);
         // 4009: the session timed out, identify anew.
         let (link, mut c) = ready();
         c.on_closed(&link, 4009, &CTX);
-        assert_eq!(dials(link.reconnect(1, Some(&c), true, &at(9)).unwrap().1), vec![GATEWAY_URL]);
+        assert_eq!(dials(rc(&link, 1, Some(&c), true, &at(9)).unwrap().1), vec![GATEWAY_URL]);
         // 4008: slowly.
         let (link, mut c) = ready();
-        assert!(matches!(c.on_closed(&link, 4008, &CTX).last(), Some(Reconnect(s)) if *s >= 30));
+        assert!(matches!(list(c.on_closed(&link, 4008, &CTX)).last(), Some(Reconnect(s)) if *s >= 30));
         // Nothing to show when the timer fires (a skip's stop, say): rest, keeping the
         // session, and resume it when a track comes.
         let (link, mut c) = ready();
         c.on_closed(&link, 1006, &CTX);
-        let (rest, a) = link.reconnect(1, Some(&c), false, &at(9)).unwrap();
+        let (rest, a) = rc(&link, 1, Some(&c), false, &at(9)).unwrap();
         assert!(rest.idle && rest.gen == 1 && a.is_empty());
-        let (next, a) = rest.reconnect(1, None, true, &at(10)).unwrap();
+        let (next, a) = rc(&rest, 1, None, true, &at(10)).unwrap();
         assert_eq!((next.gen, next.session_id.as_str(), next.attempts), (2, "abc", 0));
         assert_eq!(dials(a), vec!["wss://r.discord.gg/?v=10&encoding=json"]);
         // An idle close ended the session at Discord: the driver drops it before this.
         let mut ended = c.clone();
         ended.forget();
-        let (rest, _) = link.reconnect(1, Some(&ended), false, &at(9)).unwrap();
-        assert_eq!(dials(rest.reconnect(1, None, true, &at(10)).unwrap().1), vec![GATEWAY_URL]);
+        let (rest, _) = rc(&link, 1, Some(&ended), false, &at(9)).unwrap();
+        assert_eq!(dials(rc(&rest, 1, None, true, &at(10)).unwrap().1), vec![GATEWAY_URL]);
     }
 
     #[test]
     fn a_failed_dial_keeps_what_the_link_had_and_backs_off() {
         let (link, mut c) = ready();
         c.on_closed(&link, 1006, &CTX);
-        let (second, _) = link.reconnect(1, Some(&c), true, &at(9)).unwrap();
+        let (second, _) = rc(&link, 1, Some(&c), true, &at(9)).unwrap();
         assert_eq!(second.failures(None), second.attempts + 1);
-        let (third, a) = second.reconnect(2, None, true, &at(10)).unwrap();
+        let (third, a) = rc(&second, 2, None, true, &at(10)).unwrap();
         assert_eq!(dials(a), vec!["wss://r.discord.gg/?v=10&encoding=json"]);
         assert_eq!(third.attempts, second.attempts + 1);
     }
@@ -690,7 +708,7 @@ mod tests {
         let (mut link, mut now, mut tried, mut logs) = (Link::default(), 1_000, Vec::new(), Vec::new());
         while now < 3 * 3_600_000 {
             let conn = (link.gen > 0).then_some(&refused);
-            let (next, a) = link.reconnect(link.gen, conn, true, &at(now)).unwrap();
+            let (next, a) = rc(&link, link.gen, conn, true, &at(now)).unwrap();
             logs.extend(a.iter().filter_map(|x| if let Action::Log(_, m) = x { Some(*m) } else { None }));
             now += match (dials(a.clone()).len(), a.last()) {
                 (1, _) => {
@@ -712,7 +730,7 @@ mod tests {
         // Resumes are not new sessions: a resumable link dials at once.
         let (mut l, c) = ready();
         l.identify_at = tried[3] + 5 * IDENTIFY_EVERY_MS;
-        let (_, a) = l.reconnect(1, Some(&c), true, &at(tried[3] + 1)).unwrap();
+        let (_, a) = rc(&l, 1, Some(&c), true, &at(tried[3] + 1)).unwrap();
         assert_eq!(dials(a), vec!["wss://r.discord.gg/?v=10&encoding=json"]);
     }
 
@@ -730,11 +748,11 @@ mod tests {
 
     #[test]
     fn no_ready_within_a_heartbeat_starts_over() {
-        let (link, _) = Link::default().reconnect(0, None, true, &at(0)).unwrap();
+        let (link, _) = rc(&Link::default(), 0, None, true, &at(0)).unwrap();
         let mut c = Conn::default();
         c.on_frame(&link, msg(hello()), &CTX);
-        assert!(beat(&c, &link, 0, Beat::First, false, 0).contains(&Send(Frame::Heartbeat(None))));
-        let a = beat(&c, &link, 0, Beat::Regular, false, 0);
+        assert!(list(beat(&c, &link, 0, Beat::First, false, 0)).contains(&Send(Frame::Heartbeat(None))));
+        let a = list(beat(&c, &link, 0, Beat::Regular, false, 0));
         assert!(a.contains(&Close(4000)) && a.contains(&Reconnect(backoff_secs(1, false, 0))), "{a:?}");
     }
 
@@ -742,8 +760,8 @@ mod tests {
     fn beats_of_an_ended_connection_cancel_themselves() {
         let (link, mut c) = ready();
         c.on_closed(&link, 1006, &CTX);
-        assert_eq!(beat(&c, &link, 0, Beat::Regular, false, 0), vec![Cancel(Timer::Beat)]);
-        assert_eq!(beat(&c, &link, 0, Beat::First, false, 0), vec![Cancel(Timer::FirstBeat)]);
+        assert_eq!(list(beat(&c, &link, 0, Beat::Regular, false, 0)), vec![Cancel(Timer::Beat)]);
+        assert_eq!(list(beat(&c, &link, 0, Beat::First, false, 0)), vec![Cancel(Timer::FirstBeat)]);
     }
 
     #[test]
@@ -762,9 +780,9 @@ mod tests {
         c.on_frame(&link, msg(hello()), &CTX);
         c.on_frame(&link, msg(br#"{"op":0,"s":1,"t":"READY","d":{"sessions":[{"session_id":"all","status":"online"},{"session_id":"me","status":"online"},{"session_id":"desk","status":"dnd","client_info":{}}],"session_id":"me"}}"#), &CTX);
         assert_eq!(STATUSES[c.status as usize], "dnd");
-        let a = c.on_frame(&link, msg(br#"{"op":0,"s":2,"t":"SESSIONS_REPLACE","d":[{"session_id":"desk","status":"idle"}]}"#), &CTX);
+        let a = list(c.on_frame(&link, msg(br#"{"op":0,"s":2,"t":"SESSIONS_REPLACE","d":[{"session_id":"desk","status":"idle"}]}"#), &CTX));
         assert_eq!((STATUSES[c.status as usize], a), ("idle", vec![Flush]));
-        let a = c.on_frame(&link, msg(br#"{"op":0,"s":3,"t":"SESSIONS_REPLACE","d":[{"session_id":"me","status":"online"},{"session_id":"desk","status":"idle"}]}"#), &CTX);
+        let a = list(c.on_frame(&link, msg(br#"{"op":0,"s":3,"t":"SESSIONS_REPLACE","d":[{"session_id":"me","status":"online"},{"session_id":"desk","status":"idle"}]}"#), &CTX));
         assert_eq!(a, vec![]);
         c.on_frame(&link, msg(br#"{"op":0,"s":4,"t":"SESSIONS_REPLACE","d":[{"session_id":"me","status":"online"}]}"#), &CTX);
         assert_eq!(c.status, 0, "alone again: online");
@@ -773,12 +791,12 @@ mod tests {
     #[test]
     fn idle_ends_the_session_and_late_frames_change_nothing() {
         let (link, mut c) = ready();
-        let a = quiet(idle(&c));
+        let a = quiet(list(idle(&c)));
         assert_eq!(a, vec![Cancel(Timer::FirstBeat), Cancel(Timer::Beat), Close(1000), Reconnect(0)]);
         c.on_closed(&link, 1006, &CTX);
-        assert_eq!(idle(&c), vec![]);
+        assert_eq!(list(idle(&c)), vec![]);
         for f in [&br#"{"op":7}"#[..], br#"{"op":1}"#, br#"{"op":9,"d":true}"#, hello()] {
-            assert_eq!(c.on_frame(&link, msg(f), &CTX), vec![]);
+            assert_eq!(list(c.on_frame(&link, msg(f), &CTX)), vec![]);
         }
     }
 
