@@ -213,6 +213,7 @@ impl Link {
             return None;
         }
         let mut next = Link { gen: self.gen, at_ms: now, identify_at: self.identify_at, ..Link::default() };
+        let mut out = Actions::default();
         // The session to resume: what the ended connection held (it may have dropped it:
         // op 9, 4009, an idle close); after a failed dial, or at rest, what the link had.
         // A rest keeps it: a track after a short pause resumes instead of identifying.
@@ -225,12 +226,11 @@ impl Link {
             (next.seq, next.session_id, next.resume_url) = (None, String::new(), String::new());
         }
         if !want {
-            return Some((next, Actions::default()));
+            return Some((next, out));
         }
         next.gen = gen.wrapping_add(1);
         next.idle = false;
         next.attempts = if self.waiting { self.attempts } else if self.idle { 0 } else { self.failures(conn) };
-        let mut out = Actions::default();
         let (url, msg) = if next.resumable() {
             let u = crate::text::join(next.resume_url.strip_suffix("/").unwrap_or(&next.resume_url), QUERY);
             (u, "connecting to Discord to resume the session")
