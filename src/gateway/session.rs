@@ -290,10 +290,11 @@ pub fn beat(conn: &Conn, link: &Link, beat_ms: i64, kind: Beat, done: bool, rand
     } else if !done && (no_ready || (beat_ms > conn.ack_ms && kind != Beat::Answer)) {
         // A heartbeat interval after Hello and still no READY/RESUMED (lost, or never
         // sent): start over. No ACK since the last beat: a zombied connection (§1.4).
+        // Before READY a session is never stable, so only a stable one's zombie comes
+        // back at once.
         let msg = if no_ready { "no READY from Discord; reconnecting" } else { "no heartbeat ACK from Discord; reconnecting" };
         out.log = Some((Level::Warn, msg));
-        let secs = if conn.stable() && !no_ready { 0 } else { backoff_secs(link.failures(Some(conn)), false, rand) };
-        end(KEEP, secs, &mut out);
+        end(KEEP, conn.retry_secs(link, false, rand), &mut out);
     } else {
         if !done {
             out.send = Some(Frame::Heartbeat(conn.seq));
@@ -413,9 +414,9 @@ impl Conn {
     }
 
     /// A stable session that ends comes back at once; otherwise backoff.
-    #[inline(always)]
+    #[inline(never)]
     fn retry_secs(&self, link: &Link, slow: bool, rand: u64) -> u32 {
-        if self.stable() && !slow { 0 } else { backoff_secs(link.failures(Some(self)).max(1), slow, rand) }
+        if self.stable() && !slow { 0 } else { backoff_secs(link.failures(Some(self)), slow, rand) }
     }
 
     /// The socket ended (server close or network error).
@@ -580,7 +581,9 @@ mod tests {
         assert_eq!(list(c.on_frame(&link, msg(br#"{"op":1,"d":null}"#), &CTX)), vec![Send(Frame::Heartbeat(Some(7)))]);
         // Answering op 1 right after a beat whose ACK is still on its way is no zombie.
         assert_eq!(list(beat(&c, &link, 2_500, Beat::Answer, false, 0)), vec![Send(Frame::Heartbeat(Some(7)))]);
-        assert!(list(beat(&c, &link, 2_500, Beat::Regular, false, 0)).contains(&Close(4000)));
+        // A zombie of a stable session comes back at once.
+        let a = list(beat(&c, &link, 2_500, Beat::Regular, false, 0));
+        assert!(a.contains(&Close(4000)) && a.last() == Some(&Reconnect(0)), "{a:?}");
     }
 
     #[test]
