@@ -457,17 +457,16 @@ fn run(h: &mut impl Host, u: &User, first: Option<Next>, now: i64) {
 fn perform(h: &mut impl Host, u: &User, gen: u32, a: Actions, now: i64, locked: bool) -> Option<Next<'static>> {
     let name = u.name.as_str();
     let conn = ids::conn(gen, name);
-    let timer = |kind: Kind| kind.id(gen as i64, name);
     let mut next = None;
     if let Some((level, msg)) = a.log {
         log(h, level, name, msg);
     }
     if a.cancel_first {
-        let r = cancel(h, &timer(Kind::FirstBeat));
+        let r = cancel(h, &Kind::FirstBeat.id(gen as i64, name));
         warn(h, name, r);
     }
     if a.cancel_beat {
-        let r = cancel(h, &timer(Kind::Beat));
+        let r = cancel(h, &Kind::Beat.id(gen as i64, name));
         warn(h, name, r);
     }
     if let Some((level, msg, code)) = a.closed {
@@ -489,22 +488,22 @@ fn perform(h: &mut impl Host, u: &User, gen: u32, a: Actions, now: i64, locked: 
         warn(h, name, r);
     }
     if let Some(secs) = a.first_beat {
-        let r = host::schedule_once(h, secs, &timer(Kind::FirstBeat));
+        let r = host::schedule_once(h, secs, &Kind::FirstBeat.id(gen as i64, name));
         warn(h, name, r);
     }
     // The first beat's sender arms the recurring one; if two did (a beat handed to a lock
     // holder, and its own timer), the scheduler keeps the first.
     if let Some(secs) = a.beat_every {
-        let r = fine(host::schedule_every(h, secs, &timer(Kind::Beat)), "already exists");
+        let r = fine(host::schedule_every(h, secs, &Kind::Beat.id(gen as i64, name)), "already exists");
         warn(h, name, r);
     }
     // One reconnect timer per connection: a second request is the same one.
     if let Some(secs) = a.reconnect {
-        once(h, name, secs, &timer(Kind::Reconnect));
+        once(h, name, secs, &Kind::Reconnect.id(gen as i64, name));
     }
     if let Some((url, retry)) = a.connect {
         let r = host::ws_connect(h, &url, &conn).or_else(|e| {
-            once(h, name, retry, &timer(Kind::Reconnect));
+            once(h, name, retry, &Kind::Reconnect.id(gen as i64, name));
             Err(text::join("cannot reach the Discord gateway: ", &e))
         });
         warn(h, name, r);
