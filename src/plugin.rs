@@ -502,11 +502,10 @@ fn perform(h: &mut impl Host, u: &User, gen: u32, a: Actions, now: i64, locked: 
         once(h, name, secs, &Kind::Reconnect.id(gen as i64, name));
     }
     if let Some((url, retry)) = a.connect {
-        let r = host::ws_connect(h, &url, &conn).or_else(|e| {
+        if let Err(e) = host::ws_connect(h, &url, &conn) {
             once(h, name, retry, &Kind::Reconnect.id(gen as i64, name));
-            Err(text::join("cannot reach the Discord gateway: ", &e))
-        });
-        warn(h, name, r);
+            log(h, Level::Warn, name, &text::join("cannot reach the Discord gateway: ", &e));
+        }
     }
     if a.flush {
         next = Some(Next::Flush(now, if locked { Some(gen) } else { None }, None, 0));
