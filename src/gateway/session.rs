@@ -308,6 +308,7 @@ pub fn beat(conn: &Conn, link: &Link, beat_ms: i64, kind: Beat, done: bool, rand
 
 /// Nothing was shown for the configured idle time: end the session (closing with 1000
 /// ends it at Discord, so the next connection identifies).
+#[inline(never)]
 pub fn idle(conn: &Conn) -> Actions {
     let mut out = Actions::default();
     if conn.phase == Phase::Ready {
