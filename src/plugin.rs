@@ -452,7 +452,7 @@ fn run(h: &mut impl Host, u: &User, first: Option<Next>, now: i64) {
 
 /// Performs a machine's actions for connection `gen`. `locked`: the caller holds its
 /// send lock. Failures are logged; the actions after one still run. A heartbeat to send
-/// without the lock, or a flush (a machine asks for either as its last action), is left
+/// without the lock, or a flush (a machine asks for one of them at most), is left
 /// to the caller's loop (`run`).
 fn perform(h: &mut impl Host, u: &User, gen: u32, a: Actions, now: i64, locked: bool) -> Option<Next<'static>> {
     let name = u.name.as_str();
@@ -508,6 +508,7 @@ fn perform(h: &mut impl Host, u: &User, gen: u32, a: Actions, now: i64, locked: 
         }
     }
     if a.flush {
+        debug_assert!(next.is_none(), "one follow-up per list of actions");
         next = Some(Next::Flush(now, if locked { Some(gen) } else { None }, None, 0));
     }
     next
