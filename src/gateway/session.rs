@@ -17,7 +17,8 @@ use alloc::string::String;
 
 /// Discovery is skipped: the documented gateway, JSON encoding, no compression (§1.1).
 pub const GATEWAY_URL: &str = "wss://gateway.discord.gg/?v=10&encoding=json";
-const QUERY: &str = "/?v=10&encoding=json";
+/// Its path and query, which a resume URL gets too (the text is stored once).
+const QUERY: &str = GATEWAY_URL.split_at(24).1;
 
 /// Where one connection is; only its read loop moves it, and only forward.
 #[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Debug)]
