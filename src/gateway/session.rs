@@ -19,6 +19,9 @@ use alloc::string::String;
 pub const GATEWAY_URL: &str = "wss://gateway.discord.gg/?v=10&encoding=json";
 /// Its path and query, which a resume URL gets too (the text is stored once).
 const QUERY: &str = GATEWAY_URL.split_at(24).1;
+/// What a dial logs: resuming the session, or (its first words) starting one.
+const RESUMING: &str = "connecting to Discord to resume the session";
+const CONNECTING: &str = RESUMING.split_at(21).0;
 
 /// Where one connection is; only its read loop moves it, and only forward.
 #[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -234,7 +237,7 @@ impl Link {
         next.attempts = if self.waiting { self.attempts } else if self.idle { 0 } else { self.failures(conn) };
         let (url, msg) = if next.resumable() {
             let u = crate::text::join(next.resume_url.strip_suffix("/").unwrap_or(&next.resume_url), QUERY);
-            (u, "connecting to Discord to resume the session")
+            (u, RESUMING)
         } else if self.identify_at - now > IDENTIFY_AHEAD_MS {
             // The budget is spent: wait, without a socket, until it allows one more.
             next.waiting = true;
@@ -246,7 +249,7 @@ impl Link {
             return Some((next, out));
         } else {
             next.identify_at = self.identify_at.max(now) + IDENTIFY_EVERY_MS;
-            (GATEWAY_URL.into(), if self.waiting { "trying a new Discord session again" } else { "connecting to Discord" })
+            (GATEWAY_URL.into(), if self.waiting { "trying a new Discord session again" } else { CONNECTING })
         };
         out.log = Some((Level::Info, msg));
         out.connect = Some((url, backoff_secs(next.failures(None), false, ctx.rand)));
@@ -531,6 +534,11 @@ mod tests {
         c.on_frame(&link, msg(hello()), &CTX);
         c.on_frame(&link, msg(READY), &CTX);
         (link, c)
+    }
+
+    #[test]
+    fn texts_cut_from_others() {
+        assert_eq!((QUERY, CONNECTING), ("/?v=10&encoding=json", "connecting to Discord"));
     }
 
     #[test]
