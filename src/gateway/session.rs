@@ -355,6 +355,16 @@ impl Conn {
         if frame.seq.is_some() {
             self.seq = frame.seq;
         }
+        // READY (which also holds the new session) and SESSIONS_REPLACE (the user's
+        // sessions changed, e.g. status set on another device) list the user's sessions:
+        // our status follows theirs.
+        let before = self.status;
+        if matches!(frame.kind, Kind::Ready | Kind::Sessions) {
+            if frame.kind == Kind::Ready {
+                (self.session_id, self.resume_url) = (frame.session_id, frame.resume_url);
+            }
+            self.status = frame.sessions.status(&self.session_id);
+        }
         match frame.kind {
             // Hello: answer with Identify or Resume, then heartbeat at its interval (§1.3).
             // The answer goes out before the first beat is scheduled: nothing else sends
@@ -376,23 +386,14 @@ impl Conn {
             }
             // READY (the new session) or RESUMED: either way the presence is sent again.
             Kind::Ready | Kind::Resumed => {
-                let new_session = frame.kind == Kind::Ready;
-                if new_session {
-                    (self.session_id, self.resume_url) = (frame.session_id, frame.resume_url);
-                    self.status = frame.sessions.status(&self.session_id);
-                }
                 self.phase = Phase::Ready;
                 self.ready_ms = ctx.now;
-                let msg = if new_session { "gateway session ready" } else { "gateway session resumed" };
+                let msg = if frame.kind == Kind::Ready { "gateway session ready" } else { "gateway session resumed" };
                 out.log = Some((Level::Info, msg));
                 out.flush = true;
             }
-            // SESSIONS_REPLACE: the user's sessions changed (e.g. status set on another device).
-            Kind::Sessions => {
-                let before = self.status;
-                self.status = frame.sessions.status(&self.session_id);
-                out.flush = self.phase == Phase::Ready && self.status != before;
-            }
+            // A new status shows at once on a ready session.
+            Kind::Sessions => out.flush = self.phase == Phase::Ready && self.status != before,
             Kind::Ack => self.ack_ms = ctx.now,
             Kind::Beat => out.send = Some(Frame::Heartbeat(self.seq)),
             // Reconnect (op 7) or invalid session (op 9): resume, or for an op 9 that says
