@@ -365,13 +365,16 @@ impl Conn {
             }
             self.status = frame.sessions.status(&self.session_id);
         }
+        // A heartbeat ACK is timed; Hello starts their clock.
+        if matches!(frame.kind, Kind::Hello | Kind::Ack) {
+            self.ack_ms = ctx.now;
+        }
         match frame.kind {
             // Hello: answer with Identify or Resume, then heartbeat at its interval (§1.3).
             // The answer goes out before the first beat is scheduled: nothing else sends
             // on this connection until then.
             Kind::Hello => {
                 self.heartbeat_ms = frame.heartbeat_ms.clamp(1000, 600_000) as u32;
-                self.ack_ms = ctx.now;
                 if link.resumable() {
                     self.phase = Phase::Resuming;
                     (self.seq, self.session_id, self.resume_url) = (link.seq, link.session_id.clone(), link.resume_url.clone());
@@ -394,7 +397,6 @@ impl Conn {
             }
             // A new status shows at once on a ready session.
             Kind::Sessions => out.flush = self.phase == Phase::Ready && self.status != before,
-            Kind::Ack => self.ack_ms = ctx.now,
             Kind::Beat => out.send = Some(Frame::Heartbeat(self.seq)),
             // Reconnect (op 7) or invalid session (op 9): resume, or for an op 9 that says
             // the session cannot be resumed, wait a random 1–5 s, then Identify again
