@@ -435,19 +435,17 @@ impl Conn {
         }
         (out.cancel_first, out.cancel_beat) = (true, true);
         let rule = OnClose::of(code);
+        if matches!(rule, OnClose::Fatal(_) | OnClose::Identify) {
+            self.forget();
+        }
         if let OnClose::Fatal(why) = rule {
             out.closed = Some((Level::Error, why, code));
             self.phase = Phase::Fatal;
-            self.forget();
-            return out;
+        } else {
+            out.closed = Some((Level::Warn, "gateway connection closed", code));
+            out.reconnect = Some(self.retry_secs(link, rule == OnClose::SlowDown, ctx.rand).max(1));
+            self.phase = Phase::Closed;
         }
-        out.closed = Some((Level::Warn, "gateway connection closed", code));
-        if matches!(rule, OnClose::Identify) {
-            self.forget();
-        }
-        let secs = self.retry_secs(link, matches!(rule, OnClose::SlowDown), ctx.rand).max(1);
-        self.phase = Phase::Closed;
-        out.reconnect = Some(secs);
         out
     }
 }
