@@ -221,10 +221,10 @@ fn session_text(o: &mut Out, nums: &[i64], seq: (usize, Option<i64>), session_id
     o.text(session_id).raw(" ").text(resume_url);
 }
 
-/// Reads `session_text`'s numbers into `nums` (the sequence number at `seq`, `None` for
-/// `-`); the session id and resume URL.
-fn session_load(text: &str, nums: &mut [i64], seq: usize) -> Option<(Option<i64>, String, String)> {
-    let mut p = split(text, b' ');
+/// Reads a record of `nums.len()` numbers then `texts.len()` texts, `sep` between each
+/// (`session_text`, the want): the number at `seq` may be `-` for none, and is returned.
+fn fields(text: &str, sep: u8, nums: &mut [i64], seq: usize, texts: &mut [&mut String]) -> Option<Option<i64>> {
+    let mut p = split(text, sep);
     let mut q = None;
     for (i, n) in nums.iter_mut().enumerate() {
         let raw = p.next()?;
@@ -235,8 +235,10 @@ fn session_load(text: &str, nums: &mut [i64], seq: usize) -> Option<(Option<i64>
             }
         }
     }
-    let ids = (q, p.next()?.into(), p.next()?.into());
-    p.next().is_none().then_some(ids)
+    for t in texts {
+        **t = p.next()?.into();
+    }
+    p.next().is_none().then_some(q)
 }
 
 /// `gen idle attempts at seq waiting identify_at session_id resume_url`.
@@ -248,8 +250,8 @@ impl Record for Link {
     }
 
     fn load(text: &str) -> Option<Link> {
-        let mut n = [0; 7];
-        let (seq, session_id, resume_url) = session_load(text, &mut n, 4)?;
+        let (mut n, mut session_id, mut resume_url) = ([0; 7], String::new(), String::new());
+        let seq = fields(text, b' ', &mut n, 4, &mut [&mut session_id, &mut resume_url])?;
         Some(Link { gen: n[0] as u32, idle: n[1] != 0, attempts: n[2] as u32, at_ms: n[3], seq, session_id, resume_url, waiting: n[5] != 0, identify_at: n[6] })
     }
 }
@@ -270,8 +272,8 @@ impl Record for Conn {
     }
 
     fn load(text: &str) -> Option<Conn> {
-        let mut n = [0; 6];
-        let (seq, session_id, resume_url) = session_load(text, &mut n, 1)?;
+        let (mut n, mut session_id, mut resume_url) = ([0; 6], String::new(), String::new());
+        let seq = fields(text, b' ', &mut n, 1, &mut [&mut session_id, &mut resume_url])?;
         Some(Conn { phase: Phase::from_u8(n[0] as u8)?, seq, heartbeat_ms: n[2] as u32, status: n[3].clamp(0, 3) as u8, ready_ms: n[4], ack_ms: n[5], session_id, resume_url })
     }
 }
@@ -319,23 +321,12 @@ impl Record for Want {
 
     fn load(text: &str) -> Option<Want> {
         let mut w = Want::default();
-        let mut ints = [0i64; 5];
+        let mut n = [0i64; 5];
         let Want { title, artist, album, album_artist, track_id, artist0, album_mbid, group_mbid, recording_mbid, player, .. } = &mut w;
-        let texts = [title, artist, album, album_artist, track_id, artist0, album_mbid, group_mbid, recording_mbid, player];
-        let mut n = 0;
-        for piece in split(text, SEP.as_bytes()[0]) {
-            match n {
-                0..5 => ints[n] = int(piece)?,
-                5..15 => *texts[n - 5] = piece.into(),
-                _ => return None,
-            }
-            n += 1;
-        }
-        if n < 15 {
-            return None;
-        }
-        [w.at_ms, w.start_ms, w.end_ms, w.legacy] = [ints[0], ints[1], ints[2], ints[3]];
-        w.paused = ints[4] != 0;
+        // No number is optional: `seq` is past them.
+        fields(text, SEP.as_bytes()[0], &mut n, 5, &mut [title, artist, album, album_artist, track_id, artist0, album_mbid, group_mbid, recording_mbid, player])?;
+        [w.at_ms, w.start_ms, w.end_ms, w.legacy] = [n[0], n[1], n[2], n[3]];
+        w.paused = n[4] != 0;
         Some(w)
     }
 }
