@@ -207,17 +207,23 @@ impl Record for i64 {
     }
 }
 
-/// A session record: numbers, one of them a sequence number (at `seq.0`, `-` for none),
-/// then the session id and the resume URL, space-separated; strings were checked to hold
-/// no spaces (`gateway::wire`, which keeps only sane ones).
-fn session_text(o: &mut Out, nums: &[i64], seq: (usize, Option<i64>), session_id: &str, resume_url: &str) {
+/// A record's numbers, each followed by `sep`: the one at `seq.0` is `-` when `seq.1` is
+/// none (a sequence number).
+fn numbers(o: &mut Out, sep: &str, nums: &[i64], seq: (usize, Option<i64>)) {
     for (i, n) in nums.iter().enumerate() {
         match seq {
             (at, None) if at == i => o.raw("-"),
             _ => o.int(*n),
         }
-        .raw(" ");
+        .raw(sep);
     }
+}
+
+/// A session record: numbers, one of them a sequence number (at `seq.0`, `-` for none),
+/// then the session id and the resume URL, space-separated; strings were checked to hold
+/// no spaces (`gateway::wire`, which keeps only sane ones).
+fn session_text(o: &mut Out, nums: &[i64], seq: (usize, Option<i64>), session_id: &str, resume_url: &str) {
+    numbers(o, " ", nums, seq);
     o.text(session_id).raw(" ").text(resume_url);
 }
 
@@ -307,12 +313,11 @@ impl Record for Sent {
 impl Record for Want {
     fn save(&self, o: &mut Out) {
         let w = self;
-        o.int(w.at_ms);
-        for v in [w.start_ms, w.end_ms, w.legacy, w.paused as i64] {
-            o.raw(SEP).int(v);
-        }
-        for v in w.texts() {
-            o.raw(SEP);
+        numbers(o, SEP, &[w.at_ms, w.start_ms, w.end_ms, w.legacy, w.paused as i64], (5, None));
+        for (i, v) in w.texts().iter().enumerate() {
+            if i > 0 {
+                o.raw(SEP);
+            }
             for piece in split(v, SEP.as_bytes()[0]) {
                 o.text(piece);
             }
