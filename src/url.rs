@@ -23,18 +23,22 @@ pub fn public_https(url: &str) -> bool {
     if u64::from_le_bytes(*p) != u64::from_le_bytes(*b"https://") || b.len() > 256 {
         return false;
     }
-    let (auth, tail) = rest.split_at(rest.iter().position(|c| matches!(c, b'/' | b'?' | b'#')).unwrap_or(rest.len()));
     // No blanks nor control bytes (WHATWG drops tabs and newlines anywhere, joining what they
     // split; the host's own checks refuse them there). A key follows each `?` or `&` (`;` and
-    // `#` count as `&`); the path before them is none.
-    let mut q = tail;
+    // `#` count as `&`); the path before them is none. The authority ends at the first `/`,
+    // `?` or `#`; the separators it may hold otherwise (`&`, `;`) are no host characters.
+    let mut end = rest.len();
+    let mut q = rest;
     while let [c, r @ ..] = q {
         if *c <= b' ' || *c == 127 || sep(*c) && listed(&KEYS, r, 0) {
             return false;
         }
+        if matches!(c, b'/' | b'?' | b'#') {
+            end = end.min(rest.len() - q.len());
+        }
         q = r;
     }
-    public_authority(auth).is_some()
+    rest.get(..end).and_then(public_authority).is_some()
 }
 
 /// `host[:port]` with a public host; user info (`@`) is no host character.
