@@ -229,7 +229,7 @@ fn session_text(o: &mut Out, nums: &[i64], seq: (usize, Option<i64>), session_id
 
 /// Reads a record of `nums.len()` numbers then `texts.len()` texts, `sep` between each
 /// (`session_text`, the want): the number at `seq` may be `-` for none, and is returned.
-fn fields(text: &str, sep: u8, nums: &mut [i64], seq: usize, texts: &mut [&mut String]) -> Option<Option<i64>> {
+fn fields(text: &str, sep: u8, nums: &mut [i64], seq: usize, texts: &mut [String]) -> Option<Option<i64>> {
     let mut p = split(text, sep);
     let mut q = None;
     for (i, n) in nums.iter_mut().enumerate() {
@@ -242,7 +242,7 @@ fn fields(text: &str, sep: u8, nums: &mut [i64], seq: usize, texts: &mut [&mut S
         }
     }
     for t in texts {
-        **t = p.next()?.into();
+        *t = p.next()?.into();
     }
     p.next().is_none().then_some(q)
 }
@@ -256,8 +256,9 @@ impl Record for Link {
     }
 
     fn load(text: &str) -> Option<Link> {
-        let (mut n, mut session_id, mut resume_url) = ([0; 7], String::new(), String::new());
-        let seq = fields(text, b' ', &mut n, 4, &mut [&mut session_id, &mut resume_url])?;
+        let (mut n, mut t) = ([0; 7], [String::new(), String::new()]);
+        let seq = fields(text, b' ', &mut n, 4, &mut t)?;
+        let [session_id, resume_url] = t;
         Some(Link { gen: n[0] as u32, idle: n[1] != 0, attempts: n[2] as u32, at_ms: n[3], seq, session_id, resume_url, waiting: n[5] != 0, identify_at: n[6] })
     }
 }
@@ -278,8 +279,9 @@ impl Record for Conn {
     }
 
     fn load(text: &str) -> Option<Conn> {
-        let (mut n, mut session_id, mut resume_url) = ([0; 6], String::new(), String::new());
-        let seq = fields(text, b' ', &mut n, 1, &mut [&mut session_id, &mut resume_url])?;
+        let (mut n, mut t) = ([0; 6], [String::new(), String::new()]);
+        let seq = fields(text, b' ', &mut n, 1, &mut t)?;
+        let [session_id, resume_url] = t;
         Some(Conn { phase: Phase::from_u8(n[0] as u8)?, seq, heartbeat_ms: n[2] as u32, status: n[3].clamp(0, 3) as u8, ready_ms: n[4], ack_ms: n[5], session_id, resume_url })
     }
 }
@@ -325,14 +327,13 @@ impl Record for Want {
     }
 
     fn load(text: &str) -> Option<Want> {
-        let mut w = Want::default();
-        let mut n = [0i64; 5];
-        let Want { title, artist, album, album_artist, track_id, artist0, album_mbid, group_mbid, recording_mbid, player, .. } = &mut w;
-        // No number is optional: `seq` is past them.
-        fields(text, SEP.as_bytes()[0], &mut n, 5, &mut [title, artist, album, album_artist, track_id, artist0, album_mbid, group_mbid, recording_mbid, player])?;
-        [w.at_ms, w.start_ms, w.end_ms, w.legacy] = [n[0], n[1], n[2], n[3]];
-        w.paused = n[4] != 0;
-        Some(w)
+        // The texts start empty in a loop (`from_fn`), not field by field; no number is
+        // optional: `seq` is past them.
+        let (mut n, mut t) = ([0; 5], core::array::from_fn(|_| String::new()));
+        fields(text, SEP.as_bytes()[0], &mut n, 5, &mut t)?;
+        let [title, artist, album, album_artist, track_id, artist0, album_mbid, group_mbid, recording_mbid, player] = t;
+        let [at_ms, start_ms, end_ms, legacy, paused] = n;
+        Some(Want { at_ms, paused: paused != 0, start_ms, end_ms, title, artist, album, album_artist, track_id, artist0, album_mbid, group_mbid, recording_mbid, player, legacy })
     }
 }
 
