@@ -30,7 +30,7 @@ pub fn public_https(url: &str) -> bool {
     let mut end = rest.len();
     let mut q = rest;
     while let [c, r @ ..] = q {
-        if *c <= b' ' || *c == 127 || sep(*c) && listed(&KEYS, r, 0) {
+        if *c <= b' ' || *c == 127 || sep(*c) && listed(KEYS, r, 0) {
             return false;
         }
         if matches!(c, b'/' | b'?' | b'#') {
@@ -81,7 +81,7 @@ fn public_authority(auth: &[u8]) -> Option<()> {
             let (last, rest) = (part(t), 32 - 8 * dots);
             if last >> rest == 0 { public_v4((v << rest | last) as u32) } else { None }
         }
-        t => (tld > 0 && !listed(&SPECIAL, t, 0x20)).then_some(()),
+        t => (tld > 0 && !listed(SPECIAL, t, 0x20)).then_some(()),
     }
 }
 
@@ -138,10 +138,18 @@ fn word(s: &[u8], case: u8) -> u64 {
     w
 }
 
-/// Whether `list` holds the `word` of `s`.
-fn listed(list: &[u64], s: &[u8], case: u8) -> bool {
+/// Whether `list`, words each followed by a space (read by `word` too), holds the `word`
+/// of `s`.
+fn listed(list: &str, s: &[u8], case: u8) -> bool {
     let w = word(s, case);
-    list.iter().any(|&k| k == w)
+    let mut l = list;
+    while let Some((k, rest)) = crate::text::cut(l, b' ') {
+        if word(k.as_bytes(), 0) == w {
+            return true;
+        }
+        l = rest;
+    }
+    false
 }
 
 /// Where a query key ends and the next begins.
@@ -150,36 +158,12 @@ fn sep(c: u8) -> bool {
     matches!(c, b'?' | b'&' | b';' | b'#')
 }
 
-/// `word` of a constant.
-const fn w(s: &[u8]) -> u64 {
-    let (mut w, mut i) = (0u64, 0);
-    while i < s.len() {
-        (w, i) = (w << 8 | s[i] as u64, i + 1);
-    }
-    w
-}
-
 /// Subsonic's credential parameters.
-const KEYS: [u64; 6] = [w(b"u"), w(b"t"), w(b"s"), w(b"p"), w(b"apiKey"), w(b"jwt")];
+const KEYS: &str = "u t s p apiKey jwt ";
 
 /// Special-use names no public resolver answers (RFC 6761, 6762 appendix G, 7686, 8375,
 /// 9476, ICANN's `.internal`); all of `.arpa` is infrastructure, no web hosts.
-const SPECIAL: [u64; 14] = [
-    w(b"localhost"),
-    w(b"local"),
-    w(b"lan"),
-    w(b"arpa"),
-    w(b"internal"),
-    w(b"intranet"),
-    w(b"corp"),
-    w(b"home"),
-    w(b"private"),
-    w(b"test"),
-    w(b"invalid"),
-    w(b"example"),
-    w(b"onion"),
-    w(b"alt"),
-];
+const SPECIAL: &str = "localhost local lan arpa internal intranet corp home private test invalid example onion alt ";
 
 /// An IPv4 part as WHATWG's IPv4 parser reads it: decimal, octal (`0` first) or hex (`0x`
 /// first), 2^32 or more when it is none or does not fit 32 bits.
