@@ -90,7 +90,8 @@ fn warn(h: &mut impl Host, what: &str, detail: &str) {
 #[inline(always)]
 fn cover_url(h: &mut impl Host, u: &User, set: &Settings, w: &Want, now: i64, net: &mut Net) -> String {
     if set.caa {
-        if let Some(url) = cover_art_archive(h, w, now, net) {
+        let url = cover_art_archive(h, w, now, net);
+        if !url.is_empty() {
             return url;
         }
     }
@@ -109,8 +110,8 @@ fn cover_url(h: &mut impl Host, u: &User, set: &Settings, w: &Want, now: i64, ne
 
 /// Cover Art Archive: the release's front image, else the release group's, found by a
 /// HEAD whose 307 `Location` is the image (not followed). A hit is kept a day, a
-/// definitive miss (404) four hours, a transient failure not at all.
-fn cover_art_archive(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> Option<String> {
+/// definitive miss (404) four hours, a transient failure not at all; "" for none.
+fn cover_art_archive(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> String {
     // MusicBrainz ids are UUIDs; anything else in a tag never reaches the URL.
     // Hex digits and `-`: a bit each from `-` up.
     let uuid = |s: &str| s.len() == 36 && s.bytes().all(|b| b.wrapping_sub(b'-') < 58 && 0x3f0_0000_03f0_1ff9u64 >> (b - b'-') & 1 != 0);
@@ -119,10 +120,10 @@ fn cover_art_archive(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> Op
     let key = match (w.album_mbid.as_str(), w.group_mbid.as_str()) {
         (a, _) if uuid(a) => store::found("caa", a),
         (_, g) if uuid(g) => store::found("caa.rg", g),
-        _ => return None,
+        _ => return String::new(),
     };
     if let Some(v) = key.fresh(h, now) {
-        return (!v.is_empty()).then_some(v);
+        return v;
     }
     let mut definitive = false;
     for &(kind, id) in &[("/release/", &w.album_mbid), ("/release-group/", &w.group_mbid)] {
@@ -139,7 +140,7 @@ fn cover_art_archive(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> Op
                 };
                 if public_https(&loc) {
                     key.keep(h, &loc, now, 24 * HOUR);
-                    return Some(loc);
+                    return loc;
                 }
                 definitive = true;
             }
@@ -150,7 +151,7 @@ fn cover_art_archive(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> Op
     if definitive {
         key.keep(h, "", now, 4 * HOUR);
     }
-    None
+    String::new()
 }
 
 /// Opt-in: uploads the cover to uguu.se (files live 3 h) for servers whose own URL is not
@@ -458,13 +459,13 @@ mod tests {
         let mut h = Fake::default();
         h.route("https://coverartarchive.org/release/", 404, "", "");
         h.route("https://coverartarchive.org/release-group/", 307, "https://archive.org/rg.jpg", "");
-        assert_eq!(cover_art_archive(&mut h, &w, NOW, &mut full()).as_deref(), Some("https://archive.org/rg.jpg"));
+        assert_eq!(cover_art_archive(&mut h, &w, NOW, &mut full()), "https://archive.org/rg.jpg");
         assert!(h.cache["caa.9e1f2a3b-4c5d-4e6f-8a7b-1c2d3e4f5a6b"].ends_with(" https://archive.org/rg.jpg"));
         // Only a release group id: its own key. A transport error: no cover cached, the
         // service rests two minutes.
         let mut h = Fake::default();
         w.album_mbid.clear();
-        assert_eq!(cover_art_archive(&mut h, &w, NOW, &mut full()), None);
+        assert_eq!(cover_art_archive(&mut h, &w, NOW, &mut full()), "");
         assert!(h.cache.keys().eq(["down.coverartarchive.org"]) && h.urls() == ["https://coverartarchive.org/release-group/0f3c5a2e-7d41-4b6e-9a1c-2b8d4e6f7a90/front-500"]);
         h.cache.clear();
         h.route("https://coverartarchive.org/", 404, "", "");
@@ -472,11 +473,11 @@ mod tests {
         assert!(h.cache.contains_key("caa.rg.0f3c5a2e-7d41-4b6e-9a1c-2b8d4e6f7a90"));
         // No ids, or tags that are not MusicBrainz ids: no HTTP at all.
         let mut h = Fake::default();
-        assert_eq!(cover_art_archive(&mut h, &Want::default(), NOW, &mut full()), None);
+        assert_eq!(cover_art_archive(&mut h, &Want::default(), NOW, &mut full()), "");
         let bad = Want { album_mbid: "%0X00/../../x?y=1#z-aaaaaaaaaaaaaaaaaaaaaaaaa".into(), ..Want::default() };
-        assert_eq!(cover_art_archive(&mut h, &bad, NOW, &mut full()), None);
+        assert_eq!(cover_art_archive(&mut h, &bad, NOW, &mut full()), "");
         for id in ["9e1f2a3b-4c5d-4e6f-8a7b-1c2d3e4f5a6g", "9e1f2a3b-4c5d-4e6f-8a7b-1c2d3e4f5a6G", "9e1f2a3b-4c5d-4e6f-8a7b-1c2d3e4f5a6:", "9e1f2a3b-4c5d-4e6f-8a7b-1c2d3e4f5a6,"] {
-            assert_eq!(cover_art_archive(&mut h, &Want { album_mbid: id.into(), ..Want::default() }, NOW, &mut full()), None, "{id}");
+            assert_eq!(cover_art_archive(&mut h, &Want { album_mbid: id.into(), ..Want::default() }, NOW, &mut full()), "", "{id}");
         }
         assert!(h.requests.is_empty());
         // Upper-case hex digits are hex digits.
@@ -548,8 +549,8 @@ mod tests {
         h.route(&["https://coverartarchive.org/release-group/", g2].concat(), 307, "https://archive.org/two.jpg", "");
         let w1 = Want { album_mbid: "not-an-mbid".into(), group_mbid: g1.into(), ..want() };
         let w2 = Want { group_mbid: g2.into(), ..w1.clone() };
-        assert_eq!(cover_art_archive(&mut h, &w1, NOW, &mut full()).as_deref(), Some("https://archive.org/one.jpg"));
-        assert_eq!(cover_art_archive(&mut h, &w2, NOW, &mut full()).as_deref(), Some("https://archive.org/two.jpg"));
+        assert_eq!(cover_art_archive(&mut h, &w1, NOW, &mut full()), "https://archive.org/one.jpg");
+        assert_eq!(cover_art_archive(&mut h, &w2, NOW, &mut full()), "https://archive.org/two.jpg");
         assert!(!h.cache.keys().any(|k| k.contains("not-an-mbid")), "{:?}", h.cache);
     }
 
