@@ -228,23 +228,23 @@ fn session_text(o: &mut Out, nums: &[i64], seq: (usize, Option<i64>), session_id
 }
 
 /// Reads a record of `nums.len()` numbers then `texts.len()` texts, `sep` between each
-/// (`session_text`, the want): the number at `seq` may be `-` for none, and is returned.
-fn fields(text: &str, sep: u8, nums: &mut [i64], seq: usize, texts: &mut [String]) -> Option<Option<i64>> {
+/// (`session_text`, the want): the number at `seq` may be `-` for none, and then the
+/// answer is false.
+fn fields(text: &str, sep: u8, nums: &mut [i64], seq: usize, texts: &mut [String]) -> Option<bool> {
     let mut p = split(text, sep);
-    let mut q = None;
+    let mut given = true;
     for (i, n) in nums.iter_mut().enumerate() {
         let raw = p.next()?;
-        if i != seq || raw != "-" {
+        if i == seq && raw == "-" {
+            given = false;
+        } else {
             *n = int(raw)?;
-            if i == seq {
-                q = Some(*n);
-            }
         }
     }
     for t in texts {
         *t = p.next()?.into();
     }
-    p.next().is_none().then_some(q)
+    p.next().is_none().then_some(given)
 }
 
 /// `gen idle attempts at seq waiting identify_at session_id resume_url`.
@@ -257,7 +257,7 @@ impl Record for Link {
 
     fn load(text: &str) -> Option<Link> {
         let (mut n, mut t) = ([0; 7], [String::new(), String::new()]);
-        let seq = fields(text, b' ', &mut n, 4, &mut t)?;
+        let seq = fields(text, b' ', &mut n, 4, &mut t)?.then_some(n[4]);
         let [session_id, resume_url] = t;
         Some(Link { gen: n[0] as u32, idle: n[1] != 0, attempts: n[2] as u32, at_ms: n[3], seq, session_id, resume_url, waiting: n[5] != 0, identify_at: n[6] })
     }
@@ -280,7 +280,7 @@ impl Record for Conn {
 
     fn load(text: &str) -> Option<Conn> {
         let (mut n, mut t) = ([0; 6], [String::new(), String::new()]);
-        let seq = fields(text, b' ', &mut n, 1, &mut t)?;
+        let seq = fields(text, b' ', &mut n, 1, &mut t)?.then_some(n[1]);
         let [session_id, resume_url] = t;
         Some(Conn { phase: Phase::from_u8(n[0] as u8)?, seq, heartbeat_ms: n[2] as u32, status: n[3].clamp(0, 3) as u8, ready_ms: n[4], ack_ms: n[5], session_id, resume_url })
     }
