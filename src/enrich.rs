@@ -65,7 +65,7 @@ fn afford(h: &mut impl Host, net: &mut Net) -> Option<i64> {
 /// service that failed is not asked again for two minutes.
 fn fetch(h: &mut impl Host, net: &mut Net, now: i64, service: &str, path: &str, auth: &str, body: Option<(&str, &[u8])>) -> Option<Response> {
     let down = store::found("down", service);
-    if down.fresh(h, now).is_some() {
+    if down.fresh(h, now, &mut String::new()) {
         return None;
     }
     let left = afford(h, net)?;
@@ -122,7 +122,8 @@ fn cover_art_archive(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> St
         (_, g) if uuid(g) => store::found("caa.rg", g),
         _ => return String::new(),
     };
-    if let Some(v) = key.fresh(h, now) {
+    let mut v = String::new();
+    if key.fresh(h, now, &mut v) {
         return v;
     }
     let mut definitive = false;
@@ -159,7 +160,8 @@ fn cover_art_archive(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> St
 #[inline(always)]
 fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64, net: &mut Net) -> String {
     let key = store::found("uguu", &w.track_id);
-    if let Some(v) = key.fresh(h, now) {
+    let mut v = String::new();
+    if key.fresh(h, now, &mut v) {
         return v;
     }
     // The cover is read from Navidrome only when there is time to upload it.
@@ -227,15 +229,12 @@ fn register(h: &mut impl Host, u: &User, set: &Settings, urls: [&str; 2], out: [
         // The URLs are public https ones or the logo and pause icon, never `mp:` paths.
         let url = urls[i];
         if !url.is_empty() {
-            match asset(url).fresh(h, now) {
-                Some(v) => *out[i] = v,
-                None => {
-                    if asked[0] {
-                        body.raw(",");
-                    }
-                    body.str(url);
-                    asked[i] = true;
+            if !asset(url).fresh(h, now, out[i]) {
+                if asked[0] {
+                    body.raw(",");
                 }
+                body.str(url);
+                asked[i] = true;
             }
         }
     }
@@ -244,7 +243,7 @@ fn register(h: &mut impl Host, u: &User, set: &Settings, urls: [&str; 2], out: [
         return;
     }
     let blocked = store::found("assets.blocked", &u.name);
-    if blocked.fresh(h, now).is_some() {
+    if blocked.fresh(h, now, &mut String::new()) {
         return;
     }
     let path = text::join3("/api/v9/applications/", &set.client_id, "/external-assets");
@@ -310,7 +309,8 @@ fn spotify(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> String {
     parts.push_str(&w.album);
     parts.make_ascii_lowercase();
     let key = store::found_hashed("spotify.", &parts);
-    if let Some(v) = key.fresh(h, now) {
+    let mut v = String::new();
+    if key.fresh(h, now, &mut v) {
         return v;
     }
     // The id found ("" for none); `answered`: Labs answered (or was not asked).

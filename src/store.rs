@@ -187,9 +187,16 @@ impl Record for Found {
 }
 
 impl Slot<Found> {
-    /// The value if it has not expired at `now`.
-    pub fn fresh(&self, h: &mut impl Host, now: i64) -> Option<String> {
-        self.get(h).filter(|f| f.until_ms > now).map(|f| f.value)
+    /// Whether a value is kept that has not expired at `now`; it goes to `to`, which is
+    /// left as it was when there is none.
+    pub fn fresh(&self, h: &mut impl Host, now: i64, to: &mut String) -> bool {
+        match self.get(h) {
+            Some(f) if f.until_ms > now => {
+                *to = f.value;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Keeps `value` for `ttl_ms`; a failed write only costs the lookup again.
