@@ -160,13 +160,14 @@ fn cover_art_archive(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> St
 #[inline(always)]
 fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64, net: &mut Net) -> String {
     let key = store::found("uguu", &w.track_id);
-    let mut v = String::new();
-    if key.fresh(h, now, &mut v) {
-        return v;
+    // The upload's link, "" until there is one.
+    let mut url = String::new();
+    if key.fresh(h, now, &mut url) {
+        return url;
     }
     // The cover is read from Navidrome only when there is time to upload it.
     if afford(h, net).is_none() {
-        return String::new();
+        return url;
     }
     let mut uri = text::join3("getCoverArt?u=", &query_escape(&u.name), "&id=");
     uri.push_str(&query_escape(&w.track_id));
@@ -175,7 +176,7 @@ fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64, net: &mut Net) -> Strin
         Ok(v) => v,
         Err(e) => {
             warn(h, "cannot read the cover from Navidrome: ", &e);
-            return String::new();
+            return url;
         }
     };
     // Only the images Discord shows; anything else (a Subsonic error document, an SVG)
@@ -183,7 +184,7 @@ fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64, net: &mut Net) -> Strin
     if crate::json::key_index(ctype.as_bytes(), &["image/jpeg", "image/png", "image/gif", "image/webp"]).is_none() {
         h.log(Level::Warn, "cover not uploaded: Navidrome served no JPEG, PNG, GIF or WebP image");
         key.keep(h, "", now, 10 * MIN);
-        return String::new();
+        return url;
     }
     // A multipart form of one file: `head` opens with `--` and the boundary, which the
     // tail repeats and the content type names.
@@ -195,7 +196,6 @@ fn uguu(h: &mut impl Host, u: &User, w: &Want, now: i64, net: &mut Net) -> Strin
     body.extend_from_slice(boundary.as_bytes());
     body.extend_from_slice(b"--\r\n");
     let ct = text::join("multipart/form-data; boundary=", boundary);
-    let mut url = String::new();
     if let Some(r) = fetch(h, net, now, "uguu.se", "/upload", "", Some((&ct, &body))) {
         if r.status < 400 {
             Reader::new(&r.body).object(|k, r| {
