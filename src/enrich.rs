@@ -309,12 +309,12 @@ fn spotify(h: &mut impl Host, w: &Want, now: i64, net: &mut Net) -> String {
     parts.push_str(&w.album);
     parts.make_ascii_lowercase();
     let key = store::found_hashed("spotify.", &parts);
-    let mut v = String::new();
-    if key.fresh(h, now, &mut v) {
-        return v;
-    }
-    // The id found ("" for none); `answered`: Labs answered (or was not asked).
+    // The link kept, else the id found ("" for none); `answered`: Labs answered (or was
+    // not asked).
     let mut id = String::new();
+    if key.fresh(h, now, &mut id) {
+        return id;
+    }
     let mut answered = true;
     if !w.recording_mbid.is_empty() {
         let mut b = Out::new();
