@@ -122,40 +122,32 @@ pub enum Pause {
 impl Settings {
     pub fn load(mut get: impl FnMut(&str) -> Option<String>) -> Result<Settings, String> {
         let g: &mut dyn FnMut(&str) -> Option<String> = &mut get;
-        let flag = |g: &mut dyn FnMut(&str) -> Option<String>, k: &str| val(g, k) == "true";
+        let flag = |g: &mut dyn FnMut(&str) -> Option<String>, k: &str| val(g, k, "") == "true";
         let (caa, uguu, spotify) = (flag(g, "caaenabled"), flag(g, "uguuenabled"), flag(g, "spotifylinks"));
-        let name = match crate::json::key_index(val(g, "activityname").as_bytes(), &["Track", "Album", "Artist", "Custom"]) {
+        let name = match crate::json::key_index(val(g, "activityname", "").as_bytes(), &["Track", "Album", "Artist", "Custom"]) {
             Some(i) => [Name::Track, Name::Album, Name::Artist, Name::Custom][i],
             None => Name::Default,
         };
         let pause_ms = minutes(g, "pauseminutes", 0)?;
-        let pause = match val(g, "pausemode").as_str() {
+        let pause = match val(g, "pausemode", "").as_str() {
             "hide" => Pause::Hide,
             "hideafter" if pause_ms > 0 => Pause::HideAfter(pause_ms),
             _ => Pause::Show,
         };
-        // An empty template keeps the default.
-        let text = |g: &mut dyn FnMut(&str) -> Option<String>, k: &str, d: &str| {
-            let mut t = val(g, k);
-            if t.is_empty() {
-                t.push_str(d);
-            }
-            t
-        };
         Ok(Settings {
-            client_id: val(g, "clientid"),
-            status: crate::gateway::status_index(val(g, "status").as_bytes()),
+            client_id: val(g, "clientid", ""),
+            status: crate::gateway::status_index(val(g, "status", "").as_bytes()),
             idle_ms: minutes(g, "idleminutes", 600_000)?,
             name,
-            name_template: val(g, "activitynametemplate"),
-            details: text(g, "detailstemplate", "{track}"),
-            state: text(g, "statetemplate", "{artist}"),
-            large_text: text(g, "largetexttemplate", "{album}"),
+            name_template: val(g, "activitynametemplate", ""),
+            details: val(g, "detailstemplate", "{track}"),
+            state: val(g, "statetemplate", "{artist}"),
+            large_text: val(g, "largetexttemplate", "{album}"),
             pause,
             caa,
             uguu,
             spotify,
-            ignore: val(g, "ignoreplayers"),
+            ignore: val(g, "ignoreplayers", ""),
         })
     }
 
@@ -165,9 +157,13 @@ impl Settings {
     }
 }
 
-/// A setting's text, "" when unset.
-fn val(get: &mut dyn FnMut(&str) -> Option<String>, key: &str) -> String {
-    get(key).unwrap_or_default()
+/// A setting's text, `default` when unset or empty (an empty template keeps the default).
+fn val(get: &mut dyn FnMut(&str) -> Option<String>, key: &str, default: &str) -> String {
+    let mut t = get(key).unwrap_or_default();
+    if t.is_empty() {
+        t.push_str(default);
+    }
+    t
 }
 
 /// A whole number of minutes (the config form stores integers as JSON numbers, which
