@@ -96,21 +96,22 @@ fn cache_done(h: &mut impl Host, f: Call, o: Out, what: &str, key: &str) -> Resu
     done(h, f, o).map_err(|e| cache_failed(h, what, key, &e))
 }
 
-/// The cached string at `key`: `Ok(None)` when absent, `Err` when the host failed (so a
-/// caller can refuse to act on state it could not read).
-pub fn cache_read(h: &mut impl Host, key: &str) -> Result<Option<String>, String> {
+/// The cached string at `key`, "" when absent; `Err` when the host failed (so a caller
+/// can refuse to act on state it could not read).
+pub fn cache_read(h: &mut impl Host, key: &str) -> Result<String, String> {
     let resp = send(h, Call::CacheGet, req("key", key)).map_err(|e| cache_failed(h, "read", key, &e))?;
     // Navidrome omits `exists` when false and `value` when empty (ABI §4.6); the plugin
     // stores no empty text (each record starts with a number), so "" is an absent entry.
     let mut value = String::new();
     Reader::new(&resp).texts(&["value"], &mut [&mut value]);
-    Ok((!value.is_empty()).then_some(value))
+    Ok(value)
 }
 
-/// `cache_read` for values whose loss only costs a lookup or a default.
+/// `cache_read` for values whose loss only costs a lookup or a default: `None` when
+/// absent or unread.
 #[inline(always)]
 pub fn cache_get(h: &mut impl Host, key: &str) -> Option<String> {
-    cache_read(h, key).unwrap_or(None)
+    cache_read(h, key).ok().filter(|v| !v.is_empty())
 }
 
 /// A `[]byte` field: Go sends it as base64 (ABI §4.0), decoded from the response in

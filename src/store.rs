@@ -65,12 +65,13 @@ impl<R: Record> Slot<R> {
     /// `Ok(None)` when absent or unreadable; `Err` when the host failed (so a caller can
     /// refuse to act on state it could not read).
     pub fn read(&self, h: &mut impl Host) -> Result<Option<R>, String> {
-        Ok(host::cache_read(h, &self.key)?.and_then(|t| R::load(&t)))
+        // No record loads from "", an absent entry.
+        Ok(R::load(&host::cache_read(h, &self.key)?))
     }
 
     /// `read` for records whose loss only costs a default.
     pub fn get(&self, h: &mut impl Host) -> Option<R> {
-        host::cache_get(h, &self.key).and_then(|t| R::load(&t))
+        R::load(&host::cache_read(h, &self.key).unwrap_or_default())
     }
 
     #[inline(always)]
@@ -382,6 +383,8 @@ mod tests {
         assert_eq!(Sent::load("1 2 3 4 5 6 7 8 9"), None);
         assert_eq!(Sent::load("1 2"), None);
         assert_eq!(Sent::load("a 1 2"), None);
+        // An absent entry reads as "": no record.
+        assert!(Sent::load("").is_none() && Found::load("").is_none() && i64::load("").is_none());
     }
 
     #[test]
