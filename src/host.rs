@@ -107,11 +107,11 @@ pub fn cache_read(h: &mut impl Host, key: &str) -> Result<String, String> {
     Ok(value)
 }
 
-/// `cache_read` for values whose loss only costs a lookup or a default: `None` when
-/// absent or unread.
+/// `cache_read` for values whose loss only costs a lookup or a default: "" when absent
+/// or unread.
 #[inline(always)]
-pub fn cache_get(h: &mut impl Host, key: &str) -> Option<String> {
-    cache_read(h, key).ok().filter(|v| !v.is_empty())
+pub fn cache_get(h: &mut impl Host, key: &str) -> String {
+    cache_read(h, key).unwrap_or_default()
 }
 
 /// A `[]byte` field: Go sends it as base64 (ABI §4.0), decoded from the response in

@@ -669,8 +669,8 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, mine: Option<
     // changed.
     let slot = store::want(name);
     let recheck = mine.is_some();
-    let stored = if recheck { None } else { host::cache_get(h, &slot.key) };
-    let loaded = stored.as_deref().and_then(Want::load);
+    let stored = if recheck { String::new() } else { host::cache_get(h, &slot.key) };
+    let loaded = Want::load(&stored);
     let want = mine.unwrap_or(loaded.as_ref());
     let gen = link.gen;
     let socket = ids::conn(gen, name);

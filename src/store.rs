@@ -71,7 +71,7 @@ impl<R: Record> Slot<R> {
 
     /// `read` for records whose loss only costs a default.
     pub fn get(&self, h: &mut impl Host) -> Option<R> {
-        R::load(&host::cache_read(h, &self.key).unwrap_or_default())
+        R::load(&host::cache_get(h, &self.key))
     }
 
     #[inline(always)]
