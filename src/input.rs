@@ -92,22 +92,20 @@ fn track(r: &mut Reader, rep: &mut Report) -> Option<()> {
 }
 
 /// The string fields of a small payload, by key (`username`, `connectionId`, `error`,
-/// `reason`, `scheduleId`…: two at most), plus the one integer some carry (`code`).
-pub fn fields(input: &[u8], keys: &[&str]) -> Option<([String; 2], i64)> {
-    let mut vals = [String::new(), String::new()];
-    let mut code = 0;
+/// `reason`, `scheduleId`…: two at most), plus the one integer some carry (`code`), into
+/// `out`.
+pub fn fields(input: &[u8], keys: &[&str], out: &mut ([String; 2], i64)) -> Option<()> {
+    let ([first, second], code) = out;
     Reader::new(input).object(|k, r| {
         if k == b"code" {
-            r.number_to(0, &mut code)?;
+            r.number_to(0, code)?;
         } else if let Some(i) = json::key_index(k, keys) {
-            let [first, second] = &mut vals;
-            r.string_to(if i == 0 { first } else { second })?;
+            r.string_to(if i == 0 { &mut *first } else { &mut *second })?;
         } else {
             r.skip()?;
         }
         Some(())
-    })?;
-    Some((vals, code))
+    })
 }
 
 /// The close code in a websocket error text (gorilla: `websocket: close 4004: …`);
@@ -178,7 +176,9 @@ mod tests {
 
     #[test]
     fn small_payload_fields() {
-        let (v, code) = fields(br#"{"connectionId":"c","code":1000,"reason":"bye"}"#, &["connectionId", "reason"]).unwrap();
+        let mut out = Default::default();
+        fields(br#"{"connectionId":"c","code":1000,"reason":"bye"}"#, &["connectionId", "reason"], &mut out).unwrap();
+        let (v, code) = out;
         assert_eq!((v[0].as_str(), v[1].as_str(), code), ("c", "bye", 1000));
     }
 }

@@ -81,7 +81,9 @@ fn bad_input(what: &str) -> String {
 
 /// `input::fields`, or the error for a malformed `what` payload.
 fn fields(input: &[u8], keys: &[&str], what: &str) -> core::result::Result<([String; 2], i64), String> {
-    input::fields(input, keys).ok_or_else(|| bad_input(what))
+    let mut out = Default::default();
+    input::fields(input, keys, &mut out).ok_or_else(|| bad_input(what))?;
+    Ok(out)
 }
 
 pub fn is_authorized(h: &mut impl Host, input: &[u8]) -> Result {
