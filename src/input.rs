@@ -25,8 +25,9 @@ pub struct Report {
     pub duration_s: i64,
 }
 
-pub fn report(input: &[u8]) -> Option<Report> {
-    let mut rep = Report { rate_milli: 1000, ..Default::default() };
+/// Reads a report into `rep`, a default one.
+pub fn report(input: &[u8], rep: &mut Report) -> Option<()> {
+    rep.rate_milli = 1000;
     Reader::new(input).object(|k, r| {
         match json::key_index(k, &["username", "state", "playerId", "playerName", "position", "playbackRate", "positionMs", "timestamp", "track"]) {
             Some(i @ 0..=3) => {
@@ -37,7 +38,7 @@ pub fn report(input: &[u8]) -> Option<Report> {
                     _ => &mut rep.player_name,
                 })?
             }
-            Some(8) => track(r, &mut rep)?,
+            Some(8) => track(r, rep)?,
             // position (s) and playbackRate scaled by 1000; positionMs and timestamp are integers.
             Some(i) => {
                 let to = match i {
@@ -57,7 +58,7 @@ pub fn report(input: &[u8]) -> Option<Report> {
     rep.position_ms = rep.position_ms.clamp(0, 1_000_000_000_000);
     rep.rate_milli = rep.rate_milli.clamp(0, 1_000_000);
     rep.duration_s = rep.duration_s.clamp(0, 1_000_000_000);
-    Some(rep)
+    Some(())
 }
 
 /// Decodes a track into the report, replacing what it held (the last `track` key wins
@@ -124,6 +125,13 @@ pub fn close_code(error: &str) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `report` into a new report.
+    fn report(input: &[u8]) -> Option<Report> {
+        let mut rep = Report::default();
+        super::report(input, &mut rep)?;
+        Some(rep)
+    }
 
     #[test]
     fn playback_report_as_navidrome_sends_it() {

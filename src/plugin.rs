@@ -103,7 +103,8 @@ pub fn is_authorized(h: &mut impl Host, input: &[u8]) -> Result {
 
 /// The configured user a scrobbler event is for, with a usable application id.
 fn reporting_user(h: &mut impl Host, input: &[u8], what: &str) -> core::result::Result<(Report, User), String> {
-    let rep = input::report(input).ok_or_else(|| bad_input(what))?;
+    let mut rep = Report::default();
+    input::report(input, &mut rep).ok_or_else(|| bad_input(what))?;
     let Some(u) = user(h, &rep.username)? else {
         return Err(text::join3("scrobbler(not_authorized): user '", &rep.username, "' has no Discord token configured"));
     };
