@@ -69,10 +69,10 @@ fn fetch(h: &mut impl Host, net: &mut Net, now: i64, service: &str, path: &str, 
         return None;
     }
     let left = afford(h, net)?;
-    let r = host::http(h, service, path, auth, body, left.min(if body.is_some() { 5000 } else { 4000 }));
-    let failed = match r {
-        Ok(r) if r.status < 500 => return Some(r),
-        Ok(r) => text::join3(service, " failed: HTTP ", &text::num(r.status)),
+    let mut r = Response::default();
+    let failed = match host::http(h, service, path, auth, body, left.min(if body.is_some() { 5000 } else { 4000 }), &mut r) {
+        Ok(()) if r.status < 500 => return Some(r),
+        Ok(()) => text::join3(service, " failed: HTTP ", &text::num(r.status)),
         Err(e) => text::join3(service, " failed: ", &e),
     };
     h.log(Level::Warn, &failed);

@@ -132,8 +132,9 @@ pub struct Response {
 /// `http_send` (ABI §4.3) to `https://<service><path>`, the URL written straight into
 /// the request: 4xx/5xx are responses; transport errors and refused hosts are errors. A
 /// request with a body (content type, bytes) is a POST that follows redirects; one
-/// without, a HEAD that does not (its redirect is the answer).
-pub fn http(h: &mut impl Host, service: &str, path: &str, auth: &str, body: Option<(&str, &[u8])>, timeout_ms: i64) -> Result<Response, String> {
+/// without, a HEAD that does not (its redirect is the answer). The response is read into
+/// `out`, a default one.
+pub fn http(h: &mut impl Host, service: &str, path: &str, auth: &str, body: Option<(&str, &[u8])>, timeout_ms: i64, out: &mut Response) -> Result<(), String> {
     let mut o = Out::new();
     o.raw(r#"{"request":{"method":"#).str(if body.is_some() { "POST" } else { "HEAD" }).raw(r#","url":"#);
     o.open().text("https://").text(service).text(path).close().raw(r#","headers":{"#);
@@ -147,7 +148,6 @@ pub fn http(h: &mut impl Host, service: &str, path: &str, auth: &str, body: Opti
     }
     o.key("timeoutMs").int(timeout_ms).raw("}");
     let resp = send(h, Call::Http, o)?;
-    let mut out = Response::default();
     Reader::new(&resp).object(|k, r| {
         if k != b"result" {
             return r.skip();
@@ -163,7 +163,7 @@ pub fn http(h: &mut impl Host, service: &str, path: &str, auth: &str, body: Opti
         })
     })
     .ok_or("malformed http response")?;
-    Ok(out)
+    Ok(())
 }
 
 /// The config keys that are set, as the host lists them (`config_keys`, ABI §4.2; the
