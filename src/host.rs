@@ -114,10 +114,11 @@ pub fn cache_get(h: &mut impl Host, key: &str) -> String {
     cache_read(h, key).unwrap_or_default()
 }
 
-/// A `[]byte` field: Go sends it as base64 (ABI §4.0), decoded from the response in
-/// place of a copy (base64 needs no JSON escapes).
-fn bytes(r: &mut Reader) -> Option<Vec<u8>> {
-    json::unbase64(r.raw_str()?)
+/// A `[]byte` field into `to`: Go sends it as base64 (ABI §4.0), decoded from the
+/// response in place of a copy (base64 needs no JSON escapes).
+fn bytes(r: &mut Reader, to: &mut Vec<u8>) -> Option<()> {
+    *to = json::unbase64(r.raw_str()?)?;
+    Some(())
 }
 
 /// An HTTP response: status, the headers the plugin reads, body.
@@ -155,7 +156,7 @@ pub fn http(h: &mut impl Host, service: &str, path: &str, auth: &str, body: Opti
         r.object(|k, r| {
             match json::key_index(k, &["statusCode", "body", "headers"]) {
                 Some(0) => r.number_to(0, &mut out.status)?,
-                Some(1) => out.body = bytes(r)?,
+                Some(1) => bytes(r, &mut out.body)?,
                 Some(2) => r.texts(&["Location", "Retry-After"], &mut [&mut out.location, &mut out.retry_after])?,
                 _ => r.skip()?,
             }
@@ -192,7 +193,7 @@ pub fn subsonic_raw(h: &mut impl Host, uri: &str) -> Result<(String, Vec<u8>), S
     Reader::new(&resp).object(|k, r| {
         match json::key_index(k, &["contentType", "data"]) {
             Some(0) => r.string_to(&mut out.0)?,
-            Some(1) => out.1 = bytes(r)?,
+            Some(1) => bytes(r, &mut out.1)?,
             _ => r.skip()?,
         }
         Some(())
