@@ -262,7 +262,11 @@ fn register(h: &mut impl Host, u: &User, set: &Settings, urls: [&str; 2], out: [
                 n + !asked[0] as usize
             };
             if i < 2 && asked[i] && !path.is_empty() {
-                *out[i] = text::join("mp:", &path);
+                // Written in place (an earlier entry for the same image is replaced).
+                let o = &mut *out[i];
+                o.clear();
+                o.push_str("mp:");
+                o.push_str(&path);
             }
             n += 1;
             Some(())
