@@ -323,6 +323,7 @@ impl Record for Sent {
 impl Record for Want {
     fn save(&self, o: &mut Out) {
         let w = self;
+        // No number is optional: `seq` is past them.
         numbers(o, SEP, &[w.at_ms, w.start_ms, w.end_ms, w.legacy, w.paused as i64], (5, None));
         for (i, v) in w.texts().iter().enumerate() {
             if i > 0 {
