@@ -3,7 +3,8 @@
 //! (`presence::decide`), saves the records its caller owns *before* acting (a Hello can
 //! arrive on another instance as soon as a socket opens), then performs the actions
 //! through the host. A step (a flush, a heartbeat, a lock's release) returns the step it
-//! leaves (`Next`) instead of calling it, and `run` goes on in one loop. Which call may
+//! leaves (`Next`, or the heartbeat a release hands over) instead of calling it, and `run`
+//! goes on in one loop. Which call may
 //! write which record, and why that holds while Navidrome runs calls concurrently, is in
 //! `store.rs`.
 //!
@@ -348,8 +349,9 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
         // the last one sent.
         if held.is_some() {
             let beat_ms = load_sent(h, gen, name, false).beat_ms;
-            let next = release(h, &u, gen, None, Some(beat_ms));
-            run(h, &u, next, now);
+            if let Some((gen, held)) = release(h, &u, gen, None, Some(beat_ms)) {
+                run(h, &u, Some(Next::Beat(gen, Beat::Retry(false), RETRIES + 1, held)), now);
+            }
         }
     }
     Ok(None)
@@ -415,7 +417,7 @@ fn lock(h: &mut impl Host, name: &str, gen: u32, held: Option<u32>) -> core::res
 /// it), then leaves a heartbeat that was left for the holder (`hw.<gen>.<user>`, the time
 /// it fell due) to be sent if none went out since (`beat_ms`). That beat's own release
 /// looks no further (`beat_ms` None): one handover per release.
-fn release(h: &mut impl Host, u: &User, gen: u32, id: Option<String>, beat_ms: Option<i64>) -> Option<Next<'static>> {
+fn release(h: &mut impl Host, u: &User, gen: u32, id: Option<String>, beat_ms: Option<i64>) -> Option<Handover> {
     let name = u.name.as_str();
     let held = match id {
         Some(id) => {
@@ -426,11 +428,15 @@ fn release(h: &mut impl Host, u: &User, gen: u32, id: Option<String>, beat_ms: O
         None => Some(gen),
     };
     let beat_ms = beat_ms?;
-    store::beat_wanted(gen, name).get(h).is_some_and(|t| t > beat_ms).then_some(Next::Beat(gen, Beat::Retry(false), RETRIES + 1, held))
+    store::beat_wanted(gen, name).get(h).is_some_and(|t| t > beat_ms).then_some((gen, held))
 }
 
-/// A step of the driver. Each returns the step it leaves to be done after it, so that no
-/// step calls another: `run` goes on in one loop.
+/// A heartbeat a release hands over: of connection `gen`, and the send lock held for it.
+type Handover = (u32, Option<u32>);
+
+/// A step of the driver. A heartbeat or a flush returns the heartbeat its lock's release
+/// hands over (`Handover`) to be done after it, so that no step calls another: `run` goes
+/// on in one loop.
 enum Next<'w> {
     /// A heartbeat of connection `gen` (`on_beat`: kind, tries, the send lock held for it).
     Beat(u32, Beat, u8, Option<u32>),
@@ -438,7 +444,7 @@ enum Next<'w> {
     Flush(i64, Option<u32>, Option<Option<&'w Want>>, i64),
 }
 
-/// Runs `first` and what each step leaves, in one loop. Failures are logged.
+/// Runs `first` and the heartbeat each step hands over, in one loop. Failures are logged.
 fn run(h: &mut impl Host, u: &User, first: Option<Next>, now: i64) {
     let mut next = first;
     while let Some(n) = next.take() {
@@ -446,10 +452,13 @@ fn run(h: &mut impl Host, u: &User, first: Option<Next>, now: i64) {
             Next::Beat(gen, kind, tries, held) => on_beat(h, u, gen, kind, tries, now, held),
             Next::Flush(at, held, mine, lookups) => flush(h, u, at, held, mine, lookups),
         };
-        next = step.unwrap_or_else(|e| {
-            log(h, Level::Warn, &u.name, &e);
-            None
-        });
+        next = match step {
+            Ok(b) => b.map(|(gen, held)| Next::Beat(gen, Beat::Retry(false), RETRIES + 1, held)),
+            Err(e) => {
+                log(h, Level::Warn, &u.name, &e);
+                None
+            }
+        };
     }
 }
 
@@ -549,7 +558,7 @@ fn fine(r: Done, what: &str) -> Done {
 /// beat is left for its holder, which looks for one when it releases the lock (`release`),
 /// and tried once more in case it already has; a timer tries again a second later, at
 /// most three times, in case the holder died.
-fn on_beat(h: &mut impl Host, u: &User, gen: u32, kind: Beat, tries: u8, now: i64, held: Option<u32>) -> core::result::Result<Option<Next<'static>>, String> {
+fn on_beat(h: &mut impl Host, u: &User, gen: u32, kind: Beat, tries: u8, now: i64, held: Option<u32>) -> core::result::Result<Option<Handover>, String> {
     let name = u.name.as_str();
     let (link, conn) = current(h, name, Some(gen))?;
     let Some(conn) = conn else {
@@ -665,7 +674,7 @@ fn schedule_flush(h: &mut impl Host, u: &User, now: i64, at: i64) {
 /// during this call, and the caller may race the reconnect timer (see `start`).
 /// `lookups_ms`: the HTTP time this call may spend on images and links; what it cannot
 /// look up is left to the `en` timer.
-fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, mine: Option<Option<&Want>>, lookups_ms: i64) -> core::result::Result<Option<Next<'static>>, String> {
+fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, mine: Option<Option<&Want>>, lookups_ms: i64) -> core::result::Result<Option<Handover>, String> {
     let name = u.name.as_str();
     let (link, conn) = current(h, name, None)?;
     // Another writer's record: its text is kept to tell, under the send lock, whether it
