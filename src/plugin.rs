@@ -91,14 +91,9 @@ pub fn is_authorized(h: &mut impl Host, input: &[u8]) -> Result {
     let (v, _) = fields(input, &["username"], "is_authorized")?;
     // Navidrome asks before every event it dispatches: a configured user is authorized,
     // nothing more is read (one Discord refused for good is answered by the connection,
-    // which does nothing until the config changes).
-    let ok = match user(h, &v[0]) {
-        Ok(u) => u.is_some(),
-        Err(e) => {
-            h.log(Level::Error, &e);
-            false
-        }
-    };
+    // which does nothing until the config changes). A config that cannot be read is
+    // logged and authorizes no one.
+    let ok = user(h, &v[0]).map_err(|e| h.log(Level::Error, e)).is_ok_and(|u| u.is_some());
     Ok(Some([&b"false"[..], b"true"][ok as usize].to_vec()))
 }
 
