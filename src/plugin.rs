@@ -866,6 +866,14 @@ mod tests {
     }
 
     #[test]
+    fn a_config_that_cannot_be_read_authorizes_no_one() {
+        let mut h = fake();
+        h.config.insert("users".into(), "{broken".into());
+        assert_eq!(is_authorized(&mut h, br#"{"username":"alice"}"#), Ok(Some(b"false".to_vec())));
+        assert!(h.logs.iter().any(|(l, m)| *l == Level::Error && m.contains("users") && !m.contains(TOKEN)), "{:?}", h.logs);
+    }
+
+    #[test]
     fn vertical_slice() {
         let mut h = fake();
         assert_eq!(is_authorized(&mut h, br#"{"username":"alice"}"#), Ok(Some(b"true".to_vec())));
