@@ -203,7 +203,8 @@ pub fn now_playing(h: &mut impl Host, input: &[u8]) -> Result {
         return Ok(None);
     }
     let (rep, u) = reporting_user(h, input, "now_playing")?;
-    let remaining = (rep.duration_s - rep.position_ms / 1000).clamp(0, 86_400) + 5;
+    // At most a day (`schedule`); the report's numbers are bounded, so this cannot overflow.
+    let remaining = (rep.duration_s - rep.position_ms / 1000).max(0) + 5;
     let mut w = want_of(rep);
     let legacy = store::legacy(&u.name);
     w.legacy = legacy.get(h).map_or(0, |old| old.legacy) + 1;
@@ -1049,6 +1050,15 @@ mod tests {
         flush_all(&mut h);
         assert!(presences(&h)[n..].iter().all(|f| !f.contains(r#""activities":[]"#)), "{:?}", &presences(&h)[n..]);
         assert!(last_frame(&h).contains(r#""details":"Song""#), "{}", last_frame(&h));
+    }
+
+    #[test]
+    fn a_now_playing_clear_is_due_within_a_day() {
+        for (duration, pos, secs) in [("99999999999", 0, 86_400), ("180", 200, 5), ("86400", 0, 86_400), ("86394", 0, 86_399)] {
+            let mut h = fake();
+            now_playing(&mut h, format!(r#"{{"username":"alice","track":{{"id":"t","title":"T","duration":{duration}}},"position":{pos}}}"#).as_bytes()).unwrap();
+            assert_eq!(h.timers["ne:1:alice"].0, secs, "{duration} {pos}");
+        }
     }
 
     #[test]
