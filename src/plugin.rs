@@ -131,9 +131,9 @@ pub fn playback_report(h: &mut impl Host, input: &[u8]) -> Result {
         log(h, Level::Debug, &u.name, "ignoring a player on the ignore list");
         return Ok(None);
     }
-    // The report's time (whole seconds) places the track (v2's math); the clock, which is
-    // never earlier, times what is sent.
-    let at = text::mul_sat(rep.timestamp, 1000);
+    // The report's time (whole seconds, at most 10^11: `input::report`) places the track
+    // (v2's math); the clock, which is never earlier, times what is sent.
+    let at = rep.timestamp * 1000;
     let now = at.max(h.now_ms());
     // 0 playing, 1 starting, 2 paused, 3 stopped, 4 expired.
     let Some(mut st) = crate::json::key_index(rep.state.as_bytes(), &["playing", "starting", "paused", "stopped", "expired"]) else {
