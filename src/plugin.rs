@@ -649,10 +649,11 @@ fn once(h: &mut impl Host, name: &str, secs: u32, id: &str) -> Option<bool> {
     }
 }
 
-/// `once` for timer `kind` numbered `n`, in `secs` (at most a day). Most callers take one
-/// already pending as done: its callback does the same.
+/// `once` for timer `kind` numbered `n`, in `secs` (never negative at any caller; at most
+/// a day). Most callers take one already pending as done: its callback does the same.
 fn schedule(h: &mut impl Host, name: &str, secs: i64, kind: Kind, n: i64) -> Option<bool> {
-    once(h, name, secs.clamp(0, 86_400) as u32, &kind.id(n, name))
+    debug_assert!(secs >= 0, "a timer in the past");
+    once(h, name, secs.min(86_400) as u32, &kind.id(n, name))
 }
 
 /// Schedules a flush at `at` (ms): a flush sends whatever is wanted when it runs.
