@@ -331,10 +331,10 @@ pub fn on_timer(h: &mut impl Host, input: &[u8]) -> Result {
             }
         }
         k => {
-            let (beat, tries) = match (k, k.retried()) {
-                (Kind::FirstBeat, _) => (Beat::First, 0),
-                (_, Some((first, tries))) => (Beat::Retry(first), tries),
-                _ => (Beat::Regular, 0),
+            let (beat, tries) = match k.retried() {
+                Some((first, tries)) => (Beat::Retry(first), tries),
+                None if k == Kind::FirstBeat => (Beat::First, 0),
+                None => (Beat::Regular, 0),
             };
             run(h, &u, Some(Next::Beat(gen, beat, tries, None)), now);
         }
