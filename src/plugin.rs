@@ -578,7 +578,7 @@ fn on_beat(h: &mut impl Host, u: &User, gen: u32, kind: Beat, tries: u8, now: i6
     };
     let Ok(id) = id else {
         if tries < RETRIES {
-            let first = matches!(kind, Beat::First | Beat::Retry(true));
+            let first = kind == Beat::First || kind == Beat::Retry(true);
             schedule(h, name, 1, Kind::retry(first, tries), gen as i64);
         } else if tries == RETRIES {
             log(h, Level::Warn, name, "heartbeat skipped: the connection stayed busy");
