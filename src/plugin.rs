@@ -415,14 +415,11 @@ fn lock(h: &mut impl Host, name: &str, gen: u32, held: Option<u32>) -> core::res
 /// looks no further (`beat_ms` None): one handover per release.
 fn release(h: &mut impl Host, u: &User, gen: u32, id: Option<String>, beat_ms: Option<i64>) -> Option<Handover> {
     let name = u.name.as_str();
-    let held = match id {
-        Some(id) => {
-            let r = cancel(h, &id);
-            warn(h, name, r);
-            None
-        }
-        None => Some(gen),
-    };
+    let held = id.is_none().then_some(gen);
+    if let Some(id) = id {
+        let r = cancel(h, &id);
+        warn(h, name, r);
+    }
     let beat_ms = beat_ms?;
     store::beat_wanted(gen, name).get(h).is_some_and(|t| t > beat_ms).then_some((gen, held))
 }
