@@ -110,7 +110,6 @@ fn reporting_user(h: &mut impl Host, input: &[u8], what: &str) -> core::result::
     Ok((rep, u))
 }
 
-#[inline(always)]
 fn want_of(rep: Report) -> Want {
     let mut w = rep.track;
     w.paused = rep.state == "paused";
