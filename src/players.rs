@@ -36,7 +36,7 @@ impl Players {
     /// was not known to play (its periodic progress changes nothing) and not while paused.
     #[inline(never)]
     pub fn report(&mut self, w: Want, plays: bool, start: bool, now: i64) -> Change {
-        let mine = |x: &Option<Want>| x.as_ref().is_some_and(|x| x.player == w.player);
+        let mine = |x: &Option<Want>| x.as_ref().is_some_and(|x| x.player.as_bytes() == w.player.as_bytes());
         let (shown_mine, other_mine) = (mine(&self.shown), mine(&self.other));
         if !plays {
             if !shown_mine {
