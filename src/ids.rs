@@ -50,7 +50,11 @@ impl Kind {
     /// Of a retry: whether it retries the first heartbeat, and which retry it is (1–3);
     /// the inverse of `retry`.
     pub fn retried(self) -> Option<(bool, u8)> {
-        let n = (self as u8).checked_sub(Kind::Retry1 as u8).filter(|&n| n < 6)?;
+        // The kinds before `Retry1` wrap around, past the six retries.
+        let n = (self as u8).wrapping_sub(Kind::Retry1 as u8);
+        if n >= 6 {
+            return None;
+        }
         let first = n >= 3;
         Some((first, n - 3 * first as u8 + 1))
     }
