@@ -693,8 +693,9 @@ fn flush(h: &mut impl Host, u: &User, now: i64, held: Option<u32>, mine: Option<
     };
     let resumed = !link.session_id.is_empty() && conn.session_id == link.session_id;
     let sent = load_sent(h, gen, name, resumed);
-    let known = want.map_or(0, |w| w.at_ms).max(sent.last());
-    let now = now.max(known);
+    // Never earlier than the last update, nor than the want.
+    let now = now.max(sent.last());
+    let now = want.map_or(now, |w| now.max(w.at_ms));
     let stopped = if want.is_none() { store::stopped(name).get(h) } else { None };
     let set = settings(h, u)?;
     let status = STATUSES[set.status.unwrap_or(conn.status) as usize];
