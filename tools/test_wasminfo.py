@@ -100,12 +100,24 @@ class StackBound(unittest.TestCase):
     def test_frameless_recursion_adds_nothing(self):
         st = stack([frame(16, call(1)), call(1) + call(2), frame(8)])
         self.assertEqual(st["bytes"], 24)
+        # a and b call each other without frames, only a calls c(64); run(16) calls a,
+        # then d(100), which calls b: the deepest is run, d, b, a, c.
+        st = stack([frame(16, call(1) + call(4)), call(2) + call(3), call(1), frame(64), frame(100, call(2))])
+        self.assertEqual(st["bytes"], 180)
 
     def test_a_closure_runs_once_per_chain(self):
         # run calls a parser (1) that calls the closure in the table (2), which calls the
         # parser again: the closure is not entered inside itself.
         st = stack([frame(16, call(1)), frame(32, CALL_INDIRECT), frame(64, call(1))], table=[2])
         self.assertEqual(st["bytes"], 16 + 32 + 64 + 32)
+
+    def test_many_closures_are_bounded_without_trying_each_order(self):
+        # run calls a parser that calls any of n closures, each of which calls the parser:
+        # n closure calls at most, whatever their order (2^n orders).
+        n = 40
+        closures = [frame(64, call(1))] * n
+        st = stack([frame(16, call(1)), frame(32, CALL_INDIRECT)] + closures, table=list(range(2, 2 + n)))
+        self.assertEqual(st["bytes"], 16 + n * (32 + 64) + 32)
 
     def test_an_unknown_write_of_the_stack_pointer_has_no_bound(self):
         st = stack([b"\x41" + sleb(100) + b"\x24\x00"])
