@@ -258,7 +258,8 @@ def stack_bound(m, sk):
     chain of frames is a bound whatever the input. A `call_indirect` may call any function
     of its type in the table (a closure or a trait object's method), but no closure runs
     again inside itself: a parser that takes a closure runs inside the closure of an
-    enclosing value, never inside its own, so a chain holds each table function once.
+    enclosing value, never inside its own, so a chain holds each table function once (the
+    bound allows that many indirect calls, whichever they are).
     Recursion among functions that take no frame adds nothing (the engine's own stack
     bounds it, and traps). Any other use of the stack pointer, or a call cycle through a
     frame, leaves no bound. Returns dict(bytes,
@@ -297,26 +298,49 @@ def stack_bound(m, sk):
             elif op == CALL_INDIRECT:
                 out |= {(g - base, True) for g in sk["table"] if g >= base and sk["types"][g - base] == imm}
         frames.append(frame); calls.append(sorted(out))
-    memo = {}
+    # The direct calls' cycles (Tarjan): one that takes a frame is recursion; a frameless
+    # one acts as one function with all their calls.
+    comp, low, order, on, stack = {}, {}, {}, set(), []
 
-    def deepest(f, path, used):
-        """(bytes, chain) of the deepest chain from `f`; `path`: the direct calls since
-        the last indirect one, `used`: the table functions above."""
-        if (f, used) not in memo:
+    def strong(v):
+        order[v] = low[v] = len(order); stack.append(v); on.add(v)
+        for c, indirect in calls[v]:
+            if indirect:
+                continue
+            if c not in order:
+                strong(c); low[v] = min(low[v], low[c])
+            elif c in on:
+                low[v] = min(low[v], order[c])
+        if low[v] == order[v]:
+            members = []
+            while True:
+                g = stack.pop(); on.discard(g); members.append(g); comp[g] = v
+                if g == v:
+                    break
+            if (len(members) > 1 or (v, False) in calls[v]) and any(frames[g] for g in members):
+                raise ValueError("recursion: " + " -> ".join(name(g) for g in reversed(members)))
+    # A chain holds each table function once, so at most that many indirect calls.
+    hops, memo = len(set(sk["table"])), {}
+
+    def deepest(v, k):
+        """(bytes, chain) of the deepest chain from function `v`'s component with at most
+        `k` more indirect calls."""
+        if (v, k) not in memo:
             best = (0, [])
-            for c, indirect in calls[f]:
-                if indirect and c in used:
-                    continue
-                if not indirect and c in path:
-                    cycle = path[path.index(c):] + [c]
-                    if any(frames[g] for g in cycle):
-                        raise ValueError("recursion: " + " -> ".join(name(g) for g in cycle))
-                    continue                           # frameless: each round adds nothing
-                best = max(best, deepest(c, [c] if indirect else path + [c], used | {c} if indirect else used))
-            memo[f, used] = (frames[f] + best[0], [f] + best[1])
-        return memo[f, used]
+            for g in [g for g in comp if comp[g] == v]:
+                for c, indirect in calls[g]:
+                    if indirect and k:
+                        best = max(best, deepest(comp[c], k - 1))
+                    elif not indirect and comp[c] != v:
+                        best = max(best, deepest(comp[c], k))
+            memo[v, k] = (frames[v] + best[0], [v] + best[1])
+        return memo[v, k]
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10 * len(frames) * (hops + 1) + 1000))
     try:
-        chains = [deepest(e["index"] - base, [e["index"] - base], frozenset())
+        for f in range(len(frames)):
+            if f not in order:
+                strong(f)
+        chains = [deepest(comp[e["index"] - base], hops)
                   for e in m["exports"] if e["kind"] == "func" and e["index"] >= base]
     except ValueError as e:
         return dict(error=str(e))
