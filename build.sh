@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # ./build.sh           build dist/plugin.wasm and the reproducible dist/discord-presence.ndp
-# ./build.sh test      build, then every test: Rust units, size budget, manifest, Go harness,
+# ./build.sh test      build, then every test: Rust units, size budget, the benches' crates
+#                      compile, manifest, Go harness,
 #                      fuzz smoke run and real-Navidrome end to end (the last two once they exist)
 # ./build.sh bench     build, then size and per-call cost in Navidrome's runtime (benches/run.sh)
 # ./build.sh fuzz [S]  long fuzzing campaign (fuzz/run.sh, S seconds per target, default 600),
@@ -107,6 +108,12 @@ budget() {
   # The checker's own tests first: a bound it gets wrong would pass any module.
   python3 tools/test_wasminfo.py && python3 tools/wasminfo.py --check size-budget.txt "$wasm"
 }
+bench_crates() {
+  # The benches compile the plugin's modules by path (the input parser alone, the plugin
+  # with wee_alloc): a change of those modules must not break `./build.sh bench`.
+  (cd benches/parsers && cargo check -q --locked --target "$target") &&
+    (cd benches/wee_alloc && cargo check -q --locked --target "$target")
+}
 manifest() {
   # Navidrome's own manifest schema, from the Navidrome module the harness pins (harness/go.mod).
   local nd
@@ -142,6 +149,7 @@ case $mode in
   test)
     check cargo-test cargo test -q --locked
     check budget budget
+    check bench-crates bench_crates
     check manifest manifest
     check harness harness
     optional fuzz-smoke fuzz/run.sh
