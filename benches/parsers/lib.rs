@@ -84,7 +84,8 @@ mod imp {
     use alloc::string::String;
 
     pub fn parse(b: &[u8]) -> Option<(String, i64)> {
-        let r = crate::input::report(b)?;
+        let mut r = crate::input::Report::default();
+        crate::input::report(b, &mut r)?;
         let t = r.track;
         let n = r.position_ms + r.timestamp + r.rate_milli + r.duration_s + (r.username.len() + r.state.len() + r.player_id.len() + t.track_id.len() + t.artist.len() + t.album.len()) as i64;
         Some((t.title, n))
