@@ -162,7 +162,7 @@ cat >"$OUT/modules.json" <<EOF
  {"name": "baseline", "label": "baseline: extism-pdk + serde, default release", "kind": "baseline", "wasm": "$OUT/baseline.wasm", "twin": "$OUT/baseline.twin.wasm"},
  {"name": "baselinetuned", "label": "baseline, our profile + wasm-opt", "kind": "baseline", "wasm": "$OUT/baselinetuned.wasm"},
  {"name": "step1", "label": "1 default release (opt 3, no LTO, 1 MiB stack)", "kind": "step", "wasm": "$OUT/step1.wasm"},
- {"name": "step2", "label": "2 + 32 KiB stack", "kind": "step", "wasm": "$OUT/step2.wasm"},
+ {"name": "step2", "label": "2 + 32 KiB stack above the data", "kind": "step", "wasm": "$OUT/step2.wasm"},
  {"name": "step3", "label": "3 + opt-level z", "kind": "step", "wasm": "$OUT/step3.wasm"},
  {"name": "step4", "label": "4 + LTO, 1 CGU, panic abort, strip", "kind": "step", "wasm": "$OUT/step4.wasm"},
  {"name": "step5", "label": "5 + wasm-opt (release)", "kind": "step", "wasm": "$OUT/step5.wasm"},
