@@ -331,7 +331,16 @@ func runConc(t testing.TB, sc concScenario, seed int64, verbose bool) (res concR
 		cr.pt = NewPlayTracker(cr.sim)
 		cr.Cache.Watch = cr.watchRecord
 		sc.run(cr)
-		cr.sim.Run(cr.last.Add(presenceBound))
+		// The bound runs from the last event, or from when the identify budget the
+		// gateway's invalid sessions spent meanwhile allows a new session.
+		for until := cr.last.Add(presenceBound); ; {
+			cr.sim.Run(until)
+			next := cr.budgetAllows(cr.last).Add(presenceBound)
+			if !next.After(until) {
+				break
+			}
+			until = next
+		}
 		cr.check()
 		cr.sim.Drain()
 	})
@@ -378,11 +387,57 @@ func (cr *concRig) watchRecord(key string, value any) {
 	cr.recs[rec.Key] = rec
 }
 
+// The identify budget the plugin keeps (src/gateway/session.rs), a GCRA: four new
+// sessions at once, then one every 20 minutes. An account that identifies in a loop is
+// what Discord flags, so once the gateway's invalid sessions have spent it, the plugin
+// waits, and the presence is due a bound after the budget allows the next new session.
+const (
+	identifyBurst = 4
+	identifyEvery = 20 * time.Minute
+)
+
+// budget walks u's Identifies through the identify budget: when it allows the next new
+// session, and the Identifies it did not allow.
+func (cr *concRig) budget(u account) (next time.Time, over []IdentifyAt) {
+	var tat time.Time
+	for _, id := range cr.Gateway.Identifies {
+		if !strings.HasSuffix(id.Conn.ID, ":"+u.name) {
+			continue
+		}
+		// The plugin counts from when it dials; the Identify arrives a moment later.
+		if tat.Sub(id.At) > (identifyBurst-1)*identifyEvery+time.Second {
+			over = append(over, id)
+		}
+		if tat.Before(id.At) {
+			tat = id.At
+		}
+		tat = tat.Add(identifyEvery)
+	}
+	return tat.Add(-(identifyBurst - 1) * identifyEvery), over
+}
+
+// budgetAllows is the later of t and, for each user, when the budget allows a new
+// session after the Identifies the gateway received.
+func (cr *concRig) budgetAllows(t time.Time) time.Time {
+	for _, u := range cr.users {
+		if next, _ := cr.budget(u); next.After(t) {
+			t = next
+		}
+	}
+	return t
+}
+
 // check runs the invariants once the scenario and its bound are over.
 func (cr *concRig) check() {
 	g := cr.Gateway
 	for _, p := range cr.sim.Panics {
 		cr.violf("harness: %s", p)
+	}
+	// No new session beyond the identify budget.
+	for _, u := range cr.users {
+		if _, over := cr.budget(u); len(over) > 0 {
+			cr.violf("identify budget: %s identified on %s at %s, beyond 4 at once and one every 20 minutes", u.name, over[0].Conn.ID, cr.rel(over[0].At))
+		}
 	}
 	// The last wanted presence (or the clear) is what Discord shows.
 	for _, u := range cr.users {
