@@ -259,11 +259,10 @@ def stack_bound(m, sk):
     of its type in the table (a closure or a trait object's method), but no closure runs
     again inside itself: a parser that takes a closure runs inside the closure of an
     enclosing value, never inside its own, so a chain holds each table function once (the
-    bound allows that many indirect calls, whichever they are).
-    Recursion among functions that take no frame adds nothing (the engine's own stack
-    bounds it, and traps). Any other use of the stack pointer, or a call cycle through a
-    frame, leaves no bound. Returns dict(bytes,
-    room, path) or dict(error)."""
+    bound allows that many indirect calls, whichever they are). Recursion among functions
+    that take no frame adds nothing (the engine's own stack bounds it, and traps). Any
+    other use of the stack pointer, or a call cycle through a frame, leaves no bound.
+    Returns dict(bytes, room, path) or dict(error)."""
     imported = sum(1 for i in m["imports"] if i["kind"] == "global")
     muts = [i for i, (mut, _) in enumerate(sk["globals"]) if mut]
     if len(muts) != 1 or sk["globals"][muts[0]][1][:1] != [(I32_CONST, sk["globals"][muts[0]][1][0][1])]:
@@ -300,7 +299,7 @@ def stack_bound(m, sk):
         frames.append(frame); calls.append(sorted(out))
     # The direct calls' cycles (Tarjan): one that takes a frame is recursion; a frameless
     # one acts as one function with all their calls.
-    comp, low, order, on, stack = {}, {}, {}, set(), []
+    comp, members, low, order, on, stack = {}, {}, {}, {}, set(), []
 
     def strong(v):
         order[v] = low[v] = len(order); stack.append(v); on.add(v)
@@ -312,13 +311,13 @@ def stack_bound(m, sk):
             elif c in on:
                 low[v] = min(low[v], order[c])
         if low[v] == order[v]:
-            members = []
+            own = members[v] = []
             while True:
-                g = stack.pop(); on.discard(g); members.append(g); comp[g] = v
+                g = stack.pop(); on.discard(g); own.append(g); comp[g] = v
                 if g == v:
                     break
-            if (len(members) > 1 or (v, False) in calls[v]) and any(frames[g] for g in members):
-                raise ValueError("recursion: " + " -> ".join(name(g) for g in reversed(members)))
+            if (len(own) > 1 or (v, False) in calls[v]) and any(frames[g] for g in own):
+                raise ValueError("recursion: " + " -> ".join(name(g) for g in reversed(own)))
     # A chain holds each table function once, so at most that many indirect calls.
     hops, memo = len(set(sk["table"])), {}
 
@@ -327,7 +326,7 @@ def stack_bound(m, sk):
         `k` more indirect calls."""
         if (v, k) not in memo:
             best = (0, [])
-            for g in [g for g in comp if comp[g] == v]:
+            for g in members[v]:
                 for c, indirect in calls[g]:
                     if indirect and k:
                         best = max(best, deepest(comp[c], k - 1))
