@@ -436,7 +436,7 @@ func (cr *concRig) check() {
 	// No new session beyond the identify budget.
 	for _, u := range cr.users {
 		if _, over := cr.budget(u); len(over) > 0 {
-			cr.violf("identify budget: %s identified on %s at %s, beyond 4 at once and one every 20 minutes", u.name, over[0].Conn.ID, cr.rel(over[0].At))
+			cr.violf("identify budget: %s identified on %s at %s, beyond %d at once and one every %s", u.name, over[0].Conn.ID, cr.rel(over[0].At), identifyBurst, identifyEvery)
 		}
 	}
 	// The last wanted presence (or the clear) is what Discord shows.
